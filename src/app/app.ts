@@ -1,0 +1,143 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { type ArtifactStore } from '../domain/artifacts/artifact-store';
+import { type ApiKeyEvent } from '../domain/auth/api-key.service';
+import { Topics } from '../domain/events/event-bus';
+import { type Clock, systemClock } from '../domain/shared/clock';
+import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
+import { type Config } from '../infra/config/config';
+import { type Database, openDatabase } from '../infra/db/data-source';
+import { RedisEventBus } from '../infra/events/redis-event-bus';
+import { createLogger, type Logger } from '../infra/observability/logger';
+import { Metrics } from '../infra/observability/metrics';
+import { type EmbeddedRedis, startEmbeddedRedis } from '../infra/redis/embedded-redis';
+import { closeRedis, createRedisClient, pingRedis } from '../infra/redis/redis-client';
+import { startHttpServer } from './http-server';
+import { createServices, type Services } from './services';
+
+export interface App {
+  url: string;
+  port: number;
+  services: Services;
+  metrics: Metrics;
+  db: Database;
+  /** Set only on the start that created the first admin key. */
+  bootstrapAdminToken: string | null;
+  close(): Promise<void>;
+}
+
+export interface AppOverrides {
+  clock?: Clock;
+  artifacts?: ArtifactStore;
+  logger?: Logger;
+}
+
+export class PendingMigrationsError extends Error {}
+
+/**
+ * Starts one `api` process worth of platform: embedded Redis and PGlite when nothing is
+ * configured, migrations (embedded mode only), services, the HTTP/WebSocket server.
+ * Whatever was started is stopped again, in reverse order, by `close()` or if start fails.
+ */
+export async function startApp(config: Config, overrides: AppOverrides = {}): Promise<App> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
+  const stack: Array<() => Promise<void>> = [];
+  const unwind = async () => {
+    while (stack.length) {
+      const step = stack.pop() as () => Promise<void>;
+      await step().catch((err) => logger.error({ err }, 'error during shutdown'));
+    }
+  };
+
+  try {
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      const redis: EmbeddedRedis = await startEmbeddedRedis({ dir: path.join(config.dataDir, 'redis') });
+      stack.push(() => redis.stop());
+      redisUrl = redis.url;
+      logger.info({ url: redis.url, redisPid: redis.pid }, 'started embedded redis-server');
+    }
+
+    const db = await openDatabase({
+      url: config.databaseUrl,
+      schema: config.databaseSchema,
+      pgliteDir: path.join(config.dataDir, 'pg'),
+      onQuery: () => metrics.dbQueries.inc(),
+      onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
+    });
+    stack.push(() => db.close());
+    if (db.kind === 'pglite') {
+      const applied = await db.migrate();
+      if (applied.length) logger.info({ applied }, 'applied migrations');
+    } else if (await db.dataSource.showMigrations()) {
+      throw new PendingMigrationsError('The database has pending migrations: run `npm run migrate` first');
+    }
+
+    const pub = createRedisClient(redisUrl, 'aether-pub');
+    const sub = createRedisClient(redisUrl, 'aether-sub');
+    stack.push(async () => {
+      await closeRedis(sub);
+      await closeRedis(pub);
+    });
+    for (const c of [pub, sub]) c.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
+    const events = new RedisEventBus(pub, sub, config.redisPrefix, (topic) => metrics.eventsDropped.inc({ topic }));
+    const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
+    const services = createServices({ db, events, artifacts, clock });
+
+    // Revocations anywhere evict cached keys here.
+    const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
+    stack.push(() => keyEvents.close());
+    void (async () => {
+      for await (const e of keyEvents) services.apiKeys.onKeyEvent(e);
+    })();
+    await keyEvents.ready;
+
+    const bootstrap = await services.apiKeys.ensureAdminKey();
+    if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger);
+
+    const http = await startHttpServer({
+      port: config.port,
+      host: config.host,
+      production: config.env === 'production',
+      maxBodyBytes: config.maxBodyBytes,
+      maxQueryDepth: config.maxQueryDepth,
+      maxQueryComplexity: config.maxQueryComplexity,
+      services,
+      metrics,
+      logger,
+      readiness: {
+        postgres: () => db.ping(),
+        redis: () => pingRedis(pub),
+        artifacts: () => artifacts.ping(),
+      },
+    });
+    stack.push(() => http.close(config.shutdownGraceMs));
+    logger.info({ url: http.url, database: db.kind, artifacts: artifacts.location }, 'aether api ready');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: http.url,
+      port: http.port,
+      services,
+      metrics,
+      db,
+      bootstrapAdminToken: bootstrap?.token ?? null,
+      close: () => (closing ??= unwind()),
+    };
+  } catch (e) {
+    await unwind();
+    throw e;
+  }
+}
+
+/** The first admin key is printed once and kept, readable by the owner only, for local tools. */
+function writeAdminKey(dataDir: string, token: string, logger: Logger): void {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const file = path.join(dataDir, 'admin-key');
+  fs.writeFileSync(file, token + '\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  logger.info({ file }, 'created the first admin API key (shown once below; also saved to the file)');
+  process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
+}

@@ -1,0 +1,28 @@
+/**
+ * Human roles are ordered (viewer < editor < admin); `runner` is a separate capability
+ * held by gpu-runner processes. An admin may do anything, including runner calls, so
+ * an operator can drive the runner protocol by hand when debugging.
+ */
+export enum Role {
+  VIEWER = 'VIEWER',
+  EDITOR = 'EDITOR',
+  ADMIN = 'ADMIN',
+  RUNNER = 'RUNNER',
+}
+
+const HUMAN_RANK: Partial<Record<Role, number>> = {
+  [Role.VIEWER]: 1,
+  [Role.EDITOR]: 2,
+  [Role.ADMIN]: 3,
+};
+
+/** Whether a key holding `held` may call something that requires `required`. */
+export function roleSatisfies(held: Role, required: Role): boolean {
+  if (held === Role.ADMIN) return true;
+  if (required === Role.RUNNER || held === Role.RUNNER) return held === required;
+  return (HUMAN_RANK[held] ?? 0) >= (HUMAN_RANK[required] ?? Infinity);
+}
+
+export function parseRole(raw: string): Role | undefined {
+  return (Object.values(Role) as string[]).includes(raw) ? (raw as Role) : undefined;
+}

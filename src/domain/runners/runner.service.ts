@@ -1,0 +1,98 @@
+import { type Principal } from '../auth/api-key';
+import { Role } from '../auth/role';
+import { type EventBus, Topics } from '../events/event-bus';
+import { type Clock } from '../shared/clock';
+import { ConflictError, DomainError, ErrorCategory, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import { type Page, type PageRequest } from '../shared/pagination';
+import { type Gpu, type Runner, RunnerErrorCode } from './runner';
+import { type RunnerRepository } from './runner.repository';
+
+export enum RunnerEventKind {
+  REGISTERED = 'REGISTERED',
+  STOPPED = 'STOPPED',
+}
+
+export interface RunnerEvent {
+  kind: RunnerEventKind;
+  runnerId: string;
+  at: string;
+}
+
+export interface RegisterRunnerInput {
+  name: string;
+  hostname: string;
+  gpus: Gpu[];
+}
+
+const MAX_GPUS = 64;
+
+export class RunnerService {
+  constructor(
+    private readonly repo: RunnerRepository,
+    private readonly events: EventBus,
+    private readonly clock: Clock,
+  ) {}
+
+  async register(actor: Principal, input: RegisterRunnerInput): Promise<Runner> {
+    validate(input);
+    const runner = await this.repo.insert({ ...input, keyId: actor.keyId, at: this.clock.now() });
+    await this.publish(RunnerEventKind.REGISTERED, runner.id);
+    return runner;
+  }
+
+  async heartbeat(actor: Principal, id: string): Promise<Runner> {
+    await this.owned(actor, id);
+    const r = await this.repo.heartbeat(id, this.clock.now());
+    if (!r) throw notFound(id);
+    if (r.stoppedAt) throw new ConflictError(RunnerErrorCode.RUNNER_STOPPED, `Runner ${id} has stopped; register again`);
+    return r;
+  }
+
+  async stop(actor: Principal, id: string): Promise<Runner> {
+    await this.owned(actor, id);
+    const r = await this.repo.stop(id, this.clock.now());
+    if (!r) throw notFound(id);
+    await this.publish(RunnerEventKind.STOPPED, id);
+    return r;
+  }
+
+  list(page: PageRequest): Promise<Page<Runner>> {
+    return this.repo.list(page);
+  }
+
+  byIds(ids: readonly string[]): Promise<Runner[]> {
+    return this.repo.findByIds(ids);
+  }
+
+  /** A runner key may only act for the runners it registered; an admin may act for any. */
+  private async owned(actor: Principal, id: string): Promise<Runner> {
+    const [r] = await this.repo.findByIds([id]);
+    if (!r) throw notFound(id);
+    if (actor.role !== Role.ADMIN && r.keyId !== actor.keyId) {
+      throw new DomainError(ErrorCategory.FORBIDDEN, RunnerErrorCode.NOT_YOUR_RUNNER, `Runner ${id} belongs to another key`);
+    }
+    return r;
+  }
+
+  private async publish(kind: RunnerEventKind, runnerId: string): Promise<void> {
+    const event: RunnerEvent = { kind, runnerId, at: this.clock.now().toISOString() };
+    await this.events.publish(Topics.runners, event);
+  }
+}
+
+function notFound(id: string): NotFoundError {
+  return new NotFoundError(RunnerErrorCode.RUNNER_NOT_FOUND, `No runner with id ${id}`);
+}
+
+function validate(input: RegisterRunnerInput): void {
+  const bad = (msg: string, field: string) => new InvalidInputError(RunnerErrorCode.INVALID_RUNNER, msg, { field });
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(input.name)) throw bad('Runner name must be 1-100 characters of letters, digits and . _ -', 'name');
+  if (input.hostname.length === 0 || input.hostname.length > 255) throw bad('hostname must be 1-255 characters', 'hostname');
+  if (input.gpus.length > MAX_GPUS) throw bad(`A runner may declare at most ${MAX_GPUS} GPUs`, 'gpus');
+  const seen = new Set<number>();
+  for (const g of input.gpus) {
+    if (!Number.isInteger(g.index) || g.index < 0 || seen.has(g.index)) throw bad(`GPU indexes must be distinct non-negative integers (got ${g.index})`, 'gpus');
+    if (g.memoryMb != null && (!Number.isFinite(g.memoryMb) || g.memoryMb < 0)) throw bad(`GPU ${g.index} memoryMb must be non-negative`, 'gpus');
+    seen.add(g.index);
+  }
+}

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { ArtifactIntegrityError, ArtifactNotFoundError, InvalidArtifactKeyError } from '../../domain/artifacts/artifact-errors';
+import {
+  ArtifactErrorCode,
+  type ArtifactRef,
+  type ArtifactStore,
+  type ByteSource,
+  isValidArtifactKey,
+} from '../../domain/artifacts/artifact-store';
+import { type BlobBackend } from './blob-backend';
+
+interface Meta {
+  sha256: string;
+  size: number;
+  writtenAt: string;
+}
+
+/**
+ * Writes the bytes, then a `<key>.meta` record of their SHA-256 and size. The meta record
+ * is the commit marker: an artifact without one does not exist, so a crash mid-write
+ * leaves nothing a reader could mistake for a complete artifact.
+ */
+export class IntegrityArtifactStore implements ArtifactStore {
+  constructor(private readonly backend: BlobBackend) {}
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  async put(key: string, body: ByteSource): Promise<ArtifactRef> {
+    checkKey(key);
+    const hash = createHash('sha256');
+    let size = 0;
+    async function* hashing(): AsyncIterable<Uint8Array> {
+      for await (const chunk of toIterable(body)) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    }
+    await this.backend.write(key, hashing());
+    const meta: Meta = { sha256: hash.digest('hex'), size, writtenAt: new Date().toISOString() };
+    await this.backend.write(metaKey(key), toIterable(Buffer.from(JSON.stringify(meta))));
+    return { key, sha256: meta.sha256, size };
+  }
+
+  async stat(key: string): Promise<ArtifactRef | null> {
+    checkKey(key);
+    const meta = await this.readMeta(key);
+    return meta ? { key, sha256: meta.sha256, size: meta.size } : null;
+  }
+
+  async get(key: string, expectedSha256?: string): Promise<AsyncIterable<Uint8Array>> {
+    checkKey(key);
+    const meta = await this.readMeta(key);
+    if (!meta) throw new ArtifactNotFoundError(key);
+    if (expectedSha256 && expectedSha256 !== meta.sha256) {
+      throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH, key, `sha256 ${expectedSha256}`, `recorded sha256 ${meta.sha256}`);
+    }
+    const body = await this.backend.read(key);
+    if (!body) throw new ArtifactNotFoundError(key);
+    return verifying(key, body, meta);
+  }
+
+  async getBytes(key: string, expectedSha256?: string): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    for await (const c of await this.get(key, expectedSha256)) chunks.push(c);
+    return Buffer.concat(chunks);
+  }
+
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    // Marker first: from this moment the artifact is gone for readers.
+    await this.backend.remove(metaKey(key));
+    await this.backend.remove(key);
+  }
+
+  ping(): Promise<void> {
+    return this.backend.ping();
+  }
+
+  private async readMeta(key: string): Promise<Meta | null> {
+    const body = await this.backend.read(metaKey(key));
+    if (!body) return null;
+    const chunks: Uint8Array[] = [];
+    for await (const c of body) chunks.push(c);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Meta;
+  }
+}
+
+async function* verifying(key: string, body: AsyncIterable<Uint8Array>, meta: Meta): AsyncIterable<Uint8Array> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > meta.size) {
+      throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH, key, `${meta.size} bytes`, `more than ${meta.size} bytes`);
+    }
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (size !== meta.size) {
+    throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH, key, `${meta.size} bytes`, `${size} bytes`);
+  }
+  const actual = hash.digest('hex');
+  if (actual !== meta.sha256) {
+    throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH, key, `sha256 ${meta.sha256}`, `sha256 ${actual}`);
+  }
+}
+
+function metaKey(key: string): string {
+  return `${key}.meta`;
+}
+
+function checkKey(key: string): void {
+  if (!isValidArtifactKey(key)) throw new InvalidArtifactKeyError(key);
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+function toIterable(body: ByteSource): AsyncIterable<Uint8Array> {
+  return body instanceof Uint8Array ? once(body) : body;
+}

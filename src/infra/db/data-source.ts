@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { PGliteDriver } from 'typeorm-pglite';
+import { migrations } from '../../../migrations';
+import { entities } from './entities';
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; unset means embedded PGlite in `pgliteDir`. */
+  url?: string;
+  /** Put every table in this schema (created if missing); tests use one per file. */
+  schema?: string;
+  pgliteDir?: string;
+  /** Called once per SQL statement sent, for the query-count metric. */
+  onQuery?: (sql: string) => void;
+  onSlowQuery?: (sql: string, ms: number) => void;
+}
+
+export type DatabaseKind = 'postgres' | 'pglite';
+
+export interface Database {
+  dataSource: DataSource;
+  kind: DatabaseKind;
+  /** Applies pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  const logger = queryLogger(opts);
+  let dataSource: DataSource;
+  let kind: DatabaseKind;
+  if (opts.url) {
+    kind = 'postgres';
+    if (opts.schema) await ensureSchema(opts.url, opts.schema);
+    dataSource = new DataSource({
+      type: 'postgres',
+      url: opts.url,
+      schema: opts.schema,
+      entities,
+      migrations,
+      migrationsTableName: 'aether_migrations',
+      synchronize: false,
+      logger,
+      maxQueryExecutionTime: 1000,
+      // search_path makes the raw SQL in migrations land in the same schema as the entities.
+      extra: {
+        max: 10,
+        ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+      },
+    });
+  } else {
+    kind = 'pglite';
+    if (!opts.pgliteDir) throw new Error('openDatabase: pgliteDir is required without a url');
+    fs.mkdirSync(path.dirname(opts.pgliteDir), { recursive: true });
+    dataSource = new DataSource({
+      type: 'postgres',
+      driver: new PGliteDriver({ dataDir: opts.pgliteDir }).driver,
+      entities,
+      migrations,
+      migrationsTableName: 'aether_migrations',
+      synchronize: false,
+      logger,
+      maxQueryExecutionTime: 1000,
+    });
+  }
+  await dataSource.initialize();
+  return {
+    dataSource,
+    kind,
+    async migrate() {
+      const applied = await dataSource.runMigrations({ transaction: 'each' });
+      return applied.map((m) => m.name);
+    },
+    async ping() {
+      await dataSource.query('SELECT 1');
+    },
+    async close() {
+      if (dataSource.isInitialized) await dataSource.destroy();
+    },
+  };
+}
+
+async function ensureSchema(url: string, schema: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+function queryLogger(opts: DatabaseOptions): TypeOrmLogger {
+  return {
+    logQuery: (sql) => opts.onQuery?.(sql),
+    logQueryError: () => undefined,
+    logQuerySlow: (ms, sql) => opts.onSlowQuery?.(sql, ms),
+    logSchemaBuild: () => undefined,
+    logMigration: () => undefined,
+    log: () => undefined,
+  };
+}

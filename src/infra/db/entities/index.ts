@@ -1,0 +1,4 @@
+import { ApiKeyEntity } from './api-key.entity';
+import { RunnerEntity } from './runner.entity';
+
+export const entities = [ApiKeyEntity, RunnerEntity];

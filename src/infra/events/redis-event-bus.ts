@@ -1,0 +1,114 @@
+import type Redis from 'ioredis';
+import { type EventBus, type EventSubscription } from '../../domain/events/event-bus';
+
+/** Events a slow subscriber may fall behind by before the oldest are dropped. */
+const MAX_BUFFERED = 1_000;
+
+/**
+ * Redis pub/sub: one publishing connection, one subscribing connection per process,
+ * channels reference-counted across local subscribers.
+ */
+export class RedisEventBus implements EventBus {
+  private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
+  private readonly subscribing = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly prefix: string,
+    private readonly onDropped: (topic: string) => void = () => undefined,
+  ) {
+    this.sub.on('message', (channel: string, message: string) => {
+      const set = this.listeners.get(channel);
+      if (!set) return;
+      let payload: unknown;
+      try {
+        payload = JSON.parse(message);
+      } catch {
+        return;
+      }
+      for (const l of set) l(payload);
+    });
+  }
+
+  async publish<T>(topic: string, payload: T): Promise<void> {
+    await this.pub.publish(this.channel(topic), JSON.stringify(payload));
+  }
+
+  subscribe<T>(topic: string): EventSubscription<T> {
+    const channel = this.channel(topic);
+    const queue: T[] = [];
+    let waiting: ((r: IteratorResult<T>) => void) | null = null;
+    let closed = false;
+
+    const listener = (payload: unknown) => {
+      if (closed) return;
+      if (waiting) {
+        const w = waiting;
+        waiting = null;
+        w({ value: payload as T, done: false });
+        return;
+      }
+      if (queue.length >= MAX_BUFFERED) {
+        queue.shift();
+        this.onDropped(topic);
+      }
+      queue.push(payload as T);
+    };
+
+    let set = this.listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(channel, set);
+    }
+    set.add(listener);
+    let ready = this.subscribing.get(channel);
+    if (!ready) {
+      ready = this.sub.subscribe(channel);
+      this.subscribing.set(channel, ready);
+      ready.catch(() => this.subscribing.delete(channel));
+    }
+
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      const s = this.listeners.get(channel);
+      s?.delete(listener);
+      if (s && s.size === 0) {
+        this.listeners.delete(channel);
+        this.subscribing.delete(channel);
+        await this.sub.unsubscribe(channel).catch(() => undefined);
+      }
+      if (waiting) waiting({ value: undefined, done: true });
+      waiting = null;
+    };
+
+    const iterator: EventSubscription<T> = {
+      ready: ready.then(() => undefined),
+      next: () => {
+        if (queue.length > 0) return Promise.resolve({ value: queue.shift() as T, done: false });
+        if (closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => {
+          waiting = resolve;
+        });
+      },
+      return: async () => {
+        await close();
+        return { value: undefined, done: true };
+      },
+      throw: async (err?: unknown) => {
+        await close();
+        throw err;
+      },
+      close,
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  private channel(topic: string): string {
+    return `${this.prefix}events:${topic}`;
+  }
+}

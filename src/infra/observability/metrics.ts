@@ -1,0 +1,51 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+/** Per-app registry (tests run several apps in one process), exposed at GET /metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly graphqlRequests = new Counter({
+    name: 'aether_graphql_requests_total',
+    help: 'GraphQL operations by operation name, type and outcome.',
+    labelNames: ['operation', 'type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly graphqlDuration = new Histogram({
+    name: 'aether_graphql_request_duration_seconds',
+    help: 'GraphQL operation latency by operation name.',
+    labelNames: ['operation', 'type'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Counter({
+    name: 'aether_http_requests_total',
+    help: 'HTTP requests by route and status code.',
+    labelNames: ['route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly dbQueries = new Counter({
+    name: 'aether_db_queries_total',
+    help: 'SQL statements sent to the metadata database.',
+    registers: [this.registry],
+  });
+
+  readonly eventsDropped = new Counter({
+    name: 'aether_events_dropped_total',
+    help: 'Subscription events dropped because a subscriber fell too far behind.',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics: boolean }) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'aether_' });
+  }
+}
+
+/** Operation names come from clients: keep label values short and tame. */
+export function operationLabel(name: string | null | undefined): string {
+  if (!name) return 'anonymous';
+  return name.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64);
+}

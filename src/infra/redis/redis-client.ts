@@ -1,0 +1,38 @@
+import Redis from 'ioredis';
+
+/**
+ * One place for client options. Commands fail fast while Redis is away (readiness must
+ * answer, not hang), and the client keeps reconnecting so service resumes without a
+ * restart once Redis is back.
+ */
+export function createRedisClient(url: string, name: string): Redis {
+  return new Redis(url, {
+    connectionName: name,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    lazyConnect: false,
+  });
+}
+
+/** PING with a deadline: an unreachable Redis answers "down" in bounded time. */
+export async function pingRedis(client: Redis, timeoutMs = 1_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no PONG within ${timeoutMs} ms (${client.status})`)), timeoutMs);
+  });
+  try {
+    await Promise.race([client.ping(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function closeRedis(client: Redis): Promise<void> {
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}

@@ -1,0 +1,75 @@
+import { unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { DomainError, ErrorCategory } from '../domain/shared/domain-error';
+
+/** The codes a client can see, beside GraphQL's and Apollo's own (GRAPHQL_VALIDATION_FAILED, …). */
+export type ClientErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'BAD_USER_INPUT'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'INTERNAL_SERVER_ERROR';
+
+/** The one mapper from domain categories to client codes; exhaustive by construction. */
+const CODE_OF: Record<ErrorCategory, { code: ClientErrorCode; http: number }> = {
+  [ErrorCategory.UNAUTHENTICATED]: { code: 'UNAUTHENTICATED', http: 401 },
+  [ErrorCategory.FORBIDDEN]: { code: 'FORBIDDEN', http: 403 },
+  [ErrorCategory.INVALID_INPUT]: { code: 'BAD_USER_INPUT', http: 400 },
+  [ErrorCategory.NOT_FOUND]: { code: 'NOT_FOUND', http: 404 },
+  [ErrorCategory.CONFLICT]: { code: 'CONFLICT', http: 409 },
+  [ErrorCategory.UNAVAILABLE]: { code: 'INTERNAL_SERVER_ERROR', http: 503 },
+  [ErrorCategory.INTERNAL]: { code: 'INTERNAL_SERVER_ERROR', http: 500 },
+};
+
+export function toGraphQLError(e: DomainError): GraphQLError {
+  const { code, http } = CODE_OF[e.category];
+  return new GraphQLError(e.message, {
+    extensions: {
+      code,
+      reason: e.reason,
+      ...(e.retryable ? { retryable: true } : {}),
+      ...(e.details ? { details: e.details } : {}),
+      http: { status: http },
+    },
+  });
+}
+
+export interface ErrorFormatOptions {
+  production: boolean;
+  logInternal: (err: unknown) => void;
+}
+
+/**
+ * Every error leaves with `extensions.code`. Domain errors keep their message and reason;
+ * anything unexpected is logged in full and, in production, reaches the client only as
+ * "Internal server error", with no stack, SQL or path.
+ */
+export function formatError(opts: ErrorFormatOptions) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    if (original instanceof DomainError) {
+      const g = toGraphQLError(original);
+      return { ...formatted, message: g.message, extensions: stripHttp(g.extensions) };
+    }
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') {
+      return opts.production ? { ...formatted, extensions: { code } } : formatted;
+    }
+    opts.logInternal(original);
+    return {
+      message: opts.production ? 'Internal server error' : formatted.message,
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: opts.production
+        ? { code: 'INTERNAL_SERVER_ERROR' }
+        : { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR' },
+    };
+  };
+}
+
+function stripHttp(ext: GraphQLError['extensions']): Record<string, unknown> {
+  const rest: Record<string, unknown> = { ...ext };
+  delete rest.http;
+  return rest;
+}

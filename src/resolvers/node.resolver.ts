@@ -1,0 +1,57 @@
+import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
+import { Role, roleSatisfies } from '../domain/auth/role';
+import { ApiKeyType } from '../schema/api-key.types';
+import { InvalidInputError } from '../domain/shared/domain-error';
+import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
+import { RunnerType } from '../schema/runner.types';
+import { type GraphQLContext } from './context';
+import { Allow } from './guard';
+
+/**
+ * How to fetch each node type by its local id, and the least role that may see it.
+ * Fetches go through the request's DataLoaders, so `nodes(ids:)` batches per type.
+ */
+const FETCHERS: Record<string, { role: Role; fetch: (ctx: GraphQLContext, id: string) => Promise<Node | null> }> = {
+  ApiKey: {
+    role: Role.ADMIN,
+    fetch: async (ctx, id) => {
+      const k = await ctx.loaders.apiKey.load(id);
+      return k ? ApiKeyType.from(k) : null;
+    },
+  },
+  Runner: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const r = await ctx.loaders.runner.load(id);
+      return r ? RunnerType.from(r, ctx.services.clock.now()) : null;
+    },
+  },
+};
+
+const MAX_NODES = 100;
+
+@Resolver()
+export class NodeResolver {
+  @Query(() => Node, { nullable: true, description: 'Any object by its global ID; null if it does not exist or is not visible to this key.' })
+  @Allow(Role.VIEWER)
+  node(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Node | null> {
+    return fetchNode(ctx, id);
+  }
+
+  @Query(() => [Node], { nullable: 'items' })
+  @Allow(Role.VIEWER)
+  nodes(@Arg('ids', () => [ID]) ids: string[], @Ctx() ctx: GraphQLContext): Promise<(Node | null)[]> {
+    if (ids.length > MAX_NODES) {
+      throw new InvalidInputError(GlobalIdErrorCode.TOO_MANY_IDS, `At most ${MAX_NODES} ids per call (got ${ids.length})`, { max: MAX_NODES });
+    }
+    return Promise.all(ids.map((id) => fetchNode(ctx, id)));
+  }
+}
+
+async function fetchNode(ctx: GraphQLContext, id: string): Promise<Node | null> {
+  const g = fromGlobalId(id);
+  const fetcher = g && FETCHERS[g.type];
+  // Unknown or unreadable ids and objects this role may not see all look alike: absent.
+  if (!g || !fetcher || !UUID_RE.test(g.localId) || !roleSatisfies(ctx.principal.role, fetcher.role)) return null;
+  return fetcher.fetch(ctx, g.localId);
+}

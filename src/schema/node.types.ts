@@ -1,0 +1,37 @@
+import { Field, ID, InterfaceType } from 'type-graphql';
+import { InvalidInputError } from '../domain/shared/domain-error';
+
+/** Relay's Node: every object with an identity is reachable through `node(id:)`. */
+@InterfaceType({ description: 'An object with a globally unique, opaque ID.' })
+export abstract class Node {
+  @Field(() => ID, { description: 'Opaque global ID; pass it to `node(id:)`.' })
+  id!: string;
+}
+
+export enum GlobalIdErrorCode {
+  INVALID_ID = 'INVALID_ID',
+  TOO_MANY_IDS = 'TOO_MANY_IDS',
+}
+
+/** Global IDs are base64url("Type:localId"): opaque to clients, decodable by the server. */
+export function toGlobalId(type: string, localId: string): string {
+  return Buffer.from(`${type}:${localId}`, 'utf8').toString('base64url');
+}
+
+export function fromGlobalId(id: string): { type: string; localId: string } | null {
+  const text = Buffer.from(id, 'base64url').toString('utf8');
+  const i = text.indexOf(':');
+  if (i <= 0 || i === text.length - 1) return null;
+  return { type: text.slice(0, i), localId: text.slice(i + 1) };
+}
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Decodes an ID that must name an object of `type`; anything else is BAD_USER_INPUT. */
+export function localIdOf(id: string, type: string): string {
+  const g = fromGlobalId(id);
+  if (!g || g.type !== type || !UUID_RE.test(g.localId)) {
+    throw new InvalidInputError(GlobalIdErrorCode.INVALID_ID, `"${id}" is not a valid ${type} ID`, { expectedType: type });
+  }
+  return g.localId;
+}
