@@ -43,11 +43,13 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
   const metrics = new Metrics({ defaultMetrics: config.env !== 'test' });
-  const stack: Array<() => Promise<void>> = [];
+  const started: Array<{ name: string; stop: () => Promise<void> }> = [];
+  const stack = { push: (name: string, stop: () => Promise<void>) => started.push({ name, stop }) };
   const unwind = async () => {
-    while (stack.length) {
-      const step = stack.pop() as () => Promise<void>;
-      await step().catch((err) => logger.error({ err }, 'error during shutdown'));
+    while (started.length) {
+      const step = started.pop() as (typeof started)[number];
+      logger.debug({ step: step.name }, 'stopping');
+      await step.stop().catch((err) => logger.error({ err, step: step.name }, 'error during shutdown'));
     }
   };
 
@@ -55,7 +57,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       const redis: EmbeddedRedis = await startEmbeddedRedis({ dir: path.join(config.dataDir, 'redis') });
-      stack.push(() => redis.stop());
+      stack.push('embedded redis', () => redis.stop());
       redisUrl = redis.url;
       logger.info({ url: redis.url, redisPid: redis.pid }, 'started embedded redis-server');
     }
@@ -67,7 +69,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       onQuery: () => metrics.dbQueries.inc(),
       onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
     });
-    stack.push(() => db.close());
+    stack.push('database', () => db.close());
     if (db.kind === 'pglite') {
       const applied = await db.migrate();
       if (applied.length) logger.info({ applied }, 'applied migrations');
@@ -77,7 +79,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
     const pub = createRedisClient(redisUrl, 'aether-pub');
     const sub = createRedisClient(redisUrl, 'aether-sub');
-    stack.push(async () => {
+    stack.push('redis clients', async () => {
       await closeRedis(sub);
       await closeRedis(pub);
     });
@@ -88,7 +90,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
-    stack.push(() => keyEvents.close());
+    stack.push('key event subscription', () => keyEvents.close());
     void (async () => {
       for await (const e of keyEvents) services.apiKeys.onKeyEvent(e);
     })();
@@ -113,7 +115,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         artifacts: () => artifacts.ping(),
       },
     });
-    stack.push(() => http.close(config.shutdownGraceMs));
+    stack.push('http server', () => http.close(config.shutdownGraceMs));
     logger.info({ url: http.url, database: db.kind, artifacts: artifacts.location }, 'aether api ready');
 
     let closing: Promise<void> | undefined;

@@ -61,6 +61,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     includeStacktraceInErrorResponses: !o.production,
     introspection: true,
     csrfPrevention: true,
+    // Shutdown order is ours (see close()); Apollo must not race us on signals.
+    stopOnTerminationSignals: false,
     validationRules: [maxDepthRule({ n: o.maxQueryDepth, exposeLimits: true, ignoreIntrospection: true, flattenFragments: true })],
     plugins: [
       o.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),

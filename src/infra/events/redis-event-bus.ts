@@ -77,7 +77,7 @@ export class RedisEventBus implements EventBus {
       if (s && s.size === 0) {
         this.listeners.delete(channel);
         this.subscribing.delete(channel);
-        await this.sub.unsubscribe(channel).catch(() => undefined);
+        if (this.sub.status === 'ready') await this.sub.unsubscribe(channel).catch(() => undefined);
       }
       if (waiting) waiting({ value: undefined, done: true });
       waiting = null;

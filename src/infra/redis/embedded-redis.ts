@@ -64,7 +64,8 @@ export async function startEmbeddedRedis(opts: {
     '--daemonize', 'no',
     '--protected-mode', 'yes',
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches us, and we stop Redis last.
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   if (child.pid === undefined) throw new RedisBinaryMissingError(binary);
   fs.writeFileSync(pidFile, String(child.pid));
   await waitForReady(child, port);

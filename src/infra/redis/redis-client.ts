@@ -29,10 +29,19 @@ export async function pingRedis(client: Redis, timeoutMs = 1_000): Promise<void>
   }
 }
 
-export async function closeRedis(client: Redis): Promise<void> {
+/** QUIT when connected (bounded wait); otherwise just drop the socket and stop reconnecting. */
+export async function closeRedis(client: Redis, timeoutMs = 1_000): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await client.quit();
+    await Promise.race([client.quit(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
   } catch {
+    // fall through to disconnect
+  } finally {
+    clearTimeout(timer);
     client.disconnect();
   }
 }
