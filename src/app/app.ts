@@ -97,7 +97,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     await keyEvents.ready;
 
     const bootstrap = await services.apiKeys.ensureAdminKey();
-    if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger);
+    if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger, config.env !== 'test');
 
     const http = await startHttpServer({
       port: config.port,
@@ -135,11 +135,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 }
 
 /** The first admin key is printed once and kept, readable by the owner only, for local tools. */
-function writeAdminKey(dataDir: string, token: string, logger: Logger): void {
+function writeAdminKey(dataDir: string, token: string, logger: Logger, print: boolean): void {
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'admin-key');
   fs.writeFileSync(file, token + '\n', { mode: 0o600 });
   fs.chmodSync(file, 0o600);
   logger.info({ file }, 'created the first admin API key (shown once below; also saved to the file)');
-  process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
+  if (print) process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
 }

@@ -63,7 +63,17 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     csrfPrevention: true,
     // Shutdown order is ours (see close()); Apollo must not race us on signals.
     stopOnTerminationSignals: false,
-    validationRules: [maxDepthRule({ n: o.maxQueryDepth, exposeLimits: true, ignoreIntrospection: true, flattenFragments: true })],
+    validationRules: [
+      maxDepthRule({
+        n: o.maxQueryDepth,
+        exposeLimits: true,
+        ignoreIntrospection: true,
+        flattenFragments: true,
+        // Report as a validation error (400, GRAPHQL_VALIDATION_FAILED) instead of throwing.
+        propagateOnRejection: false,
+        onReject: [(ctx, err) => ctx?.reportError(new GraphQLError(err.message.replace(/^Syntax Error: /, '')))],
+      }),
+    ],
     plugins: [
       o.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       complexityPlugin(o.maxQueryComplexity),

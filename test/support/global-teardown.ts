@@ -1,0 +1,5 @@
+import { type ResolvedServices } from './services';
+
+export default async function globalTeardown(): Promise<void> {
+  await (globalThis as { __aetherServices?: ResolvedServices }).__aetherServices?.stop();
+}
