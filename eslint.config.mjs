@@ -8,10 +8,30 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   prettier,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', Buffer: 'readonly', URL: 'readonly', fetch: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', __dirname: 'readonly', require: 'readonly', module: 'writable' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        fetch: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        __dirname: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+      },
+    },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       'no-console': 'off',
     },
   },
@@ -23,7 +43,21 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['typeorm', 'typeorm/*', 'ioredis', 'graphql', 'graphql/*', 'type-graphql', '@aws-sdk/*', 'onnxruntime-node', 'pg', '@electric-sql/*', '**/infra/**', '**/resolvers/**', '**/schema/**'],
+              group: [
+                'typeorm',
+                'typeorm/*',
+                'ioredis',
+                'graphql',
+                'graphql/*',
+                'type-graphql',
+                '@aws-sdk/*',
+                'onnxruntime-node',
+                'pg',
+                '@electric-sql/*',
+                '**/infra/**',
+                '**/resolvers/**',
+                '**/schema/**',
+              ],
               message: 'src/domain declares ports; infrastructure lives in src/infra.',
             },
           ],

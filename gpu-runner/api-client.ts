@@ -37,9 +37,14 @@ export class ApiClient {
     };
     if (body.errors?.length) {
       const e = body.errors[0];
-      throw new ApiError(e.message, e.extensions?.code, res.status >= 500 || e.extensions?.code === 'INTERNAL_SERVER_ERROR');
+      throw new ApiError(
+        e.message,
+        e.extensions?.code,
+        res.status >= 500 || e.extensions?.code === 'INTERNAL_SERVER_ERROR',
+      );
     }
-    if (!res.ok || !body.data) throw new ApiError(`HTTP ${res.status} from ${this.url}`, undefined, res.status >= 500);
+    if (!res.ok || !body.data)
+      throw new ApiError(`HTTP ${res.status} from ${this.url}`, undefined, res.status >= 500);
     return body.data;
   }
 }

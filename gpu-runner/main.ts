@@ -19,11 +19,18 @@ interface RunnerConfig {
 function loadRunnerConfig(env: NodeJS.ProcessEnv): RunnerConfig {
   const apiUrl = env.AETHER_API_URL ?? 'http://localhost:4000/graphql';
   let key = env.AETHER_RUNNER_KEY;
-  if (!key && env.AETHER_RUNNER_KEY_FILE) key = fs.readFileSync(env.AETHER_RUNNER_KEY_FILE, 'utf8').trim();
-  if (!key) throw new Error('AETHER_RUNNER_KEY (or AETHER_RUNNER_KEY_FILE) must hold an API key with role RUNNER');
+  if (!key && env.AETHER_RUNNER_KEY_FILE)
+    key = fs.readFileSync(env.AETHER_RUNNER_KEY_FILE, 'utf8').trim();
+  if (!key)
+    throw new Error(
+      'AETHER_RUNNER_KEY (or AETHER_RUNNER_KEY_FILE) must hold an API key with role RUNNER',
+    );
   const heartbeatMs = Number(env.RUNNER_HEARTBEAT_MS ?? 10_000);
-  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 100) throw new Error('RUNNER_HEARTBEAT_MS must be an integer >= 100');
-  const name = (env.RUNNER_NAME ?? `${os.hostname()}-${process.pid}`).replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 100);
+  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 100)
+    throw new Error('RUNNER_HEARTBEAT_MS must be an integer >= 100');
+  const name = (env.RUNNER_NAME ?? `${os.hostname()}-${process.pid}`)
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 100);
   return { apiUrl, key, name, heartbeatMs };
 }
 
@@ -39,7 +46,9 @@ async function main(): Promise<void> {
   const api = new ApiClient(cfg.apiUrl, cfg.key);
 
   const { registerRunner } = await retrying(() =>
-    api.request<{ registerRunner: { id: string } }>(REGISTER, { input: { name: cfg.name, hostname: os.hostname(), gpus } }),
+    api.request<{ registerRunner: { id: string } }>(REGISTER, {
+      input: { name: cfg.name, hostname: os.hostname(), gpus },
+    }),
   );
   const id = registerRunner.id;
   log(`registered runner ${cfg.name} (${id}) with ${gpus.length} GPU(s) at ${cfg.apiUrl}`);

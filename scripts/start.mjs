@@ -33,7 +33,11 @@ if (dependenciesMissing()) {
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
 log('building');
-run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
+run(process.execPath, [
+  path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+  '-p',
+  'tsconfig.build.json',
+]);
 
 /** Children run in their own process groups so a Ctrl-C reaches only us and we stop them in order. */
 const children = new Map();
@@ -46,7 +50,9 @@ function start(name, args, env) {
     detached: true,
     env: { ...process.env, ...env },
   });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal)),
+  );
   children.set(name, { child, exited });
   exited.then((how) => {
     children.delete(name);
@@ -122,7 +128,10 @@ async function runnerKey() {
   return token;
 }
 
-start('api', [path.join(root, 'dist', 'src', 'main.js')], { PORT: String(port), DATA_DIR: dataDir });
+start('api', [path.join(root, 'dist', 'src', 'main.js')], {
+  PORT: String(port),
+  DATA_DIR: dataDir,
+});
 if (!(await waitReady(120_000))) {
   if (!stopping) {
     log('the api did not become ready within 120 s');
@@ -135,7 +144,9 @@ if (!(await waitReady(120_000))) {
       AETHER_API_URL: `${apiUrl}/graphql`,
       AETHER_RUNNER_KEY: key,
     });
-    log(`Aether is up: GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`);
+    log(
+      `Aether is up: GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`,
+    );
   } else {
     log(`no usable ${path.join(dataDir, 'admin-key')}: not starting a local gpu-runner`);
   }

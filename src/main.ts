@@ -24,10 +24,16 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof ConfigError || e instanceof RedisBinaryMissingError || e instanceof PendingMigrationsError) {
+  if (
+    e instanceof ConfigError ||
+    e instanceof RedisBinaryMissingError ||
+    e instanceof PendingMigrationsError
+  ) {
     process.stderr.write(`${e.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`aether failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(
+    `aether failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  );
   process.exit(1);
 });

@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ArtifactIntegrityError, ArtifactNotFoundError, InvalidArtifactKeyError } from '../src/domain/artifacts/artifact-errors';
+import {
+  ArtifactIntegrityError,
+  ArtifactNotFoundError,
+  InvalidArtifactKeyError,
+} from '../src/domain/artifacts/artifact-errors';
 import { type ArtifactStore } from '../src/domain/artifacts/artifact-store';
 import { createArtifactStore } from '../src/infra/artifacts/create-artifact-store';
 import { startS3, type TestS3 } from './support/s3-server';
@@ -32,9 +36,18 @@ const s3Subject = async (): Promise<Subject> => {
   const prefix = 'contract';
   const raw = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true });
   return {
-    store: createArtifactStore({ kind: 's3', bucket: s3.bucket, prefix, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true }),
+    store: createArtifactStore({
+      kind: 's3',
+      bucket: s3.bucket,
+      prefix,
+      endpoint: s3.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+    }),
     corrupt: async (key, bytes) => {
-      await raw.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/${key}`, Body: bytes }));
+      await raw.send(
+        new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/${key}`, Body: bytes }),
+      );
     },
     close: async () => {
       raw.destroy();
@@ -54,7 +67,9 @@ async function* chunks(total: number, chunkSize: number, seed: number): AsyncIte
   }
 }
 
-async function drain(it: AsyncIterable<Uint8Array>): Promise<{ sha256: string; size: number; chunks: number }> {
+async function drain(
+  it: AsyncIterable<Uint8Array>,
+): Promise<{ sha256: string; size: number; chunks: number }> {
   const h = createHash('sha256');
   let size = 0;
   let n = 0;
@@ -81,9 +96,15 @@ describe.each([
   it('records SHA-256 and size on write and returns the same bytes', async () => {
     const bytes = randomBytes(100_000);
     const ref = await s.store.put('models/m1/model.onnx', bytes);
-    expect(ref).toEqual({ key: 'models/m1/model.onnx', sha256: createHash('sha256').update(bytes).digest('hex'), size: 100_000 });
+    expect(ref).toEqual({
+      key: 'models/m1/model.onnx',
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      size: 100_000,
+    });
     expect(await s.store.stat('models/m1/model.onnx')).toEqual(ref);
-    expect(Buffer.from(await s.store.getBytes('models/m1/model.onnx', ref.sha256)).equals(bytes)).toBe(true);
+    expect(
+      Buffer.from(await s.store.getBytes('models/m1/model.onnx', ref.sha256)).equals(bytes),
+    ).toBe(true);
   });
 
   it('streams a large artifact in chunks both ways', async () => {
@@ -102,18 +123,24 @@ describe.each([
     await s.store.put('models/m2/model.onnx', bytes);
     await s.corrupt('models/m2/model.onnx', Buffer.from('the real model weightZ'));
     await expect(s.store.getBytes('models/m2/model.onnx')).rejects.toThrow(ArtifactIntegrityError);
-    await expect(s.store.getBytes('models/m2/model.onnx')).rejects.toMatchObject({ reason: 'ARTIFACT_CHECKSUM_MISMATCH' });
+    await expect(s.store.getBytes('models/m2/model.onnx')).rejects.toMatchObject({
+      reason: 'ARTIFACT_CHECKSUM_MISMATCH',
+    });
   });
 
   it('fails a read whose size changed', async () => {
     await s.store.put('models/m3/model.onnx', Buffer.from('0123456789'));
     await s.corrupt('models/m3/model.onnx', Buffer.from('0123'));
-    await expect(s.store.getBytes('models/m3/model.onnx')).rejects.toMatchObject({ reason: 'ARTIFACT_SIZE_MISMATCH' });
+    await expect(s.store.getBytes('models/m3/model.onnx')).rejects.toMatchObject({
+      reason: 'ARTIFACT_SIZE_MISMATCH',
+    });
   });
 
   it('refuses a read that expects a different checksum than recorded', async () => {
     await s.store.put('models/m4/model.onnx', Buffer.from('abc'));
-    await expect(s.store.get('models/m4/model.onnx', 'f'.repeat(64))).rejects.toThrow(ArtifactIntegrityError);
+    await expect(s.store.get('models/m4/model.onnx', 'f'.repeat(64))).rejects.toThrow(
+      ArtifactIntegrityError,
+    );
   });
 
   it('leaves nothing behind when the source fails mid-write', async () => {
@@ -133,9 +160,12 @@ describe.each([
     expect(await s.store.stat('tmp/x.bin')).toBeNull();
   });
 
-  it.each(['../escape', '/abs', 'a//b', 'a/../b', 'x.meta', ''])('rejects the key %p', async (key) => {
-    await expect(s.store.put(key, Buffer.from('x'))).rejects.toThrow(InvalidArtifactKeyError);
-  });
+  it.each(['../escape', '/abs', 'a//b', 'a/../b', 'x.meta', ''])(
+    'rejects the key %p',
+    async (key) => {
+      await expect(s.store.put(key, Buffer.from('x'))).rejects.toThrow(InvalidArtifactKeyError);
+    },
+  );
 
   it('pings', async () => {
     await expect(s.store.ping()).resolves.toBeUndefined();

@@ -17,25 +17,44 @@ beforeAll(async () => {
 });
 afterAll(() => app.stop());
 
-async function keyWithRole(role: 'VIEWER' | 'EDITOR' | 'ADMIN' | 'RUNNER', name = `k-${role}-${Date.now()}`) {
+async function keyWithRole(
+  role: 'VIEWER' | 'EDITOR' | 'ADMIN' | 'RUNNER',
+  name = `k-${role}-${Date.now()}`,
+) {
   const r = await admin.ok(CreateApiKeyDocument, { input: { name, role } });
-  return { client: admin.withToken(r.createApiKey.token), id: r.createApiKey.apiKey.id, token: r.createApiKey.token };
+  return {
+    client: admin.withToken(r.createApiKey.token),
+    id: r.createApiKey.apiKey.id,
+    token: r.createApiKey.token,
+  };
 }
 
 describe('authentication', () => {
   it('accepts the admin key and rejects a request without one', async () => {
-    expect((await admin.ok(ViewerDocument)).viewer).toMatchObject({ name: 'bootstrap-admin', role: 'ADMIN' });
+    expect((await admin.ok(ViewerDocument)).viewer).toMatchObject({
+      name: 'bootstrap-admin',
+      role: 'ADMIN',
+    });
     const anon = await admin.withToken(undefined).request(ViewerDocument);
     expect(anon.status).toBe(401);
-    expect(anon.errors?.[0].extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'MISSING_KEY' });
+    expect(anon.errors?.[0].extensions).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'MISSING_KEY',
+    });
   });
 
   it('rejects a malformed and an unknown key', async () => {
     const bad = await admin.withToken('not-a-key').request(ViewerDocument);
-    expect(bad.errors?.[0].extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'MALFORMED_KEY' });
+    expect(bad.errors?.[0].extensions).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'MALFORMED_KEY',
+    });
     const forged = app.adminToken.slice(0, -4) + 'AAAA';
     const unknown = await admin.withToken(forged).request(ViewerDocument);
-    expect(unknown.errors?.[0].extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'UNKNOWN_KEY' });
+    expect(unknown.errors?.[0].extensions).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'UNKNOWN_KEY',
+    });
   });
 
   it('stops accepting a key the moment it is revoked', async () => {
@@ -44,7 +63,10 @@ describe('authentication', () => {
     await admin.ok(RevokeApiKeyDocument, { id: k.id });
     const after = await k.client.request(ViewerDocument);
     expect(after.status).toBe(401);
-    expect(after.errors?.[0].extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'REVOKED_KEY' });
+    expect(after.errors?.[0].extensions).toMatchObject({
+      code: 'UNAUTHENTICATED',
+      reason: 'REVOKED_KEY',
+    });
   });
 
   it('stores only a hash of the secret', async () => {
@@ -62,20 +84,29 @@ describe('authentication', () => {
 describe('roles', () => {
   it('refuses a viewer calling an admin mutation with FORBIDDEN', async () => {
     const v = await keyWithRole('VIEWER');
-    const r = await v.client.request(CreateApiKeyDocument, { input: { name: 'sneaky', role: 'ADMIN' } });
-    expect(r.errors?.[0].extensions).toMatchObject({ code: 'FORBIDDEN', reason: 'INSUFFICIENT_ROLE' });
+    const r = await v.client.request(CreateApiKeyDocument, {
+      input: { name: 'sneaky', role: 'ADMIN' },
+    });
+    expect(r.errors?.[0].extensions).toMatchObject({
+      code: 'FORBIDDEN',
+      reason: 'INSUFFICIENT_ROLE',
+    });
     expect(r.data).toBeNull();
   });
 
   it('lets an editor read but not administer', async () => {
     const e = await keyWithRole('EDITOR');
     expect((await e.client.request(ViewerDocument)).errors).toBeUndefined();
-    expect((await e.client.request(ApiKeysDocument, {})).errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect((await e.client.request(ApiKeysDocument, {})).errors?.[0].extensions?.code).toBe(
+      'FORBIDDEN',
+    );
   });
 
   it('keeps runner keys to runner calls', async () => {
     const r = await keyWithRole('RUNNER');
-    expect((await r.client.request(ApiKeysDocument, {})).errors?.[0].extensions?.code).toBe('FORBIDDEN');
+    expect((await r.client.request(ApiKeysDocument, {})).errors?.[0].extensions?.code).toBe(
+      'FORBIDDEN',
+    );
   });
 
   it('hides nodes a role may not see', async () => {
@@ -102,49 +133,81 @@ describe('bad input is answered with a code, never a crash', () => {
   it('an unknown field', async () => {
     const r = await admin.raw(JSON.stringify({ query: '{ viewer { name shoeSize } }' }));
     expect(r.status).toBe(400);
-    expect(r.json).toMatchObject({ errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
+    expect(r.json).toMatchObject({
+      errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }],
+    });
   });
 
   it('a query nested 50 deep', async () => {
     const deep = 'createdBy { '.repeat(50) + 'id' + ' }'.repeat(50);
-    const r = await admin.raw(JSON.stringify({ query: `{ apiKeys { edges { node { ${deep} } } } }` }));
+    const r = await admin.raw(
+      JSON.stringify({ query: `{ apiKeys { edges { node { ${deep} } } } }` }),
+    );
     expect(r.status).toBe(400);
-    expect(r.json).toMatchObject({ errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
+    expect(r.json).toMatchObject({
+      errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }],
+    });
     expect(JSON.stringify(r.json)).toContain('depth');
   });
 
   it('a query over the complexity budget', async () => {
     const inner = 'edges { node { id name createdBy { id name createdBy { id name } } } }';
-    const r = await admin.raw(JSON.stringify({ query: `{ a: apiKeys(first: 100) { ${inner} } b: apiKeys(first: 100) { ${inner} } c: apiKeys(first: 100) { ${inner} } d: apiKeys(first: 100) { ${inner} } e: apiKeys(first: 100) { ${inner} } }` }));
+    const r = await admin.raw(
+      JSON.stringify({
+        query: `{ a: apiKeys(first: 100) { ${inner} } b: apiKeys(first: 100) { ${inner} } c: apiKeys(first: 100) { ${inner} } d: apiKeys(first: 100) { ${inner} } e: apiKeys(first: 100) { ${inner} } }`,
+      }),
+    );
     expect(r.status).toBe(400);
-    expect(r.json).toMatchObject({ errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }] });
+    expect(r.json).toMatchObject({
+      errors: [{ extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }],
+    });
     expect(JSON.stringify(r.json)).toContain('too complex');
   });
 
   it('a 10 MB body', async () => {
-    const r = await admin.raw(JSON.stringify({ query: '{ viewer { name } }', variables: { pad: 'x'.repeat(10 * 1024 * 1024) } }));
+    const r = await admin.raw(
+      JSON.stringify({
+        query: '{ viewer { name } }',
+        variables: { pad: 'x'.repeat(10 * 1024 * 1024) },
+      }),
+    );
     expect(r.status).toBe(413);
     expect(r.json).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
   });
 
   it('an out-of-range page size and a malformed cursor', async () => {
     const big = await admin.request(ApiKeysDocument, { first: 101 });
-    expect(big.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID_PAGE_SIZE' });
+    expect(big.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_PAGE_SIZE',
+    });
     const cursor = await admin.request(ApiKeysDocument, { after: '!!!' });
-    expect(cursor.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID_CURSOR' });
+    expect(cursor.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_CURSOR',
+    });
   });
 
   it('an ID of the wrong type and a bad key name', async () => {
     const r = await admin.request(RevokeApiKeyDocument, { id: 'bm9wZQ' });
-    expect(r.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID_ID' });
+    expect(r.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_ID',
+    });
     const n = await admin.request(CreateApiKeyDocument, { input: { name: '   ', role: 'VIEWER' } });
-    expect(n.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason: 'INVALID_KEY_NAME' });
+    expect(n.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_KEY_NAME',
+    });
   });
 
   it('an unknown route and method', async () => {
     const base = app.url.replace('/graphql', '');
     expect((await fetch(`${base}/nope`)).status).toBe(404);
-    const put = await fetch(app.url, { method: 'PUT', headers: { authorization: `Bearer ${app.adminToken}` } });
+    const put = await fetch(app.url, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${app.adminToken}` },
+    });
     expect(put.status).toBe(405);
   });
 });
@@ -189,9 +252,16 @@ describe('observability endpoints', () => {
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { postgres: { ok: true }, redis: { ok: true }, artifacts: { ok: true } } });
+    expect(await ready.json()).toMatchObject({
+      status: 'ready',
+      checks: { postgres: { ok: true }, redis: { ok: true }, artifacts: { ok: true } },
+    });
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/aether_graphql_requests_total\{operation="Viewer",type="query",outcome="ok"\} \d+/);
-    expect(metrics).toContain('aether_graphql_request_duration_seconds_bucket{le="0.005",operation="Viewer",type="query"}');
+    expect(metrics).toMatch(
+      /aether_graphql_requests_total\{operation="Viewer",type="query",outcome="ok"\} \d+/,
+    );
+    expect(metrics).toContain(
+      'aether_graphql_request_duration_seconds_bucket{le="0.005",operation="Viewer",type="query"}',
+    );
   });
 });

@@ -1,6 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ApiKeyEventsDocument, CreateApiKeyDocument, RevokeApiKeyDocument, ViewerDocument } from './generated/graphql';
+import {
+  ApiKeyEventsDocument,
+  CreateApiKeyDocument,
+  RevokeApiKeyDocument,
+  ViewerDocument,
+} from './generated/graphql';
 import { type ApiProcess, spawnApi } from './support/api-process';
 import { collect, GraphQLTestClient } from './support/graphql-client';
 import { dropSchema } from './support/isolation';
@@ -36,7 +41,10 @@ it('delivers an event published by one process to a subscriber on the other', as
   await new Promise((r) => setTimeout(r, 300));
   const created = await onB.ok(CreateApiKeyDocument, { input: { name: 'from-b', role: 'VIEWER' } });
   const [event] = await sub.next(1);
-  expect(event.apiKeyEvents).toMatchObject({ kind: 'CREATED', keyId: created.createApiKey.apiKey.id });
+  expect(event.apiKeyEvents).toMatchObject({
+    kind: 'CREATED',
+    keyId: created.createApiKey.apiKey.id,
+  });
   sub.dispose();
   await ws.dispose();
 });
@@ -44,13 +52,18 @@ it('delivers an event published by one process to a subscriber on the other', as
 it('a key revoked on one process is refused by the other at once', async () => {
   const onA = new GraphQLTestClient(a.url, token);
   const onB = new GraphQLTestClient(b.url, token);
-  const created = await onB.ok(CreateApiKeyDocument, { input: { name: 'short-lived', role: 'EDITOR' } });
+  const created = await onB.ok(CreateApiKeyDocument, {
+    input: { name: 'short-lived', role: 'EDITOR' },
+  });
   const victimOnA = onA.withToken(created.createApiKey.token);
   expect((await victimOnA.ok(ViewerDocument)).viewer.role).toBe('EDITOR'); // now cached on A
   await onB.ok(RevokeApiKeyDocument, { id: created.createApiKey.apiKey.id });
   await new Promise((r) => setTimeout(r, 200));
   const after = await victimOnA.request(ViewerDocument);
-  expect(after.errors?.[0].extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'REVOKED_KEY' });
+  expect(after.errors?.[0].extensions).toMatchObject({
+    code: 'UNAUTHENTICATED',
+    reason: 'REVOKED_KEY',
+  });
 });
 
 it('refuses a subscription without a valid key', async () => {

@@ -18,7 +18,12 @@ it('masks an unexpected database failure as INTERNAL_SERVER_ERROR with no detail
   await app.db.dataSource.query('DROP TABLE runner');
   const r = await admin.request(RunnersDocument, {});
   expect(r.errors).toHaveLength(1);
-  expect(r.errors?.[0]).toEqual({ message: 'Internal server error', locations: expect.any(Array), path: ['runners'], extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  expect(r.errors?.[0]).toEqual({
+    message: 'Internal server error',
+    locations: expect.any(Array),
+    path: ['runners'],
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  });
   const text = JSON.stringify(r);
   expect(text).not.toMatch(/runner"? does not exist|SELECT|node_modules|\.ts:|stacktrace/i);
 });

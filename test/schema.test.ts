@@ -19,13 +19,24 @@ describe('schema.graphql', () => {
   it('generated typed operations are current: regenerate with `npm run codegen`', () => {
     // The codegen CLI is ESM-only under jest, so run it as a process into a scratch file.
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aether-codegen-')), 'graphql.ts');
-    const config = fs.readFileSync(path.join(root, 'codegen.yml'), 'utf8').replace('test/generated/graphql.ts', out);
+    const config = fs
+      .readFileSync(path.join(root, 'codegen.yml'), 'utf8')
+      .replace('test/generated/graphql.ts', out);
     const configFile = path.join(path.dirname(out), 'codegen.yml');
     fs.writeFileSync(configFile, config);
-    const r = spawnSync(process.execPath, [path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js'), '--config', configFile, '--silent'], {
-      cwd: root,
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(root, 'node_modules/@graphql-codegen/cli/cjs/bin.js'),
+        '--config',
+        configFile,
+        '--silent',
+      ],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
     expect(r.stderr).toBe('');
     const committed = fs.readFileSync(path.join(root, 'test/generated/graphql.ts'), 'utf8');
     expect(fs.readFileSync(out, 'utf8')).toBe(committed);
@@ -36,9 +47,13 @@ describe('every field is guarded', () => {
   it('each Query, Mutation and Subscription field declares a role', () => {
     const schema = buildAppSchema();
     const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()];
-    const fields = roots.flatMap((t) => (t ? Object.values(t.getFields()).map((f) => ({ type: t.name, f })) : []));
+    const fields = roots.flatMap((t) =>
+      t ? Object.values(t.getFields()).map((f) => ({ type: t.name, f })) : [],
+    );
     expect(fields.length).toBeGreaterThan(5);
-    const unguarded = fields.filter(({ f }) => !requiredRole(f)).map(({ type, f }) => `${type}.${f.name}`);
+    const unguarded = fields
+      .filter(({ f }) => !requiredRole(f))
+      .map(({ type, f }) => `${type}.${f.name}`);
     expect(unguarded).toEqual([]);
   });
 

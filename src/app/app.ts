@@ -49,14 +49,18 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     while (started.length) {
       const step = started.pop() as (typeof started)[number];
       logger.debug({ step: step.name }, 'stopping');
-      await step.stop().catch((err) => logger.error({ err, step: step.name }, 'error during shutdown'));
+      await step
+        .stop()
+        .catch((err) => logger.error({ err, step: step.name }, 'error during shutdown'));
     }
   };
 
   try {
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
-      const redis: EmbeddedRedis = await startEmbeddedRedis({ dir: path.join(config.dataDir, 'redis') });
+      const redis: EmbeddedRedis = await startEmbeddedRedis({
+        dir: path.join(config.dataDir, 'redis'),
+      });
       stack.push('embedded redis', () => redis.stop());
       redisUrl = redis.url;
       logger.info({ url: redis.url, redisPid: redis.pid }, 'started embedded redis-server');
@@ -74,7 +78,9 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       const applied = await db.migrate();
       if (applied.length) logger.info({ applied }, 'applied migrations');
     } else if (await db.dataSource.showMigrations()) {
-      throw new PendingMigrationsError('The database has pending migrations: run `npm run migrate` first');
+      throw new PendingMigrationsError(
+        'The database has pending migrations: run `npm run migrate` first',
+      );
     }
 
     const pub = createRedisClient(redisUrl, 'aether-pub');
@@ -83,8 +89,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       await closeRedis(sub);
       await closeRedis(pub);
     });
-    for (const c of [pub, sub]) c.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
-    const events = new RedisEventBus(pub, sub, config.redisPrefix, (topic) => metrics.eventsDropped.inc({ topic }));
+    for (const c of [pub, sub])
+      c.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
+    const events = new RedisEventBus(pub, sub, config.redisPrefix, (topic) =>
+      metrics.eventsDropped.inc({ topic }),
+    );
     const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
     const services = createServices({ db, events, artifacts, clock });
 
@@ -116,7 +125,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
     });
     stack.push('http server', () => http.close(config.shutdownGraceMs));
-    logger.info({ url: http.url, database: db.kind, artifacts: artifacts.location }, 'aether api ready');
+    logger.info(
+      { url: http.url, database: db.kind, artifacts: artifacts.location },
+      'aether api ready',
+    );
 
     let closing: Promise<void> | undefined;
     return {
@@ -140,6 +152,10 @@ function writeAdminKey(dataDir: string, token: string, logger: Logger, print: bo
   const file = path.join(dataDir, 'admin-key');
   fs.writeFileSync(file, token + '\n', { mode: 0o600 });
   fs.chmodSync(file, 0o600);
-  logger.info({ file }, 'created the first admin API key (shown once below; also saved to the file)');
-  if (print) process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
+  logger.info(
+    { file },
+    'created the first admin API key (shown once below; also saved to the file)',
+  );
+  if (print)
+    process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
 }

@@ -1,12 +1,22 @@
 import { type ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
-import { fieldExtensionsEstimator, getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import {
+  fieldExtensionsEstimator,
+  getComplexity,
+  simpleEstimator,
+  type ComplexityEstimator,
+} from 'graphql-query-complexity';
 import { type Metrics, operationLabel } from '../infra/observability/metrics';
 import { type GraphQLContext } from '../resolvers/context';
 
 /** Lists cost their page size times their children: `first: 100` of a heavy type is heavy. */
 const connectionEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
-  const n = typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : undefined;
+  const n =
+    typeof args.first === 'number'
+      ? args.first
+      : typeof args.last === 'number'
+        ? args.last
+        : undefined;
   return n === undefined ? undefined : 1 + n * Math.max(childComplexity, 1);
 };
 
@@ -21,11 +31,20 @@ export function complexityPlugin(max: number): ApolloServerPlugin<GraphQLContext
             query: document,
             operationName: request.operationName,
             variables: request.variables,
-            estimators: [fieldExtensionsEstimator(), connectionEstimator, simpleEstimator({ defaultComplexity: 1 })],
+            estimators: [
+              fieldExtensionsEstimator(),
+              connectionEstimator,
+              simpleEstimator({ defaultComplexity: 1 }),
+            ],
           });
           if (complexity > max) {
             throw new GraphQLError(`Query is too complex: cost ${complexity}, limit ${max}`, {
-              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost: complexity, limit: max, http: { status: 400 } },
+              extensions: {
+                code: 'GRAPHQL_VALIDATION_FAILED',
+                cost: complexity,
+                limit: max,
+                http: { status: 400 },
+              },
             });
           }
         },
@@ -42,9 +61,14 @@ export function metricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLConte
         async willSendResponse({ response, operation }) {
           const op = operationLabel(request.operationName ?? operation?.name?.value);
           const type = operation?.operation ?? 'unknown';
-          const errors = response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
+          const errors =
+            response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-          metrics.graphqlRequests.inc({ operation: op, type, outcome: errors?.length ? 'error' : 'ok' });
+          metrics.graphqlRequests.inc({
+            operation: op,
+            type,
+            outcome: errors?.length ? 'error' : 'ok',
+          });
           metrics.graphqlDuration.observe({ operation: op, type }, seconds);
         },
       };

@@ -71,11 +71,16 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         flattenFragments: true,
         // Report as a validation error (400, GRAPHQL_VALIDATION_FAILED) instead of throwing.
         propagateOnRejection: false,
-        onReject: [(ctx, err) => ctx?.reportError(new GraphQLError(err.message.replace(/^Syntax Error: /, '')))],
+        onReject: [
+          (ctx, err) =>
+            ctx?.reportError(new GraphQLError(err.message.replace(/^Syntax Error: /, ''))),
+        ],
       }),
     ],
     plugins: [
-      o.production ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+      o.production
+        ? ApolloServerPluginLandingPageDisabled()
+        : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       complexityPlugin(o.maxQueryComplexity),
       metricsPlugin(o.metrics),
     ],
@@ -94,15 +99,20 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
 
   const handleGraphQL = async (req: IncomingMessage, res: ServerResponse): Promise<number> => {
     const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', `Method ${method} is not allowed on /graphql`);
+    if (method !== 'GET' && method !== 'POST')
+      throw new HttpError(405, 'BAD_REQUEST', `Method ${method} is not allowed on /graphql`);
     const headers = new HeaderMap();
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
     }
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const wantsLandingPage = method === 'GET' && !url.searchParams.has('query') && (headers.get('accept') ?? '').includes('text/html');
+    const wantsLandingPage =
+      method === 'GET' &&
+      !url.searchParams.has('query') &&
+      (headers.get('accept') ?? '').includes('text/html');
     let principal: Principal | undefined;
-    if (!wantsLandingPage) principal = await o.services.apiKeys.authenticate(bearer(headers.get('authorization')));
+    if (!wantsLandingPage)
+      principal = await o.services.apiKeys.authenticate(bearer(headers.get('authorization')));
     const body = method === 'POST' ? await readJsonBody(req, o.maxBodyBytes) : undefined;
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method, headers, search: url.search, body },
@@ -175,7 +185,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       delete ext.http;
       return sendJson(res, http, { errors: [{ message: g.message, extensions: ext }] });
     }
-    return sendError(res, 500, 'INTERNAL_SERVER_ERROR', o.production ? 'Internal server error' : String(e));
+    return sendError(
+      res,
+      500,
+      'INTERNAL_SERVER_ERROR',
+      o.production ? 'Internal server error' : String(e),
+    );
   };
 
   const server = http.createServer((req, res) => void handler(req, res));
@@ -189,7 +204,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         try {
-          ctx.extra.principal = await o.services.apiKeys.authenticate(bearer(typeof raw === 'string' ? raw : undefined));
+          ctx.extra.principal = await o.services.apiKeys.authenticate(
+            bearer(typeof raw === 'string' ? raw : undefined),
+          );
           return true;
         } catch {
           return false;
@@ -200,7 +217,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         if (!('errors' in result) || !result.errors) return result;
         return {
           ...result,
-          errors: result.errors.map((e) => format(e instanceof GraphQLError ? e.toJSON() : (e as GraphQLFormattedError), e)),
+          errors: result.errors.map((e) =>
+            format(e instanceof GraphQLError ? e.toJSON() : (e as GraphQLFormattedError), e),
+          ),
         };
       },
     },
@@ -247,7 +266,11 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknow
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) {
     req.resume();
-    throw new HttpError(413, 'BAD_REQUEST', `Request body of ${declared} bytes exceeds the limit of ${limit} bytes`);
+    throw new HttpError(
+      413,
+      'BAD_REQUEST',
+      `Request body of ${declared} bytes exceeds the limit of ${limit} bytes`,
+    );
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -284,7 +307,10 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -13,7 +13,12 @@ export function buildAppSchema(): GraphQLSchema {
       resolvers,
       validate: false,
       // Subscriptions use explicit `subscribe` functions over the EventBus port.
-      pubSub: { publish: () => undefined, subscribe: () => { throw new Error('unused'); } },
+      pubSub: {
+        publish: () => undefined,
+        subscribe: () => {
+          throw new Error('unused');
+        },
+      },
     }),
   );
   return cached;

@@ -16,7 +16,12 @@ export interface Services {
   clock: Clock;
 }
 
-export function createServices(deps: { db: Database; events: EventBus; artifacts: ArtifactStore; clock: Clock }): Services {
+export function createServices(deps: {
+  db: Database;
+  events: EventBus;
+  artifacts: ArtifactStore;
+  clock: Clock;
+}): Services {
   const ds = deps.db.dataSource;
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),

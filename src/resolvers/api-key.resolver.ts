@@ -1,4 +1,15 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
 import { type ApiKeyEvent } from '../domain/auth/api-key.service';
 import { Role } from '../domain/auth/role';
 import { Topics } from '../domain/events/event-bus';
@@ -42,27 +53,42 @@ export class ApiKeyResolver {
 
   @Mutation(() => CreateApiKeyPayload)
   @Allow(Role.ADMIN)
-  async createApiKey(@Arg('input') input: CreateApiKeyInput, @Ctx() ctx: GraphQLContext): Promise<CreateApiKeyPayload> {
+  async createApiKey(
+    @Arg('input') input: CreateApiKeyInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<CreateApiKeyPayload> {
     const created = await ctx.services.apiKeys.create(ctx.principal, input);
-    return Object.assign(new CreateApiKeyPayload(), { apiKey: ApiKeyType.from(created.key), token: created.token });
+    return Object.assign(new CreateApiKeyPayload(), {
+      apiKey: ApiKeyType.from(created.key),
+      token: created.token,
+    });
   }
 
   @Mutation(() => ApiKeyType)
   @Allow(Role.ADMIN)
-  async revokeApiKey(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<ApiKeyType> {
-    return ApiKeyType.from(await ctx.services.apiKeys.revoke(ctx.principal, localIdOf(id, 'ApiKey')));
+  async revokeApiKey(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ApiKeyType> {
+    return ApiKeyType.from(
+      await ctx.services.apiKeys.revoke(ctx.principal, localIdOf(id, 'ApiKey')),
+    );
   }
 
   @Subscription(() => ApiKeyEventType, {
     description: 'API keys created and revoked, from any api process.',
-    subscribe: ({ context }) => (context as GraphQLContext).services.events.subscribe<ApiKeyEvent>(Topics.apiKeys),
+    subscribe: ({ context }) =>
+      (context as GraphQLContext).services.events.subscribe<ApiKeyEvent>(Topics.apiKeys),
   })
   @Allow(Role.ADMIN)
   apiKeyEvents(@Root() event: ApiKeyEvent): ApiKeyEventType {
     return ApiKeyEventType.from(event);
   }
 
-  @FieldResolver(() => ApiKeyType, { nullable: true, description: 'The key that created this one; null for the bootstrap key.' })
+  @FieldResolver(() => ApiKeyType, {
+    nullable: true,
+    description: 'The key that created this one; null for the bootstrap key.',
+  })
   async createdBy(@Root() key: ApiKeyType, @Ctx() ctx: GraphQLContext): Promise<ApiKeyType | null> {
     if (!key.createdById) return null;
     const k = await ctx.loaders.apiKey.load(key.createdById);

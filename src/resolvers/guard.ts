@@ -22,7 +22,9 @@ export function Allow(role: Role): MethodDecorator & PropertyDecorator {
   return Extensions({ [ROLE_KEY]: role });
 }
 
-export function requiredRole(field: GraphQLFieldConfig<unknown, unknown> | { extensions?: unknown }): Role | undefined {
+export function requiredRole(
+  field: GraphQLFieldConfig<unknown, unknown> | { extensions?: unknown },
+): Role | undefined {
   const ext = field.extensions as Record<string, unknown> | null | undefined;
   return ext?.[ROLE_KEY] as Role | undefined;
 }
@@ -31,18 +33,25 @@ export class UnguardedFieldError extends Error {}
 
 /** Wraps every field that declares a role with the check; fails on unguarded root fields. */
 export function guardSchema(schema: GraphQLSchema): GraphQLSchema {
-  const roots = new Set([schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].filter(Boolean));
+  const roots = new Set(
+    [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].filter(Boolean),
+  );
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
     for (const field of Object.values(type.getFields())) {
       const role = requiredRole(field);
       if (!role) {
-        if (roots.has(type)) throw new UnguardedFieldError(`${type.name}.${field.name} has no @Allow(role)`);
+        if (roots.has(type))
+          throw new UnguardedFieldError(`${type.name}.${field.name} has no @Allow(role)`);
         continue;
       }
       const check = (ctx: GraphQLContext) => {
         if (!ctx?.principal) {
-          throw new DomainError(ErrorCategory.UNAUTHENTICATED, ApiKeyErrorCode.MISSING_KEY, 'An API key is required');
+          throw new DomainError(
+            ErrorCategory.UNAUTHENTICATED,
+            ApiKeyErrorCode.MISSING_KEY,
+            'An API key is required',
+          );
         }
         if (!roleSatisfies(ctx.principal.role, role)) {
           throw new DomainError(
@@ -53,7 +62,8 @@ export function guardSchema(schema: GraphQLSchema): GraphQLSchema {
           );
         }
       };
-      const resolve: GraphQLFieldResolver<unknown, GraphQLContext> = field.resolve ?? defaultFieldResolver;
+      const resolve: GraphQLFieldResolver<unknown, GraphQLContext> =
+        field.resolve ?? defaultFieldResolver;
       field.resolve = (src, args, ctx, info) => {
         check(ctx);
         return resolve(src, args, ctx, info);

@@ -21,7 +21,10 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
   };
 }
 
-async function byId<T extends { id: string }>(ids: readonly string[], rows: Promise<T[]>): Promise<(T | null)[]> {
+async function byId<T extends { id: string }>(
+  ids: readonly string[],
+  rows: Promise<T[]>,
+): Promise<(T | null)[]> {
   const map = new Map((await rows).map((r) => [r.id, r]));
   return ids.map((id) => map.get(id) ?? null);
 }

@@ -11,7 +11,10 @@ import { Allow } from './guard';
  * How to fetch each node type by its local id, and the least role that may see it.
  * Fetches go through the request's DataLoaders, so `nodes(ids:)` batches per type.
  */
-const FETCHERS: Record<string, { role: Role; fetch: (ctx: GraphQLContext, id: string) => Promise<Node | null> }> = {
+const FETCHERS: Record<
+  string,
+  { role: Role; fetch: (ctx: GraphQLContext, id: string) => Promise<Node | null> }
+> = {
   ApiKey: {
     role: Role.ADMIN,
     fetch: async (ctx, id) => {
@@ -32,7 +35,11 @@ const MAX_NODES = 100;
 
 @Resolver()
 export class NodeResolver {
-  @Query(() => Node, { nullable: true, description: 'Any object by its global ID; null if it does not exist or is not visible to this key.' })
+  @Query(() => Node, {
+    nullable: true,
+    description:
+      'Any object by its global ID; null if it does not exist or is not visible to this key.',
+  })
   @Allow(Role.VIEWER)
   node(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<Node | null> {
     return fetchNode(ctx, id);
@@ -40,9 +47,16 @@ export class NodeResolver {
 
   @Query(() => [Node], { nullable: 'items' })
   @Allow(Role.VIEWER)
-  nodes(@Arg('ids', () => [ID]) ids: string[], @Ctx() ctx: GraphQLContext): Promise<(Node | null)[]> {
+  nodes(
+    @Arg('ids', () => [ID]) ids: string[],
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<(Node | null)[]> {
     if (ids.length > MAX_NODES) {
-      throw new InvalidInputError(GlobalIdErrorCode.TOO_MANY_IDS, `At most ${MAX_NODES} ids per call (got ${ids.length})`, { max: MAX_NODES });
+      throw new InvalidInputError(
+        GlobalIdErrorCode.TOO_MANY_IDS,
+        `At most ${MAX_NODES} ids per call (got ${ids.length})`,
+        { max: MAX_NODES },
+      );
     }
     return Promise.all(ids.map((id) => fetchNode(ctx, id)));
   }
@@ -52,6 +66,12 @@ async function fetchNode(ctx: GraphQLContext, id: string): Promise<Node | null> 
   const g = fromGlobalId(id);
   const fetcher = g && FETCHERS[g.type];
   // Unknown or unreadable ids and objects this role may not see all look alike: absent.
-  if (!g || !fetcher || !UUID_RE.test(g.localId) || !roleSatisfies(ctx.principal.role, fetcher.role)) return null;
+  if (
+    !g ||
+    !fetcher ||
+    !UUID_RE.test(g.localId) ||
+    !roleSatisfies(ctx.principal.role, fetcher.role)
+  )
+    return null;
   return fetcher.fetch(ctx, g.localId);
 }

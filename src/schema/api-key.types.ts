@@ -7,7 +7,10 @@ import { Role } from './role.types';
 
 registerEnumType(ApiKeyEventKind, { name: 'ApiKeyEventKind' });
 
-@ObjectType('ApiKey', { implements: Node, description: 'An API key. Only a hash of its secret is stored.' })
+@ObjectType('ApiKey', {
+  implements: Node,
+  description: 'An API key. Only a hash of its secret is stored.',
+})
 export class ApiKeyType extends Node {
   /** Raw id, for relation loading; not a GraphQL field. */
   localId!: string;

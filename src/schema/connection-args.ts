@@ -2,7 +2,10 @@ import { ArgsType, Field, Int } from 'type-graphql';
 
 @ArgsType()
 export class ConnectionArgs {
-  @Field(() => Int, { nullable: true, description: 'Items after `after` (default 20, at most 100).' })
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Items after `after` (default 20, at most 100).',
+  })
   first?: number | null;
 
   @Field(() => String, { nullable: true })

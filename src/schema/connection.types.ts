@@ -51,7 +51,11 @@ export function Connection<T extends object>(nodeType: ClassType<T>) {
 }
 
 /** Maps a domain page to a connection; `cursorOf` gives each item's keyset position. */
-export function toConnection<D, T>(page: Page<D>, map: (d: D) => T, cursorOf: (d: D) => Cursor): ConnectionShape<T> {
+export function toConnection<D, T>(
+  page: Page<D>,
+  map: (d: D) => T,
+  cursorOf: (d: D) => Cursor,
+): ConnectionShape<T> {
   const edges = page.items.map((d) => ({ cursor: encodeCursor(cursorOf(d)), node: map(d) }));
   return {
     edges,
@@ -63,4 +67,3 @@ export function toConnection<D, T>(page: Page<D>, map: (d: D) => T, cursorOf: (d
     },
   };
 }
-

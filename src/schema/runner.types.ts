@@ -19,7 +19,10 @@ export class GpuType {
   memoryMb!: number | null;
 }
 
-@ObjectType('Runner', { implements: Node, description: 'A gpu-runner process and its GPU inventory.' })
+@ObjectType('Runner', {
+  implements: Node,
+  description: 'A gpu-runner process and its GPU inventory.',
+})
 export class RunnerType extends Node {
   localId!: string;
   keyId!: string;

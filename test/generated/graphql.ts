@@ -3,248 +3,6 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
-export type Maybe<T> = T | null;
-export type InputMaybe<T> = Maybe<T>;
-/** All built-in and custom scalars, mapped to their actual values */
-export type Scalars = {
-  ID: { input: string; output: string; }
-  String: { input: string; output: string; }
-  Boolean: { input: boolean; output: boolean; }
-  Int: { input: number; output: number; }
-  Float: { input: number; output: number; }
-  /** A date-time string at UTC, such as 2007-12-03T10:15:30Z, compliant with the `date-time` format outlined in section 5.6 of the RFC 3339 profile of the ISO 8601 standard for representation of dates and times using the Gregorian calendar.This scalar is serialized to a string in ISO 8601 format and parsed from a string in ISO 8601 format. */
-  DateTimeISO: { input: string; output: string; }
-};
-
-/** An API key. Only a hash of its secret is stored. */
-export type ApiKey = Node & {
-  __typename?: 'ApiKey';
-  createdAt: Scalars['DateTimeISO']['output'];
-  /** The key that created this one; null for the bootstrap key. */
-  createdBy?: Maybe<ApiKey>;
-  /** Opaque global ID; pass it to `node(id:)`. */
-  id: Scalars['ID']['output'];
-  /** Updated at most once a minute. */
-  lastUsedAt?: Maybe<Scalars['DateTimeISO']['output']>;
-  name: Scalars['String']['output'];
-  /** Public part of the key (aek_<prefix>_…), to tell keys apart. */
-  prefix: Scalars['String']['output'];
-  revokedAt?: Maybe<Scalars['DateTimeISO']['output']>;
-  role: Role;
-};
-
-export type ApiKeyConnection = {
-  __typename?: 'ApiKeyConnection';
-  edges: Array<ApiKeyEdge>;
-  pageInfo: PageInfo;
-};
-
-export type ApiKeyEdge = {
-  __typename?: 'ApiKeyEdge';
-  cursor: Scalars['String']['output'];
-  node: ApiKey;
-};
-
-export type ApiKeyEvent = {
-  __typename?: 'ApiKeyEvent';
-  actorKeyId?: Maybe<Scalars['ID']['output']>;
-  at: Scalars['DateTimeISO']['output'];
-  keyId: Scalars['ID']['output'];
-  kind: ApiKeyEventKind;
-};
-
-export type ApiKeyEventKind =
-  | 'CREATED'
-  | 'REVOKED';
-
-export type CreateApiKeyInput = {
-  name: Scalars['String']['input'];
-  role: Role;
-};
-
-export type CreateApiKeyPayload = {
-  __typename?: 'CreateApiKeyPayload';
-  apiKey: ApiKey;
-  /** The secret key. Shown once; store it now. */
-  token: Scalars['String']['output'];
-};
-
-export type Gpu = {
-  __typename?: 'Gpu';
-  index: Scalars['Int']['output'];
-  memoryMb?: Maybe<Scalars['Int']['output']>;
-  name: Scalars['String']['output'];
-};
-
-export type GpuInput = {
-  index: Scalars['Int']['input'];
-  memoryMb?: InputMaybe<Scalars['Int']['input']>;
-  name: Scalars['String']['input'];
-};
-
-export type Mutation = {
-  __typename?: 'Mutation';
-  createApiKey: CreateApiKeyPayload;
-  /** Called by a gpu-runner at start with its GPU inventory. */
-  registerRunner: Runner;
-  revokeApiKey: ApiKey;
-  runnerHeartbeat: Runner;
-  /** Called by a gpu-runner on graceful shutdown. */
-  stopRunner: Runner;
-};
-
-
-export type MutationCreateApiKeyArgs = {
-  input: CreateApiKeyInput;
-};
-
-
-export type MutationRegisterRunnerArgs = {
-  input: RegisterRunnerInput;
-};
-
-
-export type MutationRevokeApiKeyArgs = {
-  id: Scalars['ID']['input'];
-};
-
-
-export type MutationRunnerHeartbeatArgs = {
-  id: Scalars['ID']['input'];
-};
-
-
-export type MutationStopRunnerArgs = {
-  id: Scalars['ID']['input'];
-};
-
-/** An object with a globally unique, opaque ID. */
-export type Node = {
-  /** Opaque global ID; pass it to `node(id:)`. */
-  id: Scalars['ID']['output'];
-};
-
-/** Relay page information. */
-export type PageInfo = {
-  __typename?: 'PageInfo';
-  endCursor?: Maybe<Scalars['String']['output']>;
-  hasNextPage: Scalars['Boolean']['output'];
-  hasPreviousPage: Scalars['Boolean']['output'];
-  startCursor?: Maybe<Scalars['String']['output']>;
-};
-
-export type Query = {
-  __typename?: 'Query';
-  apiKeys: ApiKeyConnection;
-  /** Any object by its global ID; null if it does not exist or is not visible to this key. */
-  node?: Maybe<Node>;
-  nodes: Array<Maybe<Node>>;
-  /** gpu-runner processes, oldest registration first. */
-  runners: RunnerConnection;
-  /** Who the API key in this request belongs to. */
-  viewer: Viewer;
-};
-
-
-export type QueryApiKeysArgs = {
-  after?: InputMaybe<Scalars['String']['input']>;
-  before?: InputMaybe<Scalars['String']['input']>;
-  first?: InputMaybe<Scalars['Int']['input']>;
-  includeRevoked?: Scalars['Boolean']['input'];
-  last?: InputMaybe<Scalars['Int']['input']>;
-};
-
-
-export type QueryNodeArgs = {
-  id: Scalars['ID']['input'];
-};
-
-
-export type QueryNodesArgs = {
-  ids: Array<Scalars['ID']['input']>;
-};
-
-
-export type QueryRunnersArgs = {
-  after?: InputMaybe<Scalars['String']['input']>;
-  before?: InputMaybe<Scalars['String']['input']>;
-  first?: InputMaybe<Scalars['Int']['input']>;
-  last?: InputMaybe<Scalars['Int']['input']>;
-};
-
-export type RegisterRunnerInput = {
-  gpus: Array<GpuInput>;
-  hostname: Scalars['String']['input'];
-  name: Scalars['String']['input'];
-};
-
-/** VIEWER < EDITOR < ADMIN; RUNNER is for gpu-runner processes. */
-export type Role =
-  | 'ADMIN'
-  | 'EDITOR'
-  | 'RUNNER'
-  | 'VIEWER';
-
-/** A gpu-runner process and its GPU inventory. */
-export type Runner = Node & {
-  __typename?: 'Runner';
-  gpus: Array<Gpu>;
-  hostname: Scalars['String']['output'];
-  /** Opaque global ID; pass it to `node(id:)`. */
-  id: Scalars['ID']['output'];
-  lastHeartbeatAt: Scalars['DateTimeISO']['output'];
-  name: Scalars['String']['output'];
-  registeredAt: Scalars['DateTimeISO']['output'];
-  /** The key the runner registered with. */
-  registeredBy?: Maybe<ApiKey>;
-  status: RunnerStatus;
-  stoppedAt?: Maybe<Scalars['DateTimeISO']['output']>;
-};
-
-export type RunnerConnection = {
-  __typename?: 'RunnerConnection';
-  edges: Array<RunnerEdge>;
-  pageInfo: PageInfo;
-};
-
-export type RunnerEdge = {
-  __typename?: 'RunnerEdge';
-  cursor: Scalars['String']['output'];
-  node: Runner;
-};
-
-export type RunnerEvent = {
-  __typename?: 'RunnerEvent';
-  at: Scalars['DateTimeISO']['output'];
-  kind: RunnerEventKind;
-  runnerId: Scalars['ID']['output'];
-};
-
-export type RunnerEventKind =
-  | 'REGISTERED'
-  | 'STOPPED';
-
-export type RunnerStatus =
-  | 'LOST'
-  | 'ONLINE'
-  | 'STOPPED';
-
-export type Subscription = {
-  __typename?: 'Subscription';
-  /** API keys created and revoked, from any api process. */
-  apiKeyEvents: ApiKeyEvent;
-  /** Runners registering and stopping, from any api process. */
-  runnerEvents: RunnerEvent;
-};
-
-/** The caller, as identified by its API key. */
-export type Viewer = {
-  __typename?: 'Viewer';
-  keyId: Scalars['ID']['output'];
-  name: Scalars['String']['output'];
-  role: Role;
-};
-
 export type ApiKeyEventKind =
   | 'CREATED'
   | 'REVOKED';
@@ -272,6 +30,10 @@ export type Role =
   | 'EDITOR'
   | 'RUNNER'
   | 'VIEWER';
+
+export type RunnerEventKind =
+  | 'REGISTERED'
+  | 'STOPPED';
 
 export type RunnerStatus =
   | 'LOST'
@@ -350,6 +112,11 @@ export type RunnersQueryVariables = Exact<{
 
 export type RunnersQuery = { runners: { edges: Array<{ node: { id: string, name: string, status: RunnerStatus, gpus: Array<{ index: number }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
 
+export type RunnerEventsSubscriptionVariables = Exact<{ [key: string]: never; }>;
+
+
+export type RunnerEventsSubscription = { runnerEvents: { kind: RunnerEventKind, runnerId: string, at: string } };
+
 
 export const ViewerDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"Viewer"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"viewer"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"keyId"}},{"kind":"Field","name":{"kind":"Name","value":"name"}},{"kind":"Field","name":{"kind":"Name","value":"role"}}]}}]}}]} as unknown as DocumentNode<ViewerQuery, ViewerQueryVariables>;
 export const ApiKeysDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"ApiKeys"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"first"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Int"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"String"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"includeRevoked"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Boolean"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"apiKeys"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"first"},"value":{"kind":"Variable","name":{"kind":"Name","value":"first"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}},{"kind":"Argument","name":{"kind":"Name","value":"includeRevoked"},"value":{"kind":"Variable","name":{"kind":"Name","value":"includeRevoked"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"edges"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"cursor"}},{"kind":"Field","name":{"kind":"Name","value":"node"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"name"}},{"kind":"Field","name":{"kind":"Name","value":"role"}},{"kind":"Field","name":{"kind":"Name","value":"createdBy"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"name"}}]}}]}}]}},{"kind":"Field","name":{"kind":"Name","value":"pageInfo"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"hasNextPage"}},{"kind":"Field","name":{"kind":"Name","value":"hasPreviousPage"}},{"kind":"Field","name":{"kind":"Name","value":"endCursor"}}]}}]}}]}}]} as unknown as DocumentNode<ApiKeysQuery, ApiKeysQueryVariables>;
@@ -361,3 +128,4 @@ export const RegisterRunnerDocument = {"kind":"Document","definitions":[{"kind":
 export const RunnerHeartbeatDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"mutation","name":{"kind":"Name","value":"RunnerHeartbeat"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"runnerHeartbeat"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"lastHeartbeatAt"}}]}}]}}]} as unknown as DocumentNode<RunnerHeartbeatMutation, RunnerHeartbeatMutationVariables>;
 export const StopRunnerDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"mutation","name":{"kind":"Name","value":"StopRunner"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"stopRunner"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"status"}}]}}]}}]} as unknown as DocumentNode<StopRunnerMutation, StopRunnerMutationVariables>;
 export const RunnersDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"Runners"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"first"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"Int"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"String"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"runners"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"first"},"value":{"kind":"Variable","name":{"kind":"Name","value":"first"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"edges"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"node"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"name"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"gpus"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"index"}}]}}]}}]}},{"kind":"Field","name":{"kind":"Name","value":"pageInfo"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"hasNextPage"}},{"kind":"Field","name":{"kind":"Name","value":"endCursor"}}]}}]}}]}}]} as unknown as DocumentNode<RunnersQuery, RunnersQueryVariables>;
+export const RunnerEventsDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"RunnerEvents"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"runnerEvents"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"runnerId"}},{"kind":"Field","name":{"kind":"Name","value":"at"}}]}}]}}]} as unknown as DocumentNode<RunnerEventsSubscription, RunnerEventsSubscriptionVariables>;

@@ -14,7 +14,10 @@ export interface ApiProcess {
 
 const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
 
-export async function spawnApi(env: Record<string, string>, opts: { readyTimeoutMs?: number } = {}): Promise<ApiProcess> {
+export async function spawnApi(
+  env: Record<string, string>,
+  opts: { readyTimeoutMs?: number } = {},
+): Promise<ApiProcess> {
   const port = env.PORT && env.PORT !== '0' ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, PORT: String(port) },
@@ -23,11 +26,14 @@ export async function spawnApi(env: Record<string, string>, opts: { readyTimeout
   let out = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`api exited with ${child.exitCode} before ready:\n${out}`);
+    if (child.exitCode !== null)
+      throw new Error(`api exited with ${child.exitCode} before ready:\n${out}`);
     try {
       if ((await fetch(`${base}/readyz`)).ok) break;
     } catch {

@@ -25,7 +25,10 @@ export class GraphQLTestClient {
     return new GraphQLTestClient(this.url, token);
   }
 
-  async raw(body: string, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown; text: string }> {
+  async raw(
+    body: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; json: unknown; text: string }> {
     const res = await fetch(this.url, {
       method: 'POST',
       headers: {
@@ -73,7 +76,12 @@ export function collect<T, V>(
   client: Client,
   doc: TypedDocumentNode<T, V>,
   variables?: V,
-): { events: T[]; errors: unknown[]; next(count: number, timeoutMs?: number): Promise<T[]>; dispose(): void } {
+): {
+  events: T[];
+  errors: unknown[];
+  next(count: number, timeoutMs?: number): Promise<T[]>;
+  dispose(): void;
+} {
   const events: T[] = [];
   const errors: unknown[] = [];
   const waiters: Array<() => void> = [];
@@ -100,11 +108,16 @@ export function collect<T, V>(
       return new Promise((resolve, reject) => {
         const check = () => {
           if (events.length >= count) resolve(events.slice(0, count));
-          else if (errors.length) reject(new Error(`subscription error: ${JSON.stringify(errors)}`));
+          else if (errors.length)
+            reject(new Error(`subscription error: ${JSON.stringify(errors)}`));
         };
         waiters.push(check);
         check();
-        setTimeout(() => reject(new Error(`only ${events.length} of ${count} events within ${timeoutMs} ms`)), timeoutMs).unref();
+        setTimeout(
+          () =>
+            reject(new Error(`only ${events.length} of ${count} events within ${timeoutMs} ms`)),
+          timeoutMs,
+        ).unref();
       });
     },
   };

@@ -7,7 +7,11 @@ import { Client } from 'pg';
  * parallel against the same servers without seeing each other.
  */
 export function isolationName(testFile: string): string {
-  const base = path.basename(testFile).replace(/\.(test|spec)\.ts$/, '').replace(/[^a-z0-9]/gi, '_').toLowerCase();
+  const base = path
+    .basename(testFile)
+    .replace(/\.(test|spec)\.ts$/, '')
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase();
   return `t_${base.slice(0, 40)}_${randomBytes(3).toString('hex')}`;
 }
 

@@ -33,7 +33,10 @@ export async function resolveServices(): Promise<ResolvedServices> {
     if (await portOpen(6379)) {
       redisUrl = 'redis://127.0.0.1:6379';
     } else {
-      const r = await startEmbeddedRedis({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'aether-test-redis-')), persist: false });
+      const r = await startEmbeddedRedis({
+        dir: fs.mkdtempSync(path.join(os.tmpdir(), 'aether-test-redis-')),
+        persist: false,
+      });
       redisUrl = r.url;
       stops.push(r.stop);
     }
@@ -81,7 +84,9 @@ function findPgBin(name: string): string {
       if (fs.existsSync(p)) return p;
     }
   }
-  throw new Error(`${name} not found: install the Debian package "postgresql", or set TEST_DATABASE_URL`);
+  throw new Error(
+    `${name} not found: install the Debian package "postgresql", or set TEST_DATABASE_URL`,
+  );
 }
 
 async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -90,7 +95,9 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
   // initdb refuses to run as root; hand the directory to the postgres user when we are root.
   const run = (bin: string, args: string[]) => {
     const cmd = asRoot ? 'su' : bin;
-    const full = asRoot ? ['postgres', '-s', '/bin/sh', '-c', [bin, ...args].map((a) => `'${a}'`).join(' ')] : args;
+    const full = asRoot
+      ? ['postgres', '-s', '/bin/sh', '-c', [bin, ...args].map((a) => `'${a}'`).join(' ')]
+      : args;
     const r = spawnSync(cmd, full, { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr || r.stdout}`);
   };
@@ -98,7 +105,16 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
   const data = path.join(dir, 'data');
   run(findPgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync']);
   const port = await freePort();
-  run(findPgBin('pg_ctl'), ['-D', data, '-l', path.join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  run(findPgBin('pg_ctl'), [
+    '-D',
+    data,
+    '-l',
+    path.join(dir, 'log'),
+    '-w',
+    '-o',
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+    'start',
+  ]);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop: async () => {
@@ -107,4 +123,3 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
     },
   };
 }
-

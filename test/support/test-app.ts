@@ -17,7 +17,10 @@ export interface TestApp extends App {
 }
 
 /** Environment for an api process isolated to one test file. */
-export function isolatedEnv(testFile: string, extra: Record<string, string> = {}): Record<string, string> {
+export function isolatedEnv(
+  testFile: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const name = isolationName(testFile);
   return {
     NODE_ENV: 'test',
@@ -51,7 +54,8 @@ export async function startTestApp(
   await migrateSchema(env);
   const config = loadConfig(env);
   const app = await startApp(config, { logger: createLogger(env.LOG_LEVEL), ...opts.overrides });
-  if (!app.bootstrapAdminToken) throw new Error('a fresh schema should have produced a bootstrap admin key');
+  if (!app.bootstrapAdminToken)
+    throw new Error('a fresh schema should have produced a bootstrap admin key');
   return {
     ...app,
     adminToken: app.bootstrapAdminToken,

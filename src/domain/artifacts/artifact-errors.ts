@@ -1,4 +1,9 @@
-import { DomainError, ErrorCategory, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import {
+  DomainError,
+  ErrorCategory,
+  InvalidInputError,
+  NotFoundError,
+} from '../shared/domain-error';
 import { ArtifactErrorCode } from './artifact-store';
 
 export class ArtifactNotFoundError extends NotFoundError {
@@ -10,11 +15,16 @@ export class ArtifactNotFoundError extends NotFoundError {
 /** Stored bytes differ from what was recorded at write time: never retry, never use them. */
 export class ArtifactIntegrityError extends DomainError {
   constructor(reason: ArtifactErrorCode, key: string, expected: string, actual: string) {
-    super(ErrorCategory.INTERNAL, reason, `Artifact "${key}" is corrupt: expected ${expected}, read ${actual}`, {
-      key,
-      expected,
-      actual,
-    });
+    super(
+      ErrorCategory.INTERNAL,
+      reason,
+      `Artifact "${key}" is corrupt: expected ${expected}, read ${actual}`,
+      {
+        key,
+        expected,
+        actual,
+      },
+    );
   }
 }
 

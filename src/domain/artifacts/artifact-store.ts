@@ -41,5 +41,9 @@ const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._=-]*(\/[A-Za-z0-9][A-Za-z0-9._=-]*)*$/;
 
 /** Keys are relative, slash-separated, with no `..`, so no adapter can be steered outside its root. */
 export function isValidArtifactKey(key: string): boolean {
-  return key.length <= 512 && KEY_RE.test(key) && !key.split('/').some((s) => s === '..' || s.endsWith('.meta'));
+  return (
+    key.length <= 512 &&
+    KEY_RE.test(key) &&
+    !key.split('/').some((s) => s === '..' || s.endsWith('.meta'))
+  );
 }

@@ -1,5 +1,11 @@
 import { type Clock } from '../shared/clock';
-import { ConflictError, DomainError, ErrorCategory, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import {
+  ConflictError,
+  DomainError,
+  ErrorCategory,
+  InvalidInputError,
+  NotFoundError,
+} from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type ApiKey, ApiKeyErrorCode, type Principal } from './api-key';
@@ -32,7 +38,10 @@ const TOUCH_EVERY_MS = 60_000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/;
 
 export class ApiKeyService {
-  private readonly cache = new Map<string, { principal: Principal; secret: string; until: number }>();
+  private readonly cache = new Map<
+    string,
+    { principal: Principal; secret: string; until: number }
+  >();
   private readonly touchedAt = new Map<string, number>();
 
   constructor(
@@ -43,7 +52,10 @@ export class ApiKeyService {
 
   async authenticate(token: string | undefined): Promise<Principal> {
     if (!token) {
-      throw unauthenticated(ApiKeyErrorCode.MISSING_KEY, 'An API key is required: send `Authorization: Bearer <key>`');
+      throw unauthenticated(
+        ApiKeyErrorCode.MISSING_KEY,
+        'An API key is required: send `Authorization: Bearer <key>`',
+      );
     }
     const parsed = parseToken(token);
     if (!parsed) throw unauthenticated(ApiKeyErrorCode.MALFORMED_KEY, 'The API key is malformed');
@@ -55,14 +67,18 @@ export class ApiKeyService {
     if (!stored || !secretMatches(parsed.secret, stored.secretHash)) {
       throw unauthenticated(ApiKeyErrorCode.UNKNOWN_KEY, 'The API key is not valid');
     }
-    if (stored.revokedAt) throw unauthenticated(ApiKeyErrorCode.REVOKED_KEY, 'The API key has been revoked');
+    if (stored.revokedAt)
+      throw unauthenticated(ApiKeyErrorCode.REVOKED_KEY, 'The API key has been revoked');
     const principal: Principal = { keyId: stored.id, name: stored.name, role: stored.role };
     this.cache.set(parsed.prefix, { principal, secret: parsed.secret, until: now + AUTH_CACHE_MS });
     this.touch(stored.id, now);
     return principal;
   }
 
-  async create(actor: Principal | null, input: { name: string; role: Role }): Promise<CreatedApiKey> {
+  async create(
+    actor: Principal | null,
+    input: { name: string; role: Role },
+  ): Promise<CreatedApiKey> {
     const name = input.name.trim();
     if (!NAME_RE.test(name)) {
       throw new InvalidInputError(
@@ -85,9 +101,13 @@ export class ApiKeyService {
 
   async revoke(actor: Principal, id: string): Promise<ApiKey> {
     const existing = (await this.repo.findByIds([id]))[0];
-    if (!existing) throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
+    if (!existing)
+      throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
     if (existing.revokedAt) {
-      throw new ConflictError(ApiKeyErrorCode.ALREADY_REVOKED, `API key "${existing.name}" is already revoked`);
+      throw new ConflictError(
+        ApiKeyErrorCode.ALREADY_REVOKED,
+        `API key "${existing.name}" is already revoked`,
+      );
     }
     if (existing.role === Role.ADMIN && (await this.repo.countActiveAdmins()) <= 1) {
       throw new ConflictError(
@@ -136,8 +156,17 @@ export class ApiKeyService {
     this.repo.touch(id, new Date(now)).catch(() => this.touchedAt.delete(id));
   }
 
-  private async publish(kind: ApiKeyEventKind, keyId: string, actor: Principal | null): Promise<void> {
-    const event: ApiKeyEvent = { kind, keyId, actorKeyId: actor?.keyId ?? null, at: this.clock.now().toISOString() };
+  private async publish(
+    kind: ApiKeyEventKind,
+    keyId: string,
+    actor: Principal | null,
+  ): Promise<void> {
+    const event: ApiKeyEvent = {
+      kind,
+      keyId,
+      actorKeyId: actor?.keyId ?? null,
+      at: this.clock.now().toISOString(),
+    };
     await this.events.publish(Topics.apiKeys, event);
   }
 }

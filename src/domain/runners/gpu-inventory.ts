@@ -5,7 +5,10 @@ import { type Gpu } from './runner';
  * a machine without one). Returns null when the value is not such a list.
  */
 export function parseDeclaredGpus(value: string): Gpu[] | null {
-  const parts = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length === 0 || !parts.every((p) => /^\d+$/.test(p))) return null;
   const indexes = parts.map(Number);
   if (new Set(indexes).size !== indexes.length) return null;

@@ -2,7 +2,13 @@ import { type Principal } from '../auth/api-key';
 import { Role } from '../auth/role';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type Clock } from '../shared/clock';
-import { ConflictError, DomainError, ErrorCategory, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import {
+  ConflictError,
+  DomainError,
+  ErrorCategory,
+  InvalidInputError,
+  NotFoundError,
+} from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type Gpu, type Runner, RunnerErrorCode } from './runner';
 import { type RunnerRepository } from './runner.repository';
@@ -44,7 +50,11 @@ export class RunnerService {
     await this.owned(actor, id);
     const r = await this.repo.heartbeat(id, this.clock.now());
     if (!r) throw notFound(id);
-    if (r.stoppedAt) throw new ConflictError(RunnerErrorCode.RUNNER_STOPPED, `Runner ${id} has stopped; register again`);
+    if (r.stoppedAt)
+      throw new ConflictError(
+        RunnerErrorCode.RUNNER_STOPPED,
+        `Runner ${id} has stopped; register again`,
+      );
     return r;
   }
 
@@ -69,7 +79,11 @@ export class RunnerService {
     const [r] = await this.repo.findByIds([id]);
     if (!r) throw notFound(id);
     if (actor.role !== Role.ADMIN && r.keyId !== actor.keyId) {
-      throw new DomainError(ErrorCategory.FORBIDDEN, RunnerErrorCode.NOT_YOUR_RUNNER, `Runner ${id} belongs to another key`);
+      throw new DomainError(
+        ErrorCategory.FORBIDDEN,
+        RunnerErrorCode.NOT_YOUR_RUNNER,
+        `Runner ${id} belongs to another key`,
+      );
     }
     return r;
   }
@@ -85,14 +99,20 @@ function notFound(id: string): NotFoundError {
 }
 
 function validate(input: RegisterRunnerInput): void {
-  const bad = (msg: string, field: string) => new InvalidInputError(RunnerErrorCode.INVALID_RUNNER, msg, { field });
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(input.name)) throw bad('Runner name must be 1-100 characters of letters, digits and . _ -', 'name');
-  if (input.hostname.length === 0 || input.hostname.length > 255) throw bad('hostname must be 1-255 characters', 'hostname');
-  if (input.gpus.length > MAX_GPUS) throw bad(`A runner may declare at most ${MAX_GPUS} GPUs`, 'gpus');
+  const bad = (msg: string, field: string) =>
+    new InvalidInputError(RunnerErrorCode.INVALID_RUNNER, msg, { field });
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(input.name))
+    throw bad('Runner name must be 1-100 characters of letters, digits and . _ -', 'name');
+  if (input.hostname.length === 0 || input.hostname.length > 255)
+    throw bad('hostname must be 1-255 characters', 'hostname');
+  if (input.gpus.length > MAX_GPUS)
+    throw bad(`A runner may declare at most ${MAX_GPUS} GPUs`, 'gpus');
   const seen = new Set<number>();
   for (const g of input.gpus) {
-    if (!Number.isInteger(g.index) || g.index < 0 || seen.has(g.index)) throw bad(`GPU indexes must be distinct non-negative integers (got ${g.index})`, 'gpus');
-    if (g.memoryMb != null && (!Number.isFinite(g.memoryMb) || g.memoryMb < 0)) throw bad(`GPU ${g.index} memoryMb must be non-negative`, 'gpus');
+    if (!Number.isInteger(g.index) || g.index < 0 || seen.has(g.index))
+      throw bad(`GPU indexes must be distinct non-negative integers (got ${g.index})`, 'gpus');
+    if (g.memoryMb != null && (!Number.isFinite(g.memoryMb) || g.memoryMb < 0))
+      throw bad(`GPU ${g.index} memoryMb must be non-negative`, 'gpus');
     seen.add(g.index);
   }
 }

@@ -35,5 +35,7 @@ export const RUNNER_LEASE_MS = 30_000;
 
 export function runnerStatus(r: Runner, now: Date): RunnerStatus {
   if (r.stoppedAt) return RunnerStatus.STOPPED;
-  return now.getTime() - r.lastHeartbeatAt.getTime() > RUNNER_LEASE_MS ? RunnerStatus.LOST : RunnerStatus.ONLINE;
+  return now.getTime() - r.lastHeartbeatAt.getTime() > RUNNER_LEASE_MS
+    ? RunnerStatus.LOST
+    : RunnerStatus.ONLINE;
 }

@@ -18,7 +18,10 @@ export class FsBlobBackend implements BlobBackend {
   async write(key: string, body: AsyncIterable<Uint8Array>): Promise<void> {
     const target = this.path(key);
     await fsp.mkdir(path.dirname(target), { recursive: true });
-    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+    const tmp = path.join(
+      path.dirname(target),
+      `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`,
+    );
     try {
       await pipeline(Readable.from(body), fs.createWriteStream(tmp));
       const fh = await fsp.open(tmp, 'r');

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import { ArtifactIntegrityError, ArtifactNotFoundError, InvalidArtifactKeyError } from '../../domain/artifacts/artifact-errors';
+import {
+  ArtifactIntegrityError,
+  ArtifactNotFoundError,
+  InvalidArtifactKeyError,
+} from '../../domain/artifacts/artifact-errors';
 import {
   ArtifactErrorCode,
   type ArtifactRef,
@@ -55,7 +59,12 @@ export class IntegrityArtifactStore implements ArtifactStore {
     const meta = await this.readMeta(key);
     if (!meta) throw new ArtifactNotFoundError(key);
     if (expectedSha256 && expectedSha256 !== meta.sha256) {
-      throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH, key, `sha256 ${expectedSha256}`, `recorded sha256 ${meta.sha256}`);
+      throw new ArtifactIntegrityError(
+        ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH,
+        key,
+        `sha256 ${expectedSha256}`,
+        `recorded sha256 ${meta.sha256}`,
+      );
     }
     const body = await this.backend.read(key);
     if (!body) throw new ArtifactNotFoundError(key);
@@ -88,23 +97,42 @@ export class IntegrityArtifactStore implements ArtifactStore {
   }
 }
 
-async function* verifying(key: string, body: AsyncIterable<Uint8Array>, meta: Meta): AsyncIterable<Uint8Array> {
+async function* verifying(
+  key: string,
+  body: AsyncIterable<Uint8Array>,
+  meta: Meta,
+): AsyncIterable<Uint8Array> {
   const hash = createHash('sha256');
   let size = 0;
   for await (const chunk of body) {
     size += chunk.byteLength;
     if (size > meta.size) {
-      throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH, key, `${meta.size} bytes`, `more than ${meta.size} bytes`);
+      throw new ArtifactIntegrityError(
+        ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH,
+        key,
+        `${meta.size} bytes`,
+        `more than ${meta.size} bytes`,
+      );
     }
     hash.update(chunk);
     yield chunk;
   }
   if (size !== meta.size) {
-    throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH, key, `${meta.size} bytes`, `${size} bytes`);
+    throw new ArtifactIntegrityError(
+      ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH,
+      key,
+      `${meta.size} bytes`,
+      `${size} bytes`,
+    );
   }
   const actual = hash.digest('hex');
   if (actual !== meta.sha256) {
-    throw new ArtifactIntegrityError(ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH, key, `sha256 ${meta.sha256}`, `sha256 ${actual}`);
+    throw new ArtifactIntegrityError(
+      ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH,
+      key,
+      `sha256 ${meta.sha256}`,
+      `sha256 ${actual}`,
+    );
   }
 }
 

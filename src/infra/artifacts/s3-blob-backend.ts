@@ -1,4 +1,11 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, NoSuchKey, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  NoSuchKey,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { type BlobBackend } from './blob-backend';
@@ -40,16 +47,24 @@ export class S3BlobBackend implements BlobBackend {
 
   async read(key: string): Promise<AsyncIterable<Uint8Array> | null> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }),
+      );
       return res.Body as Readable;
     } catch (e) {
-      if (e instanceof NoSuchKey || (e instanceof S3ServiceException && e.$metadata.httpStatusCode === 404)) return null;
+      if (
+        e instanceof NoSuchKey ||
+        (e instanceof S3ServiceException && e.$metadata.httpStatusCode === 404)
+      )
+        return null;
       throw e;
     }
   }
 
   async remove(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }));
+    await this.client.send(
+      new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key) }),
+    );
   }
 
   async ping(): Promise<void> {

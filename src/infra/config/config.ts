@@ -5,7 +5,8 @@ import { z } from 'zod';
  * All configuration comes from the environment and is validated once at start. A wrong
  * value stops the process with one line naming the variable and what it expects.
  */
-const nonEmpty = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+const nonEmpty = (v: string | undefined) =>
+  v === undefined || v.trim() === '' ? undefined : v.trim();
 
 const intIn = (name: string, min: number, max: number, fallback: number) =>
   z
@@ -16,7 +17,10 @@ const intIn = (name: string, min: number, max: number, fallback: number) =>
       if (raw === undefined) return fallback;
       const n = Number(raw);
       if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be an integer from ${min} to ${max} (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer from ${min} to ${max} (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return n;
@@ -33,11 +37,17 @@ const urlWith = (name: string, protocols: string[], example: string) =>
       try {
         u = new URL(raw);
       } catch {
-        ctx.addIssue({ code: 'custom', message: `${name} must be a URL like ${example} (got "${redact(raw)}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be a URL like ${example} (got "${redact(raw)}")`,
+        });
         return z.NEVER;
       }
       if (!protocols.includes(u.protocol)) {
-        ctx.addIssue({ code: 'custom', message: `${name} must use ${protocols.join(' or ')} like ${example} (got "${u.protocol}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must use ${protocols.join(' or ')} like ${example} (got "${u.protocol}")`,
+        });
         return z.NEVER;
       }
       return raw;
@@ -50,22 +60,38 @@ const envSchema = z.object({
     .transform((v, ctx) => {
       const raw = nonEmpty(v) ?? 'development';
       if (!['development', 'production', 'test'].includes(raw)) {
-        ctx.addIssue({ code: 'custom', message: `NODE_ENV must be development, production or test (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `NODE_ENV must be development, production or test (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw as 'development' | 'production' | 'test';
     }),
   PORT: intIn('PORT', 0, 65535, 4000),
-  HOST: z.string().optional().transform((v) => nonEmpty(v) ?? '0.0.0.0'),
-  DATA_DIR: z.string().optional().transform((v) => path.resolve(nonEmpty(v) ?? '.data')),
-  DATABASE_URL: urlWith('DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://user:pass@host:5432/db'),
+  HOST: z
+    .string()
+    .optional()
+    .transform((v) => nonEmpty(v) ?? '0.0.0.0'),
+  DATA_DIR: z
+    .string()
+    .optional()
+    .transform((v) => path.resolve(nonEmpty(v) ?? '.data')),
+  DATABASE_URL: urlWith(
+    'DATABASE_URL',
+    ['postgres:', 'postgresql:'],
+    'postgres://user:pass@host:5432/db',
+  ),
   DATABASE_SCHEMA: z
     .string()
     .optional()
     .transform((v, ctx) => {
       const raw = nonEmpty(v);
       if (raw !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) {
-        ctx.addIssue({ code: 'custom', message: `DATABASE_SCHEMA must be a lower-case SQL identifier (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `DATABASE_SCHEMA must be a lower-case SQL identifier (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw;
@@ -77,14 +103,24 @@ const envSchema = z.object({
     .transform((v, ctx) => {
       const raw = nonEmpty(v) ?? 'aether:';
       if (!/^[A-Za-z0-9:_.-]{1,64}$/.test(raw)) {
-        ctx.addIssue({ code: 'custom', message: `REDIS_PREFIX must be 1-64 characters of letters, digits and : _ . - (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `REDIS_PREFIX must be 1-64 characters of letters, digits and : _ . - (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw;
     }),
-  ARTIFACT_STORE_URL: urlWith('ARTIFACT_STORE_URL', ['file:', 's3:'], 'file://.data/artifacts or s3://bucket/prefix'),
+  ARTIFACT_STORE_URL: urlWith(
+    'ARTIFACT_STORE_URL',
+    ['file:', 's3:'],
+    'file://.data/artifacts or s3://bucket/prefix',
+  ),
   S3_ENDPOINT: urlWith('S3_ENDPOINT', ['http:', 'https:'], 'http://127.0.0.1:9000'),
-  S3_REGION: z.string().optional().transform((v) => nonEmpty(v) ?? 'us-east-1'),
+  S3_REGION: z
+    .string()
+    .optional()
+    .transform((v) => nonEmpty(v) ?? 'us-east-1'),
   S3_FORCE_PATH_STYLE: z
     .string()
     .optional()
@@ -92,7 +128,10 @@ const envSchema = z.object({
       const raw = nonEmpty(v);
       if (raw === undefined) return undefined;
       if (raw !== 'true' && raw !== 'false') {
-        ctx.addIssue({ code: 'custom', message: `S3_FORCE_PATH_STYLE must be true or false (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `S3_FORCE_PATH_STYLE must be true or false (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw === 'true';
@@ -103,7 +142,10 @@ const envSchema = z.object({
     .transform((v, ctx) => {
       const raw = nonEmpty(v) ?? 'info';
       if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw)) {
-        ctx.addIssue({ code: 'custom', message: `LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw;
@@ -116,7 +158,14 @@ const envSchema = z.object({
 
 export type ArtifactStoreConfig =
   | { kind: 'fs'; root: string }
-  | { kind: 's3'; bucket: string; prefix: string; endpoint?: string; region: string; forcePathStyle: boolean };
+  | {
+      kind: 's3';
+      bucket: string;
+      prefix: string;
+      endpoint?: string;
+      region: string;
+      forcePathStyle: boolean;
+    };
 
 export interface Config {
   env: 'development' | 'production' | 'test';
@@ -155,7 +204,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseSchema: e.DATABASE_SCHEMA,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
-    artifacts: artifactConfig(e.ARTIFACT_STORE_URL, e.DATA_DIR, e.S3_ENDPOINT, e.S3_REGION, e.S3_FORCE_PATH_STYLE),
+    artifacts: artifactConfig(
+      e.ARTIFACT_STORE_URL,
+      e.DATA_DIR,
+      e.S3_ENDPOINT,
+      e.S3_REGION,
+      e.S3_FORCE_PATH_STYLE,
+    ),
     logLevel: e.LOG_LEVEL,
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxQueryDepth: e.MAX_QUERY_DEPTH,
@@ -175,11 +230,15 @@ function artifactConfig(
   if (raw.startsWith('file://')) {
     // file://relative/path and file:///absolute/path are both accepted.
     const p = raw.slice('file://'.length);
-    if (p === '') throw new ConfigError('Invalid configuration: ARTIFACT_STORE_URL file:// needs a path');
+    if (p === '')
+      throw new ConfigError('Invalid configuration: ARTIFACT_STORE_URL file:// needs a path');
     return { kind: 'fs', root: path.resolve(p) };
   }
   const u = new URL(raw);
-  if (!u.hostname) throw new ConfigError('Invalid configuration: ARTIFACT_STORE_URL must name a bucket, like s3://bucket/prefix');
+  if (!u.hostname)
+    throw new ConfigError(
+      'Invalid configuration: ARTIFACT_STORE_URL must name a bucket, like s3://bucket/prefix',
+    );
   return {
     kind: 's3',
     bucket: u.hostname,

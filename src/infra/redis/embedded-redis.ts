@@ -56,13 +56,20 @@ export async function startEmbeddedRedis(opts: {
   killOrphan(pidFile);
   const port = opts.port ?? (await freePort());
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', opts.dir,
-    '--save', '',
-    '--appendonly', opts.persist === false ? 'no' : 'yes',
-    '--daemonize', 'no',
-    '--protected-mode', 'yes',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    opts.dir,
+    '--save',
+    '',
+    '--appendonly',
+    opts.persist === false ? 'no' : 'yes',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'yes',
   ];
   // Its own process group: a Ctrl-C in the terminal reaches us, and we stop Redis last.
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -80,7 +87,10 @@ export async function startEmbeddedRedis(opts: {
 function waitForReady(child: ChildProcess, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => fail(new Error(`redis-server on port ${port} did not start within 10 s:\n${out}`)), 10_000);
+    const timer = setTimeout(
+      () => fail(new Error(`redis-server on port ${port} did not start within 10 s:\n${out}`)),
+      10_000,
+    );
     const onData = (buf: Buffer) => {
       out += buf.toString();
       if (out.includes('Ready to accept connections')) {
@@ -88,7 +98,8 @@ function waitForReady(child: ChildProcess, port: number): Promise<void> {
         resolve();
       }
     };
-    const onExit = (code: number | null) => fail(new Error(`redis-server exited with code ${code}:\n${out}`));
+    const onExit = (code: number | null) =>
+      fail(new Error(`redis-server exited with code ${code}:\n${out}`));
     const fail = (e: Error) => {
       cleanup();
       reject(e);

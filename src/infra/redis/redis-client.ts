@@ -20,7 +20,10 @@ export function createRedisClient(url: string, name: string): Redis {
 export async function pingRedis(client: Redis, timeoutMs = 1_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no PONG within ${timeoutMs} ms (${client.status})`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`no PONG within ${timeoutMs} ms (${client.status})`)),
+      timeoutMs,
+    );
   });
   try {
     await Promise.race([client.ping(), deadline]);
@@ -37,7 +40,10 @@ export async function closeRedis(client: Redis, timeoutMs = 1_000): Promise<void
   }
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([client.quit(), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    await Promise.race([
+      client.quit(),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
   } catch {
     // fall through to disconnect
   } finally {

@@ -1,6 +1,10 @@
 import { type DataSource, In, IsNull, type Repository } from 'typeorm';
 import { type ApiKey } from '../../../domain/auth/api-key';
-import { type ApiKeyRepository, type NewApiKey, type StoredApiKey } from '../../../domain/auth/api-key.repository';
+import {
+  type ApiKeyRepository,
+  type NewApiKey,
+  type StoredApiKey,
+} from '../../../domain/auth/api-key.repository';
 import { Role } from '../../../domain/auth/role';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { ApiKeyEntity } from '../entities/api-key.entity';

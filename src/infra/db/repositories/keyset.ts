@@ -13,9 +13,21 @@ export async function keysetPage<E extends ObjectLiteral>(
 ): Promise<Page<E>> {
   const t = `${alias}.${timeColumn}`;
   const id = `${alias}.id`;
-  if (req.after) qb.andWhere(`(${t}, ${id}) > (:afterT, :afterId)`, { afterT: req.after.createdAt, afterId: req.after.id });
-  if (req.before) qb.andWhere(`(${t}, ${id}) < (:beforeT, :beforeId)`, { beforeT: req.before.createdAt, beforeId: req.before.id });
+  if (req.after)
+    qb.andWhere(`(${t}, ${id}) > (:afterT, :afterId)`, {
+      afterT: req.after.createdAt,
+      afterId: req.after.id,
+    });
+  if (req.before)
+    qb.andWhere(`(${t}, ${id}) < (:beforeT, :beforeId)`, {
+      beforeT: req.before.createdAt,
+      beforeId: req.before.id,
+    });
   const dir = req.backward ? 'DESC' : 'ASC';
-  const rows = await qb.orderBy(t, dir).addOrderBy(id, dir).limit(req.limit + 1).getMany();
+  const rows = await qb
+    .orderBy(t, dir)
+    .addOrderBy(id, dir)
+    .limit(req.limit + 1)
+    .getMany();
   return toPage(rows, req);
 }

@@ -12,7 +12,13 @@ export class TypeOrmRunnerRepository implements RunnerRepository {
     this.repo = ds.getRepository(RunnerEntity);
   }
 
-  async insert(r: { name: string; hostname: string; gpus: Gpu[]; keyId: string; at: Date }): Promise<Runner> {
+  async insert(r: {
+    name: string;
+    hostname: string;
+    gpus: Gpu[];
+    keyId: string;
+    at: Date;
+  }): Promise<Runner> {
     const row = await this.repo.save(
       this.repo.create({
         name: r.name,

@@ -1,0 +1,50 @@
+import path from 'node:path';
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('defaults to the embedded stack', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      env: 'development',
+      port: 4000,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+    });
+    expect(c.artifacts).toEqual({ kind: 'fs', root: path.resolve('.data/artifacts') });
+  });
+
+  it('reads an S3 artifact store with path-style addressing for a custom endpoint', () => {
+    const c = loadConfig({
+      ARTIFACT_STORE_URL: 's3://models/prod/aether',
+      S3_ENDPOINT: 'http://127.0.0.1:9000',
+    });
+    expect(c.artifacts).toEqual({
+      kind: 's3',
+      bucket: 'models',
+      prefix: 'prod/aether',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      forcePathStyle: true,
+    });
+  });
+
+  it.each([
+    [{ PORT: '70000' }, 'PORT must be an integer from 0 to 65535 (got "70000")'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV must be development, production or test (got "staging")'],
+    [{ REDIS_URL: 'http://x' }, 'REDIS_URL must use redis: or rediss:'],
+    [{ DATABASE_URL: 'postgres://u:secret@h:port/db' }, 'DATABASE_URL must be a URL'],
+    [{ DATABASE_SCHEMA: 'Bad-Name' }, 'DATABASE_SCHEMA must be a lower-case SQL identifier'],
+    [{ MAX_BODY_BYTES: '12' }, 'MAX_BODY_BYTES must be an integer from 1024'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of'],
+  ])('rejects %p with one line naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('never echoes a password from a bad URL', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h:port/db' })).toThrow(/\*\*\*@/);
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://u:hunter2@h:port/db' })).not.toThrow(
+      /hunter2/,
+    );
+  });
+});
