@@ -29,8 +29,10 @@ function dependenciesMissing() {
 }
 
 if (dependenciesMissing()) {
-  log('installing dependencies (npm ci)');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  // `npm install`, not `npm ci`: see docs/adr/0001 (the lock omits optional binaries the
+  // registry does not serve, which `npm ci` counts as out of sync).
+  log('installing dependencies (npm install)');
+  run('npm', ['install', '--no-audit', '--no-fund']);
 }
 log('building');
 run(process.execPath, [
