@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type ApiKeyEvent } from '../domain/auth/api-key.service';
@@ -8,6 +10,7 @@ import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
 import { type Config } from '../infra/config/config';
 import { type Database, openDatabase } from '../infra/db/data-source';
 import { RedisEventBus } from '../infra/events/redis-event-bus';
+import { FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
 import { type EmbeddedRedis, startEmbeddedRedis } from '../infra/redis/embedded-redis';
@@ -85,17 +88,45 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
 
     const pub = createRedisClient(redisUrl, 'aether-pub');
     const sub = createRedisClient(redisUrl, 'aether-sub');
+    const data = createRedisClient(redisUrl, 'aether-data');
     stack.push('redis clients', async () => {
-      await closeRedis(sub);
-      await closeRedis(pub);
+      await Promise.all([closeRedis(sub), closeRedis(pub), closeRedis(data)]);
     });
-    for (const c of [pub, sub])
+    for (const c of [pub, sub, data]) {
       c.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
+    }
     const events = new RedisEventBus(pub, sub, config.redisPrefix, (topic) =>
       metrics.eventsDropped.inc({ topic }),
     );
     const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
-    const services = createServices({ db, events, artifacts, clock });
+    const services = createServices({
+      db,
+      redis: data,
+      redisPrefix: config.redisPrefix,
+      events,
+      artifacts,
+      clock,
+    });
+    metrics.streamLagSource = () => services.streamLag();
+
+    if (config.featureStreamConsumer) {
+      const blocking = createRedisClient(redisUrl, 'aether-stream');
+      blocking.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
+      const consumer = new FeatureStreamConsumer(
+        blocking,
+        config.redisPrefix,
+        services.featureRegistry,
+        services.ingestion,
+        logger,
+        { consumer: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` },
+        (source, accepted, quarantined) => {
+          metrics.featureRecords.inc({ source, outcome: 'accepted' }, accepted);
+          metrics.featureRecords.inc({ source, outcome: 'quarantined' }, quarantined);
+        },
+      );
+      consumer.start();
+      stack.push('feature stream consumer', () => consumer.stop());
+    }
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);

@@ -1,16 +1,36 @@
 import { ApiKeyService } from '../domain/auth/api-key.service';
 import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type EventBus } from '../domain/events/event-bus';
+import { DatasetService } from '../domain/features/dataset.service';
+import { FeatureIngestionService } from '../domain/features/feature-ingestion.service';
+import { FeatureRegistryService } from '../domain/features/feature-registry.service';
+import { OnlineFeatureService } from '../domain/features/online-features.service';
+import { QuarantineService } from '../domain/features/quarantine.service';
+import { type StreamLag } from '../domain/features/feature-store.ports';
 import { RunnerService } from '../domain/runners/runner.service';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
 import { TypeOrmRunnerRepository } from '../infra/db/repositories/runner.repository';
+import { SqlDatasetRepository } from '../infra/db/features/dataset.repository';
+import { SqlFeatureRegistryRepository } from '../infra/db/features/feature-registry.repository';
+import { PostgresOfflineStore } from '../infra/db/features/offline-store';
+import { ArrowDatasetEncoder } from '../infra/datasets/arrow-encoder';
+import { RedisOnlineStore } from '../infra/redis/online-store';
+import { readStreamLag } from '../infra/redis/feature-stream';
+import type Redis from 'ioredis';
 
 /** The domain services, wired to their adapters. Resolvers see only this. */
 export interface Services {
   apiKeys: ApiKeyService;
   runners: RunnerService;
+  featureRegistry: FeatureRegistryService;
+  ingestion: FeatureIngestionService;
+  onlineFeatures: OnlineFeatureService;
+  quarantine: QuarantineService;
+  datasets: DatasetService;
+  /** Consumer lag of every feature source stream. */
+  streamLag(): Promise<StreamLag[]>;
   artifacts: ArtifactStore;
   events: EventBus;
   clock: Clock;
@@ -18,14 +38,34 @@ export interface Services {
 
 export function createServices(deps: {
   db: Database;
+  redis: Redis;
+  redisPrefix: string;
   events: EventBus;
   artifacts: ArtifactStore;
   clock: Clock;
 }): Services {
   const ds = deps.db.dataSource;
+  const offline = new PostgresOfflineStore(ds);
+  const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
+  const featureRegistry = new FeatureRegistryService(new SqlFeatureRegistryRepository(ds), deps.clock);
+  const ingestion = new FeatureIngestionService(offline, online, deps.clock);
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
     runners: new RunnerService(new TypeOrmRunnerRepository(ds), deps.events, deps.clock),
+    featureRegistry,
+    ingestion,
+    onlineFeatures: new OnlineFeatureService(featureRegistry, online, deps.clock),
+    quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
+    datasets: new DatasetService(
+      featureRegistry,
+      offline,
+      new SqlDatasetRepository(ds),
+      deps.artifacts,
+      new ArrowDatasetEncoder(),
+      deps.events,
+      deps.clock,
+    ),
+    streamLag: async () => readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),
     artifacts: deps.artifacts,
     events: deps.events,
     clock: deps.clock,

@@ -1,5 +1,12 @@
 import { ApiKeyResolver } from './api-key.resolver';
+import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resolver';
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 
-export const resolvers = [NodeResolver, ApiKeyResolver, RunnerResolver] as const;
+export const resolvers = [
+  NodeResolver,
+  ApiKeyResolver,
+  RunnerResolver,
+  FeatureViewResolver,
+  FeatureViewVersionResolver,
+] as const;

@@ -1,6 +1,9 @@
 import DataLoader from 'dataloader';
 import { type ApiKey } from '../domain/auth/api-key';
 import { type Runner } from '../domain/runners/runner';
+import { type DatasetSnapshot } from '../domain/features/dataset';
+import { type FeatureViewVersion } from '../domain/features/feature-definition';
+import { type FeatureEntity, type FeatureView, type StoredQuarantine, type VersionConsumer } from '../domain/features/feature-store.ports';
 import { type Services } from '../app/services';
 
 /**
@@ -11,6 +14,13 @@ import { type Services } from '../app/services';
 export interface Loaders {
   apiKey: DataLoader<string, ApiKey | null>;
   runner: DataLoader<string, Runner | null>;
+  featureEntity: DataLoader<string, FeatureEntity | null>;
+  featureView: DataLoader<string, FeatureView | null>;
+  featureViewVersion: DataLoader<string, FeatureViewVersion | null>;
+  versionsOfView: DataLoader<string, FeatureViewVersion[]>;
+  consumersOfVersion: DataLoader<string, VersionConsumer[]>;
+  dataset: DataLoader<string, DatasetSnapshot | null>;
+  quarantined: DataLoader<string, StoredQuarantine | null>;
 }
 
 /** `cache: false` for subscriptions: a long-lived stream must not serve stale relations. */
@@ -18,6 +28,19 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
   return {
     apiKey: new DataLoader((ids) => byId(ids, services.apiKeys.byIds(ids)), opts),
     runner: new DataLoader((ids) => byId(ids, services.runners.byIds(ids)), opts),
+    featureEntity: new DataLoader((ids) => byId(ids, services.featureRegistry.entitiesByIds(ids)), opts),
+    featureView: new DataLoader((ids) => byId(ids, services.featureRegistry.viewsByIds(ids)), opts),
+    featureViewVersion: new DataLoader((ids) => byId(ids, services.featureRegistry.versionsByIds(ids)), opts),
+    versionsOfView: new DataLoader(async (viewIds) => {
+      const all = await services.featureRegistry.versionsOf(viewIds);
+      return viewIds.map((id) => all.filter((v) => v.viewId === id));
+    }, opts),
+    consumersOfVersion: new DataLoader(async (ids) => {
+      const m = await services.featureRegistry.consumersOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
+    dataset: new DataLoader((ids) => byId(ids, services.datasets.byIds(ids)), opts),
+    quarantined: new DataLoader((ids) => byId(ids, services.quarantine.byIds(ids)), opts),
   };
 }
 

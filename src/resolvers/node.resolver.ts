@@ -4,6 +4,13 @@ import { ApiKeyType } from '../schema/api-key.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
 import { RunnerType } from '../schema/runner.types';
+import {
+  DatasetSnapshotType,
+  FeatureEntityType,
+  FeatureViewType,
+  FeatureViewVersionType,
+  QuarantinedRecordType,
+} from '../schema/feature.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
 
@@ -20,6 +27,41 @@ const FETCHERS: Record<
     fetch: async (ctx, id) => {
       const k = await ctx.loaders.apiKey.load(id);
       return k ? ApiKeyType.from(k) : null;
+    },
+  },
+  FeatureEntity: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const e = await ctx.loaders.featureEntity.load(id);
+      return e ? FeatureEntityType.from(e) : null;
+    },
+  },
+  FeatureView: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const v = await ctx.loaders.featureView.load(id);
+      return v ? FeatureViewType.from(v) : null;
+    },
+  },
+  FeatureViewVersion: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const v = await ctx.loaders.featureViewVersion.load(id);
+      return v ? FeatureViewVersionType.from(v) : null;
+    },
+  },
+  DatasetSnapshot: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const d = await ctx.loaders.dataset.load(id);
+      return d ? DatasetSnapshotType.from(d) : null;
+    },
+  },
+  QuarantinedRecord: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const q = await ctx.loaders.quarantined.load(id);
+      return q ? QuarantinedRecordType.from(q) : null;
     },
   },
   Runner: {

@@ -154,6 +154,17 @@ const envSchema = z.object({
   MAX_QUERY_DEPTH: intIn('MAX_QUERY_DEPTH', 2, 100, 12),
   MAX_QUERY_COMPLEXITY: intIn('MAX_QUERY_COMPLEXITY', 10, 1_000_000, 5_000),
   SHUTDOWN_GRACE_MS: intIn('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
+  FEATURE_STREAM_CONSUMER: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const raw = nonEmpty(v) ?? 'on';
+      if (raw !== 'on' && raw !== 'off') {
+        ctx.addIssue({ code: 'custom', message: `FEATURE_STREAM_CONSUMER must be on or off (got "${raw}")` });
+        return z.NEVER;
+      }
+      return raw === 'on';
+    }),
 });
 
 export type ArtifactStoreConfig =
@@ -184,6 +195,8 @@ export interface Config {
   maxQueryDepth: number;
   maxQueryComplexity: number;
   shutdownGraceMs: number;
+  /** Whether this process consumes the feature source streams (see docs/adr/0008). */
+  featureStreamConsumer: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -216,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryDepth: e.MAX_QUERY_DEPTH,
     maxQueryComplexity: e.MAX_QUERY_COMPLEXITY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
   };
 }
 

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Per-app registry (tests run several apps in one process), exposed at GET /metrics. */
 export class Metrics {
@@ -37,6 +37,31 @@ export class Metrics {
     help: 'Subscription events dropped because a subscriber fell too far behind.',
     labelNames: ['topic'] as const,
     registers: [this.registry],
+  });
+
+  readonly featureRecords = new Counter({
+    name: 'aether_feature_records_total',
+    help: 'Records ingested into feature views, by source and outcome (accepted or quarantined).',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** Set by the app: reads consumer lag on each scrape. */
+  streamLagSource: (() => Promise<{ source: string; lag: number; pending: number }[]>) | null = null;
+
+  readonly streamLag = new Gauge({
+    name: 'aether_feature_stream_lag',
+    help: 'Entries of a feature source stream not yet delivered to the ingestion consumer group.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.streamLagSource) return;
+      try {
+        for (const l of await this.streamLagSource()) this.streamLag.set({ source: l.source }, l.lag);
+      } catch {
+        // Redis down: readiness reports it; the gauge keeps its last value.
+      }
+    },
   });
 
   constructor(opts: { defaultMetrics: boolean }) {

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { type ArtifactStore } from '../artifacts/artifact-store';
+import { type EventBus } from '../events/event-bus';
+import { type Clock } from '../shared/clock';
+import { InvalidInputError, NotFoundError } from '../shared/domain-error';
+import { FeatureType, type FeatureValue } from './feature-definition';
+import { FeatureErrorCode } from './feature-errors';
+import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
+import { type OfflineStore } from './feature-store.ports';
+import { type DatasetEncoder, type DatasetEvent, type DatasetRepository, type DatasetSnapshot, DatasetStatus, type SpineRow } from './dataset';
+import { evaluateView } from './point-in-time';
+
+export const datasetTopic = (id: string) => `dataset:${id}`;
+export const MAX_SPINE_ROWS = 5_000_000;
+
+/**
+ * Point-in-time training sets. For every spine row (entity, t) and every feature ref, the
+ * value known at t, computed by `evaluateView` over the entity's offline history — the same
+ * function online reads use. The result is written to the artifact store as one file whose
+ * SHA-256 is the snapshot's content hash.
+ */
+export class DatasetService {
+  constructor(
+    private readonly registry: FeatureRegistryService,
+    private readonly offline: OfflineStore,
+    private readonly repo: DatasetRepository,
+    private readonly artifacts: ArtifactStore,
+    private readonly encoder: DatasetEncoder,
+    private readonly events: EventBus,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Records the snapshot as BUILDING and builds it in the background; `done` settles when finished. */
+  async build(input: { name: string; featureRefs: string[]; spine: SpineRow[] }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name)) throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
+    if (input.featureRefs.length === 0) throw invalid('featureRefs must not be empty');
+    if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS) throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
+    input.spine.forEach((r, i) => {
+      if (!r.entityKey || !Number.isFinite(r.ts)) throw invalid(`spine row ${i} needs an entityKey and a valid timestamp`, { row: i });
+    });
+    const resolved = await this.registry.resolveRefs(input.featureRefs);
+    const snapshot = await this.repo.create({
+      name: input.name,
+      status: DatasetStatus.BUILDING,
+      featureRefs: resolved.map((r) => r.ref),
+      featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
+      spineSha256: spineHash(input.spine),
+      rowCount: input.spine.length,
+      columns: [
+        { name: 'entity_key', type: FeatureType.STRING },
+        { name: 'ts', type: 'TIMESTAMP' },
+        { name: 'label', type: FeatureType.FLOAT },
+        ...resolved.map((r) => ({ name: r.ref, type: r.type })),
+      ],
+      contentHash: null,
+      artifact: null,
+      progress: 0,
+      error: null,
+      completedAt: null,
+    });
+    const done = this.materialize(snapshot, resolved, input.spine);
+    done.catch(() => undefined);
+    return { snapshot, done };
+  }
+
+  async get(id: string): Promise<DatasetSnapshot> {
+    const [d] = await this.repo.findByIds([id]);
+    if (!d) throw new NotFoundError(FeatureErrorCode.DATASET_NOT_FOUND, `No dataset snapshot ${id}`);
+    return d;
+  }
+
+  byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {
+    return this.repo.findByIds(ids);
+  }
+
+  private async materialize(s: DatasetSnapshot, refs: ResolvedRef[], spine: SpineRow[]): Promise<DatasetSnapshot> {
+    try {
+      const columns = await this.pointInTimeJoin(s, refs, spine);
+      const bytes = this.encoder.encode([
+        { name: 'entity_key', type: 'STRING_KEY', values: spine.map((r) => r.entityKey) },
+        { name: 'ts', type: 'TIMESTAMP', values: spine.map((r) => r.ts) },
+        { name: 'label', type: FeatureType.FLOAT, values: spine.map((r) => r.label) },
+        ...refs.map((r, i) => ({ name: r.ref, type: r.type, values: columns[i] })),
+      ]);
+      const artifact = await this.artifacts.put(`datasets/${s.id}.${this.encoder.format}`, bytes);
+      const completedAt = this.clock.now();
+      await this.repo.update(s.id, { status: DatasetStatus.READY, contentHash: artifact.sha256, artifact, progress: 1, completedAt });
+      await this.publish(s, DatasetStatus.READY, 1, spine.length, null);
+      return { ...s, status: DatasetStatus.READY, contentHash: artifact.sha256, artifact, progress: 1, completedAt };
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      await this.repo.update(s.id, { status: DatasetStatus.FAILED, error, completedAt: this.clock.now() }).catch(() => undefined);
+      await this.publish(s, DatasetStatus.FAILED, 0, 0, error).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */
+  async pointInTimeJoin(s: Pick<DatasetSnapshot, 'id' | 'rowCount'>, refs: ResolvedRef[], spine: SpineRow[]): Promise<FeatureValue[][]> {
+    const columns: FeatureValue[][] = refs.map(() => new Array<FeatureValue>(spine.length).fill(null));
+    const rowsByEntity = new Map<string, number[]>();
+    spine.forEach((r, i) => {
+      const list = rowsByEntity.get(r.entityKey) ?? [];
+      list.push(i);
+      rowsByEntity.set(r.entityKey, list);
+    });
+    const entityKeys = [...rowsByEntity.keys()].sort();
+    const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
+    const totalWork = entityKeys.length * versions.length;
+    let done = 0;
+    let lastPublished = 0;
+    for (const v of versions) {
+      const cols = refs.map((r, i) => ({ r, i })).filter(({ r }) => r.version.id === v.id);
+      const seen = new Set<string>();
+      for await (const { entityKey, events } of this.offline.eventsByEntity(v.id, entityKeys)) {
+        seen.add(entityKey);
+        for (const row of rowsByEntity.get(entityKey) ?? []) {
+          const ev = evaluateView(v.schema, events, spine[row].ts, { nullWhenStale: true });
+          for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
+        }
+        done++;
+        if (done - lastPublished >= Math.max(1, totalWork / 20)) {
+          lastPublished = done;
+          await this.publish({ id: s.id, rowCount: s.rowCount }, DatasetStatus.BUILDING, done / totalWork, Math.round((done / totalWork) * s.rowCount), null);
+        }
+      }
+      // Entities with no history: the empty-history values (count 0, others null).
+      for (const key of entityKeys) {
+        if (seen.has(key)) continue;
+        const ev = evaluateView(v.schema, [], 0, { nullWhenStale: true });
+        for (const row of rowsByEntity.get(key) ?? []) for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
+      }
+    }
+    return columns;
+  }
+
+  private async publish(s: Pick<DatasetSnapshot, 'id' | 'rowCount'>, status: DatasetStatus, progress: number, rowsDone: number, error: string | null): Promise<void> {
+    const e: DatasetEvent = { datasetId: s.id, status, progress, rowsDone, rowCount: s.rowCount, error };
+    await this.events.publish(datasetTopic(s.id), e);
+  }
+}
+
+function invalid(message: string, details?: Record<string, unknown>): InvalidInputError {
+  return new InvalidInputError(FeatureErrorCode.INVALID_DATASET_SPEC, message, details);
+}
+
+export function spineHash(spine: readonly SpineRow[]): string {
+  const h = createHash('sha256');
+  for (const r of spine) h.update(`${r.entityKey}\u0000${r.ts}\u0000${r.label ?? ''}\n`);
+  return h.digest('hex');
+}

@@ -1,0 +1,68 @@
+import { type FeatureType, type FeatureValue } from './feature-definition';
+import { type ArtifactRef } from '../artifacts/artifact-store';
+
+/** One row of the spine: which entity, at what time, with what label. */
+export interface SpineRow {
+  entityKey: string;
+  /** The label's time (epoch ms): features are those known at this instant. */
+  ts: number;
+  label: number | null;
+}
+
+export enum DatasetStatus {
+  BUILDING = 'BUILDING',
+  READY = 'READY',
+  FAILED = 'FAILED',
+}
+
+export interface DatasetColumn {
+  name: string;
+  type: FeatureType | 'TIMESTAMP';
+}
+
+export interface DatasetSnapshot {
+  id: string;
+  name: string;
+  status: DatasetStatus;
+  /** Resolved refs (`view@version:feature`), in column order. */
+  featureRefs: string[];
+  featureViewVersionIds: string[];
+  /** SHA-256 of the spine's canonical form: with the refs, the exact spec. */
+  spineSha256: string;
+  rowCount: number;
+  columns: DatasetColumn[];
+  /** SHA-256 of the snapshot file; the same spec over the same data gives the same hash. */
+  contentHash: string | null;
+  artifact: ArtifactRef | null;
+  progress: number;
+  error: string | null;
+  createdAt: Date;
+  completedAt: Date | null;
+}
+
+export interface DatasetEvent {
+  datasetId: string;
+  status: DatasetStatus;
+  progress: number;
+  rowsDone: number;
+  rowCount: number;
+  error: string | null;
+}
+
+export interface EncodedColumn {
+  name: string;
+  type: FeatureType | 'TIMESTAMP' | 'STRING_KEY';
+  values: FeatureValue[] | number[] | string[];
+}
+
+/** Port: writes columns as a snapshot file (Arrow IPC in infra). Deterministic for equal input. */
+export interface DatasetEncoder {
+  readonly format: string;
+  encode(columns: readonly EncodedColumn[]): Uint8Array;
+}
+
+export interface DatasetRepository {
+  create(d: Omit<DatasetSnapshot, 'id' | 'createdAt'>): Promise<DatasetSnapshot>;
+  update(id: string, patch: Partial<Pick<DatasetSnapshot, 'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'>>): Promise<void>;
+  findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
+}

@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+
+/** The value type of a feature's source field, as checked at ingestion. */
+export enum FeatureType {
+  INT = 'INT',
+  FLOAT = 'FLOAT',
+  BOOL = 'BOOL',
+  STRING = 'STRING',
+  FLOAT_LIST = 'FLOAT_LIST',
+}
+
+export type FeatureValue = number | boolean | string | number[] | null;
+
+/**
+ * Interval closure is explicit. LEFT: buckets [e0,e1), [e1,e2), …; RIGHT: (e0,e1], (e1,e2], ….
+ * A value outside the edges has no bucket (null); range validation should catch it first.
+ */
+export enum BinClosure {
+  LEFT = 'LEFT',
+  RIGHT = 'RIGHT',
+}
+
+export type Transform =
+  | { kind: 'IDENTITY' }
+  | { kind: 'BIN'; edges: number[]; closed: BinClosure }
+  /** Index of the value in `categories`; unknown values map to `categories.length`. */
+  | { kind: 'CATEGORY_INDEX'; categories: string[] };
+
+export enum AggregationFn {
+  COUNT = 'COUNT',
+  SUM = 'SUM',
+  MEAN = 'MEAN',
+  MIN = 'MIN',
+  MAX = 'MAX',
+  LAST = 'LAST',
+}
+
+/** Over event time: events with eventTs in (t - windowSeconds, t]. */
+export interface Aggregation {
+  fn: AggregationFn;
+  windowSeconds: number;
+}
+
+export interface ValidationRules {
+  min?: number | null;
+  max?: number | null;
+  allowedValues?: string[] | null;
+  /** Largest share of nulls accepted for this feature in one ingested batch (0..1). */
+  maxNullFraction?: number | null;
+}
+
+export interface FeatureSpec {
+  name: string;
+  /** Type of the source field in each record. */
+  type: FeatureType;
+  /** Field of the record this feature reads. */
+  source: string;
+  transform: Transform;
+  aggregation: Aggregation | null;
+  validation: ValidationRules;
+}
+
+/** What defines a view version's meaning: any change here creates a new version. */
+export interface FeatureViewSchema {
+  entity: string;
+  /** Name of the stream/batch source records arrive from. */
+  source: string;
+  ttlSeconds: number;
+  /** How far behind an entity's newest event time a record may arrive and still be accepted. */
+  allowedLatenessSeconds: number;
+  features: FeatureSpec[];
+}
+
+/** Edits that change no value: they never bump the version. */
+export interface FeatureViewMetadata {
+  description: string;
+  owner: string;
+  tags: string[];
+}
+
+export interface FeatureViewVersion {
+  id: string;
+  viewId: string;
+  viewName: string;
+  version: number;
+  schema: FeatureViewSchema;
+  fingerprint: string;
+  createdAt: Date;
+  retiredAt: Date | null;
+}
+
+/** The output type a feature has after its transform and aggregation. */
+export function outputType(f: FeatureSpec): FeatureType {
+  if (f.aggregation) {
+    if (f.aggregation.fn === AggregationFn.COUNT) return FeatureType.INT;
+    if (f.aggregation.fn === AggregationFn.LAST) return f.transform.kind === 'IDENTITY' ? f.type : FeatureType.INT;
+    return FeatureType.FLOAT;
+  }
+  return f.transform.kind === 'IDENTITY' ? f.type : FeatureType.INT;
+}
+
+/** Stable hash of everything that gives features their meaning (key order independent). */
+export function schemaFingerprint(schema: FeatureViewSchema): string {
+  return createHash('sha256').update(canonicalJson(schema)).digest('hex');
+}
+
+export function canonicalJson(v: unknown): string {
+  if (v === undefined) return 'null';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+/** The largest window of any aggregate: how much event history the online state keeps. */
+export function maxWindowSeconds(schema: FeatureViewSchema): number {
+  return Math.max(0, ...schema.features.map((f) => f.aggregation?.windowSeconds ?? 0));
+}
+
+/** `airport_delays@2:mean_delay_6h` → view, version (null: latest), feature. */
+export interface FeatureRef {
+  view: string;
+  version: number | null;
+  feature: string;
+}
+
+const REF_RE = /^([a-z][a-z0-9_]{0,62})(?:@(\d+))?:([a-z][a-z0-9_]{0,62})$/;
+
+export function parseFeatureRef(ref: string): FeatureRef | null {
+  const m = REF_RE.exec(ref.trim());
+  if (!m) return null;
+  return { view: m[1], version: m[2] ? Number(m[2]) : null, feature: m[3] };
+}
+
+export function formatFeatureRef(r: { view: string; version: number; feature: string }): string {
+  return `${r.view}@${r.version}:${r.feature}`;
+}

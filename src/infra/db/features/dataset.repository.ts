@@ -1,0 +1,80 @@
+import { type DataSource } from 'typeorm';
+import { type DatasetColumn, type DatasetRepository, type DatasetSnapshot, type DatasetStatus } from '../../../domain/features/dataset';
+import { type ArtifactRef } from '../../../domain/artifacts/artifact-store';
+
+interface Row {
+  id: string;
+  name: string;
+  status: DatasetStatus;
+  feature_refs: string[];
+  spine_sha256: string;
+  row_count: number;
+  columns: DatasetColumn[];
+  content_hash: string | null;
+  artifact: ArtifactRef | null;
+  progress: number;
+  error: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+  version_ids: string[] | null;
+}
+
+export class SqlDatasetRepository implements DatasetRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  async create(d: Omit<DatasetSnapshot, 'id' | 'createdAt'>): Promise<DatasetSnapshot> {
+    return this.ds.transaction(async (m) => {
+      const [row]: Row[] = await m.query(
+        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
+        [d.name, d.status, JSON.stringify(d.featureRefs), d.spineSha256, d.rowCount, JSON.stringify(d.columns), d.contentHash, d.artifact ? JSON.stringify(d.artifact) : null, d.progress, d.error, d.completedAt],
+      );
+      // The link makes each view version list this dataset as a consumer.
+      await m.query(`INSERT INTO dataset_feature_view_version (dataset_id, version_id) SELECT $1, unnest($2::uuid[])`, [row.id, d.featureViewVersionIds]);
+      return toSnapshot({ ...row, version_ids: d.featureViewVersionIds });
+    });
+  }
+
+  async update(id: string, patch: Partial<Pick<DatasetSnapshot, 'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'>>): Promise<void> {
+    const cols: Record<string, unknown> = {
+      status: patch.status,
+      content_hash: patch.contentHash,
+      artifact: patch.artifact === undefined ? undefined : JSON.stringify(patch.artifact),
+      progress: patch.progress,
+      error: patch.error,
+      completed_at: patch.completedAt,
+    };
+    const set = Object.entries(cols).filter(([, v]) => v !== undefined);
+    if (!set.length) return;
+    await this.ds.query(`UPDATE dataset_snapshot SET ${set.map(([k], i) => `${k} = $${i + 2}`).join(', ')} WHERE id = $1`, [id, ...set.map(([, v]) => v)]);
+  }
+
+  async findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {
+    if (!ids.length) return [];
+    const rows: Row[] = await this.ds.query(
+      `SELECT d.*, (SELECT array_agg(version_id) FROM dataset_feature_view_version l WHERE l.dataset_id = d.id) AS version_ids
+         FROM dataset_snapshot d WHERE d.id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return rows.map(toSnapshot);
+  }
+}
+
+function toSnapshot(r: Row): DatasetSnapshot {
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    featureRefs: r.feature_refs,
+    featureViewVersionIds: r.version_ids ?? [],
+    spineSha256: r.spine_sha256,
+    rowCount: r.row_count,
+    columns: r.columns,
+    contentHash: r.content_hash,
+    artifact: r.artifact,
+    progress: r.progress,
+    error: r.error,
+    createdAt: r.created_at,
+    completedAt: r.completed_at,
+  };
+}

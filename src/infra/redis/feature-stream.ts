@@ -1,0 +1,191 @@
+import type Redis from 'ioredis';
+import { type FeatureIngestionService } from '../../domain/features/feature-ingestion.service';
+import { type FeatureRegistryService } from '../../domain/features/feature-registry.service';
+import { type StreamLag } from '../../domain/features/feature-store.ports';
+import { type IngestRecord } from '../../domain/features/validation';
+import { type Logger } from '../observability/logger';
+
+/**
+ * Stream entries, one record each: `entityKey`, `eventTs` (epoch ms or ISO-8601),
+ * `fields` (a JSON object) and optionally `eventId` (default: the stream entry id, which
+ * makes redelivery of the same entry idempotent).
+ */
+export interface StreamRecordInput {
+  entityKey: string;
+  eventTs: number | string;
+  fields: Record<string, unknown>;
+  eventId?: string;
+}
+
+export const CONSUMER_GROUP = 'aether-ingest';
+
+export function streamKey(prefix: string, source: string): string {
+  return `${prefix}stream:${source}`;
+}
+
+/** What a producer does: XADD each record to the source's stream (pipelined). */
+export async function appendToStream(redis: Redis, prefix: string, source: string, records: readonly StreamRecordInput[]): Promise<string[]> {
+  const p = redis.pipeline();
+  for (const r of records) {
+    const args = ['entityKey', r.entityKey, 'eventTs', String(r.eventTs), 'fields', JSON.stringify(r.fields)];
+    if (r.eventId) args.push('eventId', r.eventId);
+    p.xadd(streamKey(prefix, source), '*', ...args);
+  }
+  return ((await p.exec()) ?? []).map(([err, id]) => {
+    if (err) throw err;
+    return id as string;
+  });
+}
+
+export function parseStreamEntry(id: string, kv: string[]): IngestRecord {
+  const m: Record<string, string> = {};
+  for (let i = 0; i + 1 < kv.length; i += 2) m[kv[i]] = kv[i + 1];
+  const rawTs = m.eventTs ?? '';
+  const eventTs = /^-?\d+(\.\d+)?$/.test(rawTs) ? Number(rawTs) : Date.parse(rawTs);
+  let fields: Record<string, unknown> = {};
+  let malformed: string | undefined;
+  try {
+    const parsed: unknown = JSON.parse(m.fields ?? '{}');
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) fields = parsed as Record<string, unknown>;
+    else malformed = 'fields must be a JSON object';
+  } catch {
+    malformed = 'fields is not valid JSON';
+  }
+  return { entityKey: m.entityKey ?? '', eventId: m.eventId || id, eventTs, fields, ...(malformed ? { malformed } : {}) };
+}
+
+export interface FeatureStreamOptions {
+  consumer: string;
+  batchSize?: number;
+  blockMs?: number;
+  /** How often the set of sources (streams) is re-read from the registry. */
+  refreshMs?: number;
+}
+
+/**
+ * Consumes every source's stream with a consumer group. Entries are acknowledged only
+ * after ingestion wrote both stores; entries left pending by a crash are read again
+ * first (`0` before `>`), and ingestion is idempotent per (entity, event id).
+ */
+export class FeatureStreamConsumer {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private sources: string[] = [];
+  private sourcesAt = 0;
+  private readonly known = new Set<string>();
+
+  constructor(
+    private readonly blocking: Redis,
+    private readonly prefix: string,
+    private readonly registry: FeatureRegistryService,
+    private readonly ingestion: FeatureIngestionService,
+    private readonly logger: Logger,
+    private readonly opts: FeatureStreamOptions,
+    private readonly onBatch: (source: string, accepted: number, quarantined: number) => void = () => undefined,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    // Interrupts a pending XREADGROUP BLOCK.
+    this.blocking.disconnect();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 100;
+    while (this.running) {
+      try {
+        await this.refreshSources();
+        if (this.sources.length === 0) {
+          await sleep(this.opts.refreshMs ?? 1_000);
+          continue;
+        }
+        // Our own pending entries first (left by a crash or a failed batch), then new ones.
+        const pending = await this.read('0', 0);
+        const got = pending || (await this.read('>', this.opts.blockMs ?? 1_000));
+        if (!got && this.sources.length) backoff = 100;
+      } catch (e) {
+        if (!this.running) return;
+        this.logger.warn({ err: e instanceof Error ? e.message : e }, 'feature stream consumer error; retrying');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  }
+
+  /** Reads one batch across all sources; returns whether anything was read. */
+  private async read(id: '0' | '>', blockMs: number): Promise<boolean> {
+    const keys = this.sources.map((s) => streamKey(this.prefix, s));
+    const args: (string | number)[] = ['GROUP', CONSUMER_GROUP, this.opts.consumer, 'COUNT', this.opts.batchSize ?? 1_000];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    args.push('STREAMS', ...keys, ...keys.map(() => id));
+    const res = (await this.blocking.call('XREADGROUP', ...args)) as [string, [string, string[]][]][] | null;
+    if (!res) return false;
+    let any = false;
+    for (const [key, entries] of res) {
+      if (!entries.length) continue;
+      any = true;
+      const source = key.slice(streamKey(this.prefix, '').length);
+      const records = entries.map(([entryId, kv]) => parseStreamEntry(entryId, kv ?? []));
+      const versions = await this.registry.liveVersionsBySource(source);
+      const reports = await this.ingestion.ingest(versions, records, source);
+      await this.blocking.xack(key, CONSUMER_GROUP, ...entries.map(([entryId]) => entryId));
+      for (const r of reports) this.onBatch(source, r.accepted, r.quarantined);
+    }
+    return any;
+  }
+
+  private async refreshSources(): Promise<void> {
+    const now = Date.now();
+    if (now - this.sourcesAt < (this.opts.refreshMs ?? 1_000) && this.sources.length) return;
+    this.sourcesAt = now;
+    this.sources = await this.registry.allSources();
+    for (const s of this.sources) {
+      if (this.known.has(s)) continue;
+      try {
+        // From the start of the stream: records produced before the view existed are ingested too.
+        await this.blocking.xgroup('CREATE', streamKey(this.prefix, s), CONSUMER_GROUP, '0', 'MKSTREAM');
+      } catch (e) {
+        if (!(e instanceof Error) || !e.message.includes('BUSYGROUP')) throw e;
+      }
+      this.known.add(s);
+    }
+  }
+}
+
+/** Lag per source from XINFO GROUPS (Redis 7: `lag` is entries not yet delivered to the group). */
+export async function readStreamLag(client: Redis, prefix: string, sources: readonly string[]): Promise<StreamLag[]> {
+  const out: StreamLag[] = [];
+  for (const source of sources) {
+    let info: unknown[][] = [];
+    try {
+      info = (await client.xinfo('GROUPS', streamKey(prefix, source))) as unknown[][];
+    } catch {
+      // No stream yet: nothing produced, nothing behind.
+    }
+    const group = info.map(toMap).find((g) => g.name === CONSUMER_GROUP);
+    out.push({
+      source,
+      lag: Number(group?.lag ?? 0),
+      pending: Number(group?.pending ?? 0),
+      lastDeliveredId: (group?.['last-delivered-id'] as string | undefined) ?? null,
+    });
+  }
+  return out;
+}
+
+function toMap(flat: unknown[]): Record<string, unknown> {
+  const m: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) m[String(flat[i])] = flat[i + 1];
+  return m;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

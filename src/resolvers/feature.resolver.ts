@@ -1,0 +1,229 @@
+import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Role } from '../domain/auth/role';
+import { type DatasetEvent } from '../domain/features/dataset';
+import { datasetTopic } from '../domain/features/dataset.service';
+import { type BinClosure, type FeatureSpec, type FeatureViewSchema, type Transform } from '../domain/features/feature-definition';
+import { toPageRequest } from '../domain/shared/pagination';
+import { ConnectionArgs } from '../schema/connection-args';
+import { toConnection } from '../schema/connection.types';
+import {
+  BuildDatasetInput,
+  CreateFeatureEntityInput,
+  CreateFeatureViewInput,
+  DatasetProgressType,
+  DatasetSnapshotType,
+  FeatureConsumerType,
+  FeatureEntityConnection,
+  FeatureEntityType,
+  FeatureRecordInput,
+  type FeatureSpecInput,
+  FeatureStreamType,
+  FeatureViewConnection,
+  type FeatureViewSchemaInput,
+  FeatureViewType,
+  FeatureViewVersionType,
+  IngestionReportType,
+  OnlineFeatureRowType,
+  QuarantinedRecordConnection,
+  QuarantinedRecordType,
+  TransformKind,
+  UpdateFeatureViewInput,
+  UpdateFeatureViewPayload,
+} from '../schema/feature.types';
+import { localIdOf, toGlobalId } from '../schema/node.types';
+import { type GraphQLContext } from './context';
+import { Allow } from './guard';
+
+@Resolver(() => FeatureViewType)
+export class FeatureViewResolver {
+  @Query(() => FeatureEntityConnection)
+  @Allow(Role.VIEWER)
+  async featureEntities(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext): Promise<FeatureEntityConnection> {
+    const page = await ctx.services.featureRegistry.listEntities(toPageRequest(args));
+    return toConnection(page, FeatureEntityType.from, (e) => ({ createdAt: e.createdAt, id: e.id }));
+  }
+
+  @Mutation(() => FeatureEntityType)
+  @Allow(Role.EDITOR)
+  async createFeatureEntity(@Arg('input') input: CreateFeatureEntityInput, @Ctx() ctx: GraphQLContext): Promise<FeatureEntityType> {
+    return FeatureEntityType.from(await ctx.services.featureRegistry.createEntity(input));
+  }
+
+  @Query(() => FeatureViewConnection)
+  @Allow(Role.VIEWER)
+  async featureViews(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext): Promise<FeatureViewConnection> {
+    const page = await ctx.services.featureRegistry.listViews(toPageRequest(args));
+    return toConnection(page, FeatureViewType.from, (v) => ({ createdAt: v.createdAt, id: v.id }));
+  }
+
+  @Query(() => FeatureViewType, { nullable: true })
+  @Allow(Role.VIEWER)
+  async featureView(@Arg('name') name: string, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType | null> {
+    const v = await ctx.services.featureRegistry.findView(name);
+    return v ? FeatureViewType.from(v) : null;
+  }
+
+  @Mutation(() => FeatureViewType, { description: 'Creates the view and its version 1.' })
+  @Allow(Role.EDITOR)
+  async createFeatureView(@Arg('input') input: CreateFeatureViewInput, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType> {
+    const { view } = await ctx.services.featureRegistry.createView({
+      name: input.name,
+      ...toSchema(input, input.entity),
+      description: input.description,
+      owner: input.owner,
+      tags: input.tags,
+    });
+    return FeatureViewType.from(view);
+  }
+
+  @Mutation(() => UpdateFeatureViewPayload, { description: 'Metadata edits keep the version; a changed definition adds one.' })
+  @Allow(Role.EDITOR)
+  async updateFeatureView(@Arg('input') input: UpdateFeatureViewInput, @Ctx() ctx: GraphQLContext): Promise<UpdateFeatureViewPayload> {
+    const r = await ctx.services.featureRegistry.updateView(input.name, {
+      schema: input.schema ? toSchema(input.schema, '') : undefined,
+      metadata: { description: input.description, owner: input.owner, tags: input.tags },
+    });
+    return Object.assign(new UpdateFeatureViewPayload(), {
+      view: FeatureViewType.from(r.view),
+      version: FeatureViewVersionType.from(r.version),
+      newVersion: r.newVersion,
+    });
+  }
+
+  @Mutation(() => FeatureViewVersionType, { description: 'Stops materializing a version; refused while it has consumers.' })
+  @Allow(Role.EDITOR)
+  async retireFeatureViewVersion(@Arg('view') view: string, @Arg('version', () => Int) version: number, @Ctx() ctx: GraphQLContext): Promise<FeatureViewVersionType> {
+    return FeatureViewVersionType.from(await ctx.services.featureRegistry.retireVersion(view, version));
+  }
+
+  @Mutation(() => FeatureViewType, { description: 'Deletes a view with no consumers left.' })
+  @Allow(Role.EDITOR)
+  async deleteFeatureView(@Arg('name') name: string, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType> {
+    return FeatureViewType.from(await ctx.services.featureRegistry.deleteView(name));
+  }
+
+  @Mutation(() => [IngestionReportType], { description: 'Validates and stores records in every live version of the view.' })
+  @Allow(Role.EDITOR)
+  async ingestFeatures(
+    @Arg('view') view: string,
+    @Arg('records', () => [FeatureRecordInput]) records: FeatureRecordInput[],
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<IngestionReportType[]> {
+    const versions = await ctx.services.featureRegistry.liveVersions(view);
+    const reports = await ctx.services.ingestion.ingest(
+      versions,
+      records.map((r) => ({ entityKey: r.entityKey, eventId: r.eventId, eventTs: r.eventTime.getTime(), fields: r.fields })),
+      `batch:${ctx.principal.name}`,
+    );
+    return reports.map(IngestionReportType.from);
+  }
+
+  @Query(() => [OnlineFeatureRowType], { description: 'Latest values from the online store, with their event time and staleness.' })
+  @Allow(Role.VIEWER)
+  async onlineFeatures(
+    @Arg('entityKeys', () => [String]) entityKeys: string[],
+    @Arg('featureRefs', () => [String], { description: 'Like airport_delays@2:mean_delay_6h; without @version the latest.' }) featureRefs: string[],
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<OnlineFeatureRowType[]> {
+    return (await ctx.services.onlineFeatures.read(entityKeys, featureRefs)).map(OnlineFeatureRowType.from);
+  }
+
+  @Query(() => QuarantinedRecordConnection)
+  @Allow(Role.VIEWER)
+  async quarantinedRecords(
+    @Args() args: ConnectionArgs,
+    @Arg('view', () => String, { nullable: true }) view: string | null,
+    @Arg('includeReplayed', { defaultValue: false }) includeReplayed: boolean,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<QuarantinedRecordConnection> {
+    const page = await ctx.services.quarantine.list(view ?? null, includeReplayed, toPageRequest(args));
+    return toConnection(page, QuarantinedRecordType.from, (q) => ({ createdAt: q.createdAt, id: q.id }));
+  }
+
+  @Mutation(() => [IngestionReportType], { description: 'Sends quarantined records through ingestion again.' })
+  @Allow(Role.EDITOR)
+  async replayQuarantined(
+    @Arg('ids', () => [ID]) ids: string[],
+    @Arg('toLatestVersion', { defaultValue: false }) toLatest: boolean,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<IngestionReportType[]> {
+    const reports = await ctx.services.quarantine.replay(ids.map((id) => localIdOf(id, 'QuarantinedRecord')), toLatest);
+    return reports.map(IngestionReportType.from);
+  }
+
+  @Query(() => [FeatureStreamType], { description: 'Source streams and the ingestion consumer’s lag on each.' })
+  @Allow(Role.VIEWER)
+  async featureStreams(@Ctx() ctx: GraphQLContext): Promise<FeatureStreamType[]> {
+    return (await ctx.services.streamLag()).map(FeatureStreamType.from);
+  }
+
+  @Mutation(() => DatasetSnapshotType, { description: 'Builds a point-in-time training set in the background.' })
+  @Allow(Role.EDITOR)
+  async buildDataset(
+    @Arg('input') input: BuildDatasetInput,
+    @Arg('wait', { defaultValue: false, description: 'Answer once the snapshot is READY or FAILED.' }) wait: boolean,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DatasetSnapshotType> {
+    const { snapshot, done } = await ctx.services.datasets.build({
+      name: input.name,
+      featureRefs: input.featureRefs,
+      spine: input.rows.map((r) => ({ entityKey: r.entityKey, ts: r.timestamp.getTime(), label: r.label ?? null })),
+    });
+    if (!wait) return DatasetSnapshotType.from(snapshot);
+    await done.catch(() => undefined);
+    return DatasetSnapshotType.from(await ctx.services.datasets.get(snapshot.id));
+  }
+
+  @Subscription(() => DatasetProgressType, {
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.events.subscribe<DatasetEvent>(datasetTopic(localIdOf(args.id as string, 'DatasetSnapshot'))),
+  })
+  @Allow(Role.VIEWER)
+  datasetProgress(@Arg('id', () => ID) _id: string, @Root() e: DatasetEvent): DatasetProgressType {
+    return DatasetProgressType.from(e);
+  }
+
+  @FieldResolver(() => [FeatureViewVersionType])
+  async versions(@Root() v: FeatureViewType, @Ctx() ctx: GraphQLContext): Promise<FeatureViewVersionType[]> {
+    return (await ctx.loaders.versionsOfView.load(v.localId)).map(FeatureViewVersionType.from);
+  }
+}
+
+@Resolver(() => FeatureViewVersionType)
+export class FeatureViewVersionResolver {
+  @FieldResolver(() => [FeatureConsumerType], { description: 'Datasets (and, later, model versions) that use this version.' })
+  async consumers(@Root() v: FeatureViewVersionType, @Ctx() ctx: GraphQLContext): Promise<FeatureConsumerType[]> {
+    return (await ctx.loaders.consumersOfVersion.load(v.localId)).map((c) =>
+      Object.assign(new FeatureConsumerType(), { kind: c.kind, id: toGlobalId('DatasetSnapshot', c.id), name: c.name }),
+    );
+  }
+}
+
+function toSchema(input: FeatureViewSchemaInput, entity: string): FeatureViewSchema {
+  return {
+    entity,
+    source: input.source,
+    ttlSeconds: input.ttlSeconds,
+    allowedLatenessSeconds: input.allowedLatenessSeconds,
+    features: input.features.map(toSpec),
+  };
+}
+
+function toSpec(f: FeatureSpecInput): FeatureSpec {
+  return {
+    name: f.name,
+    type: f.type,
+    source: f.source ?? f.name,
+    transform: toTransform(f),
+    aggregation: f.aggregation ? { fn: f.aggregation.fn, windowSeconds: f.aggregation.windowSeconds } : null,
+    validation: { ...f.validation },
+  };
+}
+
+function toTransform(f: FeatureSpecInput): Transform {
+  const t = f.transform;
+  if (!t || t.kind === TransformKind.IDENTITY) return { kind: 'IDENTITY' };
+  // Closure is never defaulted: an unset one is rejected by the registry's validation.
+  if (t.kind === TransformKind.BIN) return { kind: 'BIN', edges: t.edges ?? [], closed: t.closed as BinClosure };
+  return { kind: 'CATEGORY_INDEX', categories: t.categories ?? [] };
+}

@@ -1,0 +1,674 @@
+import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { type DatasetEvent, type DatasetSnapshot, DatasetStatus } from '../domain/features/dataset';
+import {
+  AggregationFn,
+  BinClosure,
+  type FeatureSpec,
+  FeatureType,
+  type FeatureValue,
+  type FeatureViewVersion,
+  outputType,
+} from '../domain/features/feature-definition';
+import { type IngestionReport } from '../domain/features/feature-ingestion.service';
+import { type FeatureEntity, type FeatureView, type StoredQuarantine, type StreamLag } from '../domain/features/feature-store.ports';
+import { type OnlineRow } from '../domain/features/online-features.service';
+import { ValidationRule } from '../domain/features/validation';
+import { Connection } from './connection.types';
+import { Node, toGlobalId } from './node.types';
+
+export enum TransformKind {
+  IDENTITY = 'IDENTITY',
+  BIN = 'BIN',
+  CATEGORY_INDEX = 'CATEGORY_INDEX',
+}
+
+registerEnumType(FeatureType, { name: 'FeatureType' });
+registerEnumType(BinClosure, { name: 'BinClosure', description: 'LEFT: [a, b) buckets; RIGHT: (a, b] buckets.' });
+registerEnumType(AggregationFn, { name: 'AggregationFn' });
+registerEnumType(TransformKind, { name: 'TransformKind' });
+registerEnumType(ValidationRule, { name: 'ValidationRule' });
+registerEnumType(DatasetStatus, { name: 'DatasetStatus' });
+
+@ObjectType('FeatureEntity', { implements: Node })
+export class FeatureEntityType extends Node {
+  @Field()
+  name!: string;
+
+  @Field(() => [String])
+  joinKeys!: string[];
+
+  @Field()
+  description!: string;
+
+  @Field()
+  createdAt!: Date;
+
+  static from(e: FeatureEntity): FeatureEntityType {
+    return Object.assign(new FeatureEntityType(), { id: toGlobalId('FeatureEntity', e.id), name: e.name, joinKeys: e.joinKeys, description: e.description, createdAt: e.createdAt });
+  }
+}
+
+@ObjectType()
+export class FeatureEntityConnection extends Connection(FeatureEntityType) {}
+
+@ObjectType('Transform')
+export class TransformType {
+  @Field(() => TransformKind)
+  kind!: TransformKind;
+
+  @Field(() => [Float], { nullable: true })
+  edges!: number[] | null;
+
+  @Field(() => BinClosure, { nullable: true })
+  closed!: BinClosure | null;
+
+  @Field(() => [String], { nullable: true })
+  categories!: string[] | null;
+}
+
+@ObjectType('Aggregation')
+export class AggregationType {
+  @Field(() => AggregationFn)
+  fn!: AggregationFn;
+
+  @Field(() => Int, { description: 'Events with event time in (t - window, t].' })
+  windowSeconds!: number;
+}
+
+@ObjectType('ValidationRules')
+export class ValidationRulesType {
+  @Field(() => Float, { nullable: true })
+  min!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  max!: number | null;
+
+  @Field(() => [String], { nullable: true })
+  allowedValues!: string[] | null;
+
+  @Field(() => Float, { nullable: true })
+  maxNullFraction!: number | null;
+}
+
+@ObjectType('FeatureSpec')
+export class FeatureSpecType {
+  @Field()
+  name!: string;
+
+  @Field(() => FeatureType, { description: 'Type of the source field, checked at ingestion.' })
+  type!: FeatureType;
+
+  @Field(() => FeatureType, { description: 'Type of the value served, after transform and aggregation.' })
+  outputType!: FeatureType;
+
+  @Field()
+  source!: string;
+
+  @Field(() => TransformType)
+  transform!: TransformType;
+
+  @Field(() => AggregationType, { nullable: true })
+  aggregation!: AggregationType | null;
+
+  @Field(() => ValidationRulesType)
+  validation!: ValidationRulesType;
+
+  static from(f: FeatureSpec): FeatureSpecType {
+    const t = f.transform;
+    return Object.assign(new FeatureSpecType(), {
+      name: f.name,
+      type: f.type,
+      outputType: outputType(f),
+      source: f.source,
+      transform: Object.assign(new TransformType(), {
+        kind: t.kind as TransformKind,
+        edges: t.kind === 'BIN' ? t.edges : null,
+        closed: t.kind === 'BIN' ? t.closed : null,
+        categories: t.kind === 'CATEGORY_INDEX' ? t.categories : null,
+      }),
+      aggregation: f.aggregation ? Object.assign(new AggregationType(), f.aggregation) : null,
+      validation: Object.assign(new ValidationRulesType(), {
+        min: f.validation.min ?? null,
+        max: f.validation.max ?? null,
+        allowedValues: f.validation.allowedValues ?? null,
+        maxNullFraction: f.validation.maxNullFraction ?? null,
+      }),
+    });
+  }
+}
+
+@ObjectType('FeatureViewVersion', { implements: Node, description: 'An immutable version of a feature view.' })
+export class FeatureViewVersionType extends Node {
+  localId!: string;
+
+  @Field()
+  view!: string;
+
+  @Field(() => Int)
+  version!: number;
+
+  @Field({ description: 'view@version, the prefix of this version’s feature refs.' })
+  ref!: string;
+
+  @Field()
+  entity!: string;
+
+  @Field()
+  source!: string;
+
+  @Field(() => Int)
+  ttlSeconds!: number;
+
+  @Field(() => Int)
+  allowedLatenessSeconds!: number;
+
+  @Field({ description: 'SHA-256 of the definition; equal definitions hash equal.' })
+  fingerprint!: string;
+
+  @Field(() => [FeatureSpecType])
+  features!: FeatureSpecType[];
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true, description: 'Set when the version stopped being materialized.' })
+  retiredAt!: Date | null;
+
+  static from(v: FeatureViewVersion): FeatureViewVersionType {
+    return Object.assign(new FeatureViewVersionType(), {
+      id: toGlobalId('FeatureViewVersion', v.id),
+      localId: v.id,
+      view: v.viewName,
+      version: v.version,
+      ref: `${v.viewName}@${v.version}`,
+      entity: v.schema.entity,
+      source: v.schema.source,
+      ttlSeconds: v.schema.ttlSeconds,
+      allowedLatenessSeconds: v.schema.allowedLatenessSeconds,
+      fingerprint: v.fingerprint,
+      features: v.schema.features.map(FeatureSpecType.from),
+      createdAt: v.createdAt,
+      retiredAt: v.retiredAt,
+    });
+  }
+}
+
+@ObjectType('FeatureConsumer', { description: 'Something that keeps a view version alive.' })
+export class FeatureConsumerType {
+  @Field()
+  kind!: string;
+
+  @Field(() => ID)
+  id!: string;
+
+  @Field()
+  name!: string;
+}
+
+@ObjectType('FeatureView', { implements: Node })
+export class FeatureViewType extends Node {
+  localId!: string;
+
+  @Field()
+  name!: string;
+
+  @Field()
+  entity!: string;
+
+  @Field()
+  description!: string;
+
+  @Field()
+  owner!: string;
+
+  @Field(() => [String])
+  tags!: string[];
+
+  @Field()
+  createdAt!: Date;
+
+  @Field()
+  updatedAt!: Date;
+
+  static from(v: FeatureView): FeatureViewType {
+    return Object.assign(new FeatureViewType(), {
+      id: toGlobalId('FeatureView', v.id),
+      localId: v.id,
+      name: v.name,
+      entity: v.entity,
+      description: v.description,
+      owner: v.owner,
+      tags: v.tags,
+      createdAt: v.createdAt,
+      updatedAt: v.updatedAt,
+    });
+  }
+}
+
+@ObjectType()
+export class FeatureViewConnection extends Connection(FeatureViewType) {}
+
+@ObjectType('UpdateFeatureViewPayload')
+export class UpdateFeatureViewPayload {
+  @Field(() => FeatureViewType)
+  view!: FeatureViewType;
+
+  @Field(() => FeatureViewVersionType, { description: 'The latest version after the update.' })
+  version!: FeatureViewVersionType;
+
+  @Field({ description: 'True when the change created a new version.' })
+  newVersion!: boolean;
+}
+
+@ObjectType('RuleCount')
+export class RuleCountType {
+  @Field(() => ValidationRule)
+  rule!: ValidationRule;
+
+  @Field(() => Int)
+  count!: number;
+}
+
+@ObjectType('IngestionReport', { description: 'accepted + quarantined = received, always.' })
+export class IngestionReportType {
+  @Field()
+  view!: string;
+
+  @Field(() => Int)
+  version!: number;
+
+  @Field(() => Int)
+  received!: number;
+
+  @Field(() => Int)
+  accepted!: number;
+
+  @Field(() => Int)
+  quarantined!: number;
+
+  @Field(() => Int, { description: 'Accepted records already stored (redelivery): they changed nothing.' })
+  duplicates!: number;
+
+  @Field(() => [RuleCountType])
+  byRule!: RuleCountType[];
+
+  static from(r: IngestionReport): IngestionReportType {
+    return Object.assign(new IngestionReportType(), {
+      view: r.view,
+      version: r.version,
+      received: r.received,
+      accepted: r.accepted,
+      quarantined: r.quarantined,
+      duplicates: r.duplicates,
+      byRule: Object.entries(r.byRule).map(([rule, count]) => Object.assign(new RuleCountType(), { rule, count })),
+    });
+  }
+}
+
+@ObjectType('Violation')
+export class ViolationType {
+  @Field(() => ValidationRule)
+  rule!: ValidationRule;
+
+  @Field(() => String, { nullable: true })
+  feature!: string | null;
+
+  @Field()
+  message!: string;
+}
+
+@ObjectType('QuarantinedRecord', { implements: Node })
+export class QuarantinedRecordType extends Node {
+  versionId!: string;
+
+  @Field()
+  source!: string;
+
+  @Field(() => String, { nullable: true })
+  entityKey!: string | null;
+
+  @Field(() => String, { nullable: true })
+  eventId!: string | null;
+
+  @Field(() => GraphQLJSON, { description: 'The record exactly as received.' })
+  payload!: unknown;
+
+  @Field(() => [ViolationType])
+  violations!: ViolationType[];
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  replayedAt!: Date | null;
+
+  static from(q: StoredQuarantine): QuarantinedRecordType {
+    return Object.assign(new QuarantinedRecordType(), {
+      id: toGlobalId('QuarantinedRecord', q.id),
+      versionId: q.versionId,
+      source: q.source,
+      entityKey: typeof q.record.entityKey === 'string' ? q.record.entityKey : null,
+      eventId: typeof q.record.eventId === 'string' ? q.record.eventId : null,
+      payload: q.record,
+      violations: q.violations.map((v) => Object.assign(new ViolationType(), v)),
+      createdAt: q.createdAt,
+      replayedAt: q.replayedAt,
+    });
+  }
+}
+
+@ObjectType()
+export class QuarantinedRecordConnection extends Connection(QuarantinedRecordType) {}
+
+@ObjectType('OnlineFeatureValue')
+export class OnlineFeatureValueType {
+  @Field({ description: 'Resolved ref, view@version:feature.' })
+  ref!: string;
+
+  @Field(() => GraphQLJSON, { nullable: true })
+  value!: FeatureValue;
+
+  @Field(() => Date, { nullable: true, description: 'Event time of the newest event behind the value.' })
+  asOf!: Date | null;
+
+  @Field({ description: 'Older than the view’s TTL.' })
+  stale!: boolean;
+}
+
+@ObjectType('OnlineFeatureRow')
+export class OnlineFeatureRowType {
+  @Field()
+  entityKey!: string;
+
+  @Field(() => [OnlineFeatureValueType])
+  values!: OnlineFeatureValueType[];
+
+  static from(r: OnlineRow): OnlineFeatureRowType {
+    return Object.assign(new OnlineFeatureRowType(), { entityKey: r.entityKey, values: r.values });
+  }
+}
+
+@ObjectType('FeatureStream', { description: 'A source stream and how far the ingestion consumer is behind it.' })
+export class FeatureStreamType {
+  @Field()
+  source!: string;
+
+  @Field(() => Int, { description: 'Entries not yet delivered to the consumer group.' })
+  lag!: number;
+
+  @Field(() => Int, { description: 'Delivered, not yet acknowledged.' })
+  pending!: number;
+
+  @Field(() => String, { nullable: true })
+  lastDeliveredId!: string | null;
+
+  static from(l: StreamLag): FeatureStreamType {
+    return Object.assign(new FeatureStreamType(), l);
+  }
+}
+
+@ObjectType('DatasetColumn')
+export class DatasetColumnType {
+  @Field()
+  name!: string;
+
+  @Field()
+  type!: string;
+}
+
+@ObjectType('DatasetSnapshot', { implements: Node, description: 'A point-in-time training set stored as an artifact.' })
+export class DatasetSnapshotType extends Node {
+  localId!: string;
+
+  @Field()
+  name!: string;
+
+  @Field(() => DatasetStatus)
+  status!: DatasetStatus;
+
+  @Field(() => [String])
+  featureRefs!: string[];
+
+  @Field({ description: 'SHA-256 of the spine (entity, time, label rows).' })
+  spineSha256!: string;
+
+  @Field(() => Int)
+  rowCount!: number;
+
+  @Field(() => [DatasetColumnType])
+  columns!: DatasetColumnType[];
+
+  @Field(() => String, { nullable: true, description: 'SHA-256 of the snapshot file: same spec, same data, same hash.' })
+  contentHash!: string | null;
+
+  @Field(() => String, { nullable: true })
+  artifactKey!: string | null;
+
+  @Field(() => Float, { nullable: true })
+  sizeBytes!: number | null;
+
+  @Field(() => Float)
+  progress!: number;
+
+  @Field(() => String, { nullable: true })
+  error!: string | null;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  completedAt!: Date | null;
+
+  featureViewVersionIds!: string[];
+
+  static from(d: DatasetSnapshot): DatasetSnapshotType {
+    return Object.assign(new DatasetSnapshotType(), {
+      id: toGlobalId('DatasetSnapshot', d.id),
+      localId: d.id,
+      name: d.name,
+      status: d.status,
+      featureRefs: d.featureRefs,
+      spineSha256: d.spineSha256,
+      rowCount: d.rowCount,
+      columns: d.columns.map((c) => Object.assign(new DatasetColumnType(), c)),
+      contentHash: d.contentHash,
+      artifactKey: d.artifact?.key ?? null,
+      sizeBytes: d.artifact?.size ?? null,
+      progress: d.progress,
+      error: d.error,
+      createdAt: d.createdAt,
+      completedAt: d.completedAt,
+      featureViewVersionIds: d.featureViewVersionIds,
+    });
+  }
+}
+
+@ObjectType('DatasetProgress')
+export class DatasetProgressType {
+  @Field(() => ID)
+  datasetId!: string;
+
+  @Field(() => DatasetStatus)
+  status!: DatasetStatus;
+
+  @Field(() => Float)
+  progress!: number;
+
+  @Field(() => Int)
+  rowsDone!: number;
+
+  @Field(() => Int)
+  rowCount!: number;
+
+  @Field(() => String, { nullable: true })
+  error!: string | null;
+
+  static from(e: DatasetEvent): DatasetProgressType {
+    return Object.assign(new DatasetProgressType(), { ...e, datasetId: toGlobalId('DatasetSnapshot', e.datasetId) });
+  }
+}
+
+// ---- inputs ----
+
+@InputType()
+export class CreateFeatureEntityInput {
+  @Field()
+  name!: string;
+
+  @Field(() => [String])
+  joinKeys!: string[];
+
+  @Field({ nullable: true })
+  description?: string;
+}
+
+@InputType()
+export class TransformInput {
+  @Field(() => TransformKind)
+  kind!: TransformKind;
+
+  @Field(() => [Float], { nullable: true })
+  edges?: number[];
+
+  @Field(() => BinClosure, { nullable: true })
+  closed?: BinClosure;
+
+  @Field(() => [String], { nullable: true })
+  categories?: string[];
+}
+
+@InputType()
+export class AggregationInput {
+  @Field(() => AggregationFn)
+  fn!: AggregationFn;
+
+  @Field(() => Int)
+  windowSeconds!: number;
+}
+
+@InputType()
+export class ValidationRulesInput {
+  @Field(() => Float, { nullable: true })
+  min?: number;
+
+  @Field(() => Float, { nullable: true })
+  max?: number;
+
+  @Field(() => [String], { nullable: true })
+  allowedValues?: string[];
+
+  @Field(() => Float, { nullable: true })
+  maxNullFraction?: number;
+}
+
+@InputType()
+export class FeatureSpecInput {
+  @Field()
+  name!: string;
+
+  @Field(() => FeatureType)
+  type!: FeatureType;
+
+  @Field({ nullable: true, description: 'Source field; defaults to the feature name.' })
+  source?: string;
+
+  @Field(() => TransformInput, { nullable: true })
+  transform?: TransformInput;
+
+  @Field(() => AggregationInput, { nullable: true })
+  aggregation?: AggregationInput;
+
+  @Field(() => ValidationRulesInput, { nullable: true })
+  validation?: ValidationRulesInput;
+}
+
+@InputType()
+export class FeatureViewSchemaInput {
+  @Field({ description: 'Name of the source (a Redis Stream) records arrive on.' })
+  source!: string;
+
+  @Field(() => Int)
+  ttlSeconds!: number;
+
+  @Field(() => Int, { defaultValue: 0 })
+  allowedLatenessSeconds!: number;
+
+  @Field(() => [FeatureSpecInput])
+  features!: FeatureSpecInput[];
+}
+
+@InputType()
+export class CreateFeatureViewInput extends FeatureViewSchemaInput {
+  @Field()
+  name!: string;
+
+  @Field()
+  entity!: string;
+
+  @Field({ nullable: true })
+  description?: string;
+
+  @Field({ nullable: true })
+  owner?: string;
+
+  @Field(() => [String], { nullable: true })
+  tags?: string[];
+}
+
+@InputType()
+export class UpdateFeatureViewInput {
+  @Field()
+  name!: string;
+
+  @Field(() => FeatureViewSchemaInput, { nullable: true, description: 'A changed definition creates a new version.' })
+  schema?: FeatureViewSchemaInput;
+
+  @Field({ nullable: true })
+  description?: string;
+
+  @Field({ nullable: true })
+  owner?: string;
+
+  @Field(() => [String], { nullable: true })
+  tags?: string[];
+}
+
+@InputType()
+export class FeatureRecordInput {
+  @Field()
+  entityKey!: string;
+
+  @Field({ description: 'Idempotency key per entity: a record sent twice is stored once.' })
+  eventId!: string;
+
+  @Field()
+  eventTime!: Date;
+
+  @Field(() => GraphQLJSONObject)
+  fields!: Record<string, unknown>;
+}
+
+@InputType()
+export class SpineRowInput {
+  @Field()
+  entityKey!: string;
+
+  @Field({ description: 'Features are those known at this instant.' })
+  timestamp!: Date;
+
+  @Field(() => Float, { nullable: true })
+  label?: number;
+}
+
+@InputType()
+export class BuildDatasetInput {
+  @Field()
+  name!: string;
+
+  @Field(() => [String])
+  featureRefs!: string[];
+
+  @Field(() => [SpineRowInput])
+  rows!: SpineRowInput[];
+}
