@@ -29,7 +29,9 @@ export class FeatureStore1764100000000 implements MigrationInterface {
         updated_at timestamptz(3) NOT NULL DEFAULT now(),
         deleted_at timestamptz(3) NULL
       )`);
-    await q.query(`CREATE UNIQUE INDEX feature_view_live_name_idx ON feature_view (name) WHERE deleted_at IS NULL`);
+    await q.query(
+      `CREATE UNIQUE INDEX feature_view_live_name_idx ON feature_view (name) WHERE deleted_at IS NULL`,
+    );
     await q.query(`CREATE INDEX feature_view_created_idx ON feature_view (created_at, id)`);
     await q.query(`
       CREATE TABLE feature_view_version (
@@ -43,7 +45,9 @@ export class FeatureStore1764100000000 implements MigrationInterface {
         retired_at timestamptz(3) NULL,
         UNIQUE (view_id, version)
       )`);
-    await q.query(`CREATE INDEX feature_view_version_source_idx ON feature_view_version (source) WHERE retired_at IS NULL`);
+    await q.query(
+      `CREATE INDEX feature_view_version_source_idx ON feature_view_version (source) WHERE retired_at IS NULL`,
+    );
     await q.query(`
       CREATE TABLE feature_event (
         version_id uuid NOT NULL,
@@ -54,7 +58,9 @@ export class FeatureStore1764100000000 implements MigrationInterface {
         fields jsonb NOT NULL,
         PRIMARY KEY (version_id, entity_key, event_id)
       )`);
-    await q.query(`CREATE INDEX feature_event_pit_idx ON feature_event (version_id, entity_key, event_ts, created_ts)`);
+    await q.query(
+      `CREATE INDEX feature_event_pit_idx ON feature_event (version_id, entity_key, event_ts, created_ts)`,
+    );
     await q.query(`
       CREATE TABLE feature_quarantine (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -67,7 +73,9 @@ export class FeatureStore1764100000000 implements MigrationInterface {
         created_at timestamptz(3) NOT NULL DEFAULT now(),
         replayed_at timestamptz(3) NULL
       )`);
-    await q.query(`CREATE INDEX feature_quarantine_created_idx ON feature_quarantine (created_at, id)`);
+    await q.query(
+      `CREATE INDEX feature_quarantine_created_idx ON feature_quarantine (created_at, id)`,
+    );
     await q.query(`
       CREATE TABLE dataset_snapshot (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -91,11 +99,21 @@ export class FeatureStore1764100000000 implements MigrationInterface {
         version_id uuid NOT NULL REFERENCES feature_view_version (id),
         PRIMARY KEY (dataset_id, version_id)
       )`);
-    await q.query(`CREATE INDEX dataset_fvv_version_idx ON dataset_feature_view_version (version_id)`);
+    await q.query(
+      `CREATE INDEX dataset_fvv_version_idx ON dataset_feature_view_version (version_id)`,
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['dataset_feature_view_version', 'dataset_snapshot', 'feature_quarantine', 'feature_event', 'feature_view_version', 'feature_view', 'feature_entity']) {
+    for (const t of [
+      'dataset_feature_view_version',
+      'dataset_snapshot',
+      'feature_quarantine',
+      'feature_event',
+      'feature_view_version',
+      'feature_view',
+      'feature_entity',
+    ]) {
       await q.query(`DROP TABLE ${t}`);
     }
   }

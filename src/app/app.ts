@@ -118,7 +118,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         services.featureRegistry,
         services.ingestion,
         logger,
-        { consumer: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}` },
+        {
+          consumer: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+          claimIdleMs: config.featureStreamClaimIdleMs,
+        },
         (source, accepted, quarantined) => {
           metrics.featureRecords.inc({ source, outcome: 'accepted' }, accepted);
           metrics.featureRecords.inc({ source, outcome: 'quarantined' }, quarantined);

@@ -47,7 +47,10 @@ export function createServices(deps: {
   const ds = deps.db.dataSource;
   const offline = new PostgresOfflineStore(ds);
   const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
-  const featureRegistry = new FeatureRegistryService(new SqlFeatureRegistryRepository(ds), deps.clock);
+  const featureRegistry = new FeatureRegistryService(
+    new SqlFeatureRegistryRepository(ds),
+    deps.clock,
+  );
   const ingestion = new FeatureIngestionService(offline, online, deps.clock);
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
@@ -65,7 +68,8 @@ export function createServices(deps: {
       deps.events,
       deps.clock,
     ),
-    streamLag: async () => readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),
+    streamLag: async () =>
+      readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),
     artifacts: deps.artifacts,
     events: deps.events,
     clock: deps.clock,

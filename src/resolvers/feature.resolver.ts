@@ -1,8 +1,25 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
 import { Role } from '../domain/auth/role';
 import { type DatasetEvent } from '../domain/features/dataset';
 import { datasetTopic } from '../domain/features/dataset.service';
-import { type BinClosure, type FeatureSpec, type FeatureViewSchema, type Transform } from '../domain/features/feature-definition';
+import {
+  type BinClosure,
+  type FeatureSpec,
+  type FeatureViewSchema,
+  type Transform,
+} from '../domain/features/feature-definition';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
@@ -38,34 +55,52 @@ import { Allow } from './guard';
 export class FeatureViewResolver {
   @Query(() => FeatureEntityConnection)
   @Allow(Role.VIEWER)
-  async featureEntities(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext): Promise<FeatureEntityConnection> {
+  async featureEntities(
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureEntityConnection> {
     const page = await ctx.services.featureRegistry.listEntities(toPageRequest(args));
-    return toConnection(page, FeatureEntityType.from, (e) => ({ createdAt: e.createdAt, id: e.id }));
+    return toConnection(page, FeatureEntityType.from, (e) => ({
+      createdAt: e.createdAt,
+      id: e.id,
+    }));
   }
 
   @Mutation(() => FeatureEntityType)
   @Allow(Role.EDITOR)
-  async createFeatureEntity(@Arg('input') input: CreateFeatureEntityInput, @Ctx() ctx: GraphQLContext): Promise<FeatureEntityType> {
+  async createFeatureEntity(
+    @Arg('input') input: CreateFeatureEntityInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureEntityType> {
     return FeatureEntityType.from(await ctx.services.featureRegistry.createEntity(input));
   }
 
   @Query(() => FeatureViewConnection)
   @Allow(Role.VIEWER)
-  async featureViews(@Args() args: ConnectionArgs, @Ctx() ctx: GraphQLContext): Promise<FeatureViewConnection> {
+  async featureViews(
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewConnection> {
     const page = await ctx.services.featureRegistry.listViews(toPageRequest(args));
     return toConnection(page, FeatureViewType.from, (v) => ({ createdAt: v.createdAt, id: v.id }));
   }
 
   @Query(() => FeatureViewType, { nullable: true })
   @Allow(Role.VIEWER)
-  async featureView(@Arg('name') name: string, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType | null> {
+  async featureView(
+    @Arg('name') name: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewType | null> {
     const v = await ctx.services.featureRegistry.findView(name);
     return v ? FeatureViewType.from(v) : null;
   }
 
   @Mutation(() => FeatureViewType, { description: 'Creates the view and its version 1.' })
   @Allow(Role.EDITOR)
-  async createFeatureView(@Arg('input') input: CreateFeatureViewInput, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType> {
+  async createFeatureView(
+    @Arg('input') input: CreateFeatureViewInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewType> {
     const { view } = await ctx.services.featureRegistry.createView({
       name: input.name,
       ...toSchema(input, input.entity),
@@ -76,9 +111,14 @@ export class FeatureViewResolver {
     return FeatureViewType.from(view);
   }
 
-  @Mutation(() => UpdateFeatureViewPayload, { description: 'Metadata edits keep the version; a changed definition adds one.' })
+  @Mutation(() => UpdateFeatureViewPayload, {
+    description: 'Metadata edits keep the version; a changed definition adds one.',
+  })
   @Allow(Role.EDITOR)
-  async updateFeatureView(@Arg('input') input: UpdateFeatureViewInput, @Ctx() ctx: GraphQLContext): Promise<UpdateFeatureViewPayload> {
+  async updateFeatureView(
+    @Arg('input') input: UpdateFeatureViewInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<UpdateFeatureViewPayload> {
     const r = await ctx.services.featureRegistry.updateView(input.name, {
       schema: input.schema ? toSchema(input.schema, '') : undefined,
       metadata: { description: input.description, owner: input.owner, tags: input.tags },
@@ -90,19 +130,32 @@ export class FeatureViewResolver {
     });
   }
 
-  @Mutation(() => FeatureViewVersionType, { description: 'Stops materializing a version; refused while it has consumers.' })
+  @Mutation(() => FeatureViewVersionType, {
+    description: 'Stops materializing a version; refused while it has consumers.',
+  })
   @Allow(Role.EDITOR)
-  async retireFeatureViewVersion(@Arg('view') view: string, @Arg('version', () => Int) version: number, @Ctx() ctx: GraphQLContext): Promise<FeatureViewVersionType> {
-    return FeatureViewVersionType.from(await ctx.services.featureRegistry.retireVersion(view, version));
+  async retireFeatureViewVersion(
+    @Arg('view') view: string,
+    @Arg('version', () => Int) version: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewVersionType> {
+    return FeatureViewVersionType.from(
+      await ctx.services.featureRegistry.retireVersion(view, version),
+    );
   }
 
   @Mutation(() => FeatureViewType, { description: 'Deletes a view with no consumers left.' })
   @Allow(Role.EDITOR)
-  async deleteFeatureView(@Arg('name') name: string, @Ctx() ctx: GraphQLContext): Promise<FeatureViewType> {
+  async deleteFeatureView(
+    @Arg('name') name: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewType> {
     return FeatureViewType.from(await ctx.services.featureRegistry.deleteView(name));
   }
 
-  @Mutation(() => [IngestionReportType], { description: 'Validates and stores records in every live version of the view.' })
+  @Mutation(() => [IngestionReportType], {
+    description: 'Validates and stores records in every live version of the view.',
+  })
   @Allow(Role.EDITOR)
   async ingestFeatures(
     @Arg('view') view: string,
@@ -112,20 +165,32 @@ export class FeatureViewResolver {
     const versions = await ctx.services.featureRegistry.liveVersions(view);
     const reports = await ctx.services.ingestion.ingest(
       versions,
-      records.map((r) => ({ entityKey: r.entityKey, eventId: r.eventId, eventTs: r.eventTime.getTime(), fields: r.fields })),
+      records.map((r) => ({
+        entityKey: r.entityKey,
+        eventId: r.eventId,
+        eventTs: r.eventTime.getTime(),
+        fields: r.fields,
+      })),
       `batch:${ctx.principal.name}`,
     );
     return reports.map(IngestionReportType.from);
   }
 
-  @Query(() => [OnlineFeatureRowType], { description: 'Latest values from the online store, with their event time and staleness.' })
+  @Query(() => [OnlineFeatureRowType], {
+    description: 'Latest values from the online store, with their event time and staleness.',
+  })
   @Allow(Role.VIEWER)
   async onlineFeatures(
     @Arg('entityKeys', () => [String]) entityKeys: string[],
-    @Arg('featureRefs', () => [String], { description: 'Like airport_delays@2:mean_delay_6h; without @version the latest.' }) featureRefs: string[],
+    @Arg('featureRefs', () => [String], {
+      description: 'Like airport_delays@2:mean_delay_6h; without @version the latest.',
+    })
+    featureRefs: string[],
     @Ctx() ctx: GraphQLContext,
   ): Promise<OnlineFeatureRowType[]> {
-    return (await ctx.services.onlineFeatures.read(entityKeys, featureRefs)).map(OnlineFeatureRowType.from);
+    return (await ctx.services.onlineFeatures.read(entityKeys, featureRefs)).map(
+      OnlineFeatureRowType.from,
+    );
   }
 
   @Query(() => QuarantinedRecordConnection)
@@ -136,38 +201,62 @@ export class FeatureViewResolver {
     @Arg('includeReplayed', { defaultValue: false }) includeReplayed: boolean,
     @Ctx() ctx: GraphQLContext,
   ): Promise<QuarantinedRecordConnection> {
-    const page = await ctx.services.quarantine.list(view ?? null, includeReplayed, toPageRequest(args));
-    return toConnection(page, QuarantinedRecordType.from, (q) => ({ createdAt: q.createdAt, id: q.id }));
+    const page = await ctx.services.quarantine.list(
+      view ?? null,
+      includeReplayed,
+      toPageRequest(args),
+    );
+    return toConnection(page, QuarantinedRecordType.from, (q) => ({
+      createdAt: q.createdAt,
+      id: q.id,
+    }));
   }
 
-  @Mutation(() => [IngestionReportType], { description: 'Sends quarantined records through ingestion again.' })
+  @Mutation(() => [IngestionReportType], {
+    description: 'Sends quarantined records through ingestion again.',
+  })
   @Allow(Role.EDITOR)
   async replayQuarantined(
     @Arg('ids', () => [ID]) ids: string[],
     @Arg('toLatestVersion', { defaultValue: false }) toLatest: boolean,
     @Ctx() ctx: GraphQLContext,
   ): Promise<IngestionReportType[]> {
-    const reports = await ctx.services.quarantine.replay(ids.map((id) => localIdOf(id, 'QuarantinedRecord')), toLatest);
+    const reports = await ctx.services.quarantine.replay(
+      ids.map((id) => localIdOf(id, 'QuarantinedRecord')),
+      toLatest,
+    );
     return reports.map(IngestionReportType.from);
   }
 
-  @Query(() => [FeatureStreamType], { description: 'Source streams and the ingestion consumer’s lag on each.' })
+  @Query(() => [FeatureStreamType], {
+    description: 'Source streams and the ingestion consumer’s lag on each.',
+  })
   @Allow(Role.VIEWER)
   async featureStreams(@Ctx() ctx: GraphQLContext): Promise<FeatureStreamType[]> {
     return (await ctx.services.streamLag()).map(FeatureStreamType.from);
   }
 
-  @Mutation(() => DatasetSnapshotType, { description: 'Builds a point-in-time training set in the background.' })
+  @Mutation(() => DatasetSnapshotType, {
+    description: 'Builds a point-in-time training set in the background.',
+  })
   @Allow(Role.EDITOR)
   async buildDataset(
     @Arg('input') input: BuildDatasetInput,
-    @Arg('wait', { defaultValue: false, description: 'Answer once the snapshot is READY or FAILED.' }) wait: boolean,
+    @Arg('wait', {
+      defaultValue: false,
+      description: 'Answer once the snapshot is READY or FAILED.',
+    })
+    wait: boolean,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DatasetSnapshotType> {
     const { snapshot, done } = await ctx.services.datasets.build({
       name: input.name,
       featureRefs: input.featureRefs,
-      spine: input.rows.map((r) => ({ entityKey: r.entityKey, ts: r.timestamp.getTime(), label: r.label ?? null })),
+      spine: input.rows.map((r) => ({
+        entityKey: r.entityKey,
+        ts: r.timestamp.getTime(),
+        label: r.label ?? null,
+      })),
     });
     if (!wait) return DatasetSnapshotType.from(snapshot);
     await done.catch(() => undefined);
@@ -176,7 +265,9 @@ export class FeatureViewResolver {
 
   @Subscription(() => DatasetProgressType, {
     subscribe: ({ args, context }) =>
-      (context as GraphQLContext).services.events.subscribe<DatasetEvent>(datasetTopic(localIdOf(args.id as string, 'DatasetSnapshot'))),
+      (context as GraphQLContext).services.events.subscribe<DatasetEvent>(
+        datasetTopic(localIdOf(args.id as string, 'DatasetSnapshot')),
+      ),
   })
   @Allow(Role.VIEWER)
   datasetProgress(@Arg('id', () => ID) _id: string, @Root() e: DatasetEvent): DatasetProgressType {
@@ -184,17 +275,29 @@ export class FeatureViewResolver {
   }
 
   @FieldResolver(() => [FeatureViewVersionType])
-  async versions(@Root() v: FeatureViewType, @Ctx() ctx: GraphQLContext): Promise<FeatureViewVersionType[]> {
+  async versions(
+    @Root() v: FeatureViewType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureViewVersionType[]> {
     return (await ctx.loaders.versionsOfView.load(v.localId)).map(FeatureViewVersionType.from);
   }
 }
 
 @Resolver(() => FeatureViewVersionType)
 export class FeatureViewVersionResolver {
-  @FieldResolver(() => [FeatureConsumerType], { description: 'Datasets (and, later, model versions) that use this version.' })
-  async consumers(@Root() v: FeatureViewVersionType, @Ctx() ctx: GraphQLContext): Promise<FeatureConsumerType[]> {
+  @FieldResolver(() => [FeatureConsumerType], {
+    description: 'Datasets (and, later, model versions) that use this version.',
+  })
+  async consumers(
+    @Root() v: FeatureViewVersionType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<FeatureConsumerType[]> {
     return (await ctx.loaders.consumersOfVersion.load(v.localId)).map((c) =>
-      Object.assign(new FeatureConsumerType(), { kind: c.kind, id: toGlobalId('DatasetSnapshot', c.id), name: c.name }),
+      Object.assign(new FeatureConsumerType(), {
+        kind: c.kind,
+        id: toGlobalId('DatasetSnapshot', c.id),
+        name: c.name,
+      }),
     );
   }
 }
@@ -215,7 +318,9 @@ function toSpec(f: FeatureSpecInput): FeatureSpec {
     type: f.type,
     source: f.source ?? f.name,
     transform: toTransform(f),
-    aggregation: f.aggregation ? { fn: f.aggregation.fn, windowSeconds: f.aggregation.windowSeconds } : null,
+    aggregation: f.aggregation
+      ? { fn: f.aggregation.fn, windowSeconds: f.aggregation.windowSeconds }
+      : null,
     validation: { ...f.validation },
   };
 }
@@ -224,6 +329,7 @@ function toTransform(f: FeatureSpecInput): Transform {
   const t = f.transform;
   if (!t || t.kind === TransformKind.IDENTITY) return { kind: 'IDENTITY' };
   // Closure is never defaulted: an unset one is rejected by the registry's validation.
-  if (t.kind === TransformKind.BIN) return { kind: 'BIN', edges: t.edges ?? [], closed: t.closed as BinClosure };
+  if (t.kind === TransformKind.BIN)
+    return { kind: 'BIN', edges: t.edges ?? [], closed: t.closed as BinClosure };
   return { kind: 'CATEGORY_INDEX', categories: t.categories ?? [] };
 }

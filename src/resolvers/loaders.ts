@@ -3,7 +3,12 @@ import { type ApiKey } from '../domain/auth/api-key';
 import { type Runner } from '../domain/runners/runner';
 import { type DatasetSnapshot } from '../domain/features/dataset';
 import { type FeatureViewVersion } from '../domain/features/feature-definition';
-import { type FeatureEntity, type FeatureView, type StoredQuarantine, type VersionConsumer } from '../domain/features/feature-store.ports';
+import {
+  type FeatureEntity,
+  type FeatureView,
+  type StoredQuarantine,
+  type VersionConsumer,
+} from '../domain/features/feature-store.ports';
 import { type Services } from '../app/services';
 
 /**
@@ -28,9 +33,15 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
   return {
     apiKey: new DataLoader((ids) => byId(ids, services.apiKeys.byIds(ids)), opts),
     runner: new DataLoader((ids) => byId(ids, services.runners.byIds(ids)), opts),
-    featureEntity: new DataLoader((ids) => byId(ids, services.featureRegistry.entitiesByIds(ids)), opts),
+    featureEntity: new DataLoader(
+      (ids) => byId(ids, services.featureRegistry.entitiesByIds(ids)),
+      opts,
+    ),
     featureView: new DataLoader((ids) => byId(ids, services.featureRegistry.viewsByIds(ids)), opts),
-    featureViewVersion: new DataLoader((ids) => byId(ids, services.featureRegistry.versionsByIds(ids)), opts),
+    featureViewVersion: new DataLoader(
+      (ids) => byId(ids, services.featureRegistry.versionsByIds(ids)),
+      opts,
+    ),
     versionsOfView: new DataLoader(async (viewIds) => {
       const all = await services.featureRegistry.versionsOf(viewIds);
       return viewIds.map((id) => all.filter((v) => v.viewId === id));

@@ -11,7 +11,12 @@ import {
   outputType,
 } from '../domain/features/feature-definition';
 import { type IngestionReport } from '../domain/features/feature-ingestion.service';
-import { type FeatureEntity, type FeatureView, type StoredQuarantine, type StreamLag } from '../domain/features/feature-store.ports';
+import {
+  type FeatureEntity,
+  type FeatureView,
+  type StoredQuarantine,
+  type StreamLag,
+} from '../domain/features/feature-store.ports';
 import { type OnlineRow } from '../domain/features/online-features.service';
 import { ValidationRule } from '../domain/features/validation';
 import { Connection } from './connection.types';
@@ -24,7 +29,10 @@ export enum TransformKind {
 }
 
 registerEnumType(FeatureType, { name: 'FeatureType' });
-registerEnumType(BinClosure, { name: 'BinClosure', description: 'LEFT: [a, b) buckets; RIGHT: (a, b] buckets.' });
+registerEnumType(BinClosure, {
+  name: 'BinClosure',
+  description: 'LEFT: [a, b) buckets; RIGHT: (a, b] buckets.',
+});
 registerEnumType(AggregationFn, { name: 'AggregationFn' });
 registerEnumType(TransformKind, { name: 'TransformKind' });
 registerEnumType(ValidationRule, { name: 'ValidationRule' });
@@ -45,7 +53,13 @@ export class FeatureEntityType extends Node {
   createdAt!: Date;
 
   static from(e: FeatureEntity): FeatureEntityType {
-    return Object.assign(new FeatureEntityType(), { id: toGlobalId('FeatureEntity', e.id), name: e.name, joinKeys: e.joinKeys, description: e.description, createdAt: e.createdAt });
+    return Object.assign(new FeatureEntityType(), {
+      id: toGlobalId('FeatureEntity', e.id),
+      name: e.name,
+      joinKeys: e.joinKeys,
+      description: e.description,
+      createdAt: e.createdAt,
+    });
   }
 }
 
@@ -99,7 +113,9 @@ export class FeatureSpecType {
   @Field(() => FeatureType, { description: 'Type of the source field, checked at ingestion.' })
   type!: FeatureType;
 
-  @Field(() => FeatureType, { description: 'Type of the value served, after transform and aggregation.' })
+  @Field(() => FeatureType, {
+    description: 'Type of the value served, after transform and aggregation.',
+  })
   outputType!: FeatureType;
 
   @Field()
@@ -138,7 +154,10 @@ export class FeatureSpecType {
   }
 }
 
-@ObjectType('FeatureViewVersion', { implements: Node, description: 'An immutable version of a feature view.' })
+@ObjectType('FeatureViewVersion', {
+  implements: Node,
+  description: 'An immutable version of a feature view.',
+})
 export class FeatureViewVersionType extends Node {
   localId!: string;
 
@@ -172,7 +191,10 @@ export class FeatureViewVersionType extends Node {
   @Field()
   createdAt!: Date;
 
-  @Field(() => Date, { nullable: true, description: 'Set when the version stopped being materialized.' })
+  @Field(() => Date, {
+    nullable: true,
+    description: 'Set when the version stopped being materialized.',
+  })
   retiredAt!: Date | null;
 
   static from(v: FeatureViewVersion): FeatureViewVersionType {
@@ -287,7 +309,9 @@ export class IngestionReportType {
   @Field(() => Int)
   quarantined!: number;
 
-  @Field(() => Int, { description: 'Accepted records already stored (redelivery): they changed nothing.' })
+  @Field(() => Int, {
+    description: 'Accepted records already stored (redelivery): they changed nothing.',
+  })
   duplicates!: number;
 
   @Field(() => [RuleCountType])
@@ -301,7 +325,9 @@ export class IngestionReportType {
       accepted: r.accepted,
       quarantined: r.quarantined,
       duplicates: r.duplicates,
-      byRule: Object.entries(r.byRule).map(([rule, count]) => Object.assign(new RuleCountType(), { rule, count })),
+      byRule: Object.entries(r.byRule).map(([rule, count]) =>
+        Object.assign(new RuleCountType(), { rule, count }),
+      ),
     });
   }
 }
@@ -369,7 +395,10 @@ export class OnlineFeatureValueType {
   @Field(() => GraphQLJSON, { nullable: true })
   value!: FeatureValue;
 
-  @Field(() => Date, { nullable: true, description: 'Event time of the newest event behind the value.' })
+  @Field(() => Date, {
+    nullable: true,
+    description: 'Event time of the newest event behind the value.',
+  })
   asOf!: Date | null;
 
   @Field({ description: 'Older than the view’s TTL.' })
@@ -389,7 +418,9 @@ export class OnlineFeatureRowType {
   }
 }
 
-@ObjectType('FeatureStream', { description: 'A source stream and how far the ingestion consumer is behind it.' })
+@ObjectType('FeatureStream', {
+  description: 'A source stream and how far the ingestion consumer is behind it.',
+})
 export class FeatureStreamType {
   @Field()
   source!: string;
@@ -417,7 +448,10 @@ export class DatasetColumnType {
   type!: string;
 }
 
-@ObjectType('DatasetSnapshot', { implements: Node, description: 'A point-in-time training set stored as an artifact.' })
+@ObjectType('DatasetSnapshot', {
+  implements: Node,
+  description: 'A point-in-time training set stored as an artifact.',
+})
 export class DatasetSnapshotType extends Node {
   localId!: string;
 
@@ -439,7 +473,10 @@ export class DatasetSnapshotType extends Node {
   @Field(() => [DatasetColumnType])
   columns!: DatasetColumnType[];
 
-  @Field(() => String, { nullable: true, description: 'SHA-256 of the snapshot file: same spec, same data, same hash.' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'SHA-256 of the snapshot file: same spec, same data, same hash.',
+  })
   contentHash!: string | null;
 
   @Field(() => String, { nullable: true })
@@ -505,7 +542,10 @@ export class DatasetProgressType {
   error!: string | null;
 
   static from(e: DatasetEvent): DatasetProgressType {
-    return Object.assign(new DatasetProgressType(), { ...e, datasetId: toGlobalId('DatasetSnapshot', e.datasetId) });
+    return Object.assign(new DatasetProgressType(), {
+      ...e,
+      datasetId: toGlobalId('DatasetSnapshot', e.datasetId),
+    });
   }
 }
 
@@ -621,7 +661,10 @@ export class UpdateFeatureViewInput {
   @Field()
   name!: string;
 
-  @Field(() => FeatureViewSchemaInput, { nullable: true, description: 'A changed definition creates a new version.' })
+  @Field(() => FeatureViewSchemaInput, {
+    nullable: true,
+    description: 'A changed definition creates a new version.',
+  })
   schema?: FeatureViewSchemaInput;
 
   @Field({ nullable: true })

@@ -7,7 +7,14 @@ import { FeatureType, type FeatureValue } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OfflineStore } from './feature-store.ports';
-import { type DatasetEncoder, type DatasetEvent, type DatasetRepository, type DatasetSnapshot, DatasetStatus, type SpineRow } from './dataset';
+import {
+  type DatasetEncoder,
+  type DatasetEvent,
+  type DatasetRepository,
+  type DatasetSnapshot,
+  DatasetStatus,
+  type SpineRow,
+} from './dataset';
 import { evaluateView } from './point-in-time';
 
 export const datasetTopic = (id: string) => `dataset:${id}`;
@@ -31,12 +38,19 @@ export class DatasetService {
   ) {}
 
   /** Records the snapshot as BUILDING and builds it in the background; `done` settles when finished. */
-  async build(input: { name: string; featureRefs: string[]; spine: SpineRow[] }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
-    if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name)) throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
+  async build(input: {
+    name: string;
+    featureRefs: string[];
+    spine: SpineRow[];
+  }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name))
+      throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
     if (input.featureRefs.length === 0) throw invalid('featureRefs must not be empty');
-    if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS) throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
+    if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS)
+      throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
     input.spine.forEach((r, i) => {
-      if (!r.entityKey || !Number.isFinite(r.ts)) throw invalid(`spine row ${i} needs an entityKey and a valid timestamp`, { row: i });
+      if (!r.entityKey || !Number.isFinite(r.ts))
+        throw invalid(`spine row ${i} needs an entityKey and a valid timestamp`, { row: i });
     });
     const resolved = await this.registry.resolveRefs(input.featureRefs);
     const snapshot = await this.repo.create({
@@ -65,7 +79,8 @@ export class DatasetService {
 
   async get(id: string): Promise<DatasetSnapshot> {
     const [d] = await this.repo.findByIds([id]);
-    if (!d) throw new NotFoundError(FeatureErrorCode.DATASET_NOT_FOUND, `No dataset snapshot ${id}`);
+    if (!d)
+      throw new NotFoundError(FeatureErrorCode.DATASET_NOT_FOUND, `No dataset snapshot ${id}`);
     return d;
   }
 
@@ -73,7 +88,11 @@ export class DatasetService {
     return this.repo.findByIds(ids);
   }
 
-  private async materialize(s: DatasetSnapshot, refs: ResolvedRef[], spine: SpineRow[]): Promise<DatasetSnapshot> {
+  private async materialize(
+    s: DatasetSnapshot,
+    refs: ResolvedRef[],
+    spine: SpineRow[],
+  ): Promise<DatasetSnapshot> {
     try {
       const columns = await this.pointInTimeJoin(s, refs, spine);
       const bytes = this.encoder.encode([
@@ -84,20 +103,41 @@ export class DatasetService {
       ]);
       const artifact = await this.artifacts.put(`datasets/${s.id}.${this.encoder.format}`, bytes);
       const completedAt = this.clock.now();
-      await this.repo.update(s.id, { status: DatasetStatus.READY, contentHash: artifact.sha256, artifact, progress: 1, completedAt });
+      await this.repo.update(s.id, {
+        status: DatasetStatus.READY,
+        contentHash: artifact.sha256,
+        artifact,
+        progress: 1,
+        completedAt,
+      });
       await this.publish(s, DatasetStatus.READY, 1, spine.length, null);
-      return { ...s, status: DatasetStatus.READY, contentHash: artifact.sha256, artifact, progress: 1, completedAt };
+      return {
+        ...s,
+        status: DatasetStatus.READY,
+        contentHash: artifact.sha256,
+        artifact,
+        progress: 1,
+        completedAt,
+      };
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
-      await this.repo.update(s.id, { status: DatasetStatus.FAILED, error, completedAt: this.clock.now() }).catch(() => undefined);
+      await this.repo
+        .update(s.id, { status: DatasetStatus.FAILED, error, completedAt: this.clock.now() })
+        .catch(() => undefined);
       await this.publish(s, DatasetStatus.FAILED, 0, 0, error).catch(() => undefined);
       throw e;
     }
   }
 
   /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */
-  async pointInTimeJoin(s: Pick<DatasetSnapshot, 'id' | 'rowCount'>, refs: ResolvedRef[], spine: SpineRow[]): Promise<FeatureValue[][]> {
-    const columns: FeatureValue[][] = refs.map(() => new Array<FeatureValue>(spine.length).fill(null));
+  async pointInTimeJoin(
+    s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
+    refs: ResolvedRef[],
+    spine: SpineRow[],
+  ): Promise<FeatureValue[][]> {
+    const columns: FeatureValue[][] = refs.map(() =>
+      new Array<FeatureValue>(spine.length).fill(null),
+    );
     const rowsByEntity = new Map<string, number[]>();
     spine.forEach((r, i) => {
       const list = rowsByEntity.get(r.entityKey) ?? [];
@@ -121,21 +161,41 @@ export class DatasetService {
         done++;
         if (done - lastPublished >= Math.max(1, totalWork / 20)) {
           lastPublished = done;
-          await this.publish({ id: s.id, rowCount: s.rowCount }, DatasetStatus.BUILDING, done / totalWork, Math.round((done / totalWork) * s.rowCount), null);
+          await this.publish(
+            { id: s.id, rowCount: s.rowCount },
+            DatasetStatus.BUILDING,
+            done / totalWork,
+            Math.round((done / totalWork) * s.rowCount),
+            null,
+          );
         }
       }
       // Entities with no history: the empty-history values (count 0, others null).
       for (const key of entityKeys) {
         if (seen.has(key)) continue;
         const ev = evaluateView(v.schema, [], 0, { nullWhenStale: true });
-        for (const row of rowsByEntity.get(key) ?? []) for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
+        for (const row of rowsByEntity.get(key) ?? [])
+          for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
       }
     }
     return columns;
   }
 
-  private async publish(s: Pick<DatasetSnapshot, 'id' | 'rowCount'>, status: DatasetStatus, progress: number, rowsDone: number, error: string | null): Promise<void> {
-    const e: DatasetEvent = { datasetId: s.id, status, progress, rowsDone, rowCount: s.rowCount, error };
+  private async publish(
+    s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
+    status: DatasetStatus,
+    progress: number,
+    rowsDone: number,
+    error: string | null,
+  ): Promise<void> {
+    const e: DatasetEvent = {
+      datasetId: s.id,
+      status,
+      progress,
+      rowsDone,
+      rowCount: s.rowCount,
+      error,
+    };
     await this.events.publish(datasetTopic(s.id), e);
   }
 }

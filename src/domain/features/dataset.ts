@@ -63,6 +63,14 @@ export interface DatasetEncoder {
 
 export interface DatasetRepository {
   create(d: Omit<DatasetSnapshot, 'id' | 'createdAt'>): Promise<DatasetSnapshot>;
-  update(id: string, patch: Partial<Pick<DatasetSnapshot, 'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'>>): Promise<void>;
+  update(
+    id: string,
+    patch: Partial<
+      Pick<
+        DatasetSnapshot,
+        'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'
+      >
+    >,
+  ): Promise<void>;
   findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
 }

@@ -93,7 +93,8 @@ export interface FeatureViewVersion {
 export function outputType(f: FeatureSpec): FeatureType {
   if (f.aggregation) {
     if (f.aggregation.fn === AggregationFn.COUNT) return FeatureType.INT;
-    if (f.aggregation.fn === AggregationFn.LAST) return f.transform.kind === 'IDENTITY' ? f.type : FeatureType.INT;
+    if (f.aggregation.fn === AggregationFn.LAST)
+      return f.transform.kind === 'IDENTITY' ? f.type : FeatureType.INT;
     return FeatureType.FLOAT;
   }
   return f.transform.kind === 'IDENTITY' ? f.type : FeatureType.INT;

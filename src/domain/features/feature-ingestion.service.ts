@@ -34,18 +34,36 @@ export class FeatureIngestionService {
     private readonly clock: Clock,
   ) {}
 
-  async ingest(versions: readonly FeatureViewVersion[], records: readonly IngestRecord[], source: string): Promise<IngestionReport[]> {
+  async ingest(
+    versions: readonly FeatureViewVersion[],
+    records: readonly IngestRecord[],
+    source: string,
+  ): Promise<IngestionReport[]> {
     if (records.length > MAX_BATCH) {
-      throw new InvalidInputError(FeatureErrorCode.TOO_MANY_RECORDS, `At most ${MAX_BATCH} records per batch (got ${records.length})`, { max: MAX_BATCH });
+      throw new InvalidInputError(
+        FeatureErrorCode.TOO_MANY_RECORDS,
+        `At most ${MAX_BATCH} records per batch (got ${records.length})`,
+        { max: MAX_BATCH },
+      );
     }
     const reports: IngestionReport[] = [];
     for (const v of versions) reports.push(await this.ingestVersion(v, records, source));
     return reports;
   }
 
-  private async ingestVersion(v: FeatureViewVersion, records: readonly IngestRecord[], source: string): Promise<IngestionReport> {
-    const entityKeys = [...new Set(records.map((r) => r.entityKey).filter((k) => typeof k === 'string' && k.length > 0))];
-    const states = await this.online.readMany(entityKeys.map((entityKey) => ({ versionId: v.id, entityKey })));
+  private async ingestVersion(
+    v: FeatureViewVersion,
+    records: readonly IngestRecord[],
+    source: string,
+  ): Promise<IngestionReport> {
+    const entityKeys = [
+      ...new Set(
+        records.map((r) => r.entityKey).filter((k) => typeof k === 'string' && k.length > 0),
+      ),
+    ];
+    const states = await this.online.readMany(
+      entityKeys.map((entityKey) => ({ versionId: v.id, entityKey })),
+    );
     const stateOf = new Map(entityKeys.map((k, i) => [k, states[i]]));
     const marks = new Map<string, number>();
     for (const [k, s] of stateOf) {
@@ -55,7 +73,10 @@ export class FeatureIngestionService {
 
     const outcome = validateBatch(v.schema, records, marks);
     const createdTs = this.clock.now().getTime();
-    const rows = outcome.accepted.map((a) => ({ entityKey: a.entityKey, event: { ...a.event, createdTs } as FeatureEvent }));
+    const rows = outcome.accepted.map((a) => ({
+      entityKey: a.entityKey,
+      event: { ...a.event, createdTs } as FeatureEvent,
+    }));
     const inserted = rows.length ? await this.offline.append(v.id, rows) : new Set<string>();
 
     const byEntity = new Map<string, FeatureEvent[]>();
@@ -72,12 +93,20 @@ export class FeatureIngestionService {
       })),
     );
     if (outcome.quarantined.length) {
-      await this.offline.quarantine(outcome.quarantined.map((q) => ({ versionId: v.id, source, record: q.record, violations: q.violations })));
+      await this.offline.quarantine(
+        outcome.quarantined.map((q) => ({
+          versionId: v.id,
+          source,
+          record: q.record,
+          violations: q.violations,
+        })),
+      );
     }
 
     const byRule: Record<string, number> = {};
     for (const q of outcome.quarantined) {
-      for (const rule of new Set(q.violations.map((x) => x.rule))) byRule[rule] = (byRule[rule] ?? 0) + 1;
+      for (const rule of new Set(q.violations.map((x) => x.rule)))
+        byRule[rule] = (byRule[rule] ?? 0) + 1;
     }
     return {
       viewVersionId: v.id,

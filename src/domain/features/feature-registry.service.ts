@@ -13,7 +13,12 @@ import {
   schemaFingerprint,
 } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
-import { type FeatureEntity, type FeatureRegistryRepository, type FeatureView, type VersionConsumer } from './feature-store.ports';
+import {
+  type FeatureEntity,
+  type FeatureRegistryRepository,
+  type FeatureView,
+  type VersionConsumer,
+} from './feature-store.ports';
 import { validateTransform } from './transforms';
 
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
@@ -33,13 +38,29 @@ export class FeatureRegistryService {
     private readonly clock: Clock,
   ) {}
 
-  async createEntity(input: { name: string; joinKeys: string[]; description?: string }): Promise<FeatureEntity> {
+  async createEntity(input: {
+    name: string;
+    joinKeys: string[];
+    description?: string;
+  }): Promise<FeatureEntity> {
     checkName(input.name, 'entity name');
-    if (input.joinKeys.length === 0 || input.joinKeys.length > 8 || !input.joinKeys.every((k) => NAME_RE.test(k))) {
+    if (
+      input.joinKeys.length === 0 ||
+      input.joinKeys.length > 8 ||
+      !input.joinKeys.every((k) => NAME_RE.test(k))
+    ) {
       throw invalid('joinKeys must be 1-8 lower-case identifiers');
     }
-    const e = await this.repo.createEntity({ name: input.name, joinKeys: input.joinKeys, description: input.description ?? '' });
-    if (!e) throw new ConflictError(FeatureErrorCode.ENTITY_EXISTS, `Entity "${input.name}" already exists`);
+    const e = await this.repo.createEntity({
+      name: input.name,
+      joinKeys: input.joinKeys,
+      description: input.description ?? '',
+    });
+    if (!e)
+      throw new ConflictError(
+        FeatureErrorCode.ENTITY_EXISTS,
+        `Entity "${input.name}" already exists`,
+      );
     return e;
   }
 
@@ -51,18 +72,33 @@ export class FeatureRegistryService {
     return this.repo.listEntities(page);
   }
 
-  async createView(input: { name: string } & FeatureViewSchema & Partial<FeatureViewMetadata>): Promise<{ view: FeatureView; version: FeatureViewVersion }> {
+  async createView(
+    input: { name: string } & FeatureViewSchema & Partial<FeatureViewMetadata>,
+  ): Promise<{ view: FeatureView; version: FeatureViewVersion }> {
     checkName(input.name, 'view name');
     const schema = normaliseSchema(input);
     if (!(await this.repo.findEntity(schema.entity))) {
-      throw new NotFoundError(FeatureErrorCode.ENTITY_NOT_FOUND, `Entity "${schema.entity}" does not exist`);
+      throw new NotFoundError(
+        FeatureErrorCode.ENTITY_NOT_FOUND,
+        `Entity "${schema.entity}" does not exist`,
+      );
     }
     const created = await this.repo.createView(
-      { name: input.name, entity: schema.entity, description: input.description ?? '', owner: input.owner ?? '', tags: input.tags ?? [] },
+      {
+        name: input.name,
+        entity: schema.entity,
+        description: input.description ?? '',
+        owner: input.owner ?? '',
+        tags: input.tags ?? [],
+      },
       schema,
       schemaFingerprint(schema),
     );
-    if (!created) throw new ConflictError(FeatureErrorCode.VIEW_EXISTS, `Feature view "${input.name}" already exists`);
+    if (!created)
+      throw new ConflictError(
+        FeatureErrorCode.VIEW_EXISTS,
+        `Feature view "${input.name}" already exists`,
+      );
     return created;
   }
 
@@ -76,7 +112,15 @@ export class FeatureRegistryService {
   ): Promise<{ view: FeatureView; version: FeatureViewVersion; newVersion: boolean }> {
     let view = await this.view(name);
     if (input.metadata) {
-      view = await this.repo.updateMetadata(view.id, { description: input.metadata.description ?? view.description, owner: input.metadata.owner ?? view.owner, tags: input.metadata.tags ?? view.tags }, this.clock.now());
+      view = await this.repo.updateMetadata(
+        view.id,
+        {
+          description: input.metadata.description ?? view.description,
+          owner: input.metadata.owner ?? view.owner,
+          tags: input.metadata.tags ?? view.tags,
+        },
+        this.clock.now(),
+      );
     }
     const versions = await this.repo.versionsOf([view.id]);
     const latest = versions.reduce((a, b) => (b.version > a.version ? b : a));
@@ -84,12 +128,20 @@ export class FeatureRegistryService {
     const schema = normaliseSchema({ ...input.schema, entity: view.entity });
     const fingerprint = schemaFingerprint(schema);
     if (fingerprint === latest.fingerprint) return { view, version: latest, newVersion: false };
-    return { view, version: await this.repo.addVersion(view.id, schema, fingerprint), newVersion: true };
+    return {
+      view,
+      version: await this.repo.addVersion(view.id, schema, fingerprint),
+      newVersion: true,
+    };
   }
 
   async view(name: string): Promise<FeatureView> {
     const v = await this.repo.findView(name);
-    if (!v) throw new NotFoundError(FeatureErrorCode.VIEW_NOT_FOUND, `Feature view "${name}" does not exist`);
+    if (!v)
+      throw new NotFoundError(
+        FeatureErrorCode.VIEW_NOT_FOUND,
+        `Feature view "${name}" does not exist`,
+      );
     return v;
   }
 
@@ -120,7 +172,9 @@ export class FeatureRegistryService {
   /** Live versions of a view (what ingestion materializes), oldest first. */
   async liveVersions(name: string): Promise<FeatureViewVersion[]> {
     const view = await this.view(name);
-    return (await this.repo.versionsOf([view.id])).filter((v) => !v.retiredAt).sort((a, b) => a.version - b.version);
+    return (await this.repo.versionsOf([view.id]))
+      .filter((v) => !v.retiredAt)
+      .sort((a, b) => a.version - b.version);
   }
 
   liveVersionsBySource(source: string): Promise<FeatureViewVersion[]> {
@@ -134,12 +188,20 @@ export class FeatureRegistryService {
   /** Stops materializing a version. Refused while anything still consumes it. */
   async retireVersion(name: string, version: number): Promise<FeatureViewVersion> {
     const v = (await this.liveVersions(name)).find((x) => x.version === version);
-    if (!v) throw new NotFoundError(FeatureErrorCode.VERSION_NOT_FOUND, `No live version ${version} of "${name}"`);
+    if (!v)
+      throw new NotFoundError(
+        FeatureErrorCode.VERSION_NOT_FOUND,
+        `No live version ${version} of "${name}"`,
+      );
     const consumers = (await this.repo.consumersOf([v.id])).get(v.id) ?? [];
     if (consumers.length) {
-      throw new ConflictError(FeatureErrorCode.VERSION_IN_USE, `${name}@${version} still has ${consumers.length} consumer(s)`, {
-        consumers: consumers.map((c) => `${c.kind}:${c.name}`),
-      });
+      throw new ConflictError(
+        FeatureErrorCode.VERSION_IN_USE,
+        `${name}@${version} still has ${consumers.length} consumer(s)`,
+        {
+          consumers: consumers.map((c) => `${c.kind}:${c.name}`),
+        },
+      );
     }
     await this.repo.retireVersion(v.id, this.clock.now());
     return { ...v, retiredAt: this.clock.now() };
@@ -151,9 +213,13 @@ export class FeatureRegistryService {
     const consumers = await this.repo.consumersOf(versions.map((v) => v.id));
     const all = [...consumers.values()].flat();
     if (all.length) {
-      throw new ConflictError(FeatureErrorCode.VERSION_IN_USE, `"${name}" still has ${all.length} consumer(s)`, {
-        consumers: all.map((c) => `${c.kind}:${c.name}`),
-      });
+      throw new ConflictError(
+        FeatureErrorCode.VERSION_IN_USE,
+        `"${name}" still has ${all.length} consumer(s)`,
+        {
+          consumers: all.map((c) => `${c.kind}:${c.name}`),
+        },
+      );
     }
     await this.repo.deleteView(view.id, this.clock.now());
     return view;
@@ -163,21 +229,45 @@ export class FeatureRegistryService {
   async resolveRefs(refs: readonly string[]): Promise<ResolvedRef[]> {
     const parsed = refs.map((r) => {
       const p = parseFeatureRef(r);
-      if (!p) throw new InvalidInputError(FeatureErrorCode.INVALID_FEATURE_REF, `"${r}" is not a feature ref like view@2:feature`, { ref: r });
+      if (!p)
+        throw new InvalidInputError(
+          FeatureErrorCode.INVALID_FEATURE_REF,
+          `"${r}" is not a feature ref like view@2:feature`,
+          { ref: r },
+        );
       return { raw: r, p };
     });
     const byView = new Map<string, FeatureViewVersion[]>();
-    for (const name of new Set(parsed.map((x) => x.p.view))) byView.set(name, await this.liveVersions(name));
+    for (const name of new Set(parsed.map((x) => x.p.view)))
+      byView.set(name, await this.liveVersions(name));
     return parsed.map(({ raw, p }) => resolveOne(raw, p, byView.get(p.view) ?? []));
   }
 }
 
 function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]): ResolvedRef {
-  const version = p.version === null ? versions[versions.length - 1] : versions.find((v) => v.version === p.version);
-  if (!version) throw new NotFoundError(FeatureErrorCode.VERSION_NOT_FOUND, `No live version ${p.version ?? ''} of view "${p.view}"`, { ref: raw });
+  const version =
+    p.version === null
+      ? versions[versions.length - 1]
+      : versions.find((v) => v.version === p.version);
+  if (!version)
+    throw new NotFoundError(
+      FeatureErrorCode.VERSION_NOT_FOUND,
+      `No live version ${p.version ?? ''} of view "${p.view}"`,
+      { ref: raw },
+    );
   const f = version.schema.features.find((x) => x.name === p.feature);
-  if (!f) throw new NotFoundError(FeatureErrorCode.FEATURE_NOT_FOUND, `${p.view}@${version.version} has no feature "${p.feature}"`, { ref: raw });
-  return { ref: `${p.view}@${version.version}:${p.feature}`, version, feature: f.name, type: outputType(f) };
+  if (!f)
+    throw new NotFoundError(
+      FeatureErrorCode.FEATURE_NOT_FOUND,
+      `${p.view}@${version.version} has no feature "${p.feature}"`,
+      { ref: raw },
+    );
+  return {
+    ref: `${p.view}@${version.version}:${p.feature}`,
+    version,
+    feature: f.name,
+    type: outputType(f),
+  };
 }
 
 function invalid(message: string, details?: Record<string, unknown>): InvalidInputError {
@@ -185,38 +275,61 @@ function invalid(message: string, details?: Record<string, unknown>): InvalidInp
 }
 
 function checkName(name: string, what: string): void {
-  if (!NAME_RE.test(name)) throw invalid(`${what} must be a lower-case identifier of at most 63 characters (got "${name}")`);
+  if (!NAME_RE.test(name))
+    throw invalid(
+      `${what} must be a lower-case identifier of at most 63 characters (got "${name}")`,
+    );
 }
 
 /** Validates a schema and returns it with defaults filled in, so equal meaning hashes equal. */
 export function normaliseSchema(s: FeatureViewSchema): FeatureViewSchema {
   checkName(s.entity, 'entity');
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/.test(s.source)) throw invalid(`source must be 1-100 characters of letters, digits and _ . : - (got "${s.source}")`);
-  if (!Number.isInteger(s.ttlSeconds) || s.ttlSeconds <= 0) throw invalid('ttlSeconds must be a positive integer');
-  if (!Number.isInteger(s.allowedLatenessSeconds) || s.allowedLatenessSeconds < 0) throw invalid('allowedLatenessSeconds must be a non-negative integer');
-  if (s.features.length === 0 || s.features.length > MAX_FEATURES) throw invalid(`a view needs 1 to ${MAX_FEATURES} features`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$/.test(s.source))
+    throw invalid(
+      `source must be 1-100 characters of letters, digits and _ . : - (got "${s.source}")`,
+    );
+  if (!Number.isInteger(s.ttlSeconds) || s.ttlSeconds <= 0)
+    throw invalid('ttlSeconds must be a positive integer');
+  if (!Number.isInteger(s.allowedLatenessSeconds) || s.allowedLatenessSeconds < 0)
+    throw invalid('allowedLatenessSeconds must be a non-negative integer');
+  if (s.features.length === 0 || s.features.length > MAX_FEATURES)
+    throw invalid(`a view needs 1 to ${MAX_FEATURES} features`);
   const names = new Set<string>();
   const features = s.features.map((f) => {
     checkName(f.name, 'feature name');
     if (names.has(f.name)) throw invalid(`duplicate feature "${f.name}"`, { feature: f.name });
     names.add(f.name);
-    if (!f.source || f.source.length > 100) throw invalid(`feature "${f.name}" needs a source field`, { feature: f.name });
+    if (!f.source || f.source.length > 100)
+      throw invalid(`feature "${f.name}" needs a source field`, { feature: f.name });
     const transform = f.transform ?? { kind: 'IDENTITY' };
     const tErr = validateTransform(transform);
     if (tErr) throw invalid(`feature "${f.name}": ${tErr}`, { feature: f.name });
     const numeric = f.type === FeatureType.INT || f.type === FeatureType.FLOAT;
-    if (transform.kind === 'BIN' && !numeric) throw invalid(`feature "${f.name}": BIN needs an INT or FLOAT source`, { feature: f.name });
+    if (transform.kind === 'BIN' && !numeric)
+      throw invalid(`feature "${f.name}": BIN needs an INT or FLOAT source`, { feature: f.name });
     const agg = f.aggregation ?? null;
     if (agg) {
-      if (!Number.isInteger(agg.windowSeconds) || agg.windowSeconds <= 0) throw invalid(`feature "${f.name}": windowSeconds must be a positive integer`, { feature: f.name });
+      if (!Number.isInteger(agg.windowSeconds) || agg.windowSeconds <= 0)
+        throw invalid(`feature "${f.name}": windowSeconds must be a positive integer`, {
+          feature: f.name,
+        });
       const numOut = transform.kind !== 'IDENTITY' || numeric;
-      if ([AggregationFn.SUM, AggregationFn.MEAN, AggregationFn.MIN, AggregationFn.MAX].includes(agg.fn) && !numOut) {
+      if (
+        [AggregationFn.SUM, AggregationFn.MEAN, AggregationFn.MIN, AggregationFn.MAX].includes(
+          agg.fn,
+        ) &&
+        !numOut
+      ) {
         throw invalid(`feature "${f.name}": ${agg.fn} needs a numeric value`, { feature: f.name });
       }
     }
     const v = f.validation ?? {};
-    if (v.maxNullFraction != null && !(v.maxNullFraction >= 0 && v.maxNullFraction <= 1)) throw invalid(`feature "${f.name}": maxNullFraction must be between 0 and 1`, { feature: f.name });
-    if (v.min != null && v.max != null && v.min > v.max) throw invalid(`feature "${f.name}": min is greater than max`, { feature: f.name });
+    if (v.maxNullFraction != null && !(v.maxNullFraction >= 0 && v.maxNullFraction <= 1))
+      throw invalid(`feature "${f.name}": maxNullFraction must be between 0 and 1`, {
+        feature: f.name,
+      });
+    if (v.min != null && v.max != null && v.min > v.max)
+      throw invalid(`feature "${f.name}": min is greater than max`, { feature: f.name });
     return {
       name: f.name,
       type: f.type,
@@ -231,5 +344,11 @@ export function normaliseSchema(s: FeatureViewSchema): FeatureViewSchema {
       },
     };
   });
-  return { entity: s.entity, source: s.source, ttlSeconds: s.ttlSeconds, allowedLatenessSeconds: s.allowedLatenessSeconds, features };
+  return {
+    entity: s.entity,
+    source: s.source,
+    ttlSeconds: s.ttlSeconds,
+    allowedLatenessSeconds: s.allowedLatenessSeconds,
+    features,
+  };
 }

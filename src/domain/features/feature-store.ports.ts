@@ -1,5 +1,9 @@
 import { type Page, type PageRequest } from '../shared/pagination';
-import { type FeatureViewMetadata, type FeatureViewSchema, type FeatureViewVersion } from './feature-definition';
+import {
+  type FeatureViewMetadata,
+  type FeatureViewSchema,
+  type FeatureViewVersion,
+} from './feature-definition';
 import { type FeatureEvent } from './point-in-time';
 import { type IngestRecord, type Violation } from './validation';
 
@@ -28,7 +32,11 @@ export interface VersionConsumer {
 
 export interface FeatureRegistryRepository {
   /** null when an entity of that name exists. */
-  createEntity(e: { name: string; joinKeys: string[]; description: string }): Promise<FeatureEntity | null>;
+  createEntity(e: {
+    name: string;
+    joinKeys: string[];
+    description: string;
+  }): Promise<FeatureEntity | null>;
   findEntity(name: string): Promise<FeatureEntity | null>;
   findEntitiesByIds(ids: readonly string[]): Promise<FeatureEntity[]>;
   listEntities(page: PageRequest): Promise<Page<FeatureEntity>>;
@@ -43,7 +51,11 @@ export interface FeatureRegistryRepository {
   listViews(page: PageRequest): Promise<Page<FeatureView>>;
   updateMetadata(viewId: string, meta: FeatureViewMetadata, at: Date): Promise<FeatureView>;
   /** Next version number, allocated without gaps or duplicates under concurrency. */
-  addVersion(viewId: string, schema: FeatureViewSchema, fingerprint: string): Promise<FeatureViewVersion>;
+  addVersion(
+    viewId: string,
+    schema: FeatureViewSchema,
+    fingerprint: string,
+  ): Promise<FeatureViewVersion>;
   versionsOf(viewIds: readonly string[]): Promise<FeatureViewVersion[]>;
   versionsByIds(ids: readonly string[]): Promise<FeatureViewVersion[]>;
   liveVersionsBySource(source: string): Promise<FeatureViewVersion[]>;
@@ -73,9 +85,22 @@ export interface OfflineStore {
   /** Inserts rows not yet stored; returns `entityKey\0eventId` of those that were new. */
   append(versionId: string, rows: readonly AppendRow[]): Promise<Set<string>>;
   /** Every stored event of these entities, grouped by entity, each list sorted by compareEvents. */
-  eventsByEntity(versionId: string, entityKeys: readonly string[]): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }>;
-  quarantine(rows: readonly { versionId: string; source: string; record: IngestRecord; violations: Violation[] }[]): Promise<void>;
-  listQuarantine(filter: { versionIds: string[] | null; includeReplayed: boolean }, page: PageRequest): Promise<Page<StoredQuarantine>>;
+  eventsByEntity(
+    versionId: string,
+    entityKeys: readonly string[],
+  ): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }>;
+  quarantine(
+    rows: readonly {
+      versionId: string;
+      source: string;
+      record: IngestRecord;
+      violations: Violation[];
+    }[],
+  ): Promise<void>;
+  listQuarantine(
+    filter: { versionIds: string[] | null; includeReplayed: boolean },
+    page: PageRequest,
+  ): Promise<Page<StoredQuarantine>>;
   quarantineByIds(ids: readonly string[]): Promise<StoredQuarantine[]>;
   markReplayed(ids: readonly string[], at: Date): Promise<void>;
 }
@@ -87,8 +112,12 @@ export interface OnlineState {
 
 /** Redis: one packed key per (view version, entity), read in one round trip. */
 export interface OnlineStore {
-  readMany(keys: readonly { versionId: string; entityKey: string }[]): Promise<(OnlineState | null)[]>;
-  writeMany(entries: readonly { versionId: string; entityKey: string; state: OnlineState }[]): Promise<void>;
+  readMany(
+    keys: readonly { versionId: string; entityKey: string }[],
+  ): Promise<(OnlineState | null)[]>;
+  writeMany(
+    entries: readonly { versionId: string; entityKey: string; state: OnlineState }[],
+  ): Promise<void>;
 }
 
 /** A source of records (a Redis Stream per source); consumer lag for the graph and /metrics. */

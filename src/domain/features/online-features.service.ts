@@ -35,26 +35,45 @@ export class OnlineFeatureService {
 
   async read(entityKeys: readonly string[], refs: readonly string[]): Promise<OnlineRow[]> {
     if (entityKeys.length > MAX_ONLINE_ENTITIES) {
-      throw new InvalidInputError(FeatureErrorCode.TOO_MANY_RECORDS, `At most ${MAX_ONLINE_ENTITIES} entities per read`, { max: MAX_ONLINE_ENTITIES });
+      throw new InvalidInputError(
+        FeatureErrorCode.TOO_MANY_RECORDS,
+        `At most ${MAX_ONLINE_ENTITIES} entities per read`,
+        { max: MAX_ONLINE_ENTITIES },
+      );
     }
     const resolved = await this.registry.resolveRefs(refs);
     return this.readResolved(entityKeys, resolved);
   }
 
-  async readResolved(entityKeys: readonly string[], resolved: readonly ResolvedRef[]): Promise<OnlineRow[]> {
+  async readResolved(
+    entityKeys: readonly string[],
+    resolved: readonly ResolvedRef[],
+  ): Promise<OnlineRow[]> {
     const versions = [...new Map(resolved.map((r) => [r.version.id, r.version])).values()];
-    const keys = entityKeys.flatMap((entityKey) => versions.map((v) => ({ versionId: v.id, entityKey })));
+    const keys = entityKeys.flatMap((entityKey) =>
+      versions.map((v) => ({ versionId: v.id, entityKey })),
+    );
     const states = await this.online.readMany(keys);
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
       const evaluated = new Map(
-        versions.map((v, vi) => [v.id, evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, { nullWhenStale: false })]),
+        versions.map((v, vi) => [
+          v.id,
+          evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, {
+            nullWhenStale: false,
+          }),
+        ]),
       );
       return {
         entityKey,
         values: resolved.map((r) => {
           const ev = evaluated.get(r.version.id) as ReturnType<typeof evaluateView>;
-          return { ref: r.ref, value: ev.values[r.feature], asOf: ev.asOf === null ? null : new Date(ev.asOf), stale: ev.stale };
+          return {
+            ref: r.ref,
+            value: ev.values[r.feature],
+            asOf: ev.asOf === null ? null : new Date(ev.asOf),
+            stale: ev.stale,
+          };
         }),
       };
     });

@@ -8,7 +8,11 @@ import { type OnlineState } from './feature-store.ports';
  * online write was lost is repaired by redelivery. Keeps the newest event and every event
  * the widest window (plus allowed lateness) can still need.
  */
-export function mergeOnlineState(schema: FeatureViewSchema, state: OnlineState | null, incoming: readonly FeatureEvent[]): OnlineState {
+export function mergeOnlineState(
+  schema: FeatureViewSchema,
+  state: OnlineState | null,
+  incoming: readonly FeatureEvent[],
+): OnlineState {
   const byId = new Map<string, FeatureEvent>();
   for (const e of state?.events ?? []) byId.set(e.eventId, e);
   for (const e of incoming) if (!byId.has(e.eventId)) byId.set(e.eventId, e);

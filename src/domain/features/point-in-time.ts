@@ -26,7 +26,11 @@ export interface EvaluatedView {
 
 /** Sort order for event lists: by event time, then ingestion time (latest wins ties). */
 export function compareEvents(a: FeatureEvent, b: FeatureEvent): number {
-  return a.eventTs - b.eventTs || a.createdTs - b.createdTs || (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0);
+  return (
+    a.eventTs - b.eventTs ||
+    a.createdTs - b.createdTs ||
+    (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0)
+  );
 }
 
 /**
@@ -56,7 +60,10 @@ export function evaluateView(
   const stale = t - latest.eventTs > schema.ttlSeconds * 1000;
   for (const f of schema.features) {
     if (stale && opts.nullWhenStale) values[f.name] = null;
-    else values[f.name] = f.aggregation ? aggregate(f, events, end, t) : applyTransform(f.transform, latest.fields[f.source] ?? null);
+    else
+      values[f.name] = f.aggregation
+        ? aggregate(f, events, end, t)
+        : applyTransform(f.transform, latest.fields[f.source] ?? null);
   }
   return { values, asOf: latest.eventTs, stale };
 }
@@ -74,7 +81,11 @@ function upperBound(events: readonly FeatureEvent[], t: number): number {
 }
 
 /** Newest event at or before t that was already known at t (createdTs <= t). */
-function latestVisible(events: readonly FeatureEvent[], end: number, t: number): FeatureEvent | null {
+function latestVisible(
+  events: readonly FeatureEvent[],
+  end: number,
+  t: number,
+): FeatureEvent | null {
   for (let i = end - 1; i >= 0; i--) if (events[i].createdTs <= t) return events[i];
   return null;
 }
@@ -83,7 +94,12 @@ function emptyValue(f: FeatureSpec): FeatureValue {
   return f.aggregation?.fn === AggregationFn.COUNT ? 0 : null;
 }
 
-function aggregate(f: FeatureSpec, events: readonly FeatureEvent[], end: number, t: number): FeatureValue {
+function aggregate(
+  f: FeatureSpec,
+  events: readonly FeatureEvent[],
+  end: number,
+  t: number,
+): FeatureValue {
   const agg = f.aggregation as NonNullable<FeatureSpec['aggregation']>;
   const from = t - agg.windowSeconds * 1000; // exclusive
   let count = 0;

@@ -22,8 +22,14 @@ export class QuarantineService {
     private readonly clock: Clock,
   ) {}
 
-  async list(view: string | null, includeReplayed: boolean, page: PageRequest): Promise<Page<StoredQuarantine>> {
-    const versionIds = view ? (await this.registry.versionsOf([(await this.registry.view(view)).id])).map((v) => v.id) : null;
+  async list(
+    view: string | null,
+    includeReplayed: boolean,
+    page: PageRequest,
+  ): Promise<Page<StoredQuarantine>> {
+    const versionIds = view
+      ? (await this.registry.versionsOf([(await this.registry.view(view)).id])).map((v) => v.id)
+      : null;
     return this.offline.listQuarantine({ versionIds, includeReplayed }, page);
   }
 
@@ -33,16 +39,29 @@ export class QuarantineService {
 
   async replay(ids: readonly string[], toLatest: boolean): Promise<IngestionReport[]> {
     if (ids.length === 0 || ids.length > MAX_REPLAY) {
-      throw new InvalidInputError(FeatureErrorCode.TOO_MANY_RECORDS, `Replay 1 to ${MAX_REPLAY} records at a time`, { max: MAX_REPLAY });
+      throw new InvalidInputError(
+        FeatureErrorCode.TOO_MANY_RECORDS,
+        `Replay 1 to ${MAX_REPLAY} records at a time`,
+        { max: MAX_REPLAY },
+      );
     }
     const rows = (await this.offline.quarantineByIds(ids)).filter((r) => !r.replayedAt);
     if (rows.length !== new Set(ids).size) {
       const found = new Set(rows.map((r) => r.id));
-      throw new NotFoundError(FeatureErrorCode.QUARANTINE_NOT_FOUND, 'Some records do not exist or were already replayed', {
-        missing: ids.filter((id) => !found.has(id)),
-      });
+      throw new NotFoundError(
+        FeatureErrorCode.QUARANTINE_NOT_FOUND,
+        'Some records do not exist or were already replayed',
+        {
+          missing: ids.filter((id) => !found.has(id)),
+        },
+      );
     }
-    const versions = new Map((await this.registry.versionsByIds([...new Set(rows.map((r) => r.versionId))])).map((v) => [v.id, v]));
+    const versions = new Map(
+      (await this.registry.versionsByIds([...new Set(rows.map((r) => r.versionId))])).map((v) => [
+        v.id,
+        v,
+      ]),
+    );
     const reports: IngestionReport[] = [];
     for (const [versionId, group] of groupBy(rows, (r) => r.versionId)) {
       let target = versions.get(versionId);
@@ -52,8 +71,17 @@ export class QuarantineService {
         target = live[live.length - 1] ?? target;
       }
       // Mark first: a record that fails again is quarantined anew, not twice.
-      await this.offline.markReplayed(group.map((r) => r.id), this.clock.now());
-      reports.push(...(await this.ingestion.ingest([target], group.map((r) => r.record), group[0].source)));
+      await this.offline.markReplayed(
+        group.map((r) => r.id),
+        this.clock.now(),
+      );
+      reports.push(
+        ...(await this.ingestion.ingest(
+          [target],
+          group.map((r) => r.record),
+          group[0].source,
+        )),
+      );
     }
     return reports;
   }

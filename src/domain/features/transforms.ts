@@ -29,7 +29,8 @@ export function binIndex(x: number, edges: number[], closed: BinClosure): number
   let lo = 0;
   let hi = edges.length - 1;
   const inLower = (i: number) => (closed === BinClosure.LEFT ? x >= edges[i] : x > edges[i]);
-  const inUpper = (i: number) => (closed === BinClosure.LEFT ? x < edges[i + 1] : x <= edges[i + 1]);
+  const inUpper = (i: number) =>
+    closed === BinClosure.LEFT ? x < edges[i + 1] : x <= edges[i + 1];
   if (!inLower(0) || !inUpper(edges.length - 2)) return null;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
@@ -41,7 +42,8 @@ export function binIndex(x: number, edges: number[], closed: BinClosure): number
 
 export function validateTransform(t: Transform): string | null {
   if (t.kind === 'BIN') {
-    if (t.closed !== BinClosure.LEFT && t.closed !== BinClosure.RIGHT) return 'BIN needs an explicit closure, LEFT or RIGHT';
+    if (t.closed !== BinClosure.LEFT && t.closed !== BinClosure.RIGHT)
+      return 'BIN needs an explicit closure, LEFT or RIGHT';
     if (t.edges.length < 2) return 'BIN needs at least two edges';
     for (let i = 1; i < t.edges.length; i++) {
       if (!(t.edges[i] > t.edges[i - 1])) return 'BIN edges must be strictly ascending';

@@ -1,4 +1,9 @@
-import { type FeatureSpec, FeatureType, type FeatureValue, type FeatureViewSchema } from './feature-definition';
+import {
+  type FeatureSpec,
+  FeatureType,
+  type FeatureValue,
+  type FeatureViewSchema,
+} from './feature-definition';
 import { type FeatureEvent } from './point-in-time';
 
 /** A record as it arrives, before validation. */
@@ -59,15 +64,28 @@ export function validateBatch(
 
   records.forEach((r, i) => {
     const v = violations[i];
-    if (r.malformed) v.push({ rule: ValidationRule.MALFORMED_RECORD, feature: null, message: r.malformed });
+    if (r.malformed)
+      v.push({ rule: ValidationRule.MALFORMED_RECORD, feature: null, message: r.malformed });
     if (typeof r.entityKey !== 'string' || r.entityKey.length === 0 || r.entityKey.length > 256) {
-      v.push({ rule: ValidationRule.MISSING_ENTITY_KEY, feature: null, message: 'entityKey must be a non-empty string of at most 256 characters' });
+      v.push({
+        rule: ValidationRule.MISSING_ENTITY_KEY,
+        feature: null,
+        message: 'entityKey must be a non-empty string of at most 256 characters',
+      });
     }
     if (typeof r.eventId !== 'string' || r.eventId.length === 0 || r.eventId.length > 256) {
-      v.push({ rule: ValidationRule.MISSING_EVENT_ID, feature: null, message: 'eventId must be a non-empty string of at most 256 characters' });
+      v.push({
+        rule: ValidationRule.MISSING_EVENT_ID,
+        feature: null,
+        message: 'eventId must be a non-empty string of at most 256 characters',
+      });
     }
     if (typeof r.eventTs !== 'number' || !Number.isFinite(r.eventTs)) {
-      v.push({ rule: ValidationRule.INVALID_EVENT_TIME, feature: null, message: 'eventTs must be a valid time' });
+      v.push({
+        rule: ValidationRule.INVALID_EVENT_TIME,
+        feature: null,
+        message: 'eventTs must be a valid time',
+      });
     } else if (typeof r.entityKey === 'string') {
       const mark = marks.get(r.entityKey);
       if (mark !== undefined && r.eventTs < mark - schema.allowedLatenessSeconds * 1000) {
@@ -115,8 +133,12 @@ export function validateBatch(
       return;
     }
     const fields: Record<string, FeatureValue> = {};
-    for (const f of schema.features) fields[f.source] = ((r.fields ?? {})[f.source] as FeatureValue | undefined) ?? null;
-    out.accepted.push({ entityKey: r.entityKey, event: { eventId: r.eventId, eventTs: r.eventTs, fields } });
+    for (const f of schema.features)
+      fields[f.source] = ((r.fields ?? {})[f.source] as FeatureValue | undefined) ?? null;
+    out.accepted.push({
+      entityKey: r.entityKey,
+      event: { eventId: r.eventId, eventTs: r.eventTs, fields },
+    });
   });
   return out;
 }
@@ -141,15 +163,24 @@ function checkValue(f: FeatureSpec, raw: unknown): Violation | null {
       if (typeof raw !== 'string') return wrong('a string');
       break;
     case FeatureType.FLOAT_LIST:
-      if (!Array.isArray(raw) || !raw.every((x) => typeof x === 'number' && Number.isFinite(x))) return wrong('a list of finite numbers');
+      if (!Array.isArray(raw) || !raw.every((x) => typeof x === 'number' && Number.isFinite(x)))
+        return wrong('a list of finite numbers');
       break;
   }
   const { min, max, allowedValues } = f.validation;
   if (typeof raw === 'number' && ((min != null && raw < min) || (max != null && raw > max))) {
-    return { rule: ValidationRule.OUT_OF_RANGE, feature: f.name, message: `${f.source}=${raw} is outside [${min ?? '-inf'}, ${max ?? 'inf'}]` };
+    return {
+      rule: ValidationRule.OUT_OF_RANGE,
+      feature: f.name,
+      message: `${f.source}=${raw} is outside [${min ?? '-inf'}, ${max ?? 'inf'}]`,
+    };
   }
   if (allowedValues && allowedValues.length && !allowedValues.includes(String(raw))) {
-    return { rule: ValidationRule.NOT_ALLOWED_VALUE, feature: f.name, message: `${f.source}=${JSON.stringify(raw)} is not one of the allowed values` };
+    return {
+      rule: ValidationRule.NOT_ALLOWED_VALUE,
+      feature: f.name,
+      message: `${f.source}=${JSON.stringify(raw)} is not one of the allowed values`,
+    };
   }
   return null;
 }

@@ -154,13 +154,17 @@ const envSchema = z.object({
   MAX_QUERY_DEPTH: intIn('MAX_QUERY_DEPTH', 2, 100, 12),
   MAX_QUERY_COMPLEXITY: intIn('MAX_QUERY_COMPLEXITY', 10, 1_000_000, 5_000),
   SHUTDOWN_GRACE_MS: intIn('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
+  FEATURE_STREAM_CLAIM_IDLE_MS: intIn('FEATURE_STREAM_CLAIM_IDLE_MS', 10, 3_600_000, 30_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
     .transform((v, ctx) => {
       const raw = nonEmpty(v) ?? 'on';
       if (raw !== 'on' && raw !== 'off') {
-        ctx.addIssue({ code: 'custom', message: `FEATURE_STREAM_CONSUMER must be on or off (got "${raw}")` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `FEATURE_STREAM_CONSUMER must be on or off (got "${raw}")`,
+        });
         return z.NEVER;
       }
       return raw === 'on';
@@ -197,6 +201,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** Whether this process consumes the feature source streams (see docs/adr/0008). */
   featureStreamConsumer: boolean;
+  /** Unacknowledged stream entries idle this long are claimed from their (dead) consumer. */
+  featureStreamClaimIdleMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -230,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryComplexity: e.MAX_QUERY_COMPLEXITY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
+    featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
   };
 }
 

@@ -1,4 +1,18 @@
-import { Bool, Field, Float64, Int32, List, Schema, Table, TimestampMillisecond, Utf8, tableToIPC, vectorFromArray, type DataType, type Vector } from 'apache-arrow';
+import {
+  Bool,
+  Field,
+  Float64,
+  Int32,
+  List,
+  Schema,
+  Table,
+  TimestampMillisecond,
+  Utf8,
+  tableToIPC,
+  vectorFromArray,
+  type DataType,
+  type Vector,
+} from 'apache-arrow';
 import { type DatasetEncoder, type EncodedColumn } from '../../domain/features/dataset';
 import { FeatureType } from '../../domain/features/feature-definition';
 

@@ -47,7 +47,8 @@ export class Metrics {
   });
 
   /** Set by the app: reads consumer lag on each scrape. */
-  streamLagSource: (() => Promise<{ source: string; lag: number; pending: number }[]>) | null = null;
+  streamLagSource: (() => Promise<{ source: string; lag: number; pending: number }[]>) | null =
+    null;
 
   readonly streamLag = new Gauge({
     name: 'aether_feature_stream_lag',
@@ -57,7 +58,8 @@ export class Metrics {
     collect: async () => {
       if (!this.streamLagSource) return;
       try {
-        for (const l of await this.streamLagSource()) this.streamLag.set({ source: l.source }, l.lag);
+        for (const l of await this.streamLagSource())
+          this.streamLag.set({ source: l.source }, l.lag);
       } catch {
         // Redis down: readiness reports it; the gauge keeps its last value.
       }

@@ -24,10 +24,22 @@ export function streamKey(prefix: string, source: string): string {
 }
 
 /** What a producer does: XADD each record to the source's stream (pipelined). */
-export async function appendToStream(redis: Redis, prefix: string, source: string, records: readonly StreamRecordInput[]): Promise<string[]> {
+export async function appendToStream(
+  redis: Redis,
+  prefix: string,
+  source: string,
+  records: readonly StreamRecordInput[],
+): Promise<string[]> {
   const p = redis.pipeline();
   for (const r of records) {
-    const args = ['entityKey', r.entityKey, 'eventTs', String(r.eventTs), 'fields', JSON.stringify(r.fields)];
+    const args = [
+      'entityKey',
+      r.entityKey,
+      'eventTs',
+      String(r.eventTs),
+      'fields',
+      JSON.stringify(r.fields),
+    ];
     if (r.eventId) args.push('eventId', r.eventId);
     p.xadd(streamKey(prefix, source), '*', ...args);
   }
@@ -46,12 +58,19 @@ export function parseStreamEntry(id: string, kv: string[]): IngestRecord {
   let malformed: string | undefined;
   try {
     const parsed: unknown = JSON.parse(m.fields ?? '{}');
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) fields = parsed as Record<string, unknown>;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      fields = parsed as Record<string, unknown>;
     else malformed = 'fields must be a JSON object';
   } catch {
     malformed = 'fields is not valid JSON';
   }
-  return { entityKey: m.entityKey ?? '', eventId: m.eventId || id, eventTs, fields, ...(malformed ? { malformed } : {}) };
+  return {
+    entityKey: m.entityKey ?? '',
+    eventId: m.eventId || id,
+    eventTs,
+    fields,
+    ...(malformed ? { malformed } : {}),
+  };
 }
 
 export interface FeatureStreamOptions {
@@ -60,6 +79,8 @@ export interface FeatureStreamOptions {
   blockMs?: number;
   /** How often the set of sources (streams) is re-read from the registry. */
   refreshMs?: number;
+  /** Entries another consumer left unacknowledged this long are claimed (its process died). */
+  claimIdleMs?: number;
 }
 
 /**
@@ -73,6 +94,7 @@ export class FeatureStreamConsumer {
   private sources: string[] = [];
   private sourcesAt = 0;
   private readonly known = new Set<string>();
+  private claimedAt = 0;
 
   constructor(
     private readonly blocking: Redis,
@@ -81,7 +103,11 @@ export class FeatureStreamConsumer {
     private readonly ingestion: FeatureIngestionService,
     private readonly logger: Logger,
     private readonly opts: FeatureStreamOptions,
-    private readonly onBatch: (source: string, accepted: number, quarantined: number) => void = () => undefined,
+    private readonly onBatch: (
+      source: string,
+      accepted: number,
+      quarantined: number,
+    ) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -106,13 +132,18 @@ export class FeatureStreamConsumer {
           await sleep(this.opts.refreshMs ?? 1_000);
           continue;
         }
-        // Our own pending entries first (left by a crash or a failed batch), then new ones.
+        // Entries a dead consumer left behind become ours; then our own pending entries
+        // (left by a failed batch), then new ones.
+        await this.claimAbandoned();
         const pending = await this.read('0', 0);
         const got = pending || (await this.read('>', this.opts.blockMs ?? 1_000));
         if (!got && this.sources.length) backoff = 100;
       } catch (e) {
         if (!this.running) return;
-        this.logger.warn({ err: e instanceof Error ? e.message : e }, 'feature stream consumer error; retrying');
+        this.logger.warn(
+          { err: e instanceof Error ? e.message : e },
+          'feature stream consumer error; retrying',
+        );
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 5_000);
       }
@@ -122,10 +153,17 @@ export class FeatureStreamConsumer {
   /** Reads one batch across all sources; returns whether anything was read. */
   private async read(id: '0' | '>', blockMs: number): Promise<boolean> {
     const keys = this.sources.map((s) => streamKey(this.prefix, s));
-    const args: (string | number)[] = ['GROUP', CONSUMER_GROUP, this.opts.consumer, 'COUNT', this.opts.batchSize ?? 1_000];
+    const args: (string | number)[] = [
+      'GROUP',
+      CONSUMER_GROUP,
+      this.opts.consumer,
+      'COUNT',
+      this.opts.batchSize ?? 1_000,
+    ];
     if (blockMs > 0) args.push('BLOCK', blockMs);
     args.push('STREAMS', ...keys, ...keys.map(() => id));
-    const res = (await this.blocking.call('XREADGROUP', ...args)) as [string, [string, string[]][]][] | null;
+    const res = (await this.blocking.call('XREADGROUP', ...args)) as
+      [string, [string, string[]][]][] | null;
     if (!res) return false;
     let any = false;
     for (const [key, entries] of res) {
@@ -141,6 +179,25 @@ export class FeatureStreamConsumer {
     return any;
   }
 
+  private async claimAbandoned(): Promise<void> {
+    const now = Date.now();
+    const idle = this.opts.claimIdleMs ?? 30_000;
+    if (now - this.claimedAt < Math.min(idle, 5_000)) return;
+    this.claimedAt = now;
+    for (const s of this.sources) {
+      // XAUTOCLAIM moves idle entries of any consumer to us; the next `0` read processes them.
+      await this.blocking.xautoclaim(
+        streamKey(this.prefix, s),
+        CONSUMER_GROUP,
+        this.opts.consumer,
+        idle,
+        '0-0',
+        'COUNT',
+        this.opts.batchSize ?? 1_000,
+      );
+    }
+  }
+
   private async refreshSources(): Promise<void> {
     const now = Date.now();
     if (now - this.sourcesAt < (this.opts.refreshMs ?? 1_000) && this.sources.length) return;
@@ -150,7 +207,13 @@ export class FeatureStreamConsumer {
       if (this.known.has(s)) continue;
       try {
         // From the start of the stream: records produced before the view existed are ingested too.
-        await this.blocking.xgroup('CREATE', streamKey(this.prefix, s), CONSUMER_GROUP, '0', 'MKSTREAM');
+        await this.blocking.xgroup(
+          'CREATE',
+          streamKey(this.prefix, s),
+          CONSUMER_GROUP,
+          '0',
+          'MKSTREAM',
+        );
       } catch (e) {
         if (!(e instanceof Error) || !e.message.includes('BUSYGROUP')) throw e;
       }
@@ -160,7 +223,11 @@ export class FeatureStreamConsumer {
 }
 
 /** Lag per source from XINFO GROUPS (Redis 7: `lag` is entries not yet delivered to the group). */
-export async function readStreamLag(client: Redis, prefix: string, sources: readonly string[]): Promise<StreamLag[]> {
+export async function readStreamLag(
+  client: Redis,
+  prefix: string,
+  sources: readonly string[],
+): Promise<StreamLag[]> {
   const out: StreamLag[] = [];
   for (const source of sources) {
     let info: unknown[][] = [];

@@ -2,7 +2,12 @@ import type Redis from 'ioredis';
 import { type OnlineState, type OnlineStore } from '../../domain/features/feature-store.ports';
 import { type FeatureValue } from '../../domain/features/feature-definition';
 
-type PackedEvent = [eventId: string, eventTs: number, createdTs: number, fields: Record<string, FeatureValue>];
+type PackedEvent = [
+  eventId: string,
+  eventTs: number,
+  createdTs: number,
+  fields: Record<string, FeatureValue>,
+];
 
 /**
  * One key per (view version, entity) holding every feature of the entity for that version,
@@ -19,9 +24,12 @@ export class RedisOnlineStore implements OnlineStore {
     return `${this.prefix}ol:${versionId}:${entityKey}`;
   }
 
-  async readMany(keys: readonly { versionId: string; entityKey: string }[]): Promise<(OnlineState | null)[]> {
+  async readMany(
+    keys: readonly { versionId: string; entityKey: string }[],
+  ): Promise<(OnlineState | null)[]> {
     if (keys.length === 0) return [];
-    if (keys.length === 1) return [unpack(await this.redis.get(this.key(keys[0].versionId, keys[0].entityKey)))];
+    if (keys.length === 1)
+      return [unpack(await this.redis.get(this.key(keys[0].versionId, keys[0].entityKey)))];
     const p = this.redis.pipeline();
     for (const k of keys) p.get(this.key(k.versionId, k.entityKey));
     const res = (await p.exec()) ?? [];
@@ -31,7 +39,9 @@ export class RedisOnlineStore implements OnlineStore {
     });
   }
 
-  async writeMany(entries: readonly { versionId: string; entityKey: string; state: OnlineState }[]): Promise<void> {
+  async writeMany(
+    entries: readonly { versionId: string; entityKey: string; state: OnlineState }[],
+  ): Promise<void> {
     if (!entries.length) return;
     const p = this.redis.pipeline();
     for (const e of entries) p.set(this.key(e.versionId, e.entityKey), pack(e.state));
@@ -41,11 +51,15 @@ export class RedisOnlineStore implements OnlineStore {
 }
 
 export function pack(s: OnlineState): string {
-  return JSON.stringify(s.events.map((e): PackedEvent => [e.eventId, e.eventTs, e.createdTs, e.fields]));
+  return JSON.stringify(
+    s.events.map((e): PackedEvent => [e.eventId, e.eventTs, e.createdTs, e.fields]),
+  );
 }
 
 export function unpack(raw: string | null): OnlineState | null {
   if (raw === null) return null;
-  const events = (JSON.parse(raw) as PackedEvent[]).map(([eventId, eventTs, createdTs, fields]) => ({ eventId, eventTs, createdTs, fields }));
+  const events = (JSON.parse(raw) as PackedEvent[]).map(
+    ([eventId, eventTs, createdTs, fields]) => ({ eventId, eventTs, createdTs, fields }),
+  );
   return { events };
 }

@@ -1,5 +1,10 @@
 import { type DataSource } from 'typeorm';
-import { type DatasetColumn, type DatasetRepository, type DatasetSnapshot, type DatasetStatus } from '../../../domain/features/dataset';
+import {
+  type DatasetColumn,
+  type DatasetRepository,
+  type DatasetSnapshot,
+  type DatasetStatus,
+} from '../../../domain/features/dataset';
 import { type ArtifactRef } from '../../../domain/artifacts/artifact-store';
 
 interface Row {
@@ -27,15 +32,38 @@ export class SqlDatasetRepository implements DatasetRepository {
       const [row]: Row[] = await m.query(
         `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
-        [d.name, d.status, JSON.stringify(d.featureRefs), d.spineSha256, d.rowCount, JSON.stringify(d.columns), d.contentHash, d.artifact ? JSON.stringify(d.artifact) : null, d.progress, d.error, d.completedAt],
+        [
+          d.name,
+          d.status,
+          JSON.stringify(d.featureRefs),
+          d.spineSha256,
+          d.rowCount,
+          JSON.stringify(d.columns),
+          d.contentHash,
+          d.artifact ? JSON.stringify(d.artifact) : null,
+          d.progress,
+          d.error,
+          d.completedAt,
+        ],
       );
       // The link makes each view version list this dataset as a consumer.
-      await m.query(`INSERT INTO dataset_feature_view_version (dataset_id, version_id) SELECT $1, unnest($2::uuid[])`, [row.id, d.featureViewVersionIds]);
+      await m.query(
+        `INSERT INTO dataset_feature_view_version (dataset_id, version_id) SELECT $1, unnest($2::uuid[])`,
+        [row.id, d.featureViewVersionIds],
+      );
       return toSnapshot({ ...row, version_ids: d.featureViewVersionIds });
     });
   }
 
-  async update(id: string, patch: Partial<Pick<DatasetSnapshot, 'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'>>): Promise<void> {
+  async update(
+    id: string,
+    patch: Partial<
+      Pick<
+        DatasetSnapshot,
+        'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'
+      >
+    >,
+  ): Promise<void> {
     const cols: Record<string, unknown> = {
       status: patch.status,
       content_hash: patch.contentHash,
@@ -46,7 +74,10 @@ export class SqlDatasetRepository implements DatasetRepository {
     };
     const set = Object.entries(cols).filter(([, v]) => v !== undefined);
     if (!set.length) return;
-    await this.ds.query(`UPDATE dataset_snapshot SET ${set.map(([k], i) => `${k} = $${i + 2}`).join(', ')} WHERE id = $1`, [id, ...set.map(([, v]) => v)]);
+    await this.ds.query(
+      `UPDATE dataset_snapshot SET ${set.map(([k], i) => `${k} = $${i + 2}`).join(', ')} WHERE id = $1`,
+      [id, ...set.map(([, v]) => v)],
+    );
   }
 
   async findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {

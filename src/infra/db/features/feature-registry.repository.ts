@@ -1,6 +1,15 @@
 import { type DataSource } from 'typeorm';
-import { type FeatureViewMetadata, type FeatureViewSchema, type FeatureViewVersion } from '../../../domain/features/feature-definition';
-import { type FeatureEntity, type FeatureRegistryRepository, type FeatureView, type VersionConsumer } from '../../../domain/features/feature-store.ports';
+import {
+  type FeatureViewMetadata,
+  type FeatureViewSchema,
+  type FeatureViewVersion,
+} from '../../../domain/features/feature-definition';
+import {
+  type FeatureEntity,
+  type FeatureRegistryRepository,
+  type FeatureView,
+  type VersionConsumer,
+} from '../../../domain/features/feature-store.ports';
 import { type Page, type PageRequest, toPage } from '../../../domain/shared/pagination';
 
 interface ViewRow {
@@ -32,13 +41,25 @@ const VERSION_SELECT = `SELECT v.id, v.view_id, f.name AS view_name, v.version, 
 export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async createEntity(e: { name: string; joinKeys: string[]; description: string }): Promise<FeatureEntity | null> {
+  async createEntity(e: {
+    name: string;
+    joinKeys: string[];
+    description: string;
+  }): Promise<FeatureEntity | null> {
     const rows: { id: string; created_at: Date }[] = await this.ds.query(
       `INSERT INTO feature_entity (name, join_keys, description) VALUES ($1, $2, $3)
        ON CONFLICT (name) DO NOTHING RETURNING id, created_at`,
       [e.name, JSON.stringify(e.joinKeys), e.description],
     );
-    return rows[0] ? { id: rows[0].id, name: e.name, joinKeys: e.joinKeys, description: e.description, createdAt: rows[0].created_at } : null;
+    return rows[0]
+      ? {
+          id: rows[0].id,
+          name: e.name,
+          joinKeys: e.joinKeys,
+          description: e.description,
+          createdAt: rows[0].created_at,
+        }
+      : null;
   }
 
   async findEntity(name: string): Promise<FeatureEntity | null> {
@@ -48,7 +69,11 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
 
   async findEntitiesByIds(ids: readonly string[]): Promise<FeatureEntity[]> {
     if (!ids.length) return [];
-    return ((await this.ds.query(`SELECT * FROM feature_entity WHERE id = ANY($1::uuid[])`, [ids])) as EntityRow[]).map(toEntity);
+    return (
+      (await this.ds.query(`SELECT * FROM feature_entity WHERE id = ANY($1::uuid[])`, [
+        ids,
+      ])) as EntityRow[]
+    ).map(toEntity);
   }
 
   async listEntities(page: PageRequest): Promise<Page<FeatureEntity>> {
@@ -78,13 +103,20 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 
   async findView(name: string): Promise<FeatureView | null> {
-    const rows: ViewRow[] = await this.ds.query(`SELECT * FROM feature_view WHERE name = $1 AND deleted_at IS NULL`, [name]);
+    const rows: ViewRow[] = await this.ds.query(
+      `SELECT * FROM feature_view WHERE name = $1 AND deleted_at IS NULL`,
+      [name],
+    );
     return rows[0] ? toView(rows[0]) : null;
   }
 
   async findViewsByIds(ids: readonly string[]): Promise<FeatureView[]> {
     if (!ids.length) return [];
-    return ((await this.ds.query(`SELECT * FROM feature_view WHERE id = ANY($1::uuid[])`, [ids])) as ViewRow[]).map(toView);
+    return (
+      (await this.ds.query(`SELECT * FROM feature_view WHERE id = ANY($1::uuid[])`, [
+        ids,
+      ])) as ViewRow[]
+    ).map(toView);
   }
 
   async listViews(page: PageRequest): Promise<Page<FeatureView>> {
@@ -93,17 +125,24 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 
   async updateMetadata(viewId: string, meta: FeatureViewMetadata, at: Date): Promise<FeatureView> {
-    const rows: ViewRow[] = await this.ds.query(
+    const res: unknown = await this.ds.query(
       `UPDATE feature_view SET description = $2, owner = $3, tags = $4, updated_at = $5 WHERE id = $1 RETURNING *`,
       [viewId, meta.description, meta.owner, JSON.stringify(meta.tags), at],
     );
-    return toView(rows[0]);
+    return toView(returnedRows<ViewRow>(res)[0]);
   }
 
-  async addVersion(viewId: string, schema: FeatureViewSchema, fingerprint: string): Promise<FeatureViewVersion> {
+  async addVersion(
+    viewId: string,
+    schema: FeatureViewSchema,
+    fingerprint: string,
+  ): Promise<FeatureViewVersion> {
     return this.ds.transaction(async (m) => {
       // The view row lock serialises version allocation: no gaps, no duplicates.
-      const [view]: ViewRow[] = await m.query(`SELECT * FROM feature_view WHERE id = $1 FOR UPDATE`, [viewId]);
+      const [view]: ViewRow[] = await m.query(
+        `SELECT * FROM feature_view WHERE id = $1 FOR UPDATE`,
+        [viewId],
+      );
       const rows: VersionRow[] = await m.query(
         `INSERT INTO feature_view_version (view_id, version, schema, fingerprint, source)
          SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM feature_view_version WHERE view_id = $1
@@ -116,13 +155,19 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
 
   async versionsOf(viewIds: readonly string[]): Promise<FeatureViewVersion[]> {
     if (!viewIds.length) return [];
-    const rows: VersionRow[] = await this.ds.query(`${VERSION_SELECT} WHERE v.view_id = ANY($1::uuid[]) ORDER BY v.view_id, v.version`, [viewIds]);
+    const rows: VersionRow[] = await this.ds.query(
+      `${VERSION_SELECT} WHERE v.view_id = ANY($1::uuid[]) ORDER BY v.view_id, v.version`,
+      [viewIds],
+    );
     return rows.map(toVersion);
   }
 
   async versionsByIds(ids: readonly string[]): Promise<FeatureViewVersion[]> {
     if (!ids.length) return [];
-    const rows: VersionRow[] = await this.ds.query(`${VERSION_SELECT} WHERE v.id = ANY($1::uuid[])`, [ids]);
+    const rows: VersionRow[] = await this.ds.query(
+      `${VERSION_SELECT} WHERE v.id = ANY($1::uuid[])`,
+      [ids],
+    );
     return rows.map(toVersion);
   }
 
@@ -143,13 +188,19 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 
   async retireVersion(id: string, at: Date): Promise<void> {
-    await this.ds.query(`UPDATE feature_view_version SET retired_at = $2 WHERE id = $1 AND retired_at IS NULL`, [id, at]);
+    await this.ds.query(
+      `UPDATE feature_view_version SET retired_at = $2 WHERE id = $1 AND retired_at IS NULL`,
+      [id, at],
+    );
   }
 
   async deleteView(id: string, at: Date): Promise<void> {
     await this.ds.transaction(async (m) => {
       await m.query(`UPDATE feature_view SET deleted_at = $2 WHERE id = $1`, [id, at]);
-      await m.query(`UPDATE feature_view_version SET retired_at = $2 WHERE view_id = $1 AND retired_at IS NULL`, [id, at]);
+      await m.query(
+        `UPDATE feature_view_version SET retired_at = $2 WHERE view_id = $1 AND retired_at IS NULL`,
+        [id, at],
+      );
     });
   }
 
@@ -165,7 +216,11 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
     return out;
   }
 
-  private async keyset(table: string, where: string, req: PageRequest): Promise<Page<Record<string, unknown>>> {
+  private async keyset(
+    table: string,
+    where: string,
+    req: PageRequest,
+  ): Promise<Page<Record<string, unknown>>> {
     const conds = where ? [where] : [];
     const params: unknown[] = [];
     if (req.after) {
@@ -186,6 +241,11 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 }
 
+/** TypeORM answers UPDATE … RETURNING with [rows, affected]; INSERT/SELECT with rows. */
+function returnedRows<T>(res: unknown): T[] {
+  return (Array.isArray(res) && Array.isArray(res[0]) ? res[0] : res) as T[];
+}
+
 interface EntityRow {
   id: string;
   name: string;
@@ -195,11 +255,26 @@ interface EntityRow {
 }
 
 function toEntity(r: EntityRow): FeatureEntity {
-  return { id: r.id, name: r.name, joinKeys: r.join_keys, description: r.description, createdAt: r.created_at };
+  return {
+    id: r.id,
+    name: r.name,
+    joinKeys: r.join_keys,
+    description: r.description,
+    createdAt: r.created_at,
+  };
 }
 
 function toView(r: ViewRow): FeatureView {
-  return { id: r.id, name: r.name, entity: r.entity, description: r.description, owner: r.owner, tags: r.tags, createdAt: r.created_at, updatedAt: r.updated_at };
+  return {
+    id: r.id,
+    name: r.name,
+    entity: r.entity,
+    description: r.description,
+    owner: r.owner,
+    tags: r.tags,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
 }
 
 function toVersion(r: VersionRow): FeatureViewVersion {

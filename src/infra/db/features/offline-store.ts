@@ -1,6 +1,10 @@
 import { type DataSource } from 'typeorm';
 import { type FeatureValue } from '../../../domain/features/feature-definition';
-import { type AppendRow, type OfflineStore, type StoredQuarantine } from '../../../domain/features/feature-store.ports';
+import {
+  type AppendRow,
+  type OfflineStore,
+  type StoredQuarantine,
+} from '../../../domain/features/feature-store.ports';
 import { type FeatureEvent } from '../../../domain/features/point-in-time';
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest, toPage } from '../../../domain/shared/pagination';
@@ -36,10 +40,19 @@ export class PostgresOfflineStore implements OfflineStore {
     return new Set(inserted.map((r) => `${r.entity_key}\u0000${r.event_id}`));
   }
 
-  async *eventsByEntity(versionId: string, entityKeys: readonly string[]): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }> {
+  async *eventsByEntity(
+    versionId: string,
+    entityKeys: readonly string[],
+  ): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }> {
     for (let i = 0; i < entityKeys.length; i += ENTITY_CHUNK) {
       const chunk = entityKeys.slice(i, i + ENTITY_CHUNK);
-      const rows: { k: string; e: string; ts: number; cts: number; f: Record<string, FeatureValue> }[] = await this.ds.query(
+      const rows: {
+        k: string;
+        e: string;
+        ts: number;
+        cts: number;
+        f: Record<string, FeatureValue>;
+      }[] = await this.ds.query(
         `SELECT entity_key AS k, event_id AS e,
                 (extract(epoch FROM event_ts) * 1000)::float8 AS ts,
                 (extract(epoch FROM created_ts) * 1000)::float8 AS cts,
@@ -57,13 +70,25 @@ export class PostgresOfflineStore implements OfflineStore {
           current = r.k;
           events = [];
         }
-        events.push({ eventId: r.e, eventTs: Math.round(r.ts), createdTs: Math.round(r.cts), fields: r.f });
+        events.push({
+          eventId: r.e,
+          eventTs: Math.round(r.ts),
+          createdTs: Math.round(r.cts),
+          fields: r.f,
+        });
       }
       if (current !== null) yield { entityKey: current, events };
     }
   }
 
-  async quarantine(rows: readonly { versionId: string; source: string; record: IngestRecord; violations: Violation[] }[]): Promise<void> {
+  async quarantine(
+    rows: readonly {
+      versionId: string;
+      source: string;
+      record: IngestRecord;
+      violations: Violation[];
+    }[],
+  ): Promise<void> {
     if (!rows.length) return;
     await this.ds.query(
       `INSERT INTO feature_quarantine (version_id, source, entity_key, event_id, record, violations)
@@ -79,7 +104,10 @@ export class PostgresOfflineStore implements OfflineStore {
     );
   }
 
-  async listQuarantine(filter: { versionIds: string[] | null; includeReplayed: boolean }, req: PageRequest): Promise<Page<StoredQuarantine>> {
+  async listQuarantine(
+    filter: { versionIds: string[] | null; includeReplayed: boolean },
+    req: PageRequest,
+  ): Promise<Page<StoredQuarantine>> {
     const conds: string[] = [];
     const params: unknown[] = [];
     if (filter.versionIds) {
@@ -108,12 +136,19 @@ export class PostgresOfflineStore implements OfflineStore {
 
   async quarantineByIds(ids: readonly string[]): Promise<StoredQuarantine[]> {
     if (!ids.length) return [];
-    const rows: QuarantineRow[] = await this.ds.query(`SELECT * FROM feature_quarantine WHERE id = ANY($1::uuid[]) ORDER BY created_at, id`, [ids]);
+    const rows: QuarantineRow[] = await this.ds.query(
+      `SELECT * FROM feature_quarantine WHERE id = ANY($1::uuid[]) ORDER BY created_at, id`,
+      [ids],
+    );
     return rows.map(toQuarantine);
   }
 
   async markReplayed(ids: readonly string[], at: Date): Promise<void> {
-    if (ids.length) await this.ds.query(`UPDATE feature_quarantine SET replayed_at = $2 WHERE id = ANY($1::uuid[])`, [ids, at]);
+    if (ids.length)
+      await this.ds.query(
+        `UPDATE feature_quarantine SET replayed_at = $2 WHERE id = ANY($1::uuid[])`,
+        [ids, at],
+      );
   }
 }
 
@@ -128,5 +163,13 @@ interface QuarantineRow {
 }
 
 function toQuarantine(r: QuarantineRow): StoredQuarantine {
-  return { id: r.id, versionId: r.version_id, source: r.source, record: r.record, violations: r.violations, createdAt: r.created_at, replayedAt: r.replayed_at };
+  return {
+    id: r.id,
+    versionId: r.version_id,
+    source: r.source,
+    record: r.record,
+    violations: r.violations,
+    createdAt: r.created_at,
+    replayedAt: r.replayed_at,
+  };
 }

@@ -1,0 +1,273 @@
+import fc from 'fast-check';
+import { CONSUMER_GROUP, appendToStream, streamKey } from '../src/infra/redis/feature-stream';
+import { createRedisClient, closeRedis } from '../src/infra/redis/redis-client';
+import { type FeatureViewSchema } from '../src/domain/features/feature-definition';
+import { type ResolvedRef } from '../src/domain/features/feature-registry.service';
+import { FeatureStreamsDocument, OnlineFeaturesDocument } from './generated/graphql';
+import { GraphQLTestClient } from './support/graphql-client';
+import { TestClock } from './support/test-clock';
+import { startTestApp, type TestApp } from './support/test-app';
+import type Redis from 'ioredis';
+
+const T0 = Date.parse('2026-03-01T00:00:00Z');
+const MIN = 60_000;
+const clock = new TestClock(T0);
+let app: TestApp;
+let redis: Redis;
+
+const schema = (source: string): Omit<FeatureViewSchema, 'entity'> => ({
+  source,
+  ttlSeconds: 2 * 3600,
+  allowedLatenessSeconds: 3600,
+  features: [
+    {
+      name: 'v',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'IDENTITY' },
+      aggregation: null,
+      validation: {},
+    },
+    {
+      name: 'v_bin',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'BIN', edges: [-50, 0, 10, 50], closed: 'LEFT' as never },
+      aggregation: null,
+      validation: {},
+    },
+    {
+      name: 'n_1h',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'IDENTITY' },
+      aggregation: { fn: 'COUNT' as never, windowSeconds: 3600 },
+      validation: {},
+    },
+    {
+      name: 'mean_1h',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'IDENTITY' },
+      aggregation: { fn: 'MEAN' as never, windowSeconds: 3600 },
+      validation: {},
+    },
+    {
+      name: 'sum_3h',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'IDENTITY' },
+      aggregation: { fn: 'SUM' as never, windowSeconds: 3 * 3600 },
+      validation: {},
+    },
+    {
+      name: 'max_3h',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'IDENTITY' },
+      aggregation: { fn: 'MAX' as never, windowSeconds: 3 * 3600 },
+      validation: {},
+    },
+    {
+      name: 'last_bin_2h',
+      type: 'FLOAT' as never,
+      source: 'v',
+      transform: { kind: 'BIN', edges: [-50, 0, 10, 50], closed: 'RIGHT' as never },
+      aggregation: { fn: 'LAST' as never, windowSeconds: 2 * 3600 },
+      validation: {},
+    },
+  ],
+});
+const FEATURES = ['v', 'v_bin', 'n_1h', 'mean_1h', 'sum_3h', 'max_3h', 'last_bin_2h'];
+
+beforeAll(async () => {
+  app = await startTestApp(__filename, {
+    overrides: { clock },
+    env: { FEATURE_STREAM_CLAIM_IDLE_MS: '200' },
+  });
+  redis = createRedisClient(app.env.REDIS_URL, 'test');
+  await app.services.featureRegistry.createEntity({ name: 'station', joinKeys: ['station_id'] });
+  await app.services.featureRegistry.createView({
+    name: 'pp',
+    entity: 'station',
+    ...schema('pp_src'),
+  });
+  await app.services.featureRegistry.createView({
+    name: 'sw',
+    entity: 'station',
+    ...schema('sw_src'),
+  });
+});
+afterAll(async () => {
+  await closeRedis(redis);
+  await app.stop();
+});
+
+async function refs(view: string): Promise<ResolvedRef[]> {
+  return app.services.featureRegistry.resolveRefs(FEATURES.map((f) => `${view}:${f}`));
+}
+
+async function offlineAt(resolved: ResolvedRef[], rows: { entityKey: string; ts: number }[]) {
+  const cols = await app.services.datasets.pointInTimeJoin(
+    { id: '00000000-0000-0000-0000-000000000000', rowCount: rows.length },
+    resolved,
+    rows.map((r) => ({ ...r, label: null })),
+  );
+  return rows.map((_, i) => cols.map((c) => c[i]));
+}
+
+describe('online/offline parity (property-based)', () => {
+  let run = 0;
+  it('the online value at t equals the point-in-time offline value at t, for random event sequences', async () => {
+    const resolved = await refs('pp');
+    const versions = await app.services.featureRegistry.liveVersions('pp');
+    const event = fc.record({
+      gapMin: fc.integer({ min: 1, max: 90 }),
+      lagMin: fc.integer({ min: 0, max: 100 }),
+      v: fc.oneof(fc.integer({ min: -60, max: 60 }), fc.double({ min: -60, max: 60, noNaN: true })),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(event, { minLength: 1, maxLength: 14 }),
+        fc.integer({ min: 0, max: 200 }),
+        async (events, tailMin) => {
+          const entityKey = `s${run++}`;
+          let created = T0 + run * 1000 * MIN;
+          const reads: { entityKey: string; ts: number; online: unknown[]; stale: boolean }[] = [];
+          for (let i = 0; i < events.length; i++) {
+            const e = events[i];
+            clock.set(created);
+            await app.services.ingestion.ingest(
+              versions,
+              [
+                {
+                  entityKey,
+                  eventId: `e${i}`,
+                  eventTs: created - e.lagMin * MIN,
+                  fields: { v: e.v },
+                },
+              ],
+              'test',
+            );
+            const next =
+              i + 1 < events.length
+                ? created + events[i + 1].gapMin * MIN
+                : created + tailMin * MIN + 1;
+            // Read at the instant of ingestion and halfway to the next one.
+            for (const t of [created, Math.floor((created + next) / 2)]) {
+              clock.set(t);
+              const [row] = await app.services.onlineFeatures.readResolved([entityKey], resolved);
+              reads.push({
+                entityKey,
+                ts: t,
+                online: row.values.map((x) => x.value),
+                stale: row.values[0].stale,
+              });
+            }
+            created = next;
+          }
+          const offline = await offlineAt(resolved, reads);
+          reads.forEach((r, i) => {
+            const expected = r.stale ? FEATURES.map(() => null) : r.online;
+            expect({ t: r.ts - T0, values: offline[i] }).toEqual({
+              t: r.ts - T0,
+              values: expected,
+            });
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+async function drained(source: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const lag = (await app.services.streamLag()).find((l) => l.source === source);
+    if (lag && lag.lag === 0 && lag.pending === 0 && lag.lastDeliveredId) return;
+    if (Date.now() > end) throw new Error(`stream ${source} not drained: ${JSON.stringify(lag)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('streaming path', () => {
+  const N = 60;
+  const producedAt = T0 + 10 * 3600_000;
+  const records = Array.from({ length: N }, (_, i) => ({
+    entityKey: `w${i % 3}`,
+    eventId: `ev${i}`,
+    eventTs: producedAt - (N - i) * 2 * MIN,
+    fields: { v: ((i * 37) % 101) - 50 },
+  }));
+
+  it('gives the same windowed aggregates by streaming as by backfill', async () => {
+    clock.set(producedAt);
+    await appendToStream(redis, app.redisPrefix, 'sw_src', records);
+    await drained('sw_src');
+    const resolved = await refs('sw');
+    const online = await app.services.onlineFeatures.readResolved(['w0', 'w1', 'w2'], resolved);
+    const offline = await offlineAt(
+      resolved,
+      ['w0', 'w1', 'w2'].map((entityKey) => ({ entityKey, ts: producedAt })),
+    );
+    expect(offline).toEqual(online.map((r) => r.values.map((v) => v.value)));
+    expect(online[0].values[2].value).toBeGreaterThan(5); // n_1h: the windows did see events
+    const gql = new GraphQLTestClient(app.url, app.adminToken);
+    const streams = await gql.ok(FeatureStreamsDocument);
+    expect(streams.featureStreams.find((s) => s.source === 'sw_src')).toMatchObject({
+      lag: 0,
+      pending: 0,
+    });
+    const metrics = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
+    expect(metrics).toContain('aether_feature_stream_lag{source="sw_src"} 0');
+    expect(metrics).toMatch(
+      /aether_feature_records_total\{source="sw_src",outcome="accepted"\} 60/,
+    );
+  });
+
+  it('changes nothing when the same entries are delivered twice, or left behind by a dead consumer', async () => {
+    const count = async () =>
+      Number(
+        (
+          await app.db.dataSource.query(
+            `SELECT count(*) AS n FROM feature_event e JOIN feature_view_version v ON v.id = e.version_id JOIN feature_view f ON f.id = v.view_id WHERE f.name = 'sw'`,
+          )
+        )[0].n,
+      );
+    const gql = new GraphQLTestClient(app.url, app.adminToken);
+    const read = async () =>
+      (
+        await gql.ok(OnlineFeaturesDocument, {
+          entityKeys: ['w0', 'w1', 'w2'],
+          featureRefs: FEATURES.map((f) => `sw:${f}`),
+        })
+      ).onlineFeatures;
+    const before = { rows: await count(), online: await read() };
+    expect(before.rows).toBe(N);
+
+    // The producer retries: the same events arrive again as new stream entries.
+    await appendToStream(redis, app.redisPrefix, 'sw_src', records);
+    await drained('sw_src');
+    expect(await count()).toBe(N);
+    expect(await read()).toEqual(before.online);
+
+    // A consumer takes entries and dies before acknowledging them: they are claimed and redelivered.
+    await appendToStream(redis, app.redisPrefix, 'sw_src', records.slice(0, 10));
+    const key = streamKey(app.redisPrefix, 'sw_src');
+    const stolen = (await redis.xreadgroup(
+      'GROUP',
+      CONSUMER_GROUP,
+      'dead-consumer',
+      'COUNT',
+      10,
+      'STREAMS',
+      key,
+      '>',
+    )) as [string, unknown[]][] | null;
+    expect(stolen?.[0][1].length ?? 0).toBeGreaterThan(0);
+    await drained('sw_src');
+    expect(await count()).toBe(N);
+    expect(await read()).toEqual(before.online);
+  });
+});
