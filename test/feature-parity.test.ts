@@ -160,8 +160,8 @@ describe('online/offline parity (property-based)', () => {
               reads.push({
                 entityKey,
                 ts: t,
-                online: row.values.map((x) => x.value),
-                stale: row.values[0].stale,
+                online: row.vector,
+                stale: row.freshness[0].stale,
               });
             }
             created = next;
@@ -211,8 +211,8 @@ describe('streaming path', () => {
       resolved,
       ['w0', 'w1', 'w2'].map((entityKey) => ({ entityKey, ts: producedAt })),
     );
-    expect(offline).toEqual(online.map((r) => r.values.map((v) => v.value)));
-    expect(online[0].values[2].value).toBeGreaterThan(5); // n_1h: the windows did see events
+    expect(offline).toEqual(online.map((r) => r.vector));
+    expect(online[0].vector[2]).toBeGreaterThan(5); // n_1h: the windows did see events
     const gql = new GraphQLTestClient(app.url, app.adminToken);
     const streams = await gql.ok(FeatureStreamsDocument);
     expect(streams.featureStreams.find((s) => s.source === 'sw_src')).toMatchObject({

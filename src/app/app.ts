@@ -10,7 +10,7 @@ import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
 import { type Config } from '../infra/config/config';
 import { type Database, openDatabase } from '../infra/db/data-source';
 import { RedisEventBus } from '../infra/events/redis-event-bus';
-import { FeatureStreamConsumer } from '../infra/redis/feature-stream';
+import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
 import { type EmbeddedRedis, startEmbeddedRedis } from '../infra/redis/embedded-redis';
@@ -122,9 +122,14 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
           consumer: `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
           claimIdleMs: config.featureStreamClaimIdleMs,
         },
-        (source, accepted, quarantined) => {
-          metrics.featureRecords.inc({ source, outcome: 'accepted' }, accepted);
-          metrics.featureRecords.inc({ source, outcome: 'quarantined' }, quarantined);
+        (batch) => {
+          for (const r of batch.reports) {
+            metrics.featureRecords.inc({ source: batch.source, outcome: 'accepted' }, r.accepted);
+            metrics.featureRecords.inc({ source: batch.source, outcome: 'quarantined' }, r.quarantined);
+          }
+          for (const id of batch.entryIds) {
+            metrics.featureFreshness.observe({ source: batch.source }, entryAgeMs(id, batch.ingestedAt) / 1000);
+          }
         },
       );
       consumer.start();

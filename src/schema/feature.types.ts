@@ -17,7 +17,7 @@ import {
   type StoredQuarantine,
   type StreamLag,
 } from '../domain/features/feature-store.ports';
-import { type OnlineRow } from '../domain/features/online-features.service';
+import { type OnlineRow, onlineValues } from '../domain/features/online-features.service';
 import { ValidationRule } from '../domain/features/validation';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
@@ -405,16 +405,48 @@ export class OnlineFeatureValueType {
   stale!: boolean;
 }
 
+@ObjectType('ViewFreshness')
+export class ViewFreshnessType {
+  @Field({ description: 'view@version' })
+  view!: string;
+
+  @Field(() => Date, { nullable: true })
+  asOf!: Date | null;
+
+  @Field()
+  stale!: boolean;
+}
+
 @ObjectType('OnlineFeatureRow')
 export class OnlineFeatureRowType {
+  row!: OnlineRow;
+
   @Field()
-  entityKey!: string;
+  get entityKey(): string {
+    return this.row.entityKey;
+  }
 
-  @Field(() => [OnlineFeatureValueType])
-  values!: OnlineFeatureValueType[];
+  /** Built only when asked for: a serving client reads `vector` and `freshness`. */
+  @Field(() => [OnlineFeatureValueType], { description: 'One entry per requested ref, with its ref, time and staleness.' })
+  get values(): OnlineFeatureValueType[] {
+    return onlineValues(this.row);
+  }
 
-  static from(r: OnlineRow): OnlineFeatureRowType {
-    return Object.assign(new OnlineFeatureRowType(), { entityKey: r.entityKey, values: r.values });
+  @Field(() => [GraphQLJSON], {
+    nullable: 'items',
+    description: 'The values alone, in the order of featureRefs: the compact form for serving (see `freshness`).',
+  })
+  get vector(): FeatureValue[] {
+    return this.row.vector;
+  }
+
+  @Field(() => [ViewFreshnessType], { description: 'Event time and staleness per view version read.' })
+  get freshness(): ViewFreshnessType[] {
+    return this.row.freshness;
+  }
+
+  static from(row: OnlineRow): OnlineFeatureRowType {
+    return Object.assign(new OnlineFeatureRowType(), { row });
   }
 }
 

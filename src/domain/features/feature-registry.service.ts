@@ -4,6 +4,7 @@ import { type Page, type PageRequest } from '../shared/pagination';
 import {
   AggregationFn,
   type FeatureRef,
+  type FeatureSpec,
   FeatureType,
   type FeatureViewMetadata,
   type FeatureViewSchema,
@@ -22,6 +23,11 @@ import {
 import { validateTransform } from './transforms';
 
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
+/**
+ * Live versions per view are cached this long for ref resolution on the online read path;
+ * changes made by this process invalidate at once, changes by other processes within it.
+ */
+const LIVE_VERSIONS_TTL_MS = 1_000;
 const MAX_FEATURES = 2_000;
 
 export interface ResolvedRef {
@@ -33,6 +39,8 @@ export interface ResolvedRef {
 
 /** Feature registry: entities, views and their immutable versions. */
 export class FeatureRegistryService {
+  private readonly liveCache = new Map<string, { at: number; versions: Promise<FeatureViewVersion[]> }>();
+
   constructor(
     private readonly repo: FeatureRegistryRepository,
     private readonly clock: Clock,
@@ -170,7 +178,17 @@ export class FeatureRegistryService {
   }
 
   /** Live versions of a view (what ingestion materializes), oldest first. */
-  async liveVersions(name: string): Promise<FeatureViewVersion[]> {
+  liveVersions(name: string): Promise<FeatureViewVersion[]> {
+    const now = Date.now();
+    const hit = this.liveCache.get(name);
+    if (hit && now - hit.at < LIVE_VERSIONS_TTL_MS) return hit.versions;
+    const versions = this.loadLiveVersions(name);
+    this.liveCache.set(name, { at: now, versions });
+    versions.catch(() => this.liveCache.delete(name));
+    return versions;
+  }
+
+  private async loadLiveVersions(name: string): Promise<FeatureViewVersion[]> {
     const view = await this.view(name);
     return (await this.repo.versionsOf([view.id]))
       .filter((v) => !v.retiredAt)
@@ -204,6 +222,7 @@ export class FeatureRegistryService {
       );
     }
     await this.repo.retireVersion(v.id, this.clock.now());
+    this.liveCache.delete(name);
     return { ...v, retiredAt: this.clock.now() };
   }
 
@@ -222,6 +241,7 @@ export class FeatureRegistryService {
       );
     }
     await this.repo.deleteView(view.id, this.clock.now());
+    this.liveCache.delete(name);
     return view;
   }
 
@@ -244,30 +264,33 @@ export class FeatureRegistryService {
   }
 }
 
+/** Feature specs of a version by name; versions are immutable, so the index never goes stale. */
+const featureIndex = new WeakMap<FeatureViewVersion, Map<string, FeatureSpec>>();
+
+function featureOf(version: FeatureViewVersion, name: string): FeatureSpec | undefined {
+  let index = featureIndex.get(version);
+  if (!index) {
+    index = new Map(version.schema.features.map((f) => [f.name, f]));
+    featureIndex.set(version, index);
+  }
+  return index.get(name);
+}
+
 function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]): ResolvedRef {
   const version =
-    p.version === null
-      ? versions[versions.length - 1]
-      : versions.find((v) => v.version === p.version);
-  if (!version)
-    throw new NotFoundError(
-      FeatureErrorCode.VERSION_NOT_FOUND,
-      `No live version ${p.version ?? ''} of view "${p.view}"`,
-      { ref: raw },
-    );
-  const f = version.schema.features.find((x) => x.name === p.feature);
-  if (!f)
-    throw new NotFoundError(
-      FeatureErrorCode.FEATURE_NOT_FOUND,
-      `${p.view}@${version.version} has no feature "${p.feature}"`,
-      { ref: raw },
-    );
-  return {
-    ref: `${p.view}@${version.version}:${p.feature}`,
-    version,
-    feature: f.name,
-    type: outputType(f),
-  };
+    p.version === null ? versions[versions.length - 1] : versions.find((v) => v.version === p.version);
+  if (!version) {
+    throw new NotFoundError(FeatureErrorCode.VERSION_NOT_FOUND, `No live version ${p.version ?? ''} of view "${p.view}"`, {
+      ref: raw,
+    });
+  }
+  const f = featureOf(version, p.feature);
+  if (!f) {
+    throw new NotFoundError(FeatureErrorCode.FEATURE_NOT_FOUND, `${p.view}@${version.version} has no feature "${p.feature}"`, {
+      ref: raw,
+    });
+  }
+  return { ref: `${p.view}@${version.version}:${p.feature}`, version, feature: f.name, type: outputType(f) };
 }
 
 function invalid(message: string, details?: Record<string, unknown>): InvalidInputError {

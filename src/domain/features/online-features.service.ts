@@ -15,18 +15,47 @@ export interface OnlineValue {
   stale: boolean;
 }
 
+export interface ViewFreshness {
+  /** view@version */
+  view: string;
+  asOf: Date | null;
+  stale: boolean;
+}
+
+/**
+ * Column-oriented so a wide read allocates little: `vector[i]` is the value of `refs[i]`,
+ * whose view version's freshness is `freshness[freshnessIndex[i]]`.
+ */
 export interface OnlineRow {
   entityKey: string;
-  values: OnlineValue[];
+  refs: string[];
+  vector: FeatureValue[];
+  freshnessIndex: number[];
+  /** One entry per view version read, in the order first referenced. */
+  freshness: ViewFreshness[];
+}
+
+/** The row as one object per ref, for callers that want ref, value, time and staleness together. */
+export function onlineValues(row: OnlineRow): OnlineValue[] {
+  return row.refs.map((ref, i) => {
+    const f = row.freshness[row.freshnessIndex[i]];
+    return { ref, value: row.vector[i], asOf: f.asOf, stale: f.stale };
+  });
 }
 
 export const MAX_ONLINE_ENTITIES = 1_000;
+/** Same horizon as the registry's live-version cache. */
+const RESOLVED_TTL_MS = 1_000;
+const RESOLVED_CACHE_MAX = 1_000;
 
 /**
  * Online reads: one packed key per (entity, view version), all fetched in one pipelined
  * round trip, evaluated with the same point-in-time code as offline training sets.
  */
 export class OnlineFeatureService {
+  /** Serving clients send the same ref list on every call: resolve it once a second. */
+  private readonly resolvedCache = new Map<string, { at: number; refs: Promise<ResolvedRef[]> }>();
+
   constructor(
     private readonly registry: FeatureRegistryService,
     private readonly online: OnlineStore,
@@ -41,8 +70,19 @@ export class OnlineFeatureService {
         { max: MAX_ONLINE_ENTITIES },
       );
     }
-    const resolved = await this.registry.resolveRefs(refs);
-    return this.readResolved(entityKeys, resolved);
+    return this.readResolved(entityKeys, await this.resolve(refs));
+  }
+
+  private resolve(refs: readonly string[]): Promise<ResolvedRef[]> {
+    const key = refs.join('\n');
+    const now = Date.now();
+    const hit = this.resolvedCache.get(key);
+    if (hit && now - hit.at < RESOLVED_TTL_MS) return hit.refs;
+    if (this.resolvedCache.size >= RESOLVED_CACHE_MAX) this.resolvedCache.clear();
+    const resolved = this.registry.resolveRefs(refs);
+    this.resolvedCache.set(key, { at: now, refs: resolved });
+    resolved.catch(() => this.resolvedCache.delete(key));
+    return resolved;
   }
 
   async readResolved(
@@ -50,31 +90,26 @@ export class OnlineFeatureService {
     resolved: readonly ResolvedRef[],
   ): Promise<OnlineRow[]> {
     const versions = [...new Map(resolved.map((r) => [r.version.id, r.version])).values()];
-    const keys = entityKeys.flatMap((entityKey) =>
-      versions.map((v) => ({ versionId: v.id, entityKey })),
-    );
+    const versionIndex = new Map(versions.map((v, i) => [v.id, i]));
+    const freshnessIndex = resolved.map((r) => versionIndex.get(r.version.id) as number);
+    const refs = resolved.map((r) => r.ref);
+    const keys = entityKeys.flatMap((entityKey) => versions.map((v) => ({ versionId: v.id, entityKey })));
     const states = await this.online.readMany(keys);
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
-      const evaluated = new Map(
-        versions.map((v, vi) => [
-          v.id,
-          evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, {
-            nullWhenStale: false,
-          }),
-        ]),
+      const evaluated = versions.map((v, vi) =>
+        evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, { nullWhenStale: false }),
       );
       return {
         entityKey,
-        values: resolved.map((r) => {
-          const ev = evaluated.get(r.version.id) as ReturnType<typeof evaluateView>;
-          return {
-            ref: r.ref,
-            value: ev.values[r.feature],
-            asOf: ev.asOf === null ? null : new Date(ev.asOf),
-            stale: ev.stale,
-          };
-        }),
+        refs,
+        vector: resolved.map((r, i) => evaluated[freshnessIndex[i]].values[r.feature]),
+        freshnessIndex,
+        freshness: versions.map((v, vi) => ({
+          view: `${v.viewName}@${v.version}`,
+          asOf: evaluated[vi].asOf === null ? null : new Date(evaluated[vi].asOf as number),
+          stale: evaluated[vi].stale,
+        })),
       };
     });
   }

@@ -46,6 +46,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly featureFreshness = new Histogram({
+    name: 'aether_feature_freshness_seconds',
+    help: 'Time from a record being appended to its source stream until it is readable online.',
+    labelNames: ['source'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
   /** Set by the app: reads consumer lag on each scrape. */
   streamLagSource: (() => Promise<{ source: string; lag: number; pending: number }[]>) | null =
     null;

@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { type FeatureIngestionService } from '../../domain/features/feature-ingestion.service';
+import { type FeatureIngestionService, type IngestionReport } from '../../domain/features/feature-ingestion.service';
 import { type FeatureRegistryService } from '../../domain/features/feature-registry.service';
 import { type StreamLag } from '../../domain/features/feature-store.ports';
 import { type IngestRecord } from '../../domain/features/validation';
@@ -18,6 +18,20 @@ export interface StreamRecordInput {
 }
 
 export const CONSUMER_GROUP = 'aether-ingest';
+
+export interface IngestedBatch {
+  source: string;
+  reports: IngestionReport[];
+  /** Stream entry ids; their first part is the append time in epoch ms. */
+  entryIds: string[];
+  /** When both stores had the batch (epoch ms): freshness = ingestedAt - append time. */
+  ingestedAt: number;
+}
+
+/** Milliseconds from an entry's append to `at`. */
+export function entryAgeMs(entryId: string, at: number): number {
+  return at - Number(entryId.slice(0, entryId.indexOf('-')));
+}
 
 export function streamKey(prefix: string, source: string): string {
   return `${prefix}stream:${source}`;
@@ -103,11 +117,7 @@ export class FeatureStreamConsumer {
     private readonly ingestion: FeatureIngestionService,
     private readonly logger: Logger,
     private readonly opts: FeatureStreamOptions,
-    private readonly onBatch: (
-      source: string,
-      accepted: number,
-      quarantined: number,
-    ) => void = () => undefined,
+    private readonly onBatch: (batch: IngestedBatch) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -173,8 +183,9 @@ export class FeatureStreamConsumer {
       const records = entries.map(([entryId, kv]) => parseStreamEntry(entryId, kv ?? []));
       const versions = await this.registry.liveVersionsBySource(source);
       const reports = await this.ingestion.ingest(versions, records, source);
+      const ingestedAt = Date.now();
       await this.blocking.xack(key, CONSUMER_GROUP, ...entries.map(([entryId]) => entryId));
-      for (const r of reports) this.onBatch(source, r.accepted, r.quarantined);
+      this.onBatch({ source, reports, entryIds: entries.map(([entryId]) => entryId), ingestedAt });
     }
     return any;
   }

@@ -1,0 +1,134 @@
+import { ApolloServer } from '@apollo/server';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { Role } from '../src/domain/auth/role';
+import { median, round, runLoad, scale, writeResult, type LoadResult } from './support/bench';
+import { startBenchPlatform } from './support/platform';
+
+/**
+ * features-online: one entity, 500 FLOAT features in one view, read over GraphQL HTTP by a
+ * separate client process at concurrency 1 and 32. Baselines in the same run: a bare Apollo
+ * Server answering 500 constant floats, and a raw ioredis GET of the packed key.
+ */
+const FEATURES = 500;
+
+export async function main(): Promise<void> {
+  const seconds = Math.max(1, Math.round(4 * scale()));
+  const repeats = 3;
+  const p = await startBenchPlatform('features_online', { FEATURE_STREAM_CONSUMER: 'off' });
+  const bare = await startBareApollo();
+  try {
+    const s = p.app.services;
+    await s.featureRegistry.createEntity({ name: 'customer', joinKeys: ['customer_id'] });
+    const { version } = await s.featureRegistry.createView({
+      name: 'wide',
+      entity: 'customer',
+      source: 'wide_src',
+      ttlSeconds: 365 * 24 * 3600,
+      allowedLatenessSeconds: 0,
+      features: Array.from({ length: FEATURES }, (_, i) => ({
+        name: `f${String(i).padStart(3, '0')}`,
+        type: FeatureType.FLOAT,
+        source: `f${i}`,
+        transform: { kind: 'IDENTITY' as const },
+        aggregation: null,
+        validation: {},
+      })),
+    });
+    const fields = Object.fromEntries(
+      Array.from({ length: FEATURES }, (_, i) => [`f${i}`, Math.sin(i) * 1000]),
+    );
+    await s.ingestion.ingest(
+      [version],
+      [{ entityKey: 'c42', eventId: 'e1', eventTs: Date.now(), fields }],
+      'bench',
+    );
+    const { token } = await s.apiKeys.create(null, { name: 'bench-viewer', role: Role.VIEWER });
+
+    const refs = Array.from(
+      { length: FEATURES },
+      (_, i) => `wide@1:f${String(i).padStart(3, '0')}`,
+    );
+    const body = JSON.stringify({
+      query:
+        'query Online($k: [String!]!, $r: [String!]!) { onlineFeatures(entityKeys: $k, featureRefs: $r) { vector freshness { asOf stale } } }',
+      variables: { k: ['c42'], r: refs },
+    });
+    const headers = { authorization: `Bearer ${token}` };
+    const check = (await (
+      await fetch(p.app.url, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body,
+      })
+    ).json()) as {
+      data: { onlineFeatures: { vector: number[]; freshness: { stale: boolean }[] }[] };
+    };
+    const vector = check.data.onlineFeatures[0].vector;
+    if (
+      vector.length !== FEATURES ||
+      vector[1] !== fields.f1 ||
+      check.data.onlineFeatures[0].freshness[0].stale
+    ) {
+      throw new Error('online read returned the wrong values');
+    }
+    const bareBody = JSON.stringify({ query: '{ floats }' });
+
+    const runs = async (mk: () => Promise<LoadResult>): Promise<LoadResult[]> => {
+      const out: LoadResult[] = [];
+      for (let i = 0; i < repeats; i++) out.push(await mk());
+      if (out.some((r) => r.errors > 0))
+        throw new Error(`errors during load: ${JSON.stringify(out)}`);
+      return out;
+    };
+    const http = (url: string, b: string, concurrency: number) => () =>
+      runLoad({ mode: 'http', url, headers, body: b, concurrency, seconds, warmupSeconds: 1 });
+
+    const c1 = await runs(http(p.app.url, body, 1));
+    const c32 = await runs(http(p.app.url, body, 32));
+    const bareC1 = await runs(http(bare.url, bareBody, 1));
+    const key = `${p.env.REDIS_PREFIX}ol:${version.id}:c42`;
+    const redisC1 = await runs(() =>
+      runLoad({
+        mode: 'redis',
+        url: p.env.REDIS_URL,
+        key,
+        concurrency: 1,
+        seconds,
+        warmupSeconds: 1,
+      }),
+    );
+
+    const m = (rs: LoadResult[], k: keyof LoadResult) => median(rs.map((r) => r[k]));
+    const figures = {
+      p50_ms_c1: round(m(c1, 'p50')),
+      p99_ms_c1: round(m(c1, 'p99')),
+      rps_c1: round(m(c1, 'rps'), 0),
+      p99_ms_c32: round(m(c32, 'p99')),
+      rps_c32: round(m(c32, 'rps'), 0),
+      bare_apollo_p50_ms_c1: round(m(bareC1, 'p50')),
+      bare_apollo_p99_ms_c1: round(m(bareC1, 'p99')),
+      redis_get_p50_ms_c1: round(m(redisC1, 'p50')),
+      redis_get_p99_ms_c1: round(m(redisC1, 'p99')),
+      p99_ratio_vs_bare_apollo_c1: round(m(c1, 'p99') / m(bareC1, 'p99'), 2),
+      features: FEATURES,
+      seconds_per_run: seconds,
+      runs: repeats,
+    };
+    writeResult('features-online', figures);
+  } finally {
+    await bare.stop();
+    await p.close();
+  }
+}
+
+/** The baseline: Apollo Server with nothing behind it, answering 500 constant floats. */
+async function startBareApollo(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const floats = Array.from({ length: FEATURES }, (_, i) => Math.sin(i) * 1000);
+  const server = new ApolloServer({
+    typeDefs: 'type Query { floats: [Float!]! }',
+    resolvers: { Query: { floats: () => floats } },
+  });
+  const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+  return { url, stop: () => server.stop() };
+}

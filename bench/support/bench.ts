@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Shared helpers: figures file, machine description, percentiles, child-process load clients. */
+export function machine(): string {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (!sorted.length) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function median(xs: readonly number[]): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
+}
+
+export function round(x: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export function writeResult(name: string, figures: Record<string, number>): string {
+  const dir = path.resolve(__dirname, '..', '..', '..', 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ name, at: new Date().toISOString(), machine: machine(), figures }, null, 2) +
+      '\n',
+  );
+  console.table(figures);
+  console.log(`wrote ${file}`);
+  return file;
+}
+
+/** Scale factor for quick runs: BENCH_SCALE=0.1 runs a tenth of the default size. */
+export function scale(): number {
+  const s = Number(process.env.BENCH_SCALE ?? 1);
+  return Number.isFinite(s) && s > 0 ? s : 1;
+}
+
+export interface LoadResult {
+  p50: number;
+  p90: number;
+  p99: number;
+  rps: number;
+  n: number;
+  errors: number;
+}
+
+export type LoadSpec =
+  | {
+      mode: 'http';
+      url: string;
+      headers: Record<string, string>;
+      body: string;
+      concurrency: number;
+      seconds: number;
+      warmupSeconds: number;
+    }
+  | {
+      mode: 'redis';
+      url: string;
+      key: string;
+      concurrency: number;
+      seconds: number;
+      warmupSeconds: number;
+    };
+
+/** Runs the load client in a separate process, so client work never shares the server's event loop. */
+export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(__dirname, 'load-client.js'), JSON.stringify(spec)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as LoadResult)
+        : reject(new Error(`load client exited ${code}`)),
+    );
+  });
+}

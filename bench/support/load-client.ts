@@ -1,0 +1,98 @@
+import http from 'node:http';
+import Redis from 'ioredis';
+import { type LoadResult, type LoadSpec, percentile } from './bench';
+
+/**
+ * Closed-loop load: `concurrency` workers each send a request as soon as the previous one
+ * answered, for `seconds` after a warm-up. Prints one JSON LoadResult on stdout.
+ */
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2]) as LoadSpec;
+  const send = spec.mode === 'http' ? httpSender(spec) : await redisSender(spec);
+  const latencies: number[] = [];
+  let errors = 0;
+  let recording = false;
+  let stop = false;
+  const worker = async () => {
+    while (!stop) {
+      const t0 = process.hrtime.bigint();
+      const ok = await send().catch(() => false);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (recording) {
+        if (ok) latencies.push(ms);
+        else errors++;
+      }
+    }
+  };
+  const workers = Array.from({ length: spec.concurrency }, worker);
+  await new Promise((r) => setTimeout(r, spec.warmupSeconds * 1000));
+  recording = true;
+  const start = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, spec.seconds * 1000));
+  recording = false;
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  stop = true;
+  await Promise.all(workers);
+  latencies.sort((a, b) => a - b);
+  const result: LoadResult = {
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    rps: latencies.length / elapsed,
+    n: latencies.length,
+    errors,
+  };
+  if (process.env.BENCH_DEBUG)
+    process.stderr.write(
+      JSON.stringify({
+        p75: percentile(latencies, 75),
+        p90: percentile(latencies, 90),
+        p95: percentile(latencies, 95),
+        p98: percentile(latencies, 98),
+        p99: percentile(latencies, 99),
+        p999: percentile(latencies, 99.9),
+      }) + '\n',
+    );
+  process.stdout.write(JSON.stringify(result));
+  process.exit(0);
+}
+
+function httpSender(spec: Extract<LoadSpec, { mode: 'http' }>): () => Promise<boolean> {
+  const url = new URL(spec.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+  const body = Buffer.from(spec.body);
+  return () =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          agent,
+          headers: {
+            ...spec.headers,
+            'content-type': 'application/json',
+            'content-length': body.length,
+          },
+        },
+        (res) => {
+          let size = 0;
+          res.on('data', (c: Buffer) => (size += c.length));
+          res.on('end', () => resolve(res.statusCode === 200 && size > 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+}
+
+async function redisSender(
+  spec: Extract<LoadSpec, { mode: 'redis' }>,
+): Promise<() => Promise<boolean>> {
+  const redis = new Redis(spec.url);
+  await redis.ping();
+  return async () => (await redis.getBuffer(spec.key)) !== null;
+}
+
+void main();
