@@ -21,6 +21,9 @@ import { createServices, type Services } from './services';
 export interface App {
   url: string;
   port: number;
+  /** The Redis in use (the embedded child's when REDIS_URL is unset), and the key prefix. */
+  redisUrl: string;
+  redisPrefix: string;
   services: Services;
   metrics: Metrics;
   db: Database;
@@ -125,10 +128,16 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         (batch) => {
           for (const r of batch.reports) {
             metrics.featureRecords.inc({ source: batch.source, outcome: 'accepted' }, r.accepted);
-            metrics.featureRecords.inc({ source: batch.source, outcome: 'quarantined' }, r.quarantined);
+            metrics.featureRecords.inc(
+              { source: batch.source, outcome: 'quarantined' },
+              r.quarantined,
+            );
           }
           for (const id of batch.entryIds) {
-            metrics.featureFreshness.observe({ source: batch.source }, entryAgeMs(id, batch.ingestedAt) / 1000);
+            metrics.featureFreshness.observe(
+              { source: batch.source },
+              entryAgeMs(id, batch.ingestedAt) / 1000,
+            );
           }
         },
       );
@@ -173,6 +182,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return {
       url: http.url,
       port: http.port,
+      redisUrl,
+      redisPrefix: config.redisPrefix,
       services,
       metrics,
       db,

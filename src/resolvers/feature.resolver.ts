@@ -169,6 +169,7 @@ export class FeatureViewResolver {
         entityKey: r.entityKey,
         eventId: r.eventId,
         eventTs: r.eventTime.getTime(),
+        ...(r.knownAt ? { knownAt: r.knownAt.getTime() } : {}),
         fields: r.fields,
       })),
       `batch:${ctx.principal.name}`,

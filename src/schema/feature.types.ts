@@ -427,20 +427,25 @@ export class OnlineFeatureRowType {
   }
 
   /** Built only when asked for: a serving client reads `vector` and `freshness`. */
-  @Field(() => [OnlineFeatureValueType], { description: 'One entry per requested ref, with its ref, time and staleness.' })
+  @Field(() => [OnlineFeatureValueType], {
+    description: 'One entry per requested ref, with its ref, time and staleness.',
+  })
   get values(): OnlineFeatureValueType[] {
     return onlineValues(this.row);
   }
 
   @Field(() => [GraphQLJSON], {
     nullable: 'items',
-    description: 'The values alone, in the order of featureRefs: the compact form for serving (see `freshness`).',
+    description:
+      'The values alone, in the order of featureRefs: the compact form for serving (see `freshness`).',
   })
   get vector(): FeatureValue[] {
     return this.row.vector;
   }
 
-  @Field(() => [ViewFreshnessType], { description: 'Event time and staleness per view version read.' })
+  @Field(() => [ViewFreshnessType], {
+    description: 'Event time and staleness per view version read.',
+  })
   get freshness(): ViewFreshnessType[] {
     return this.row.freshness;
   }
@@ -719,6 +724,13 @@ export class FeatureRecordInput {
 
   @Field()
   eventTime!: Date;
+
+  @Field({
+    nullable: true,
+    description:
+      'When the value became known, for backfills of history. Defaults to (and is never later than) the ingestion time.',
+  })
+  knownAt?: Date;
 
   @Field(() => GraphQLJSONObject)
   fields!: Record<string, unknown>;

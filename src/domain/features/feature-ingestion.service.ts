@@ -72,10 +72,10 @@ export class FeatureIngestionService {
     }
 
     const outcome = validateBatch(v.schema, records, marks);
-    const createdTs = this.clock.now().getTime();
+    const now = this.clock.now().getTime();
     const rows = outcome.accepted.map((a) => ({
       entityKey: a.entityKey,
-      event: { ...a.event, createdTs } as FeatureEvent,
+      event: { ...a.event, createdTs: Math.min(a.knownAt ?? now, now) } as FeatureEvent,
     }));
     const inserted = rows.length ? await this.offline.append(v.id, rows) : new Set<string>();
 

@@ -39,7 +39,10 @@ export interface ResolvedRef {
 
 /** Feature registry: entities, views and their immutable versions. */
 export class FeatureRegistryService {
-  private readonly liveCache = new Map<string, { at: number; versions: Promise<FeatureViewVersion[]> }>();
+  private readonly liveCache = new Map<
+    string,
+    { at: number; versions: Promise<FeatureViewVersion[]> }
+  >();
 
   constructor(
     private readonly repo: FeatureRegistryRepository,
@@ -107,6 +110,7 @@ export class FeatureRegistryService {
         FeatureErrorCode.VIEW_EXISTS,
         `Feature view "${input.name}" already exists`,
       );
+    this.liveCache.delete(input.name);
     return created;
   }
 
@@ -136,11 +140,9 @@ export class FeatureRegistryService {
     const schema = normaliseSchema({ ...input.schema, entity: view.entity });
     const fingerprint = schemaFingerprint(schema);
     if (fingerprint === latest.fingerprint) return { view, version: latest, newVersion: false };
-    return {
-      view,
-      version: await this.repo.addVersion(view.id, schema, fingerprint),
-      newVersion: true,
-    };
+    const added = await this.repo.addVersion(view.id, schema, fingerprint);
+    this.liveCache.delete(name);
+    return { view, version: added, newVersion: true };
   }
 
   async view(name: string): Promise<FeatureView> {
@@ -278,19 +280,34 @@ function featureOf(version: FeatureViewVersion, name: string): FeatureSpec | und
 
 function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]): ResolvedRef {
   const version =
-    p.version === null ? versions[versions.length - 1] : versions.find((v) => v.version === p.version);
+    p.version === null
+      ? versions[versions.length - 1]
+      : versions.find((v) => v.version === p.version);
   if (!version) {
-    throw new NotFoundError(FeatureErrorCode.VERSION_NOT_FOUND, `No live version ${p.version ?? ''} of view "${p.view}"`, {
-      ref: raw,
-    });
+    throw new NotFoundError(
+      FeatureErrorCode.VERSION_NOT_FOUND,
+      `No live version ${p.version ?? ''} of view "${p.view}"`,
+      {
+        ref: raw,
+      },
+    );
   }
   const f = featureOf(version, p.feature);
   if (!f) {
-    throw new NotFoundError(FeatureErrorCode.FEATURE_NOT_FOUND, `${p.view}@${version.version} has no feature "${p.feature}"`, {
-      ref: raw,
-    });
+    throw new NotFoundError(
+      FeatureErrorCode.FEATURE_NOT_FOUND,
+      `${p.view}@${version.version} has no feature "${p.feature}"`,
+      {
+        ref: raw,
+      },
+    );
   }
-  return { ref: `${p.view}@${version.version}:${p.feature}`, version, feature: f.name, type: outputType(f) };
+  return {
+    ref: `${p.view}@${version.version}:${p.feature}`,
+    version,
+    feature: f.name,
+    type: outputType(f),
+  };
 }
 
 function invalid(message: string, details?: Record<string, unknown>): InvalidInputError {

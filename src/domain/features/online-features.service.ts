@@ -93,12 +93,16 @@ export class OnlineFeatureService {
     const versionIndex = new Map(versions.map((v, i) => [v.id, i]));
     const freshnessIndex = resolved.map((r) => versionIndex.get(r.version.id) as number);
     const refs = resolved.map((r) => r.ref);
-    const keys = entityKeys.flatMap((entityKey) => versions.map((v) => ({ versionId: v.id, entityKey })));
+    const keys = entityKeys.flatMap((entityKey) =>
+      versions.map((v) => ({ versionId: v.id, entityKey })),
+    );
     const states = await this.online.readMany(keys);
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
       const evaluated = versions.map((v, vi) =>
-        evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, { nullWhenStale: false }),
+        evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, {
+          nullWhenStale: false,
+        }),
       );
       return {
         entityKey,

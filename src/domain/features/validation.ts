@@ -13,6 +13,11 @@ export interface IngestRecord {
   /** Event time, epoch ms. */
   eventTs: number;
   fields: Record<string, unknown>;
+  /**
+   * When the value became known (epoch ms), for backfills of history. Defaults to the
+   * ingestion time and is never later than it: nothing can be known in the future.
+   */
+  knownAt?: number;
   /** Set by a source that could not parse the record; the reason is kept for the quarantine. */
   malformed?: string;
 }
@@ -41,7 +46,7 @@ export interface QuarantinedRecord {
 }
 
 export interface ValidationOutcome {
-  accepted: { entityKey: string; event: Omit<FeatureEvent, 'createdTs'> }[];
+  accepted: { entityKey: string; event: Omit<FeatureEvent, 'createdTs'>; knownAt?: number }[];
   quarantined: QuarantinedRecord[];
 }
 
@@ -78,6 +83,16 @@ export function validateBatch(
         rule: ValidationRule.MISSING_EVENT_ID,
         feature: null,
         message: 'eventId must be a non-empty string of at most 256 characters',
+      });
+    }
+    if (
+      r.knownAt !== undefined &&
+      (typeof r.knownAt !== 'number' || !Number.isFinite(r.knownAt) || r.knownAt < r.eventTs)
+    ) {
+      v.push({
+        rule: ValidationRule.INVALID_EVENT_TIME,
+        feature: null,
+        message: 'knownAt must be a valid time, not before the event time',
       });
     }
     if (typeof r.eventTs !== 'number' || !Number.isFinite(r.eventTs)) {
@@ -138,6 +153,7 @@ export function validateBatch(
     out.accepted.push({
       entityKey: r.entityKey,
       event: { eventId: r.eventId, eventTs: r.eventTs, fields },
+      knownAt: r.knownAt,
     });
   });
   return out;

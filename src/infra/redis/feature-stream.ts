@@ -1,5 +1,8 @@
 import type Redis from 'ioredis';
-import { type FeatureIngestionService, type IngestionReport } from '../../domain/features/feature-ingestion.service';
+import {
+  type FeatureIngestionService,
+  type IngestionReport,
+} from '../../domain/features/feature-ingestion.service';
 import { type FeatureRegistryService } from '../../domain/features/feature-registry.service';
 import { type StreamLag } from '../../domain/features/feature-store.ports';
 import { type IngestRecord } from '../../domain/features/validation';
@@ -15,6 +18,8 @@ export interface StreamRecordInput {
   eventTs: number | string;
   fields: Record<string, unknown>;
   eventId?: string;
+  /** When the value became known (epoch ms); for replays of history. */
+  knownAt?: number;
 }
 
 export const CONSUMER_GROUP = 'aether-ingest';
@@ -55,6 +60,7 @@ export async function appendToStream(
       JSON.stringify(r.fields),
     ];
     if (r.eventId) args.push('eventId', r.eventId);
+    if (r.knownAt !== undefined) args.push('knownAt', String(r.knownAt));
     p.xadd(streamKey(prefix, source), '*', ...args);
   }
   return ((await p.exec()) ?? []).map(([err, id]) => {
@@ -66,8 +72,7 @@ export async function appendToStream(
 export function parseStreamEntry(id: string, kv: string[]): IngestRecord {
   const m: Record<string, string> = {};
   for (let i = 0; i + 1 < kv.length; i += 2) m[kv[i]] = kv[i + 1];
-  const rawTs = m.eventTs ?? '';
-  const eventTs = /^-?\d+(\.\d+)?$/.test(rawTs) ? Number(rawTs) : Date.parse(rawTs);
+  const eventTs = parseTime(m.eventTs ?? '');
   let fields: Record<string, unknown> = {};
   let malformed: string | undefined;
   try {
@@ -79,12 +84,18 @@ export function parseStreamEntry(id: string, kv: string[]): IngestRecord {
     malformed = 'fields is not valid JSON';
   }
   return {
+    ...(m.knownAt !== undefined ? { knownAt: parseTime(m.knownAt) } : {}),
     entityKey: m.entityKey ?? '',
     eventId: m.eventId || id,
     eventTs,
     fields,
     ...(malformed ? { malformed } : {}),
   };
+}
+
+/** Epoch milliseconds or ISO-8601; NaN when neither (validation quarantines it). */
+function parseTime(raw: string): number {
+  return /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : Date.parse(raw);
 }
 
 export interface FeatureStreamOptions {
