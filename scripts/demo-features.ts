@@ -219,13 +219,11 @@ async function main(): Promise<void> {
     }
 
     // 5. A point-in-time training set: each flight at its scheduled departure, label = delay > 15 min.
-    const spine = flights
-      .slice(-SPINE)
-      .map((f) => ({
-        entityKey: f.origin,
-        timestamp: new Date(f.scheduled).toISOString(),
-        label: f.delay > 15 ? 1 : 0,
-      }));
+    const spine = flights.slice(-SPINE).map((f) => ({
+      entityKey: f.origin,
+      timestamp: new Date(f.scheduled).toISOString(),
+      label: f.delay > 15 ? 1 : 0,
+    }));
     const ds = await gql<{
       buildDataset: {
         id: string;
