@@ -1,0 +1,261 @@
+import { DuckDBInstance } from '@duckdb/node-api';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { type FeatureEvent } from '../src/domain/features/point-in-time';
+import { type FeatureValue } from '../src/domain/features/feature-definition';
+import { readFlights } from '../src/infra/datasets/flights';
+import { median, round, scale, writeResult } from './support/bench';
+import { startBenchPlatform, type BenchPlatform } from './support/platform';
+
+/**
+ * features-pit: a point-in-time join of label rows against feature history, by Aether's
+ * DatasetService (offline store in PostgreSQL, `evaluateView` per row) and, in the same run,
+ * by DuckDB's ASOF JOIN on the same data. `results_identical` compares a checksum over every
+ * joined value.
+ *
+ * DuckDB cannot break ties on created time inside an ASOF join, so its query joins on the
+ * time a row became visible, max(event_ts, created_ts): originals are created at their event
+ * time and corrections seconds later, far less than the gap between an entity's events, so
+ * ordering by visibility equals ordering by (event_ts, created_ts) here, and a label exactly
+ * on an event time sees the original but not its later correction, in both engines.
+ */
+const DAY = 86_400_000;
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const FEATURES = 10;
+
+interface Data {
+  entities: string[];
+  rows: { entityKey: string; event: FeatureEvent }[];
+  labels: { entityKey: string; ts: number; label: number | null }[];
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function synthetic(entities: number, rowsPerEntity: number, labels: number): Data {
+  const r = rng(42);
+  const keys = Array.from({ length: entities }, (_, i) => `e${i}`);
+  const rows: Data['rows'] = [];
+  const eventTimes: number[][] = keys.map(() => []);
+  const span = 90 * DAY;
+  let id = 0;
+  const values = () =>
+    Object.fromEntries(
+      Array.from({ length: FEATURES }, (_, j) => [`f${j}`, Math.round(r() * 1e6) / 1e3]),
+    );
+  keys.forEach((k, e) => {
+    for (let n = 0; n < rowsPerEntity; n++) {
+      const ts = T0 + Math.floor(((n + r() * 0.9) * span) / rowsPerEntity / 1000) * 1000;
+      eventTimes[e].push(ts);
+      rows.push({
+        entityKey: k,
+        event: { eventId: `r${id++}`, eventTs: ts, createdTs: ts, fields: values() },
+      });
+      // About 2% of rows get a correction: same entity and event time, learned 1-60 s later.
+      if (r() < 0.02)
+        rows.push({
+          entityKey: k,
+          event: {
+            eventId: `r${id++}`,
+            eventTs: ts,
+            createdTs: ts + (1 + Math.floor(r() * 60)) * 1000,
+            fields: values(),
+          },
+        });
+    }
+  });
+  const ls: Data['labels'] = [];
+  for (let i = 0; i < labels; i++) {
+    const e = Math.floor(r() * entities);
+    // One label in ten sits exactly on one of its entity's event times.
+    const ts =
+      r() < 0.1
+        ? eventTimes[e][Math.floor(r() * rowsPerEntity)]
+        : T0 + Math.floor((r() * span) / 1000) * 1000;
+    ls.push({ entityKey: keys[e], ts, label: r() < 0.3 ? 1 : 0 });
+  }
+  return { entities: keys, rows, labels: ls };
+}
+
+/** Flights as feature history: entity = origin, event time = actual departure. */
+async function flightsData(n: number): Promise<Data> {
+  const flights = await readFlights(0, n);
+  const rows = flights.map((f, i) => ({
+    entityKey: f.origin,
+    event: {
+      eventId: f.id,
+      eventTs: f.departed + (i % 1000),
+      createdTs: f.departed + (i % 1000),
+      fields: Object.fromEntries(
+        Array.from({ length: FEATURES }, (_, j) => [
+          `f${j}`,
+          j === 0 ? f.delayMinutes : f.distanceMiles + j,
+        ]),
+      ),
+    },
+  }));
+  const labels = flights
+    .filter((_, i) => i % 3 === 0)
+    .map((f) => ({ entityKey: f.origin, ts: f.scheduled, label: f.delayMinutes > 15 ? 1 : 0 }));
+  return { entities: [...new Set(flights.map((f) => f.origin))], rows, labels };
+}
+
+function checksum(columns: FeatureValue[][], n: number): number {
+  let h = 0;
+  for (let i = 0; i < n; i++) {
+    for (const col of columns) {
+      const v = col[i];
+      const x = v === null || v === undefined ? 7 : Math.round((v as number) * 1000) + 11;
+      h = (h * 31 + x) % 2147483647;
+    }
+  }
+  return h;
+}
+
+async function runOne(
+  p: BenchPlatform,
+  name: string,
+  data: Data,
+  repeats: number,
+): Promise<Record<string, number>> {
+  const s = p.app.services;
+  const { version } = await s.featureRegistry.createView({
+    name,
+    entity: 'thing',
+    source: `${name}_src`,
+    ttlSeconds: 400 * 86_400,
+    allowedLatenessSeconds: 400 * 86_400,
+    features: Array.from({ length: FEATURES }, (_, j) => ({
+      name: `f${j}`,
+      type: FeatureType.FLOAT,
+      source: `f${j}`,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  const loadStart = Date.now();
+  // Through the product's ingestion path (validation, offline append, online state), with
+  // each row's created time as its knownAt.
+  for (let i = 0; i < data.rows.length; i += 10_000) {
+    const batch = data.rows
+      .slice(i, i + 10_000)
+      .map((r) => ({
+        entityKey: r.entityKey,
+        eventId: r.event.eventId,
+        eventTs: r.event.eventTs,
+        knownAt: r.event.createdTs,
+        fields: r.event.fields,
+      }));
+    const [report] = await s.ingestion.ingest([version], batch, 'bench');
+    if (report.quarantined)
+      throw new Error(`unexpected quarantine: ${JSON.stringify(report.byRule)}`);
+  }
+  await p.app.db.dataSource.query('ANALYZE feature_event');
+  const loadSeconds = (Date.now() - loadStart) / 1000;
+
+  const refs = await s.featureRegistry.resolveRefs(
+    Array.from({ length: FEATURES }, (_, j) => `${name}:f${j}`),
+  );
+  let ours: FeatureValue[][] = [];
+  const pitTimes: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = process.hrtime.bigint();
+    ours = await s.datasets.pointInTimeJoin(
+      { id: '00000000-0000-0000-0000-000000000000', rowCount: data.labels.length },
+      refs,
+      data.labels,
+    );
+    pitTimes.push(Number(process.hrtime.bigint() - t) / 1e9);
+  }
+
+  // DuckDB, same data, in memory.
+  const duck = await (await DuckDBInstance.create(':memory:')).connect();
+  await duck.run(
+    `CREATE TABLE feat (entity VARCHAR, event_ts BIGINT, created_ts BIGINT, ${Array.from({ length: FEATURES }, (_, j) => `f${j} DOUBLE`).join(', ')})`,
+  );
+  await duck.run('CREATE TABLE labels (i INTEGER, entity VARCHAR, ts BIGINT)');
+  const fa = await duck.createAppender('feat');
+  for (const r of data.rows) {
+    fa.appendVarchar(r.entityKey);
+    fa.appendBigInt(BigInt(r.event.eventTs));
+    fa.appendBigInt(BigInt(r.event.createdTs));
+    for (let j = 0; j < FEATURES; j++) fa.appendDouble(r.event.fields[`f${j}`] as number);
+    fa.endRow();
+  }
+  fa.closeSync();
+  const la = await duck.createAppender('labels');
+  data.labels.forEach((l, i) => {
+    la.appendInteger(i);
+    la.appendVarchar(l.entityKey);
+    la.appendBigInt(BigInt(l.ts));
+    la.endRow();
+  });
+  la.closeSync();
+  const duckTimes: number[] = [];
+  let duckCols: FeatureValue[][] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t = process.hrtime.bigint();
+    const res = await duck.runAndReadAll(`
+      WITH vis AS (SELECT *, greatest(event_ts, created_ts) AS vis_ts FROM feat)
+      SELECT l.i, ${Array.from({ length: FEATURES }, (_, j) => `v.f${j}`).join(', ')}
+      FROM labels l ASOF LEFT JOIN vis v ON l.entity = v.entity AND l.ts >= v.vis_ts
+      ORDER BY l.i`);
+    duckTimes.push(Number(process.hrtime.bigint() - t) / 1e9);
+    const rows = res.getRows();
+    duckCols = Array.from({ length: FEATURES }, (_, j) =>
+      rows.map((r) => (r[j + 1] as number | null) ?? null),
+    );
+  }
+  duck.closeSync();
+
+  const ourSum = checksum(ours, data.labels.length);
+  const duckSum = checksum(duckCols, data.labels.length);
+  const pit = median(pitTimes);
+  const dk = median(duckTimes);
+  return {
+    pit_seconds: round(pit, 2),
+    duckdb_seconds: round(dk, 2),
+    ratio_vs_duckdb: round(pit / dk, 2),
+    rows_per_second: round(data.labels.length / pit, 0),
+    results_identical: ourSum === duckSum ? 1 : 0,
+    label_rows: data.labels.length,
+    feature_rows: data.rows.length,
+    entities: data.entities.length,
+    load_seconds: round(loadSeconds, 1),
+  };
+}
+
+export async function main(): Promise<void> {
+  const sc = scale();
+  const repeats = 3;
+  const p = await startBenchPlatform('features_pit', { FEATURE_STREAM_CONSUMER: 'off' });
+  try {
+    await p.app.services.featureRegistry.createEntity({ name: 'thing', joinKeys: ['id'] });
+    const synth = await runOne(
+      p,
+      'synthetic',
+      synthetic(Math.round(100_000 * sc), 49, Math.round(1_000_000 * sc)),
+      repeats,
+    );
+    const flights = await runOne(
+      p,
+      'flights',
+      await flightsData(Math.round(3_000_000 * sc)),
+      repeats,
+    );
+    writeResult('features-pit', {
+      ...synth,
+      ...Object.fromEntries(Object.entries(flights).map(([k, v]) => [`flights_${k}`, v])),
+    });
+  } finally {
+    await p.close();
+  }
+}
