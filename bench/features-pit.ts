@@ -145,15 +145,13 @@ async function runOne(
   // Through the product's ingestion path (validation, offline append, online state), with
   // each row's created time as its knownAt.
   for (let i = 0; i < data.rows.length; i += 10_000) {
-    const batch = data.rows
-      .slice(i, i + 10_000)
-      .map((r) => ({
-        entityKey: r.entityKey,
-        eventId: r.event.eventId,
-        eventTs: r.event.eventTs,
-        knownAt: r.event.createdTs,
-        fields: r.event.fields,
-      }));
+    const batch = data.rows.slice(i, i + 10_000).map((r) => ({
+      entityKey: r.entityKey,
+      eventId: r.event.eventId,
+      eventTs: r.event.eventTs,
+      knownAt: r.event.createdTs,
+      fields: r.event.fields,
+    }));
     const [report] = await s.ingestion.ingest([version], batch, 'bench');
     if (report.quarantined)
       throw new Error(`unexpected quarantine: ${JSON.stringify(report.byRule)}`);

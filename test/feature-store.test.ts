@@ -4,6 +4,8 @@ import {
   CreateFeatureViewDocument,
   type CreateFeatureViewInput,
   FeatureViewDocument,
+  FeatureViewsDocument,
+  NodeByIdDocument,
   IngestFeaturesDocument,
   OnlineFeaturesDocument,
   QuarantinedRecordsDocument,
@@ -383,6 +385,27 @@ describe('datasets', () => {
       ['u35', 1, 35],
       ['u50', 1, 50],
     ]);
+  });
+});
+
+describe('registry listing', () => {
+  it('pages through every view once, and reaches views and entities by node id', async () => {
+    const seen: string[] = [];
+    let after: string | null | undefined;
+    for (;;) {
+      const page = await gql.ok(FeatureViewsDocument, { first: 2, after });
+      seen.push(...page.featureViews.edges.map((e) => e.node.name));
+      if (!page.featureViews.pageInfo.hasNextPage) break;
+      after = page.featureViews.pageInfo.endCursor;
+    }
+    expect(seen.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(seen).size).toBe(seen.length);
+    const first = await gql.ok(FeatureViewsDocument, { first: 1 });
+    expect(first.featureEntities.edges.map((e) => e.node)).toEqual([
+      expect.objectContaining({ name: 'user', joinKeys: ['user_id'] }),
+    ]);
+    const node = await gql.ok(NodeByIdDocument, { id: first.featureViews.edges[0].node.id });
+    expect(node.node).toMatchObject({ __typename: 'FeatureView' });
   });
 });
 

@@ -10,7 +10,8 @@ import {
   type FeatureView,
   type VersionConsumer,
 } from '../../../domain/features/feature-store.ports';
-import { type Page, type PageRequest, toPage } from '../../../domain/shared/pagination';
+import { type Page, type PageRequest } from '../../../domain/shared/pagination';
+import { sqlKeysetPage } from './sql-keyset';
 
 interface ViewRow {
   id: string;
@@ -77,8 +78,8 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 
   async listEntities(page: PageRequest): Promise<Page<FeatureEntity>> {
-    const p = await this.keyset('feature_entity', '', page);
-    return { ...p, items: (p.items as unknown as EntityRow[]).map(toEntity) };
+    const p = await sqlKeysetPage<EntityRow>(this.ds, 'feature_entity', [], [], page);
+    return { ...p, items: p.items.map(toEntity) };
   }
 
   async createView(
@@ -120,8 +121,14 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   }
 
   async listViews(page: PageRequest): Promise<Page<FeatureView>> {
-    const p = await this.keyset('feature_view', 'deleted_at IS NULL', page);
-    return { ...p, items: (p.items as unknown as ViewRow[]).map(toView) };
+    const p = await sqlKeysetPage<ViewRow>(
+      this.ds,
+      'feature_view',
+      ['deleted_at IS NULL'],
+      [],
+      page,
+    );
+    return { ...p, items: p.items.map(toView) };
   }
 
   async updateMetadata(viewId: string, meta: FeatureViewMetadata, at: Date): Promise<FeatureView> {
@@ -214,30 +221,6 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
     );
     for (const r of rows) out.get(r.version_id)?.push({ kind: 'DATASET', id: r.id, name: r.name });
     return out;
-  }
-
-  private async keyset(
-    table: string,
-    where: string,
-    req: PageRequest,
-  ): Promise<Page<Record<string, unknown>>> {
-    const conds = where ? [where] : [];
-    const params: unknown[] = [];
-    if (req.after) {
-      params.push(req.after.createdAt, req.after.id);
-      conds.push(`(created_at, id) > ($${params.length - 1}, $${params.length})`);
-    }
-    if (req.before) {
-      params.push(req.before.createdAt, req.before.id);
-      conds.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
-    }
-    const dir = req.backward ? 'DESC' : 'ASC';
-    params.push(req.limit + 1);
-    const rows = await this.ds.query(
-      `SELECT * FROM ${table} ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY created_at ${dir}, id ${dir} LIMIT $${params.length}`,
-      params,
-    );
-    return toPage(rows as Record<string, unknown>[], req);
   }
 }
 

@@ -7,7 +7,8 @@ import {
 } from '../../../domain/features/feature-store.ports';
 import { type FeatureEvent } from '../../../domain/features/point-in-time';
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
-import { type Page, type PageRequest, toPage } from '../../../domain/shared/pagination';
+import { type Page, type PageRequest } from '../../../domain/shared/pagination';
+import { sqlKeysetPage } from './sql-keyset';
 
 /** Entities fetched per history query when building a point-in-time join. */
 const ENTITY_CHUNK = 2_000;
@@ -115,22 +116,13 @@ export class PostgresOfflineStore implements OfflineStore {
       conds.push(`version_id = ANY($${params.length}::uuid[])`);
     }
     if (!filter.includeReplayed) conds.push('replayed_at IS NULL');
-    if (req.after) {
-      params.push(req.after.createdAt, req.after.id);
-      conds.push(`(created_at, id) > ($${params.length - 1}, $${params.length})`);
-    }
-    if (req.before) {
-      params.push(req.before.createdAt, req.before.id);
-      conds.push(`(created_at, id) < ($${params.length - 1}, $${params.length})`);
-    }
-    const dir = req.backward ? 'DESC' : 'ASC';
-    params.push(req.limit + 1);
-    const rows: QuarantineRow[] = await this.ds.query(
-      `SELECT * FROM feature_quarantine ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''}
-       ORDER BY created_at ${dir}, id ${dir} LIMIT $${params.length}`,
+    const page = await sqlKeysetPage<QuarantineRow>(
+      this.ds,
+      'feature_quarantine',
+      conds,
       params,
+      req,
     );
-    const page = toPage(rows, req);
     return { ...page, items: page.items.map(toQuarantine) };
   }
 
