@@ -6,7 +6,7 @@ import { type OnlineState } from './feature-store.ports';
  * Merges accepted events into an entity's online state. Idempotent by event id, so a
  * redelivered batch changes nothing, and a batch whose offline write succeeded but whose
  * online write was lost is repaired by redelivery. Keeps the newest event and every event
- * the widest window (plus allowed lateness) can still need.
+ * the widest window can still need.
  */
 export function mergeOnlineState(
   schema: FeatureViewSchema,
@@ -19,7 +19,9 @@ export function mergeOnlineState(
   const events = [...byId.values()].sort(compareEvents);
   if (events.length === 0) return { events };
   const newest = events[events.length - 1].eventTs;
-  const keepFrom = newest - (maxWindowSeconds(schema) + schema.allowedLatenessSeconds) * 1000;
+  // A window read at t >= newest covers (t - w, t], so nothing older than newest - w can
+  // count again; a late event (within the allowed lateness) merges itself in when it arrives.
+  const keepFrom = newest - maxWindowSeconds(schema) * 1000;
   const kept = events.filter((e) => e.eventTs > keepFrom);
   // The newest event always stays: it carries the value of every non-aggregate feature.
   return { events: kept.length ? kept : [events[events.length - 1]] };

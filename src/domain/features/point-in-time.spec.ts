@@ -85,7 +85,7 @@ describe('evaluateView (point in time)', () => {
     const s2 = mergeOnlineState(schema, s1, events.slice(0, 2));
     expect(s2).toEqual(s1);
     const far = mergeOnlineState(schema, s1, [ev('z', 10, 10, 5)]);
-    // 2h window + 1h lateness before 10h: the 1h and 2h events are dropped.
+    // Nothing older than the 2h window before 10h can count again: the 1h and 2h events go.
     expect(far.events.map((e) => e.eventId)).toEqual(['z']);
   });
 });
