@@ -87,20 +87,23 @@ function synthetic(entities: number, rowsPerEntity: number, labels: number): Dat
 /** Flights as feature history: entity = origin, event time = actual departure. */
 async function flightsData(n: number): Promise<Data> {
   const flights = await readFlights(0, n);
-  const rows = flights.map((f, i) => ({
-    entityKey: f.origin,
-    event: {
-      eventId: f.id,
-      eventTs: f.departed + (i % 1000),
-      createdTs: f.departed + (i % 1000),
-      fields: Object.fromEntries(
-        Array.from({ length: FEATURES }, (_, j) => [
-          `f${j}`,
-          j === 0 ? f.delayMinutes : f.distanceMiles + j,
-        ]),
-      ),
-    },
-  }));
+  // Several flights of one airport can depart in the same minute; nudge by milliseconds so
+  // every (origin, event time) is unique and both engines agree on which row is latest.
+  const used = new Map<string, Set<number>>();
+  const rows = flights.map((f) => {
+    const seen = used.get(f.origin) ?? new Set<number>();
+    used.set(f.origin, seen);
+    let ts = f.departed;
+    while (seen.has(ts)) ts++;
+    seen.add(ts);
+    const fields = Object.fromEntries(
+      Array.from({ length: FEATURES }, (_, j) => [
+        `f${j}`,
+        j === 0 ? f.delayMinutes : f.distanceMiles + j,
+      ]),
+    );
+    return { entityKey: f.origin, event: { eventId: f.id, eventTs: ts, createdTs: ts, fields } };
+  });
   const labels = flights
     .filter((_, i) => i % 3 === 0)
     .map((f) => ({ entityKey: f.origin, ts: f.scheduled, label: f.delayMinutes > 15 ? 1 : 0 }));
