@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { CONSUMER_GROUP, appendToStream, streamKey } from '../src/infra/redis/feature-stream';
 import { createRedisClient, closeRedis } from '../src/infra/redis/redis-client';
-import { type FeatureViewSchema } from '../src/domain/features/feature-definition';
+import {
+  type Aggregation,
+  AggregationFn,
+  BinClosure,
+  type FeatureSpec,
+  FeatureType,
+  type FeatureViewSchema,
+  type Transform,
+} from '../src/domain/features/feature-definition';
 import { type ResolvedRef } from '../src/domain/features/feature-registry.service';
 import { FeatureStreamsDocument, OnlineFeaturesDocument } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
@@ -15,67 +23,37 @@ const clock = new TestClock(T0);
 let app: TestApp;
 let redis: Redis;
 
+/** A FLOAT feature over the record field `v`. */
+const feature = (
+  name: string,
+  transform: Transform,
+  aggregation: Aggregation | null = null,
+): FeatureSpec => ({
+  name,
+  type: FeatureType.FLOAT,
+  source: 'v',
+  transform,
+  aggregation,
+  validation: {},
+});
+const identity: Transform = { kind: 'IDENTITY' };
+const bins = (closed: BinClosure): Transform => ({ kind: 'BIN', edges: [-50, 0, 10, 50], closed });
+
 const schema = (source: string): Omit<FeatureViewSchema, 'entity'> => ({
   source,
   ttlSeconds: 2 * 3600,
   allowedLatenessSeconds: 3600,
   features: [
-    {
-      name: 'v',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'IDENTITY' },
-      aggregation: null,
-      validation: {},
-    },
-    {
-      name: 'v_bin',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'BIN', edges: [-50, 0, 10, 50], closed: 'LEFT' as never },
-      aggregation: null,
-      validation: {},
-    },
-    {
-      name: 'n_1h',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'IDENTITY' },
-      aggregation: { fn: 'COUNT' as never, windowSeconds: 3600 },
-      validation: {},
-    },
-    {
-      name: 'mean_1h',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'IDENTITY' },
-      aggregation: { fn: 'MEAN' as never, windowSeconds: 3600 },
-      validation: {},
-    },
-    {
-      name: 'sum_3h',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'IDENTITY' },
-      aggregation: { fn: 'SUM' as never, windowSeconds: 3 * 3600 },
-      validation: {},
-    },
-    {
-      name: 'max_3h',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'IDENTITY' },
-      aggregation: { fn: 'MAX' as never, windowSeconds: 3 * 3600 },
-      validation: {},
-    },
-    {
-      name: 'last_bin_2h',
-      type: 'FLOAT' as never,
-      source: 'v',
-      transform: { kind: 'BIN', edges: [-50, 0, 10, 50], closed: 'RIGHT' as never },
-      aggregation: { fn: 'LAST' as never, windowSeconds: 2 * 3600 },
-      validation: {},
-    },
+    feature('v', identity),
+    feature('v_bin', bins(BinClosure.LEFT)),
+    feature('n_1h', identity, { fn: AggregationFn.COUNT, windowSeconds: 3600 }),
+    feature('mean_1h', identity, { fn: AggregationFn.MEAN, windowSeconds: 3600 }),
+    feature('sum_3h', identity, { fn: AggregationFn.SUM, windowSeconds: 3 * 3600 }),
+    feature('max_3h', identity, { fn: AggregationFn.MAX, windowSeconds: 3 * 3600 }),
+    feature('last_bin_2h', bins(BinClosure.RIGHT), {
+      fn: AggregationFn.LAST,
+      windowSeconds: 2 * 3600,
+    }),
   ],
 });
 const FEATURES = ['v', 'v_bin', 'n_1h', 'mean_1h', 'sum_3h', 'max_3h', 'last_bin_2h'];
