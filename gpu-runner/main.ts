@@ -45,21 +45,16 @@ async function main(): Promise<void> {
   const gpus = detectGpus(process.env);
   const api = new ApiClient(cfg.apiUrl, cfg.key);
 
-  const { registerRunner } = await retrying(() =>
-    api.request<{ registerRunner: { id: string } }>(REGISTER, {
-      input: { name: cfg.name, hostname: os.hostname(), gpus },
-    }),
-  );
-  const id = registerRunner.id;
-  log(`registered runner ${cfg.name} (${id}) with ${gpus.length} GPU(s) at ${cfg.apiUrl}`);
-
+  // Signals are handled from the first moment: a stop that arrives while registering
+  // waits for the registration and then deregisters, instead of killing the process.
+  let id: string | null = null;
+  let timer: NodeJS.Timeout | undefined = undefined;
+  let stopRequested: string | null = null;
   let stopping = false;
-  const timer = setInterval(() => {
-    api.request(HEARTBEAT, { id }).catch((e: Error) => log(`heartbeat failed: ${e.message}`));
-  }, cfg.heartbeatMs);
-
   const stop = async (signal: string) => {
-    if (stopping) return;
+    stopRequested = signal;
+    // While registering, the stop is finished once the id is known (below).
+    if (id === null || stopping) return;
     stopping = true;
     clearInterval(timer);
     log(`received ${signal}, deregistering`);
@@ -68,6 +63,19 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+
+  const { registerRunner } = await retrying(() =>
+    api.request<{ registerRunner: { id: string } }>(REGISTER, {
+      input: { name: cfg.name, hostname: os.hostname(), gpus },
+    }),
+  );
+  id = registerRunner.id;
+  log(`registered runner ${cfg.name} (${id}) with ${gpus.length} GPU(s) at ${cfg.apiUrl}`);
+  if (stopRequested) return stop(stopRequested);
+
+  timer = setInterval(() => {
+    api.request(HEARTBEAT, { id }).catch((e: Error) => log(`heartbeat failed: ${e.message}`));
+  }, cfg.heartbeatMs);
 }
 
 /** The API may still be starting: retry transient failures for up to a minute. */

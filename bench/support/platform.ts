@@ -7,6 +7,7 @@ import { type App, type AppOverrides, startApp } from '../../src/app/app';
 import { loadConfig } from '../../src/infra/config/config';
 import { openDatabase } from '../../src/infra/db/data-source';
 import { createLogger } from '../../src/infra/observability/logger';
+import { deleteRedisPrefix } from '../../test/support/isolation';
 import { resolveServices, type ResolvedServices } from '../../test/support/services';
 
 export interface BenchPlatform {
@@ -55,6 +56,7 @@ export async function startBenchPlatform(
       await c.connect();
       await c.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`);
       await c.end();
+      await deleteRedisPrefix(env.REDIS_URL, env.REDIS_PREFIX);
       fs.rmSync(env.DATA_DIR, { recursive: true, force: true });
       await services.stop();
     },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { Client } from 'pg';
 
 /**
@@ -35,4 +36,21 @@ export async function dropSchema(schema: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/** Deletes every Redis key under a test's or benchmark's prefix (SCAN + UNLINK, in batches). */
+export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5_000);
+      cursor = next;
+      if (keys.length) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
 }

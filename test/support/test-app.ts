@@ -5,7 +5,13 @@ import { type App, type AppOverrides, startApp } from '../../src/app/app';
 import { loadConfig } from '../../src/infra/config/config';
 import { openDatabase } from '../../src/infra/db/data-source';
 import { createLogger } from '../../src/infra/observability/logger';
-import { dropSchema, isolationName, testDatabaseUrl, testRedisUrl } from './isolation';
+import {
+  deleteRedisPrefix,
+  dropSchema,
+  isolationName,
+  testDatabaseUrl,
+  testRedisUrl,
+} from './isolation';
 
 export interface TestApp extends App {
   adminToken: string;
@@ -66,6 +72,7 @@ export async function startTestApp(
     async stop() {
       await app.close();
       await dropSchema(env.DATABASE_SCHEMA);
+      await deleteRedisPrefix(env.REDIS_URL, env.REDIS_PREFIX);
       fs.rmSync(env.DATA_DIR, { recursive: true, force: true });
     },
   };
