@@ -48,7 +48,6 @@ export function scale(): number {
 
 export interface LoadResult {
   p50: number;
-  p90: number;
   p99: number;
   rps: number;
   n: number;

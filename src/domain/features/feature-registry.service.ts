@@ -24,10 +24,12 @@ import { validateTransform } from './transforms';
 
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
 /**
- * Live versions per view are cached this long for ref resolution on the online read path;
- * changes made by this process invalidate at once, changes by other processes within it.
+ * Live versions per view, and resolved ref lists (serving clients send the same list on
+ * every call), are cached this long for the online read path. Changes made by this process
+ * invalidate both at once; changes by other processes are seen within it.
  */
-const LIVE_VERSIONS_TTL_MS = 1_000;
+const RESOLUTION_TTL_MS = 1_000;
+const RESOLVED_CACHE_MAX = 1_000;
 const MAX_FEATURES = 2_000;
 
 export interface ResolvedRef {
@@ -43,6 +45,7 @@ export class FeatureRegistryService {
     string,
     { at: number; versions: Promise<FeatureViewVersion[]> }
   >();
+  private readonly resolvedCache = new Map<string, { at: number; refs: Promise<ResolvedRef[]> }>();
 
   constructor(
     private readonly repo: FeatureRegistryRepository,
@@ -110,7 +113,7 @@ export class FeatureRegistryService {
         FeatureErrorCode.VIEW_EXISTS,
         `Feature view "${input.name}" already exists`,
       );
-    this.liveCache.delete(input.name);
+    this.invalidate(input.name);
     return created;
   }
 
@@ -141,7 +144,7 @@ export class FeatureRegistryService {
     const fingerprint = schemaFingerprint(schema);
     if (fingerprint === latest.fingerprint) return { view, version: latest, newVersion: false };
     const added = await this.repo.addVersion(view.id, schema, fingerprint);
-    this.liveCache.delete(name);
+    this.invalidate(name);
     return { view, version: added, newVersion: true };
   }
 
@@ -183,7 +186,7 @@ export class FeatureRegistryService {
   liveVersions(name: string): Promise<FeatureViewVersion[]> {
     const now = Date.now();
     const hit = this.liveCache.get(name);
-    if (hit && now - hit.at < LIVE_VERSIONS_TTL_MS) return hit.versions;
+    if (hit && now - hit.at < RESOLUTION_TTL_MS) return hit.versions;
     const versions = this.loadLiveVersions(name);
     this.liveCache.set(name, { at: now, versions });
     versions.catch(() => this.liveCache.delete(name));
@@ -224,7 +227,7 @@ export class FeatureRegistryService {
       );
     }
     await this.repo.retireVersion(v.id, this.clock.now());
-    this.liveCache.delete(name);
+    this.invalidate(name);
     return { ...v, retiredAt: this.clock.now() };
   }
 
@@ -243,12 +246,30 @@ export class FeatureRegistryService {
       );
     }
     await this.repo.deleteView(view.id, this.clock.now());
-    this.liveCache.delete(name);
+    this.invalidate(name);
     return view;
   }
 
   /** Resolves refs like `airport_delays@2:mean_delay_6h` (no @version: the latest live version). */
-  async resolveRefs(refs: readonly string[]): Promise<ResolvedRef[]> {
+  resolveRefs(refs: readonly string[]): Promise<ResolvedRef[]> {
+    const key = refs.join('\n');
+    const now = Date.now();
+    const hit = this.resolvedCache.get(key);
+    if (hit && now - hit.at < RESOLUTION_TTL_MS) return hit.refs;
+    if (this.resolvedCache.size >= RESOLVED_CACHE_MAX) this.resolvedCache.clear();
+    const resolved = this.resolveUncached(refs);
+    this.resolvedCache.set(key, { at: now, refs: resolved });
+    resolved.catch(() => this.resolvedCache.delete(key));
+    return resolved;
+  }
+
+  /** A view changed here: forget its live versions and every resolution that may use them. */
+  private invalidate(name: string): void {
+    this.liveCache.delete(name);
+    this.resolvedCache.clear();
+  }
+
+  private async resolveUncached(refs: readonly string[]): Promise<ResolvedRef[]> {
     const parsed = refs.map((r) => {
       const p = parseFeatureRef(r);
       if (!p)

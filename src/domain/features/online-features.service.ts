@@ -44,18 +44,12 @@ export function onlineValues(row: OnlineRow): OnlineValue[] {
 }
 
 export const MAX_ONLINE_ENTITIES = 1_000;
-/** Same horizon as the registry's live-version cache. */
-const RESOLVED_TTL_MS = 1_000;
-const RESOLVED_CACHE_MAX = 1_000;
 
 /**
  * Online reads: one packed key per (entity, view version), all fetched in one pipelined
  * round trip, evaluated with the same point-in-time code as offline training sets.
  */
 export class OnlineFeatureService {
-  /** Serving clients send the same ref list on every call: resolve it once a second. */
-  private readonly resolvedCache = new Map<string, { at: number; refs: Promise<ResolvedRef[]> }>();
-
   constructor(
     private readonly registry: FeatureRegistryService,
     private readonly online: OnlineStore,
@@ -70,19 +64,7 @@ export class OnlineFeatureService {
         { max: MAX_ONLINE_ENTITIES },
       );
     }
-    return this.readResolved(entityKeys, await this.resolve(refs));
-  }
-
-  private resolve(refs: readonly string[]): Promise<ResolvedRef[]> {
-    const key = refs.join('\n');
-    const now = Date.now();
-    const hit = this.resolvedCache.get(key);
-    if (hit && now - hit.at < RESOLVED_TTL_MS) return hit.refs;
-    if (this.resolvedCache.size >= RESOLVED_CACHE_MAX) this.resolvedCache.clear();
-    const resolved = this.registry.resolveRefs(refs);
-    this.resolvedCache.set(key, { at: now, refs: resolved });
-    resolved.catch(() => this.resolvedCache.delete(key));
-    return resolved;
+    return this.readResolved(entityKeys, await this.registry.resolveRefs(refs));
   }
 
   async readResolved(
