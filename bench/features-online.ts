@@ -8,13 +8,15 @@ import { startBenchPlatform } from './support/platform';
 /**
  * features-online: one entity, 500 FLOAT features in one view, read over GraphQL HTTP by a
  * separate client process at concurrency 1 and 32. Baselines in the same run: a bare Apollo
- * Server answering 500 constant floats, and a raw ioredis GET of the packed key.
+ * Server answering 500 constant floats, and the raw ioredis read of the packed key (the
+ * online store keeps a sorted set per entity, so the read is ZRANGE, not GET; the figure
+ * keeps the issue's `redis_get_` name).
  */
 const FEATURES = 500;
 
 export async function main(): Promise<void> {
   const seconds = Math.max(1, Math.round(4 * scale()));
-  const repeats = 3;
+  const repeats = 5;
   const p = await startBenchPlatform('features_online', { FEATURE_STREAM_CONSUMER: 'off' });
   const bare = await startBareApollo();
   try {
@@ -74,9 +76,9 @@ export async function main(): Promise<void> {
     }
     const bareBody = JSON.stringify({ query: '{ floats }' });
 
-    const runs = async (mk: () => Promise<LoadResult>): Promise<LoadResult[]> => {
+    const runs = async (mk: () => Promise<LoadResult>, n = repeats): Promise<LoadResult[]> => {
       const out: LoadResult[] = [];
-      for (let i = 0; i < repeats; i++) out.push(await mk());
+      for (let i = 0; i < n; i++) out.push(await mk());
       if (out.some((r) => r.errors > 0))
         throw new Error(`errors during load: ${JSON.stringify(out)}`);
       return out;
@@ -84,9 +86,19 @@ export async function main(): Promise<void> {
     const http = (url: string, b: string, concurrency: number) => () =>
       runLoad({ mode: 'http', url, headers, body: b, concurrency, seconds, warmupSeconds: 1 });
 
-    const c1 = await runs(http(p.app.url, body, 1));
+    // One discarded run per server first: the first load after start-up pays for JIT tiers
+    // and heap growth (p99 about twice the steady state), which is not what is compared.
+    await http(p.app.url, body, 1)();
+    await http(bare.url, bareBody, 1)();
+    // Ours and the bare server alternate, run by run, so both see the machine in the same
+    // state; the ratio compares medians over the runs.
+    const c1: LoadResult[] = [];
+    const bareC1: LoadResult[] = [];
+    for (let i = 0; i < repeats; i++) {
+      c1.push(...(await runs(http(p.app.url, body, 1), 1)));
+      bareC1.push(...(await runs(http(bare.url, bareBody, 1), 1)));
+    }
     const c32 = await runs(http(p.app.url, body, 32));
-    const bareC1 = await runs(http(bare.url, bareBody, 1));
     const key = `${p.env.REDIS_PREFIX}ol:${version.id}:c42`;
     const redisC1 = await runs(() =>
       runLoad({

@@ -2,8 +2,19 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateApiKeyDocument, ViewerDocument } from './generated/graphql';
+import {
+  BuildDatasetDocument,
+  CompactFeatureViewDocument,
+  CreateApiKeyDocument,
+  CreateFeatureEntityDocument,
+  CreateFeatureViewDocument,
+  IngestFeaturesDocument,
+  OfflineHistoryDocument,
+  ViewerDocument,
+} from './generated/graphql';
+import { createArtifactStore } from '../src/infra/artifacts/create-artifact-store';
 import { type ApiProcess, spawnApi } from './support/api-process';
+import { readSnapshot } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 
 /**
@@ -59,6 +70,65 @@ it('starts the embedded stack, serves authenticated GraphQL, and stops everythin
   expect(fs.readFileSync(keyFile, 'utf8').trim()).toBe(token);
   const again = new GraphQLTestClient(api.url, token);
   expect((await again.ok(ViewerDocument)).viewer.role).toBe('ADMIN');
+});
+
+it('runs the feature store on the embedded stack: ingest, compact, point-in-time dataset', async () => {
+  const token = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
+  const gql = new GraphQLTestClient((api as ApiProcess).url, token);
+  await gql.ok(CreateFeatureEntityDocument, { input: { name: 'meter', joinKeys: ['meter_id'] } });
+  await gql.ok(CreateFeatureViewDocument, {
+    input: {
+      name: 'usage',
+      entity: 'meter',
+      source: 'usage_src',
+      ttlSeconds: 86_400,
+      allowedLatenessSeconds: 86_400,
+      features: [{ name: 'kwh', type: 'FLOAT' }],
+    },
+  });
+  // Values count from the moment they were ingested (created time), so labels sit after it.
+  const t0 = Date.now() - 60_000;
+  const at = (ms: number) => new Date(t0 + ms).toISOString();
+  const ingest = (
+    records: {
+      entityKey: string;
+      eventId: string;
+      eventTime: string;
+      fields: Record<string, unknown>;
+    }[],
+  ) => gql.ok(IngestFeaturesDocument, { view: 'usage', records });
+  await ingest([
+    { entityKey: 'm1', eventId: 'a', eventTime: at(0), fields: { kwh: 1.5 } },
+    { entityKey: 'm2', eventId: 'b', eventTime: at(0), fields: { kwh: 7 } },
+  ]);
+  const compacted = await gql.ok(CompactFeatureViewDocument, { view: 'usage' });
+  expect(compacted.compactFeatureView).toMatchObject({ rows: 2, compactedRows: 2 });
+  await new Promise((r) => setTimeout(r, 20));
+  const between = new Date().toISOString();
+  await new Promise((r) => setTimeout(r, 20));
+  // After the compaction: a later value for m1, read from the log next to the segment.
+  await ingest([{ entityKey: 'm1', eventId: 'c', eventTime: at(30_000), fields: { kwh: 2.5 } }]);
+  const ds = await gql.ok(BuildDatasetDocument, {
+    input: {
+      name: 'usage-train',
+      featureRefs: ['usage:kwh'],
+      rows: [
+        { entityKey: 'm1', timestamp: between },
+        { entityKey: 'm1', timestamp: at(3_600_000) },
+        { entityKey: 'm2', timestamp: at(3_600_000) },
+      ],
+    },
+    wait: true,
+  });
+  expect(ds.buildDataset).toMatchObject({ status: 'READY', rowCount: 3 });
+  const artifacts = createArtifactStore({ kind: 'fs', root: path.join(dataDir, 'artifacts') });
+  const rows = await readSnapshot(artifacts, ds.buildDataset.artifactKey as string);
+  expect(rows.map((r) => r['usage@1:kwh'])).toEqual([1.5, 2.5, 7]);
+  const history = await gql.ok(OfflineHistoryDocument, { name: 'usage' });
+  expect(history.featureView?.versions[0].offlineHistory).toMatchObject({
+    compactedRows: 2,
+    pendingRows: 1,
+  });
 });
 
 it('cleans up a redis-server orphaned by a killed api on the next start', async () => {

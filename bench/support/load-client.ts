@@ -89,7 +89,8 @@ async function redisSender(
 ): Promise<() => Promise<boolean>> {
   const redis = new Redis(spec.url);
   await redis.ping();
-  return async () => (await redis.getBuffer(spec.key)) !== null;
+  // The online store's read of one key: the whole sorted set of packed events.
+  return async () => (await redis.zrangeBuffer(spec.key, 0, -1)).length > 0;
 }
 
 void main();

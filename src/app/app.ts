@@ -145,6 +145,15 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       stack.push('feature stream consumer', () => consumer.stop());
     }
 
+    if (config.offlineCompactionIntervalMs > 0) {
+      const compactor = startCompactionLoop(
+        services.compaction,
+        config.offlineCompactionIntervalMs,
+        logger,
+      );
+      stack.push('offline compaction', () => compactor.stop());
+    }
+
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
     stack.push('key event subscription', () => keyEvents.close());
@@ -208,4 +217,36 @@ function writeAdminKey(dataDir: string, token: string, logger: Logger, print: bo
   );
   if (print)
     process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
+}
+
+/**
+ * Runs due offline compactions one pass at a time (a pass never overlaps the next); a
+ * compaction racing another process's loses cleanly (see PostgresOfflineStore.compact).
+ */
+function startCompactionLoop(
+  compaction: Services['compaction'],
+  intervalMs: number,
+  logger: Logger,
+): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const timer = setInterval(() => {
+    running = running.then(async () => {
+      if (stopped) return;
+      try {
+        for (const c of await compaction.compactDue())
+          logger.info({ version: c.version, ...c.report }, 'offline history compacted');
+      } catch (err) {
+        logger.warn({ err: err instanceof Error ? err.message : err }, 'offline compaction failed');
+      }
+    });
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -3,6 +3,7 @@ import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type EventBus } from '../domain/events/event-bus';
 import { DatasetService } from '../domain/features/dataset.service';
 import { FeatureIngestionService } from '../domain/features/feature-ingestion.service';
+import { OfflineCompactionService } from '../domain/features/offline-compaction.service';
 import { FeatureRegistryService } from '../domain/features/feature-registry.service';
 import { OnlineFeatureService } from '../domain/features/online-features.service';
 import { QuarantineService } from '../domain/features/quarantine.service';
@@ -28,6 +29,7 @@ export interface Services {
   ingestion: FeatureIngestionService;
   onlineFeatures: OnlineFeatureService;
   quarantine: QuarantineService;
+  compaction: OfflineCompactionService;
   datasets: DatasetService;
   /** Consumer lag of every feature source stream. */
   streamLag(): Promise<StreamLag[]>;
@@ -45,7 +47,7 @@ export function createServices(deps: {
   clock: Clock;
 }): Services {
   const ds = deps.db.dataSource;
-  const offline = new PostgresOfflineStore(ds);
+  const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
   const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
   const featureRegistry = new FeatureRegistryService(
     new SqlFeatureRegistryRepository(ds),
@@ -59,6 +61,7 @@ export function createServices(deps: {
     ingestion,
     onlineFeatures: new OnlineFeatureService(featureRegistry, online, deps.clock),
     quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
+    compaction: new OfflineCompactionService(featureRegistry, offline),
     datasets: new DatasetService(
       featureRegistry,
       offline,

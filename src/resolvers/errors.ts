@@ -45,9 +45,16 @@ export interface ErrorFormatOptions {
  * anything unexpected is logged in full and, in production, reaches the client only as
  * "Internal server error", with no stack, SQL or path.
  */
+/** The error a resolver or a subscription source threw, through GraphQL's wrappers. */
+function rootCause(error: unknown): unknown {
+  let e = unwrapResolverError(error);
+  while (e instanceof GraphQLError && e.originalError) e = e.originalError;
+  return e;
+}
+
 export function formatError(opts: ErrorFormatOptions) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    const original = rootCause(error);
     if (original instanceof DomainError) {
       const g = toGraphQLError(original);
       return { ...formatted, message: g.message, extensions: stripHttp(g.extensions) };

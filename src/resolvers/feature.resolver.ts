@@ -13,7 +13,6 @@ import {
 } from 'type-graphql';
 import { Role } from '../domain/auth/role';
 import { type DatasetEvent } from '../domain/features/dataset';
-import { datasetTopic } from '../domain/features/dataset.service';
 import {
   type BinClosure,
   type FeatureSpec,
@@ -40,6 +39,8 @@ import {
   FeatureViewType,
   FeatureViewVersionType,
   IngestionReportType,
+  OfflineCompactionType,
+  OfflineHistoryType,
   OnlineFeatureRowType,
   QuarantinedRecordConnection,
   QuarantinedRecordType,
@@ -128,6 +129,19 @@ export class FeatureViewResolver {
       version: FeatureViewVersionType.from(r.version),
       newVersion: r.newVersion,
     });
+  }
+
+  @Mutation(() => OfflineCompactionType, {
+    description:
+      'Moves the offline history appended since the last compaction into columnar segments now (the latest live version by default). Compaction also runs in the background once enough history is pending.',
+  })
+  @Allow(Role.EDITOR)
+  async compactFeatureView(
+    @Arg('view') view: string,
+    @Arg('version', () => Int, { nullable: true }) version: number | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<OfflineCompactionType> {
+    return OfflineCompactionType.from(await ctx.services.compaction.compact(view, version ?? null));
   }
 
   @Mutation(() => FeatureViewVersionType, {
@@ -265,9 +279,11 @@ export class FeatureViewResolver {
   }
 
   @Subscription(() => DatasetProgressType, {
+    description:
+      'The build of a dataset snapshot: its current state first, then progress as it happens; completes once READY or FAILED.',
     subscribe: ({ args, context }) =>
-      (context as GraphQLContext).services.events.subscribe<DatasetEvent>(
-        datasetTopic(localIdOf(args.id as string, 'DatasetSnapshot')),
+      (context as GraphQLContext).services.datasets.progress(
+        localIdOf(args.id as string, 'DatasetSnapshot'),
       ),
   })
   @Allow(Role.VIEWER)
@@ -286,6 +302,14 @@ export class FeatureViewResolver {
 
 @Resolver(() => FeatureViewVersionType)
 export class FeatureViewVersionResolver {
+  @FieldResolver(() => OfflineHistoryType)
+  async offlineHistory(
+    @Root() v: FeatureViewVersionType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<OfflineHistoryType> {
+    return OfflineHistoryType.from(await ctx.loaders.offlineHistory.load(v.localId));
+  }
+
   @FieldResolver(() => [FeatureConsumerType], {
     description: 'Datasets (and, later, model versions) that use this version.',
   })

@@ -4,6 +4,7 @@ import { type Runner } from '../domain/runners/runner';
 import { type DatasetSnapshot } from '../domain/features/dataset';
 import { type FeatureViewVersion } from '../domain/features/feature-definition';
 import {
+  type CompactionStatus,
   type FeatureEntity,
   type FeatureView,
   type StoredQuarantine,
@@ -26,6 +27,8 @@ export interface Loaders {
   consumersOfVersion: DataLoader<string, VersionConsumer[]>;
   dataset: DataLoader<string, DatasetSnapshot | null>;
   quarantined: DataLoader<string, StoredQuarantine | null>;
+  /** By version id. */
+  offlineHistory: DataLoader<string, CompactionStatus>;
 }
 
 /** `cache: false` for subscriptions: a long-lived stream must not serve stale relations. */
@@ -52,6 +55,7 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     }, opts),
     dataset: new DataLoader((ids) => byId(ids, services.datasets.byIds(ids)), opts),
     quarantined: new DataLoader((ids) => byId(ids, services.quarantine.byIds(ids)), opts),
+    offlineHistory: new DataLoader((ids) => services.compaction.statuses(ids), opts),
   };
 }
 

@@ -12,6 +12,8 @@ import {
 } from '../domain/features/feature-definition';
 import { type IngestionReport } from '../domain/features/feature-ingestion.service';
 import {
+  type CompactionReport,
+  type CompactionStatus,
   type FeatureEntity,
   type FeatureView,
   type StoredQuarantine,
@@ -758,4 +760,41 @@ export class BuildDatasetInput {
 
   @Field(() => [SpineRowInput])
   rows!: SpineRowInput[];
+}
+
+@ObjectType('OfflineCompaction', {
+  description: 'What a compaction of a view version’s offline history did.',
+})
+export class OfflineCompactionType {
+  @Field(() => Float, { description: 'Rows moved from the append log into segments.' })
+  rows!: number;
+
+  @Field(() => Int, { description: 'Segments (entity buckets) rewritten.' })
+  segments!: number;
+
+  @Field(() => Float, { description: 'Rows in segments now, in total.' })
+  compactedRows!: number;
+
+  static from(r: CompactionReport): OfflineCompactionType {
+    return Object.assign(new OfflineCompactionType(), r);
+  }
+}
+
+@ObjectType('OfflineHistory', {
+  description:
+    'The offline history of a view version: rows in columnar segments, which point-in-time joins scan, and rows appended since, which they read one by one until the next compaction.',
+})
+export class OfflineHistoryType {
+  @Field(() => Float)
+  compactedRows!: number;
+
+  @Field(() => Float)
+  pendingRows!: number;
+
+  @Field(() => Date, { nullable: true })
+  compactedAt!: Date | null;
+
+  static from(s: CompactionStatus): OfflineHistoryType {
+    return Object.assign(new OfflineHistoryType(), s);
+  }
 }

@@ -80,11 +80,15 @@ export function collect<T, V>(
   events: T[];
   errors: unknown[];
   next(count: number, timeoutMs?: number): Promise<T[]>;
+  /** Resolves when the server completes the subscription (or it fails). */
+  completed: Promise<void>;
   dispose(): void;
 } {
   const events: T[] = [];
   const errors: unknown[] = [];
   const waiters: Array<() => void> = [];
+  let complete = () => undefined as void;
+  const completed = new Promise<void>((resolve) => (complete = resolve));
   const dispose = client.subscribe<T>(
     { query: print(doc), variables: variables as Record<string, unknown> | undefined },
     {
@@ -96,13 +100,15 @@ export function collect<T, V>(
       error: (e) => {
         errors.push(e);
         waiters.forEach((w) => w());
+        complete();
       },
-      complete: () => undefined,
+      complete: () => complete(),
     },
   );
   return {
     events,
     errors,
+    completed,
     dispose,
     next(count, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {

@@ -13,11 +13,14 @@ import {
   type DatasetRepository,
   type DatasetSnapshot,
   DatasetStatus,
+  type FeatureColumn,
+  newFeatureColumn,
+  setColumnValue,
   type SpineRow,
 } from './dataset';
-import { evaluateView } from './point-in-time';
+import { evaluateViewInto, NO_EVENTS, type RowSink } from './point-in-time';
 
-export const datasetTopic = (id: string) => `dataset:${id}`;
+const datasetTopic = (id: string) => `dataset:${id}`;
 export const MAX_SPINE_ROWS = 5_000_000;
 
 /**
@@ -84,6 +87,34 @@ export class DatasetService {
     return d;
   }
 
+  /**
+   * The build's progress as it happens: the snapshot's current state first (so a subscriber
+   * that arrives late still learns how it ended), then live events, ending with READY or
+   * FAILED. Subscribed before the state is read, so no transition falls in between.
+   */
+  async *progress(id: string): AsyncGenerator<DatasetEvent> {
+    const live = this.events.subscribe<DatasetEvent>(datasetTopic(id));
+    try {
+      await live.ready;
+      const s = await this.get(id);
+      yield {
+        datasetId: s.id,
+        status: s.status,
+        progress: s.progress,
+        rowsDone: Math.round(s.progress * s.rowCount),
+        rowCount: s.rowCount,
+        error: s.error,
+      };
+      if (s.status !== DatasetStatus.BUILDING) return;
+      for await (const e of live) {
+        yield e;
+        if (e.status !== DatasetStatus.BUILDING) return;
+      }
+    } finally {
+      await live.close();
+    }
+  }
+
   byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {
     return this.repo.findByIds(ids);
   }
@@ -134,31 +165,33 @@ export class DatasetService {
     s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
     refs: ResolvedRef[],
     spine: SpineRow[],
-  ): Promise<FeatureValue[][]> {
-    const columns: FeatureValue[][] = refs.map(() =>
-      new Array<FeatureValue>(spine.length).fill(null),
-    );
-    const rowsByEntity = new Map<string, number[]>();
-    spine.forEach((r, i) => {
-      const list = rowsByEntity.get(r.entityKey) ?? [];
-      list.push(i);
-      rowsByEntity.set(r.entityKey, list);
-    });
-    const entityKeys = [...rowsByEntity.keys()].sort();
+  ): Promise<FeatureColumn[]> {
+    const columns = refs.map((r) => newFeatureColumn(r.type, spine.length));
+    const { entityKeys, idOf, start, order } = groupRows(spine);
     const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
     const totalWork = entityKeys.length * versions.length;
     let done = 0;
     let lastPublished = 0;
     for (const v of versions) {
-      const cols = refs.map((r, i) => ({ r, i })).filter(({ r }) => r.version.id === v.id);
+      const sink = new ColumnSink(
+        v.schema.features.length,
+        refs.flatMap((r, i) =>
+          r.version.id === v.id ? [{ column: columns[i], feature: r.position }] : [],
+        ),
+      );
       const seen = new Set<string>();
-      for await (const { entityKey, events } of this.offline.eventsByEntity(v.id, entityKeys)) {
-        seen.add(entityKey);
-        for (const row of rowsByEntity.get(entityKey) ?? []) {
-          const ev = evaluateView(v.schema, events, spine[row].ts, { nullWhenStale: true });
-          for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
+      const offline = { nullWhenStale: true };
+      for await (const batch of this.offline.historyByEntity(v, entityKeys)) {
+        for (const { entityKey, events } of batch) {
+          seen.add(entityKey);
+          const id = idOf.get(entityKey);
+          if (id === undefined) continue;
+          for (let k = start[id]; k < start[id + 1]; k++) {
+            sink.row = order[k];
+            evaluateViewInto(v.schema, events, spine[sink.row].ts, offline, sink);
+          }
         }
-        done++;
+        done += batch.length;
         if (done - lastPublished >= Math.max(1, totalWork / 20)) {
           lastPublished = done;
           await this.publish(
@@ -173,9 +206,11 @@ export class DatasetService {
       // Entities with no history: the empty-history values (count 0, others null).
       for (const key of entityKeys) {
         if (seen.has(key)) continue;
-        const ev = evaluateView(v.schema, [], 0, { nullWhenStale: true });
-        for (const row of rowsByEntity.get(key) ?? [])
-          for (const { r, i } of cols) columns[i][row] = ev.values[r.feature];
+        const id = idOf.get(key) as number;
+        for (let k = start[id]; k < start[id + 1]; k++) {
+          sink.row = order[k];
+          evaluateViewInto(v.schema, NO_EVENTS, 0, offline, sink);
+        }
       }
     }
     return columns;
@@ -208,4 +243,50 @@ export function spineHash(spine: readonly SpineRow[]): string {
   const h = createHash('sha256');
   for (const r of spine) h.update(`${r.entityKey}\u0000${r.ts}\u0000${r.label ?? ''}\n`);
   return h.digest('hex');
+}
+
+/** Routes a view's evaluated features to the joined columns that asked for them. */
+class ColumnSink implements RowSink {
+  row = 0;
+  /** Per feature of the view, the columns it fills (a ref may appear twice). */
+  private readonly targets: FeatureColumn[][];
+
+  constructor(features: number, wanted: { column: FeatureColumn; feature: number }[]) {
+    this.targets = Array.from({ length: features }, () => []);
+    for (const w of wanted) this.targets[w.feature].push(w.column);
+  }
+
+  freshness(): void {
+    // A joined row carries values only (nulls beyond the TTL say the rest).
+  }
+
+  set(feature: number, value: FeatureValue): void {
+    const cols = this.targets[feature];
+    if (cols.length === 1) setColumnValue(cols[0], this.row, value);
+    else for (let k = 0; k < cols.length; k++) setColumnValue(cols[k], this.row, value);
+  }
+}
+
+/** Spine rows grouped by entity in one counting sort: no array per entity. */
+function groupRows(spine: readonly SpineRow[]): {
+  entityKeys: string[];
+  /** Rows of an entity: `order[start[id]]` … `order[start[id + 1] - 1]`. */
+  idOf: Map<string, number>;
+  start: Int32Array;
+  order: Int32Array;
+} {
+  const ids = new Map<string, number>();
+  const idOf = new Int32Array(spine.length);
+  for (let i = 0; i < spine.length; i++) {
+    let id = ids.get(spine[i].entityKey);
+    if (id === undefined) ids.set(spine[i].entityKey, (id = ids.size));
+    idOf[i] = id;
+  }
+  const start = new Int32Array(ids.size + 1);
+  for (let i = 0; i < spine.length; i++) start[idOf[i] + 1]++;
+  for (let e = 0; e < ids.size; e++) start[e + 1] += start[e];
+  const order = new Int32Array(spine.length);
+  const cursor = start.slice(0, ids.size);
+  for (let i = 0; i < spine.length; i++) order[cursor[idOf[i]]++] = i;
+  return { entityKeys: [...ids.keys()], idOf: ids, start, order };
 }

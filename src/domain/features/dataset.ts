@@ -1,4 +1,4 @@
-import { type FeatureType, type FeatureValue } from './feature-definition';
+import { FeatureType, type FeatureValue } from './feature-definition';
 import { type ArtifactRef } from '../artifacts/artifact-store';
 
 /** One row of the spine: which entity, at what time, with what label. */
@@ -49,10 +49,36 @@ export interface DatasetEvent {
   error: string | null;
 }
 
+/**
+ * One joined feature column. Numeric features (FLOAT, INT output) are a Float64Array with a
+ * null mask, so a million-row join holds no boxed number per value; others a plain array.
+ */
+export type FeatureColumn =
+  | { numeric: true; values: Float64Array; nulls: Uint8Array }
+  | { numeric: false; values: FeatureValue[] };
+
+export function newFeatureColumn(type: FeatureType, rows: number): FeatureColumn {
+  return type === FeatureType.FLOAT || type === FeatureType.INT
+    ? { numeric: true, values: new Float64Array(rows), nulls: new Uint8Array(rows).fill(1) }
+    : { numeric: false, values: new Array<FeatureValue>(rows).fill(null) };
+}
+
+export function setColumnValue(c: FeatureColumn, i: number, v: FeatureValue): void {
+  if (!c.numeric) c.values[i] = v;
+  else if (typeof v === 'number') {
+    c.values[i] = v;
+    c.nulls[i] = 0;
+  } else c.nulls[i] = 1;
+}
+
+export function columnValue(c: FeatureColumn, i: number): FeatureValue {
+  return c.numeric ? (c.nulls[i] ? null : c.values[i]) : c.values[i];
+}
+
 export interface EncodedColumn {
   name: string;
   type: FeatureType | 'TIMESTAMP' | 'STRING_KEY';
-  values: FeatureValue[] | number[] | string[];
+  values: FeatureValue[] | number[] | string[] | FeatureColumn;
 }
 
 /** Port: writes columns as a snapshot file (Arrow IPC in infra). Deterministic for equal input. */

@@ -116,6 +116,31 @@ export function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
+export interface EventLayout {
+  /** The distinct source fields the version reads, in order of first use. */
+  sources: readonly string[];
+  /** Per feature, in schema order: the position of its source in `sources`. */
+  positions: readonly number[];
+}
+
+const layouts = new WeakMap<FeatureViewSchema, EventLayout>();
+
+/**
+ * How a version's events hold their values: `FeatureEvent.values[i]` is source field
+ * `sources[i]`. Positional, so reading a wide view builds no object keyed by 500 names.
+ * Schemas are immutable, so the layout is computed once per schema object.
+ */
+export function eventLayout(schema: FeatureViewSchema): EventLayout {
+  let l = layouts.get(schema);
+  if (!l) {
+    const sources = [...new Set(schema.features.map((f) => f.source))];
+    const at = new Map(sources.map((s, i) => [s, i]));
+    l = { sources, positions: schema.features.map((f) => at.get(f.source) as number) };
+    layouts.set(schema, l);
+  }
+  return l;
+}
+
 /** The largest window of any aggregate: how much event history the online state keeps. */
 export function maxWindowSeconds(schema: FeatureViewSchema): number {
   return Math.max(0, ...schema.features.map((f) => f.aggregation?.windowSeconds ?? 0));

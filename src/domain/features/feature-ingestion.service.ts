@@ -3,7 +3,7 @@ import { InvalidInputError } from '../shared/domain-error';
 import { type FeatureViewVersion } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type OfflineStore, type OnlineStore } from './feature-store.ports';
-import { mergeOnlineState, watermark } from './online-state';
+import { onlineRetention, shouldTrim } from './online-state';
 import { type FeatureEvent } from './point-in-time';
 import { type IngestRecord, validateBatch } from './validation';
 
@@ -61,15 +61,23 @@ export class FeatureIngestionService {
         records.map((r) => r.entityKey).filter((k) => typeof k === 'string' && k.length > 0),
       ),
     ];
-    const states = await this.online.readMany(
-      entityKeys.map((entityKey) => ({ versionId: v.id, entityKey })),
+    // Lateness is judged against each entity's newest stored event that is not in this
+    // batch, so a redelivered batch whose events already reached the online store gets the
+    // same verdicts as its first delivery.
+    const ids = new Map<string, Set<string>>(entityKeys.map((k) => [k, new Set<string>()]));
+    for (const r of records) ids.get(r.entityKey)?.add(String(r.eventId));
+    const newest = await this.online.newestEventTimes(
+      entityKeys.map((entityKey) => ({
+        versionId: v.id,
+        entityKey,
+        excluding: ids.get(entityKey) as Set<string>,
+      })),
     );
-    const stateOf = new Map(entityKeys.map((k, i) => [k, states[i]]));
     const marks = new Map<string, number>();
-    for (const [k, s] of stateOf) {
-      const w = watermark(s);
+    entityKeys.forEach((k, i) => {
+      const w = newest[i];
       if (w !== undefined) marks.set(k, w);
-    }
+    });
 
     const outcome = validateBatch(v.schema, records, marks);
     const now = this.clock.now().getTime();
@@ -77,21 +85,36 @@ export class FeatureIngestionService {
       entityKey: a.entityKey,
       event: { ...a.event, createdTs: Math.min(a.knownAt ?? now, now) } as FeatureEvent,
     }));
-    const inserted = rows.length ? await this.offline.append(v.id, rows) : new Set<string>();
 
+    // Every accepted event goes online, new or not: a batch whose offline write landed but
+    // whose online write was lost is repaired by its redelivery (reads dedupe by id).
     const byEntity = new Map<string, FeatureEvent[]>();
     for (const r of rows) {
       const list = byEntity.get(r.entityKey) ?? [];
       list.push(r.event);
       byEntity.set(r.entityKey, list);
     }
-    await this.online.writeMany(
-      [...byEntity].map(([entityKey, events]) => ({
-        versionId: v.id,
-        entityKey,
-        state: mergeOnlineState(v.schema, stateOf.get(entityKey) ?? null, events),
-      })),
-    );
+    const online = [...byEntity].map(([entityKey, events]) => {
+      const previous = marks.get(entityKey);
+      let top = previous ?? -Infinity;
+      for (const e of events) if (e.eventTs > top) top = e.eventTs;
+      // Trimmed relative to the previous newest event, never past it: a redelivery of this
+      // batch must still find it (see above).
+      const retention = shouldTrim(v.schema, previous, top)
+        ? onlineRetention(v.schema, previous ?? top)
+        : null;
+      return { versionId: v.id, entityKey, events, retention };
+    });
+    // Both stores are written at once; the source is acknowledged only when both are. A
+    // failure is reported only after the other write has settled too, so a redelivery never
+    // races a write of the same batch that is still in flight.
+    const [offlineWrite, onlineWrite] = await Promise.allSettled([
+      rows.length ? this.offline.append(v, rows) : Promise.resolve(new Set<string>()),
+      this.online.append(online),
+    ]);
+    if (offlineWrite.status === 'rejected') throw offlineWrite.reason;
+    if (onlineWrite.status === 'rejected') throw onlineWrite.reason;
+    const inserted = offlineWrite.value;
     if (outcome.quarantined.length) {
       await this.offline.quarantine(
         outcome.quarantined.map((q) => ({

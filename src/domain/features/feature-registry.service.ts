@@ -4,7 +4,6 @@ import { type Page, type PageRequest } from '../shared/pagination';
 import {
   AggregationFn,
   type FeatureRef,
-  type FeatureSpec,
   FeatureType,
   type FeatureViewMetadata,
   type FeatureViewSchema,
@@ -36,6 +35,8 @@ export interface ResolvedRef {
   ref: string;
   version: FeatureViewVersion;
   feature: string;
+  /** Index of the feature in `version.schema.features` (and in `evaluateView` values). */
+  position: number;
   type: FeatureType;
 }
 
@@ -287,13 +288,13 @@ export class FeatureRegistryService {
   }
 }
 
-/** Feature specs of a version by name; versions are immutable, so the index never goes stale. */
-const featureIndex = new WeakMap<FeatureViewVersion, Map<string, FeatureSpec>>();
+/** Feature positions of a version by name; versions are immutable, so the index never goes stale. */
+const featureIndex = new WeakMap<FeatureViewVersion, Map<string, number>>();
 
-function featureOf(version: FeatureViewVersion, name: string): FeatureSpec | undefined {
+function positionOf(version: FeatureViewVersion, name: string): number | undefined {
   let index = featureIndex.get(version);
   if (!index) {
-    index = new Map(version.schema.features.map((f) => [f.name, f]));
+    index = new Map(version.schema.features.map((f, i) => [f.name, i]));
     featureIndex.set(version, index);
   }
   return index.get(name);
@@ -313,8 +314,8 @@ function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]):
       },
     );
   }
-  const f = featureOf(version, p.feature);
-  if (!f) {
+  const position = positionOf(version, p.feature);
+  if (position === undefined) {
     throw new NotFoundError(
       FeatureErrorCode.FEATURE_NOT_FOUND,
       `${p.view}@${version.version} has no feature "${p.feature}"`,
@@ -326,8 +327,9 @@ function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]):
   return {
     ref: `${p.view}@${version.version}:${p.feature}`,
     version,
-    feature: f.name,
-    type: outputType(f),
+    feature: p.feature,
+    position,
+    type: outputType(version.schema.features[position]),
   };
 }
 

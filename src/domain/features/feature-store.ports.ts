@@ -4,7 +4,8 @@ import {
   type FeatureViewSchema,
   type FeatureViewVersion,
 } from './feature-definition';
-import { type FeatureEvent } from './point-in-time';
+import { type Retention } from './online-state';
+import { type EventSeries, type FeatureEvent } from './point-in-time';
 import { type IngestRecord, type Violation } from './validation';
 
 export interface FeatureEntity {
@@ -83,12 +84,22 @@ export interface StoredQuarantine {
 /** Append-only history of accepted events (PostgreSQL), and the quarantine. */
 export interface OfflineStore {
   /** Inserts rows not yet stored; returns `entityKey\0eventId` of those that were new. */
-  append(versionId: string, rows: readonly AppendRow[]): Promise<Set<string>>;
-  /** Every stored event of these entities, grouped by entity, each list sorted by compareEvents. */
-  eventsByEntity(
-    versionId: string,
+  append(version: FeatureViewVersion, rows: readonly AppendRow[]): Promise<Set<string>>;
+  /**
+   * Every stored event of these entities, one series per entity that has any (sorted with
+   * compareEvents), in batches, in no particular entity order.
+   */
+  historyByEntity(
+    version: FeatureViewVersion,
     entityKeys: readonly string[],
-  ): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }>;
+  ): AsyncIterable<{ entityKey: string; events: EventSeries }[]>;
+  /**
+   * Moves history appended since the last compaction into the columnar segments that
+   * point-in-time reads scan; reads are correct before and after, only faster after.
+   */
+  compact(version: FeatureViewVersion): Promise<CompactionReport>;
+  /** Per version id, in order. */
+  compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]>;
   quarantine(
     rows: readonly {
       versionId: string;
@@ -105,18 +116,42 @@ export interface OfflineStore {
   markReplayed(ids: readonly string[], at: Date): Promise<void>;
 }
 
-/** Per entity and view version: the newest event plus what the widest window still needs. */
-export interface OnlineState {
-  events: FeatureEvent[];
+export interface CompactionReport {
+  /** Rows moved from the append log into segments by this run. */
+  rows: number;
+  /** Segments (entity buckets) rewritten. */
+  segments: number;
+  /** Rows now in segments, in total. */
+  compactedRows: number;
 }
 
-/** Redis: one packed key per (view version, entity), read in one round trip. */
+export interface CompactionStatus {
+  compactedRows: number;
+  /** Rows appended since the last compaction: read row by row until compacted. */
+  pendingRows: number;
+  compactedAt: Date | null;
+}
+
+export interface OnlineKey {
+  versionId: string;
+  entityKey: string;
+}
+
+/**
+ * Redis: one key per (view version, entity) holding the events its features still need,
+ * read in one round trip. Writes only add events and forget expired ones, so concurrent
+ * writers never lose each other's events.
+ */
 export interface OnlineStore {
-  readMany(
-    keys: readonly { versionId: string; entityKey: string }[],
-  ): Promise<(OnlineState | null)[]>;
-  writeMany(
-    entries: readonly { versionId: string; entityKey: string; state: OnlineState }[],
+  /** Per key, its stored events in any order (possibly one id twice), or [] when none. */
+  readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]>;
+  /** Per key, the newest stored event time of an event not in `excluding` (ids), if any. */
+  newestEventTimes(
+    keys: readonly (OnlineKey & { excluding: ReadonlySet<string> })[],
+  ): Promise<(number | undefined)[]>;
+  /** Adds the events of each key, then forgets what `retention` (when given) says can never count. */
+  append(
+    entries: readonly (OnlineKey & { events: FeatureEvent[]; retention: Retention | null })[],
   ): Promise<void>;
 }
 

@@ -4,7 +4,8 @@ import { type FeatureValue } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OnlineStore } from './feature-store.ports';
-import { evaluateView } from './point-in-time';
+import { canonicalEvents } from './online-state';
+import { evaluateView, seriesOf } from './point-in-time';
 
 export interface OnlineValue {
   ref: string;
@@ -78,18 +79,18 @@ export class OnlineFeatureService {
     const keys = entityKeys.flatMap((entityKey) =>
       versions.map((v) => ({ versionId: v.id, entityKey })),
     );
-    const states = await this.online.readMany(keys);
+    const stored = await this.online.readMany(keys);
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
       const evaluated = versions.map((v, vi) =>
-        evaluateView(v.schema, states[ei * versions.length + vi]?.events ?? [], t, {
+        evaluateView(v.schema, seriesOf(canonicalEvents(stored[ei * versions.length + vi])), t, {
           nullWhenStale: false,
         }),
       );
       return {
         entityKey,
         refs,
-        vector: resolved.map((r, i) => evaluated[freshnessIndex[i]].values[r.feature]),
+        vector: resolved.map((r, i) => evaluated[freshnessIndex[i]].values[r.position]),
         freshnessIndex,
         freshness: versions.map((v, vi) => ({
           view: `${v.viewName}@${v.version}`,

@@ -1,4 +1,5 @@
 import {
+  eventLayout,
   type FeatureSpec,
   FeatureType,
   type FeatureValue,
@@ -142,17 +143,17 @@ export function validateBatch(
   }
 
   const out: ValidationOutcome = { accepted: [], quarantined: [] };
+  const { sources } = eventLayout(schema);
   records.forEach((r, i) => {
     if (violations[i].length) {
       out.quarantined.push({ record: r, violations: violations[i] });
       return;
     }
-    const fields: Record<string, FeatureValue> = {};
-    for (const f of schema.features)
-      fields[f.source] = ((r.fields ?? {})[f.source] as FeatureValue | undefined) ?? null;
+    const fields = r.fields ?? {};
+    const values = sources.map((s) => (fields[s] as FeatureValue | undefined) ?? null);
     out.accepted.push({
       entityKey: r.entityKey,
-      event: { eventId: r.eventId, eventTs: r.eventTs, fields },
+      event: { eventId: r.eventId, eventTs: r.eventTs, values },
       knownAt: r.knownAt,
     });
   });

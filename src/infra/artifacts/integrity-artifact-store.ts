@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import {
   ArtifactIntegrityError,
   ArtifactNotFoundError,
@@ -55,6 +55,32 @@ export class IntegrityArtifactStore implements ArtifactStore {
   }
 
   async get(key: string, expectedSha256?: string): Promise<AsyncIterable<Uint8Array>> {
+    const { meta, body } = await this.open(key, expectedSha256);
+    return verifying(key, body, meta);
+  }
+
+  /**
+   * Reads into one buffer of the recorded size and hashes it with WebCrypto, which runs on
+   * the thread pool: a caller reading several artifacts keeps its own thread for other work.
+   */
+  async getBytes(key: string, expectedSha256?: string): Promise<Uint8Array> {
+    const { meta, body } = await this.open(key, expectedSha256);
+    const bytes = Buffer.allocUnsafe(meta.size);
+    let size = 0;
+    for await (const chunk of body) {
+      if (size + chunk.byteLength > meta.size) throw sizeMismatch(key, meta, null);
+      bytes.set(chunk, size);
+      size += chunk.byteLength;
+    }
+    if (size !== meta.size) throw sizeMismatch(key, meta, size);
+    checkDigest(key, meta, Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)));
+    return bytes;
+  }
+
+  private async open(
+    key: string,
+    expectedSha256: string | undefined,
+  ): Promise<{ meta: Meta; body: AsyncIterable<Uint8Array> }> {
     checkKey(key);
     const meta = await this.readMeta(key);
     if (!meta) throw new ArtifactNotFoundError(key);
@@ -68,13 +94,7 @@ export class IntegrityArtifactStore implements ArtifactStore {
     }
     const body = await this.backend.read(key);
     if (!body) throw new ArtifactNotFoundError(key);
-    return verifying(key, body, meta);
-  }
-
-  async getBytes(key: string, expectedSha256?: string): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
-    for await (const c of await this.get(key, expectedSha256)) chunks.push(c);
-    return Buffer.concat(chunks);
+    return { meta, body };
   }
 
   async delete(key: string): Promise<void> {
@@ -106,26 +126,26 @@ async function* verifying(
   let size = 0;
   for await (const chunk of body) {
     size += chunk.byteLength;
-    if (size > meta.size) {
-      throw new ArtifactIntegrityError(
-        ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH,
-        key,
-        `${meta.size} bytes`,
-        `more than ${meta.size} bytes`,
-      );
-    }
+    if (size > meta.size) throw sizeMismatch(key, meta, null);
     hash.update(chunk);
     yield chunk;
   }
-  if (size !== meta.size) {
-    throw new ArtifactIntegrityError(
-      ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH,
-      key,
-      `${meta.size} bytes`,
-      `${size} bytes`,
-    );
-  }
-  const actual = hash.digest('hex');
+  if (size !== meta.size) throw sizeMismatch(key, meta, size);
+  checkDigest(key, meta, hash.digest());
+}
+
+/** `actual` null: more bytes than recorded (found before reading them all). */
+function sizeMismatch(key: string, meta: Meta, actual: number | null): ArtifactIntegrityError {
+  return new ArtifactIntegrityError(
+    ArtifactErrorCode.ARTIFACT_SIZE_MISMATCH,
+    key,
+    `${meta.size} bytes`,
+    actual === null ? `more than ${meta.size} bytes` : `${actual} bytes`,
+  );
+}
+
+function checkDigest(key: string, meta: Meta, digest: Buffer): void {
+  const actual = digest.toString('hex');
   if (actual !== meta.sha256) {
     throw new ArtifactIntegrityError(
       ArtifactErrorCode.ARTIFACT_CHECKSUM_MISMATCH,

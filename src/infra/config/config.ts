@@ -155,6 +155,7 @@ const envSchema = z.object({
   MAX_QUERY_COMPLEXITY: intIn('MAX_QUERY_COMPLEXITY', 10, 1_000_000, 5_000),
   SHUTDOWN_GRACE_MS: intIn('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
   FEATURE_STREAM_CLAIM_IDLE_MS: intIn('FEATURE_STREAM_CLAIM_IDLE_MS', 10, 3_600_000, 30_000),
+  OFFLINE_COMPACTION_INTERVAL_MS: intIn('OFFLINE_COMPACTION_INTERVAL_MS', 0, 86_400_000, 60_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -203,6 +204,8 @@ export interface Config {
   featureStreamConsumer: boolean;
   /** Unacknowledged stream entries idle this long are claimed from their (dead) consumer. */
   featureStreamClaimIdleMs: number;
+  /** How often due offline compactions run in this process; 0: never (another process does). */
+  offlineCompactionIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -237,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
     featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
+    offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
   };
 }
 

@@ -8,6 +8,8 @@ import {
   Table,
   TimestampMillisecond,
   Utf8,
+  makeData,
+  makeVector,
   tableToIPC,
   vectorFromArray,
   type DataType,
@@ -26,11 +28,28 @@ export class ArrowDatasetEncoder implements DatasetEncoder {
     for (const c of columns) {
       const type = arrowType(c.type);
       fields.push(new Field(c.name, type, true));
-      vectors[c.name] = vectorFromArray(c.values as unknown[], type);
+      vectors[c.name] = Array.isArray(c.values)
+        ? vectorFromArray(c.values as unknown[], type)
+        : c.values.numeric
+          ? numericVector(c.values, type)
+          : vectorFromArray(c.values.values, type);
     }
     const table = new Table(new Schema(fields), vectors);
     return tableToIPC(table, 'file');
   }
+}
+
+/** A Float64Array with a null mask as an Arrow vector, without a value-by-value builder. */
+function numericVector(c: { values: Float64Array; nulls: Uint8Array }, type: DataType): Vector {
+  const n = c.values.length;
+  const validity = new Uint8Array(Math.ceil(n / 8));
+  let nullCount = 0;
+  for (let i = 0; i < n; i++) {
+    if (c.nulls[i]) nullCount++;
+    else validity[i >> 3] |= 1 << (i & 7);
+  }
+  const data = type instanceof Int32 ? Int32Array.from(c.values) : c.values;
+  return makeVector(makeData({ type, length: n, nullCount, nullBitmap: validity, data } as never));
 }
 
 function arrowType(t: EncodedColumn['type']): DataType {

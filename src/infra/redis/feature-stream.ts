@@ -24,6 +24,18 @@ export interface StreamRecordInput {
 
 export const CONSUMER_GROUP = 'aether-ingest';
 
+/**
+ * Entries per XREADGROUP. Under a light load a read returns what is there, so this only
+ * bounds the batch when a backlog builds up; bigger batches drain it faster (the offline
+ * append spreads them over several statements).
+ */
+export const DEFAULT_STREAM_BATCH = 5_000;
+
+interface StreamBatch {
+  key: string;
+  entries: [id: string, kv: string[]][];
+}
+
 export interface IngestedBatch {
   source: string;
   reports: IngestionReport[];
@@ -50,23 +62,26 @@ export async function appendToStream(
   records: readonly StreamRecordInput[],
 ): Promise<string[]> {
   const p = redis.pipeline();
-  for (const r of records) {
-    const args = [
-      'entityKey',
-      r.entityKey,
-      'eventTs',
-      String(r.eventTs),
-      'fields',
-      JSON.stringify(r.fields),
-    ];
-    if (r.eventId) args.push('eventId', r.eventId);
-    if (r.knownAt !== undefined) args.push('knownAt', String(r.knownAt));
-    p.xadd(streamKey(prefix, source), '*', ...args);
-  }
+  for (const r of records) p.xadd(streamKey(prefix, source), '*', ...streamEntryFields(r));
   return ((await p.exec()) ?? []).map(([err, id]) => {
     if (err) throw err;
     return id as string;
   });
+}
+
+/** A record as the field/value list of one stream entry: what `parseStreamEntry` reads. */
+export function streamEntryFields(r: StreamRecordInput): string[] {
+  const fields = [
+    'entityKey',
+    r.entityKey,
+    'eventTs',
+    String(r.eventTs),
+    'fields',
+    JSON.stringify(r.fields),
+  ];
+  if (r.eventId) fields.push('eventId', r.eventId);
+  if (r.knownAt !== undefined) fields.push('knownAt', String(r.knownAt));
+  return fields;
 }
 
 export function parseStreamEntry(id: string, kv: string[]): IngestRecord {
@@ -146,6 +161,9 @@ export class FeatureStreamConsumer {
 
   private async run(): Promise<void> {
     let backoff = 100;
+    // Our own pending entries (a crash, a failed batch) are read again before new ones.
+    let pendingFirst = true;
+    let ahead: Promise<StreamBatch[]> | null = null;
     while (this.running) {
       try {
         await this.refreshSources();
@@ -153,14 +171,35 @@ export class FeatureStreamConsumer {
           await sleep(this.opts.refreshMs ?? 1_000);
           continue;
         }
-        // Entries a dead consumer left behind become ours; then our own pending entries
-        // (left by a failed batch), then new ones.
-        await this.claimAbandoned();
-        const pending = await this.read('0', 0);
-        const got = pending || (await this.read('>', this.opts.blockMs ?? 1_000));
-        if (!got && this.sources.length) backoff = 100;
+        // Entries a dead consumer left behind become ours and are read as pending (with
+        // whatever was read ahead, which is pending too and so is dropped here).
+        if (await this.claimAbandoned()) {
+          await ahead?.catch(() => undefined);
+          ahead = null;
+          pendingFirst = true;
+        }
+        let batches: StreamBatch[] = [];
+        if (pendingFirst) {
+          batches = await this.read('0', 0);
+          pendingFirst = batches.length > 0;
+        }
+        if (!batches.length) {
+          batches = (await ahead) ?? [];
+          ahead = null;
+        }
+        if (!batches.length) batches = await this.read('>', this.opts.blockMs ?? 1_000);
+        if (!batches.length) continue;
+        // Read ahead while this batch is ingested: the next one is waiting when it is done.
+        // Entries read ahead are only delivered, not acknowledged, so a crash loses nothing.
+        if (!pendingFirst) ahead = this.read('>', 0);
+        for (const b of batches) await this.ingest(b);
+        backoff = 100;
       } catch (e) {
         if (!this.running) return;
+        // What was read ahead stays pending: it is read again with the failed batch.
+        await ahead?.catch(() => undefined);
+        ahead = null;
+        pendingFirst = true;
         this.logger.warn(
           { err: e instanceof Error ? e.message : e },
           'feature stream consumer error; retrying',
@@ -169,55 +208,60 @@ export class FeatureStreamConsumer {
         backoff = Math.min(backoff * 2, 5_000);
       }
     }
+    await ahead?.catch(() => undefined);
   }
 
-  /** Reads one batch across all sources; returns whether anything was read. */
-  private async read(id: '0' | '>', blockMs: number): Promise<boolean> {
+  /** One XREADGROUP across all sources: `0` re-reads our pending entries, `>` new ones. */
+  private async read(id: '0' | '>', blockMs: number): Promise<StreamBatch[]> {
     const keys = this.sources.map((s) => streamKey(this.prefix, s));
     const args: (string | number)[] = [
       'GROUP',
       CONSUMER_GROUP,
       this.opts.consumer,
       'COUNT',
-      this.opts.batchSize ?? 1_000,
+      this.opts.batchSize ?? DEFAULT_STREAM_BATCH,
     ];
     if (blockMs > 0) args.push('BLOCK', blockMs);
     args.push('STREAMS', ...keys, ...keys.map(() => id));
     const res = (await this.blocking.call('XREADGROUP', ...args)) as
       [string, [string, string[]][]][] | null;
-    if (!res) return false;
-    let any = false;
-    for (const [key, entries] of res) {
-      if (!entries.length) continue;
-      any = true;
-      const source = key.slice(streamKey(this.prefix, '').length);
-      const records = entries.map(([entryId, kv]) => parseStreamEntry(entryId, kv ?? []));
-      const versions = await this.registry.liveVersionsBySource(source);
-      const reports = await this.ingestion.ingest(versions, records, source);
-      const ingestedAt = Date.now();
-      await this.blocking.xack(key, CONSUMER_GROUP, ...entries.map(([entryId]) => entryId));
-      this.onBatch({ source, reports, entryIds: entries.map(([entryId]) => entryId), ingestedAt });
-    }
-    return any;
+    return (res ?? [])
+      .filter(([, entries]) => entries.length > 0)
+      .map(([key, entries]) => ({ key, entries }));
   }
 
-  private async claimAbandoned(): Promise<void> {
+  private async ingest({ key, entries }: StreamBatch): Promise<void> {
+    const source = key.slice(streamKey(this.prefix, '').length);
+    const records = entries.map(([entryId, kv]) => parseStreamEntry(entryId, kv ?? []));
+    const versions = await this.registry.liveVersionsBySource(source);
+    const reports = await this.ingestion.ingest(versions, records, source);
+    const ingestedAt = Date.now();
+    const entryIds = entries.map(([entryId]) => entryId);
+    await this.blocking.xack(key, CONSUMER_GROUP, ...entryIds);
+    this.onBatch({ source, reports, entryIds, ingestedAt });
+  }
+
+  /** Returns whether any entry was claimed. */
+  private async claimAbandoned(): Promise<boolean> {
     const now = Date.now();
     const idle = this.opts.claimIdleMs ?? 30_000;
-    if (now - this.claimedAt < Math.min(idle, 5_000)) return;
+    if (now - this.claimedAt < Math.min(idle, 5_000)) return false;
     this.claimedAt = now;
+    let claimed = false;
     for (const s of this.sources) {
       // XAUTOCLAIM moves idle entries of any consumer to us; the next `0` read processes them.
-      await this.blocking.xautoclaim(
+      const [, entries] = (await this.blocking.xautoclaim(
         streamKey(this.prefix, s),
         CONSUMER_GROUP,
         this.opts.consumer,
         idle,
         '0-0',
         'COUNT',
-        this.opts.batchSize ?? 1_000,
-      );
+        this.opts.batchSize ?? DEFAULT_STREAM_BATCH,
+      )) as [string, unknown[]];
+      if (entries.length) claimed = true;
     }
+    return claimed;
   }
 
   private async refreshSources(): Promise<void> {

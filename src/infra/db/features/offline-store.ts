@@ -1,14 +1,47 @@
+import { randomUUID } from 'node:crypto';
 import { type DataSource } from 'typeorm';
-import { type FeatureValue } from '../../../domain/features/feature-definition';
+import {
+  eventLayout,
+  type FeatureValue,
+  type FeatureViewVersion,
+} from '../../../domain/features/feature-definition';
+import { ArtifactNotFoundError } from '../../../domain/artifacts/artifact-errors';
+import { type ArtifactRef, type ArtifactStore } from '../../../domain/artifacts/artifact-store';
 import {
   type AppendRow,
+  type CompactionReport,
+  type CompactionStatus,
   type OfflineStore,
   type StoredQuarantine,
 } from '../../../domain/features/feature-store.ports';
-import { type FeatureEvent } from '../../../domain/features/point-in-time';
+import {
+  compareEvents,
+  type EventSeries,
+  type FeatureEvent,
+  seriesOf,
+} from '../../../domain/features/point-in-time';
+import { type Database } from '../data-source';
+import {
+  bucketOf,
+  decodeSegment,
+  encodeSegment,
+  entityRanges,
+  type SegmentRows,
+  SegmentSeries,
+} from './segments';
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from './sql-keyset';
+
+/** Appends are split into statements of about this many rows, at most this many at once. */
+const APPEND_ROWS_PER_STATEMENT = 1_000;
+const APPEND_STATEMENTS = 4;
+
+/** Advisory lock (class, object) between appends (shared) and compaction watermarks. */
+const COMPACTION_LOCK = [0x41657468, 1];
+
+/** Rows one compaction run moves at most. */
+const MAX_COMPACTION_ROWS = 2_000_000;
 
 /** Entities fetched per history query when building a point-in-time join. */
 const ENTITY_CHUNK = 2_000;
@@ -19,67 +52,346 @@ const ENTITY_CHUNK = 2_000;
  * idempotent; history reads are index range scans in (entity, event_ts, created_ts) order.
  */
 export class PostgresOfflineStore implements OfflineStore {
-  constructor(private readonly ds: DataSource) {}
+  private readonly ds: DataSource;
+  /** PGlite runs one statement at a time on one connection: appends are not split. */
+  private readonly concurrent: boolean;
 
-  async append(versionId: string, rows: readonly AppendRow[]): Promise<Set<string>> {
+  constructor(
+    db: Pick<Database, 'dataSource' | 'kind'>,
+    private readonly artifacts: ArtifactStore,
+  ) {
+    this.ds = db.dataSource;
+    this.concurrent = db.kind === 'postgres';
+  }
+
+  async append(version: FeatureViewVersion, rows: readonly AppendRow[]): Promise<Set<string>> {
+    // Large batches go in as concurrent statements on separate connections, so PostgreSQL
+    // uses more than one core; each is idempotent, so a partial failure is simply retried.
+    const parts = this.concurrent
+      ? Math.min(APPEND_STATEMENTS, Math.ceil(rows.length / APPEND_ROWS_PER_STATEMENT))
+      : 1;
+    if (parts <= 1) return this.appendChunk(version, rows);
+    const size = Math.ceil(rows.length / parts);
+    const done = await Promise.all(
+      Array.from({ length: parts }, (_, i) =>
+        this.appendChunk(version, rows.slice(i * size, (i + 1) * size)),
+      ),
+    );
+    return new Set(done.flatMap((d) => [...d]));
+  }
+
+  private async appendChunk(
+    version: FeatureViewVersion,
+    rows: readonly AppendRow[],
+  ): Promise<Set<string>> {
     if (!rows.length) return new Set();
-    const inserted: { entity_key: string; event_id: string }[] = await this.ds.query(
-      `INSERT INTO feature_event (version_id, entity_key, event_id, event_ts, created_ts, fields)
-       SELECT $1, k, e, to_timestamp(ts / 1000.0), to_timestamp(cts / 1000.0), f
-         FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::jsonb[]) AS u(k, e, ts, cts, f)
+    const { sources } = eventLayout(version.schema);
+    // The statement first takes the shared side of the compaction lock (ADR 0010) and holds
+    // it until it commits: the rows come LATERAL to the lock, so no sequence number is drawn
+    // before it is held, and a compaction reading its watermark under the exclusive side
+    // never sees past a row that is still uncommitted.
+    const inserted = (await this.ds.query(
+      `WITH compaction_lock AS MATERIALIZED (
+         SELECT pg_advisory_xact_lock_shared(${COMPACTION_LOCK[0]}, ${COMPACTION_LOCK[1]}) AS held
+       )
+       INSERT INTO feature_event (version_id, entity_key, event_id, event_ts, created_ts, fields)
+       SELECT $1, u.k, u.e, to_timestamp(u.ts / 1000.0), to_timestamp(u.cts / 1000.0), u.f
+         FROM compaction_lock,
+              LATERAL unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::jsonb[])
+                AS u(k, e, ts, cts, f)
        ON CONFLICT DO NOTHING
        RETURNING entity_key, event_id`,
       [
-        versionId,
+        version.id,
         rows.map((r) => r.entityKey),
         rows.map((r) => r.event.eventId),
         rows.map((r) => r.event.eventTs),
         rows.map((r) => r.event.createdTs),
-        rows.map((r) => JSON.stringify(r.event.fields)),
+        // Stored by field name, so the history reads on its own in SQL.
+        rows.map((r) =>
+          JSON.stringify(Object.fromEntries(sources.map((s, i) => [s, r.event.values[i]]))),
+        ),
       ],
-    );
+    )) as { entity_key: string; event_id: string }[];
     return new Set(inserted.map((r) => `${r.entity_key}\u0000${r.event_id}`));
   }
 
-  async *eventsByEntity(
-    versionId: string,
+  /**
+   * Bucket by bucket: the bucket's segment (one artifact read, evaluated in place) merged
+   * with the rows appended since the last compaction, so memory holds one bucket at a time.
+   */
+  async *historyByEntity(
+    version: FeatureViewVersion,
     entityKeys: readonly string[],
-  ): AsyncIterable<{ entityKey: string; events: FeatureEvent[] }> {
-    for (let i = 0; i < entityKeys.length; i += ENTITY_CHUNK) {
-      const chunk = entityKeys.slice(i, i + ENTITY_CHUNK);
-      const rows: {
-        k: string;
-        e: string;
-        ts: number;
-        cts: number;
-        f: Record<string, FeatureValue>;
-      }[] = await this.ds.query(
-        `SELECT entity_key AS k, event_id AS e,
-                (extract(epoch FROM event_ts) * 1000)::float8 AS ts,
-                (extract(epoch FROM created_ts) * 1000)::float8 AS cts,
-                fields AS f
-           FROM feature_event
-          WHERE version_id = $1 AND entity_key = ANY($2::text[])
-          ORDER BY entity_key, event_ts, created_ts, event_id`,
-        [versionId, chunk],
-      );
-      let current: string | null = null;
-      let events: FeatureEvent[] = [];
-      for (const r of rows) {
-        if (r.k !== current) {
-          if (current !== null) yield { entityKey: current, events };
-          current = r.k;
-          events = [];
-        }
-        events.push({
-          eventId: r.e,
-          eventTs: Math.round(r.ts),
-          createdTs: Math.round(r.cts),
-          fields: r.f,
-        });
-      }
-      if (current !== null) yield { entityKey: current, events };
+  ): AsyncIterable<{ entityKey: string; events: EventSeries }[]> {
+    const schema = version.schema;
+    const positions = eventLayout(schema).sources.length;
+    let state = await this.compactionState(version.id);
+    const byBucket = new Map<number, string[]>();
+    for (const k of entityKeys) {
+      const b = bucketOf(k);
+      const list = byBucket.get(b) ?? [];
+      list.push(k);
+      byBucket.set(b, list);
     }
+    type State = typeof state;
+    // Starts reading a bucket's segment; the state it was chosen from goes with it.
+    const fetch = (bucket: number, st: State) => {
+      const segment = st.segments.find((x) => x.bucket === bucket);
+      const bytes = segment
+        ? this.artifacts.getBytes(segment.artifactKey, segment.sha256)
+        : Promise.resolve(null);
+      bytes.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+      return { st, bytes };
+    };
+    const order = [...byBucket].sort((x, y) => x[0] - y[0]);
+    // Whether any row follows a watermark: when none does, no bucket asks for log rows.
+    const pendingAfter = new Map<number, Promise<boolean>>();
+    let next = order.length ? fetch(order[0][0], state) : null;
+    for (let b = 0; b < order.length; b++) {
+      const [bucket, wanted] = order[b];
+      let current = next as ReturnType<typeof fetch>;
+      // The next bucket's file is read while this one is evaluated.
+      next = b + 1 < order.length ? fetch(order[b + 1][0], state) : null;
+      // A compaction may swap this bucket's segment and delete the old file between our
+      // reading the state and the file: then read the new state. Each bucket is read as one
+      // consistent pair: a segment and the log rows after that segment's watermark.
+      let bytes: Uint8Array | null;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          bytes = await current.bytes;
+          break;
+        } catch (e) {
+          if (!(e instanceof ArtifactNotFoundError) || attempt >= 3) throw e;
+          state = await this.compactionState(version.id);
+          current = fetch(bucket, state);
+        }
+      }
+      const st = current.st;
+      const rows: SegmentRows | null = bytes ? decodeSegment(schema, bytes) : null;
+      const tail = new Map<string, FeatureEvent[]>();
+      if (!pendingAfter.has(st.throughSeq))
+        pendingAfter.set(st.throughSeq, this.hasRowsAfter(version.id, st.throughSeq));
+      const pending = await pendingAfter.get(st.throughSeq);
+      for (let i = 0; pending && i < wanted.length; i += ENTITY_CHUNK) {
+        const chunk = wanted.slice(i, i + ENTITY_CHUNK);
+        for (const r of await this.rowsAfter(version, st.throughSeq, chunk)) {
+          const list = tail.get(r.entityKey) ?? [];
+          list.push(r.event);
+          tail.set(r.entityKey, list);
+        }
+      }
+      const batch: { entityKey: string; events: EventSeries }[] = [];
+      if (rows) {
+        const ranges = entityRanges(rows);
+        for (const entityKey of wanted) {
+          const range = ranges.get(entityKey);
+          if (!range) continue;
+          const series = new SegmentSeries(rows, range[0], range[1]);
+          const newer = tail.get(entityKey);
+          if (!newer) {
+            batch.push({ entityKey, events: series });
+            continue;
+          }
+          tail.delete(entityKey);
+          batch.push({
+            entityKey,
+            events: seriesOf([...series.events(positions), ...newer].sort(compareEvents)),
+          });
+        }
+      }
+      for (const [entityKey, events] of tail)
+        batch.push({ entityKey, events: seriesOf(events.sort(compareEvents)) });
+      yield batch;
+    }
+  }
+
+  async compact(version: FeatureViewVersion): Promise<CompactionReport> {
+    const state = await this.compactionState(version.id);
+    const safe = await this.watermark(version.id);
+    if (safe <= state.throughSeq)
+      return { rows: 0, segments: 0, compactedRows: state.compactedRows };
+    // At most MAX_COMPACTION_ROWS per run, so a long backlog is compacted in bounded memory.
+    const fresh = await this.rowsAfter(version, state.throughSeq, null, safe, MAX_COMPACTION_ROWS);
+    const upto = fresh.length === MAX_COMPACTION_ROWS ? fresh[fresh.length - 1].seq : safe;
+    const byBucket = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
+    for (const r of fresh) {
+      const b = bucketOf(r.entityKey);
+      const list = byBucket.get(b) ?? [];
+      list.push(r);
+      byBucket.set(b, list);
+    }
+    const positions = eventLayout(version.schema).sources.length;
+    const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
+    for (const [bucket, rows] of byBucket) {
+      const old = state.segments.find((s) => s.bucket === bucket);
+      const all = rows;
+      if (old) {
+        const decoded = decodeSegment(
+          version.schema,
+          await this.artifacts.getBytes(old.artifactKey, old.sha256),
+        );
+        for (const [entityKey, [lo, hi]] of entityRanges(decoded))
+          for (const event of new SegmentSeries(decoded, lo, hi).events(positions))
+            all.push({ entityKey, event });
+      }
+      all.sort(
+        (a, b) =>
+          (a.entityKey < b.entityKey ? -1 : a.entityKey > b.entityKey ? 1 : 0) ||
+          compareEvents(a.event, b.event),
+      );
+      const ref = await this.artifacts.put(
+        `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
+        encodeSegment(version.schema, all),
+      );
+      written.push({ bucket, ref, rows: all.length });
+    }
+    const compactedRows = state.compactedRows + fresh.length;
+    const swapped = await this.ds.transaction(async (m) => {
+      // Optimistic: another compaction that got here first wins, and this one is dropped.
+      const claimed = (await m.query(
+        `INSERT INTO feature_compaction (version_id, through_seq, compacted_rows, compacted_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (version_id) DO UPDATE
+           SET through_seq = EXCLUDED.through_seq, compacted_rows = EXCLUDED.compacted_rows,
+               compacted_at = EXCLUDED.compacted_at
+           WHERE feature_compaction.through_seq = $4
+         RETURNING version_id`,
+        [version.id, upto, compactedRows, state.throughSeq],
+      )) as unknown[];
+      if (!claimed.length) return false;
+      for (const w of written) {
+        await m.query(
+          `INSERT INTO feature_segment (version_id, bucket, artifact_key, sha256, size, row_count)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (version_id, bucket) DO UPDATE
+             SET artifact_key = EXCLUDED.artifact_key, sha256 = EXCLUDED.sha256,
+                 size = EXCLUDED.size, row_count = EXCLUDED.row_count`,
+          [version.id, w.bucket, w.ref.key, w.ref.sha256, w.ref.size, w.rows],
+        );
+      }
+      return true;
+    });
+    if (!swapped) {
+      await Promise.all(
+        written.map((w) => this.artifacts.delete(w.ref.key).catch(() => undefined)),
+      );
+      return { rows: 0, segments: 0, compactedRows: state.compactedRows };
+    }
+    // Segments replaced by this run; a reader that listed them before the swap has
+    // already fetched them or fails and retries against the new ones.
+    for (const w of written) {
+      const old = state.segments.find((s) => s.bucket === w.bucket);
+      if (old) await this.artifacts.delete(old.artifactKey).catch(() => undefined);
+    }
+    return { rows: fresh.length, segments: written.length, compactedRows };
+  }
+
+  async compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]> {
+    if (!versionIds.length) return [];
+    const rows = (await this.ds.query(
+      `SELECT v.id, c.compacted_rows::float8 AS n, c.compacted_at AS at,
+              (SELECT count(*)::float8 FROM feature_event e
+                WHERE e.version_id = v.id AND e.seq > coalesce(c.through_seq, 0)) AS pending
+         FROM unnest($1::uuid[]) AS v(id)
+         LEFT JOIN feature_compaction c ON c.version_id = v.id`,
+      [versionIds],
+    )) as { id: string; n: number | null; at: Date | null; pending: number }[];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return versionIds.map((id) => {
+      const r = byId.get(id);
+      return { compactedRows: r?.n ?? 0, pendingRows: r?.pending ?? 0, compactedAt: r?.at ?? null };
+    });
+  }
+
+  private async hasRowsAfter(versionId: string, through: number): Promise<boolean> {
+    const rows = (await this.ds.query(
+      'SELECT 1 FROM feature_event WHERE version_id = $1 AND seq > $2 LIMIT 1',
+      [versionId, through],
+    )) as unknown[];
+    return rows.length > 0;
+  }
+
+  /** The highest sequence number no uncommitted append can be below (see appendChunk). */
+  private async watermark(versionId: string): Promise<number> {
+    return this.ds.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1, $2)', COMPACTION_LOCK);
+      const [r] = (await m.query(
+        'SELECT coalesce(max(seq), 0)::float8 AS s FROM feature_event WHERE version_id = $1',
+        [versionId],
+      )) as { s: number }[];
+      return r.s;
+    });
+  }
+
+  private async compactionState(versionId: string): Promise<{
+    throughSeq: number;
+    compactedRows: number;
+    segments: { bucket: number; artifactKey: string; sha256: string }[];
+  }> {
+    // One statement, so the watermark and the segments come from the same swap.
+    const rows = (await this.ds.query(
+      `SELECT c.through_seq::float8 AS t, c.compacted_rows::float8 AS n,
+              s.bucket, s.artifact_key AS "artifactKey", s.sha256
+         FROM (SELECT 1) one
+         LEFT JOIN feature_compaction c ON c.version_id = $1
+         LEFT JOIN feature_segment s ON s.version_id = $1
+        ORDER BY s.bucket`,
+      [versionId],
+    )) as {
+      t: number | null;
+      n: number | null;
+      bucket: number | null;
+      artifactKey: string;
+      sha256: string;
+    }[];
+    return {
+      throughSeq: rows[0]?.t ?? 0,
+      compactedRows: rows[0]?.n ?? 0,
+      segments: rows
+        .filter((r) => r.bucket !== null)
+        .map((r) => ({ bucket: r.bucket as number, artifactKey: r.artifactKey, sha256: r.sha256 })),
+    };
+  }
+
+  /** Rows with through < seq <= upto in sequence order, optionally of some entities only. */
+  private async rowsAfter(
+    version: FeatureViewVersion,
+    through: number,
+    entityKeys: readonly string[] | null,
+    upto = Number.MAX_SAFE_INTEGER,
+    limit: number | null = null,
+  ): Promise<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
+    const { sources } = eventLayout(version.schema);
+    const rows = (await this.ds.query(
+      `SELECT entity_key AS k, event_id AS e, seq::float8 AS seq,
+              (extract(epoch FROM event_ts) * 1000)::float8 AS ts,
+              (extract(epoch FROM created_ts) * 1000)::float8 AS cts,
+              fields AS f
+         FROM feature_event
+        WHERE version_id = $1 AND seq > $2 AND seq <= $3
+          AND ($4::text[] IS NULL OR entity_key = ANY($4::text[]))
+        ORDER BY seq
+        LIMIT $5`,
+      [version.id, through, upto, entityKeys, limit],
+    )) as {
+      k: string;
+      e: string;
+      seq: number;
+      ts: number;
+      cts: number;
+      f: Record<string, FeatureValue>;
+    }[];
+    return rows.map((r) => ({
+      entityKey: r.k,
+      seq: r.seq,
+      event: {
+        eventId: r.e,
+        eventTs: Math.round(r.ts),
+        createdTs: Math.round(r.cts),
+        values: sources.map((s) => r.f[s] ?? null),
+      },
+    }));
   }
 
   async quarantine(
