@@ -143,6 +143,17 @@ describe('versions', () => {
       ['ages_v@2:age_bucket', 1],
       ['ages_v@2:age_bucket', 1],
     ]);
+    // view@version:* is every feature of that version, in definition order.
+    const all = await gql.ok(OnlineFeaturesDocument, {
+      entityKeys: ['u18'],
+      featureRefs: ['ages_v@2:*', 'ages_v@1:age_bucket'],
+    });
+    expect(all.onlineFeatures[0].values.map((v) => [v.ref, v.value])).toEqual([
+      ['ages_v@2:age', 18],
+      ['ages_v@2:age_bucket', 1],
+      ['ages_v@1:age_bucket', 0],
+    ]);
+    expect(all.onlineFeatures[0].vector).toEqual([18, 1, 0]);
   });
 
   it('lists consumers and refuses to retire a version that still has one', async () => {

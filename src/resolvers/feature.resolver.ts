@@ -198,7 +198,8 @@ export class FeatureViewResolver {
   async onlineFeatures(
     @Arg('entityKeys', () => [String]) entityKeys: string[],
     @Arg('featureRefs', () => [String], {
-      description: 'Like airport_delays@2:mean_delay_6h; without @version the latest.',
+      description:
+        'Like airport_delays@2:mean_delay_6h; without @version the latest; airport_delays@2:* for all features of the version, in definition order.',
     })
     featureRefs: string[],
     @Ctx() ctx: GraphQLContext,

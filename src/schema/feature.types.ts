@@ -755,7 +755,10 @@ export class BuildDatasetInput {
   @Field()
   name!: string;
 
-  @Field(() => [String])
+  @Field(() => [String], {
+    description:
+      'Like view@2:feature, or view@2:* for all features of the version; stored resolved, each with its version.',
+  })
   featureRefs!: string[];
 
   @Field(() => [SpineRowInput])

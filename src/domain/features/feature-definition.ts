@@ -146,14 +146,19 @@ export function maxWindowSeconds(schema: FeatureViewSchema): number {
   return Math.max(0, ...schema.features.map((f) => f.aggregation?.windowSeconds ?? 0));
 }
 
-/** `airport_delays@2:mean_delay_6h` → view, version (null: latest), feature. */
+/**
+ * `airport_delays@2:mean_delay_6h` → view, version (null: latest), feature. The feature
+ * `*` (`airport_delays@2:*`) stands for every feature of the version, in definition order.
+ */
 export interface FeatureRef {
   view: string;
   version: number | null;
   feature: string;
 }
 
-const REF_RE = /^([a-z][a-z0-9_]{0,62})(?:@(\d+))?:([a-z][a-z0-9_]{0,62})$/;
+export const ALL_FEATURES = '*';
+
+const REF_RE = /^([a-z][a-z0-9_]{0,62})(?:@(\d+))?:([a-z][a-z0-9_]{0,62}|\*)$/;
 
 export function parseFeatureRef(ref: string): FeatureRef | null {
   const m = REF_RE.exec(ref.trim());

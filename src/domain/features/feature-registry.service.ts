@@ -3,12 +3,14 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domai
 import { type Page, type PageRequest } from '../shared/pagination';
 import {
   AggregationFn,
+  ALL_FEATURES,
   type FeatureRef,
   FeatureType,
   type FeatureViewMetadata,
   type FeatureViewSchema,
   type FeatureViewVersion,
   outputType,
+  formatFeatureRef,
   parseFeatureRef,
   schemaFingerprint,
 } from './feature-definition';
@@ -276,7 +278,7 @@ export class FeatureRegistryService {
       if (!p)
         throw new InvalidInputError(
           FeatureErrorCode.INVALID_FEATURE_REF,
-          `"${r}" is not a feature ref like view@2:feature`,
+          `"${r}" is not a feature ref like view@2:feature (or view@2:* for all its features)`,
           { ref: r },
         );
       return { raw: r, p };
@@ -284,7 +286,7 @@ export class FeatureRegistryService {
     const byView = new Map<string, FeatureViewVersion[]>();
     for (const name of new Set(parsed.map((x) => x.p.view)))
       byView.set(name, await this.liveVersions(name));
-    return parsed.map(({ raw, p }) => resolveOne(raw, p, byView.get(p.view) ?? []));
+    return parsed.flatMap(({ raw, p }) => resolveOne(raw, p, byView.get(p.view) ?? []));
   }
 }
 
@@ -300,7 +302,7 @@ function positionOf(version: FeatureViewVersion, name: string): number | undefin
   return index.get(name);
 }
 
-function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]): ResolvedRef {
+function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]): ResolvedRef[] {
   const version =
     p.version === null
       ? versions[versions.length - 1]
@@ -314,6 +316,8 @@ function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]):
       },
     );
   }
+  if (p.feature === ALL_FEATURES)
+    return version.schema.features.map((_f, i) => resolvedAt(p.view, version, i));
   const position = positionOf(version, p.feature);
   if (position === undefined) {
     throw new NotFoundError(
@@ -324,12 +328,17 @@ function resolveOne(raw: string, p: FeatureRef, versions: FeatureViewVersion[]):
       },
     );
   }
+  return [resolvedAt(p.view, version, position)];
+}
+
+function resolvedAt(view: string, version: FeatureViewVersion, position: number): ResolvedRef {
+  const feature = version.schema.features[position];
   return {
-    ref: `${p.view}@${version.version}:${p.feature}`,
+    ref: formatFeatureRef({ view, version: version.version, feature: feature.name }),
     version,
-    feature: p.feature,
+    feature: feature.name,
     position,
-    type: outputType(version.schema.features[position]),
+    type: outputType(feature),
   };
 }
 

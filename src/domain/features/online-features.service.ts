@@ -72,10 +72,7 @@ export class OnlineFeatureService {
     entityKeys: readonly string[],
     resolved: readonly ResolvedRef[],
   ): Promise<OnlineRow[]> {
-    const versions = [...new Map(resolved.map((r) => [r.version.id, r.version])).values()];
-    const versionIndex = new Map(versions.map((v, i) => [v.id, i]));
-    const freshnessIndex = resolved.map((r) => versionIndex.get(r.version.id) as number);
-    const refs = resolved.map((r) => r.ref);
+    const { versions, freshnessIndex, refs, wholeVersion } = readPlan(resolved);
     const keys = entityKeys.flatMap((entityKey) =>
       versions.map((v) => ({ versionId: v.id, entityKey })),
     );
@@ -90,7 +87,9 @@ export class OnlineFeatureService {
       return {
         entityKey,
         refs,
-        vector: resolved.map((r, i) => evaluated[freshnessIndex[i]].values[r.position]),
+        vector: wholeVersion
+          ? evaluated[0].values
+          : resolved.map((r, i) => evaluated[freshnessIndex[i]].values[r.position]),
         freshnessIndex,
         freshness: versions.map((v, vi) => ({
           view: `${v.viewName}@${v.version}`,
@@ -100,4 +99,38 @@ export class OnlineFeatureService {
       };
     });
   }
+}
+
+interface ReadPlan {
+  /** The view versions read, in the order first referenced. */
+  versions: ResolvedRef['version'][];
+  freshnessIndex: number[];
+  refs: string[];
+  /** Every feature of one version in definition order (`view@2:*`): the values need no reordering. */
+  wholeVersion: boolean;
+}
+
+/**
+ * The registry hands out one array per resolution (and the same array while it is cached),
+ * so the plan derived from it is computed once per resolution, not once per read.
+ */
+const plans = new WeakMap<readonly ResolvedRef[], ReadPlan>();
+
+function readPlan(resolved: readonly ResolvedRef[]): ReadPlan {
+  let plan = plans.get(resolved);
+  if (!plan) {
+    const versions = [...new Map(resolved.map((r) => [r.version.id, r.version])).values()];
+    const versionIndex = new Map(versions.map((v, i) => [v.id, i]));
+    plan = {
+      versions,
+      freshnessIndex: resolved.map((r) => versionIndex.get(r.version.id) as number),
+      refs: resolved.map((r) => r.ref),
+      wholeVersion:
+        versions.length === 1 &&
+        resolved.length === versions[0].schema.features.length &&
+        resolved.every((r, i) => r.position === i),
+    };
+    plans.set(resolved, plan);
+  }
+  return plan;
 }
