@@ -15,7 +15,7 @@ afterAll(() => app.stop());
 it('masks an unexpected database failure as INTERNAL_SERVER_ERROR with no details', async () => {
   expect((await admin.ok(ViewerDocument)).viewer.role).toBe('ADMIN');
   // Break the database underneath the running server.
-  await app.db.dataSource.query('DROP TABLE runner');
+  await app.db.dataSource.query('DROP TABLE runner CASCADE');
   const r = await admin.request(RunnersDocument, {});
   expect(r.errors).toHaveLength(1);
   expect(r.errors?.[0]).toEqual({

@@ -109,6 +109,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       events,
       artifacts,
       clock,
+      trainingLeaseMs: config.trainingLeaseMs,
     });
     metrics.streamLagSource = () => services.streamLag();
 
@@ -146,13 +147,29 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     }
 
     if (config.offlineCompactionIntervalMs > 0) {
-      const compactor = startCompactionLoop(
-        services.compaction,
+      const compactor = startPeriodic(
         config.offlineCompactionIntervalMs,
-        logger,
+        async () => {
+          for (const c of await services.compaction.compactDue())
+            logger.info({ version: c.version, ...c.report }, 'offline history compacted');
+        },
+        (err) => logger.warn({ err }, 'offline compaction failed'),
       );
       stack.push('offline compaction', () => compactor.stop());
     }
+
+    // Runs queued before a Redis loss are put back; leases that ran out go back in line.
+    const requeued = await services.training.rebuildQueue();
+    if (requeued) logger.info({ runs: requeued }, 'training queue rebuilt from the runs of record');
+    const reaper = startPeriodic(
+      Math.max(100, config.trainingLeaseMs / 4),
+      async () => {
+        const ids = await services.training.reapExpired();
+        if (ids.length) logger.warn({ runs: ids }, 'training leases expired; runs requeued');
+      },
+      (err) => logger.warn({ err }, 'training lease reaper failed'),
+    );
+    stack.push('training lease reaper', () => reaper.stop());
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
@@ -220,13 +237,13 @@ function writeAdminKey(dataDir: string, token: string, logger: Logger, print: bo
 }
 
 /**
- * Runs due offline compactions one pass at a time (a pass never overlaps the next); a
- * compaction racing another process's loses cleanly (see PostgresOfflineStore.compact).
+ * Runs `pass` every `intervalMs`, one pass at a time (a pass never overlaps the next). Passes
+ * that race another process's (compaction, the lease reaper) lose cleanly by design.
  */
-function startCompactionLoop(
-  compaction: Services['compaction'],
+function startPeriodic(
   intervalMs: number,
-  logger: Logger,
+  pass: () => Promise<void>,
+  onError: (message: unknown) => void,
 ): { stop(): Promise<void> } {
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
@@ -234,10 +251,9 @@ function startCompactionLoop(
     running = running.then(async () => {
       if (stopped) return;
       try {
-        for (const c of await compaction.compactDue())
-          logger.info({ version: c.version, ...c.report }, 'offline history compacted');
+        await pass();
       } catch (err) {
-        logger.warn({ err: err instanceof Error ? err.message : err }, 'offline compaction failed');
+        onError(err instanceof Error ? err.message : err);
       }
     });
   }, intervalMs);

@@ -9,6 +9,7 @@ import { OnlineFeatureService } from '../domain/features/online-features.service
 import { QuarantineService } from '../domain/features/quarantine.service';
 import { type StreamLag } from '../domain/features/feature-store.ports';
 import { RunnerService } from '../domain/runners/runner.service';
+import { TrainingService } from '../domain/training/training.service';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
@@ -19,6 +20,8 @@ import { PostgresOfflineStore } from '../infra/db/features/offline-store';
 import { ArrowDatasetEncoder } from '../infra/datasets/arrow-encoder';
 import { RedisOnlineStore } from '../infra/redis/online-store';
 import { readStreamLag } from '../infra/redis/feature-stream';
+import { RedisRunQueue } from '../infra/redis/run-queue';
+import { SqlTrainingRunRepository } from '../infra/db/training/training-run.repository';
 import type Redis from 'ioredis';
 
 /** The domain services, wired to their adapters. Resolvers see only this. */
@@ -31,6 +34,7 @@ export interface Services {
   quarantine: QuarantineService;
   compaction: OfflineCompactionService;
   datasets: DatasetService;
+  training: TrainingService;
   /** Consumer lag of every feature source stream. */
   streamLag(): Promise<StreamLag[]>;
   artifacts: ArtifactStore;
@@ -45,6 +49,7 @@ export function createServices(deps: {
   events: EventBus;
   artifacts: ArtifactStore;
   clock: Clock;
+  trainingLeaseMs: number;
 }): Services {
   const ds = deps.db.dataSource;
   const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
@@ -54,22 +59,39 @@ export function createServices(deps: {
     deps.clock,
   );
   const ingestion = new FeatureIngestionService(offline, online, deps.clock);
+  const runQueue = new RedisRunQueue(deps.redis, deps.redisPrefix);
+  const runners = new RunnerService(
+    new TypeOrmRunnerRepository(ds),
+    deps.events,
+    deps.clock,
+    runQueue,
+  );
+  const datasets = new DatasetService(
+    featureRegistry,
+    offline,
+    new SqlDatasetRepository(ds),
+    deps.artifacts,
+    new ArrowDatasetEncoder(),
+    deps.events,
+    deps.clock,
+  );
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
-    runners: new RunnerService(new TypeOrmRunnerRepository(ds), deps.events, deps.clock),
+    runners,
     featureRegistry,
     ingestion,
     onlineFeatures: new OnlineFeatureService(featureRegistry, online, deps.clock),
     quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
     compaction: new OfflineCompactionService(featureRegistry, offline),
-    datasets: new DatasetService(
-      featureRegistry,
-      offline,
-      new SqlDatasetRepository(ds),
-      deps.artifacts,
-      new ArrowDatasetEncoder(),
+    datasets,
+    training: new TrainingService(
+      new SqlTrainingRunRepository(ds),
+      runQueue,
+      runners,
+      datasets,
       deps.events,
       deps.clock,
+      deps.trainingLeaseMs,
     ),
     streamLag: async () =>
       readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),

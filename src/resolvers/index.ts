@@ -2,6 +2,7 @@ import { ApiKeyResolver } from './api-key.resolver';
 import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resolver';
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
+import { TrainingResolver } from './training.resolver';
 
 export const resolvers = [
   NodeResolver,
@@ -9,4 +10,5 @@ export const resolvers = [
   RunnerResolver,
   FeatureViewResolver,
   FeatureViewVersionResolver,
+  TrainingResolver,
 ] as const;

@@ -10,6 +10,7 @@ import {
   type StoredQuarantine,
   type VersionConsumer,
 } from '../domain/features/feature-store.ports';
+import { type TrainingRun } from '../domain/training/training-run';
 import { type Services } from '../app/services';
 
 /**
@@ -29,6 +30,9 @@ export interface Loaders {
   quarantined: DataLoader<string, StoredQuarantine | null>;
   /** By version id. */
   offlineHistory: DataLoader<string, CompactionStatus>;
+  run: DataLoader<string, TrainingRun | null>;
+  /** By run id: 1 for the head of the queue, null when not queued. */
+  queuePosition: DataLoader<string, number | null>;
 }
 
 /** `cache: false` for subscriptions: a long-lived stream must not serve stale relations. */
@@ -56,6 +60,8 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     dataset: new DataLoader((ids) => byId(ids, services.datasets.byIds(ids)), opts),
     quarantined: new DataLoader((ids) => byId(ids, services.quarantine.byIds(ids)), opts),
     offlineHistory: new DataLoader((ids) => services.compaction.statuses(ids), opts),
+    run: new DataLoader((ids) => byId(ids, services.training.byIds(ids)), opts),
+    queuePosition: new DataLoader((ids) => services.training.queuePositions(ids), opts),
   };
 }
 

@@ -4,6 +4,7 @@ import { ApiKeyType } from '../schema/api-key.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
 import { RunnerType } from '../schema/runner.types';
+import { RunType } from '../schema/training.types';
 import {
   DatasetSnapshotType,
   FeatureEntityType,
@@ -62,6 +63,13 @@ const FETCHERS: Record<
     fetch: async (ctx, id) => {
       const q = await ctx.loaders.quarantined.load(id);
       return q ? QuarantinedRecordType.from(q) : null;
+    },
+  },
+  Run: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const r = await ctx.loaders.run.load(id);
+      return r ? RunType.from(r) : null;
     },
   },
   Runner: {

@@ -89,6 +89,12 @@ export class RegisterRunnerInput {
 
   @Field(() => [GpuInput])
   gpus!: GpuInput[];
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Runs taken at once; default one per GPU (one without GPUs).',
+  })
+  slots?: number | null;
 }
 
 @ObjectType('RunnerEvent')

@@ -19,4 +19,5 @@ export interface EventSubscription<T> extends AsyncIterableIterator<T> {
 export const Topics = {
   apiKeys: 'api-keys',
   runners: 'runners',
+  runs: 'training-runs',
 } as const;

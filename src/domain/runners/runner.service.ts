@@ -10,6 +10,7 @@ import {
   NotFoundError,
 } from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
+import { type RunQueue } from '../training/run-queue';
 import { type Gpu, type Runner, RunnerErrorCode } from './runner';
 import { type RunnerRepository } from './runner.repository';
 
@@ -28,22 +29,48 @@ export interface RegisterRunnerInput {
   name: string;
   hostname: string;
   gpus: Gpu[];
+  /** Runs taken at once; default one per GPU (one for a runner without GPUs). */
+  slots?: number | null;
 }
 
 const MAX_GPUS = 64;
+const MAX_SLOTS = 256;
 
 export class RunnerService {
   constructor(
     private readonly repo: RunnerRepository,
     private readonly events: EventBus,
     private readonly clock: Clock,
+    private readonly queue: RunQueue,
   ) {}
 
   async register(actor: Principal, input: RegisterRunnerInput): Promise<Runner> {
     validate(input);
-    const runner = await this.repo.insert({ ...input, keyId: actor.keyId, at: this.clock.now() });
+    const runner = await this.repo.insert({
+      name: input.name,
+      hostname: input.hostname,
+      gpus: input.gpus,
+      keyId: actor.keyId,
+      at: this.clock.now(),
+    });
+    await this.queue.registerRunner(
+      runner.id,
+      runner.gpus.map((g) => g.index),
+      input.slots ?? Math.max(1, runner.gpus.length),
+    );
     await this.publish(RunnerEventKind.REGISTERED, runner.id);
     return runner;
+  }
+
+  /** The runner, if `actor` may act for it and it has not stopped. */
+  async ownedOnline(actor: Principal, id: string): Promise<Runner> {
+    const r = await this.owned(actor, id);
+    if (r.stoppedAt)
+      throw new ConflictError(
+        RunnerErrorCode.RUNNER_STOPPED,
+        `Runner ${id} has stopped; register again`,
+      );
+    return r;
   }
 
   async heartbeat(actor: Principal, id: string): Promise<Runner> {
@@ -62,6 +89,7 @@ export class RunnerService {
     await this.owned(actor, id);
     const r = await this.repo.stop(id, this.clock.now());
     if (!r) throw notFound(id);
+    await this.queue.retireRunner(id);
     await this.publish(RunnerEventKind.STOPPED, id);
     return r;
   }
@@ -107,6 +135,11 @@ function validate(input: RegisterRunnerInput): void {
     throw bad('hostname must be 1-255 characters', 'hostname');
   if (input.gpus.length > MAX_GPUS)
     throw bad(`A runner may declare at most ${MAX_GPUS} GPUs`, 'gpus');
+  if (
+    input.slots != null &&
+    (!Number.isInteger(input.slots) || input.slots < 1 || input.slots > MAX_SLOTS)
+  )
+    throw bad(`slots must be an integer from 1 to ${MAX_SLOTS}`, 'slots');
   const seen = new Set<number>();
   for (const g of input.gpus) {
     if (!Number.isInteger(g.index) || g.index < 0 || seen.has(g.index))

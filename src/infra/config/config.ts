@@ -156,6 +156,7 @@ const envSchema = z.object({
   SHUTDOWN_GRACE_MS: intIn('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
   FEATURE_STREAM_CLAIM_IDLE_MS: intIn('FEATURE_STREAM_CLAIM_IDLE_MS', 10, 3_600_000, 30_000),
   OFFLINE_COMPACTION_INTERVAL_MS: intIn('OFFLINE_COMPACTION_INTERVAL_MS', 0, 86_400_000, 60_000),
+  TRAINING_LEASE_MS: intIn('TRAINING_LEASE_MS', 200, 3_600_000, 30_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -206,6 +207,8 @@ export interface Config {
   featureStreamClaimIdleMs: number;
   /** How often due offline compactions run in this process; 0: never (another process does). */
   offlineCompactionIntervalMs: number;
+  /** A runner that has not renewed a run's lease for this long loses it; the run is requeued. */
+  trainingLeaseMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -241,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
     featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
     offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
+    trainingLeaseMs: e.TRAINING_LEASE_MS,
   };
 }
 

@@ -1,0 +1,51 @@
+import { type Page, type PageRequest } from '../shared/pagination';
+import { type RunStatus, type TrainerSpec, type TrainingRun } from './training-run';
+
+export interface NewRun {
+  experimentName: string;
+  trainer: TrainerSpec;
+  trainerVersion: string | null;
+  datasetId: string;
+  hyperparameters: Record<string, unknown>;
+  gpuCount: number;
+  gpuMemoryMb: number | null;
+  maxRetries: number;
+  gitCommit: string | null;
+}
+
+export interface Experiment {
+  id: string;
+  name: string;
+  createdAt: Date;
+}
+
+/** Port: runs and experiments, the state of record. Every transition is conditional. */
+export interface TrainingRunRepository {
+  /** Creates the experiment when it does not exist yet, and the run QUEUED in it. */
+  insert(run: NewRun): Promise<TrainingRun>;
+  findByIds(ids: readonly string[]): Promise<TrainingRun[]>;
+  list(
+    page: PageRequest,
+    filter: { experiment?: string; status?: RunStatus },
+  ): Promise<Page<TrainingRun>>;
+  /** QUEUED runs in submission order: what the queue must hold. */
+  queued(): Promise<{ id: string; seq: number; gpuCount: number }[]>;
+  /** QUEUED → RUNNING on a runner; null when the run is no longer QUEUED. */
+  markRunning(
+    id: string,
+    r: { runnerId: string; gpus: number[]; leaseExpiresAt: Date; at: Date },
+  ): Promise<TrainingRun | null>;
+  renewLease(id: string, runnerId: string, leaseExpiresAt: Date): Promise<TrainingRun | null>;
+  /** RUNNING → QUEUED (lost lease or a retry); `failed` counts a trainer failure. */
+  backToQueue(
+    id: string,
+    r: { failed: boolean; error: string | null; logTail: string | null },
+  ): Promise<TrainingRun | null>;
+  /** QUEUED or RUNNING → a final status. */
+  finish(
+    id: string,
+    r: { status: RunStatus; error: string | null; logTail: string | null; at: Date },
+  ): Promise<TrainingRun | null>;
+  requestCancel(id: string, at: Date): Promise<TrainingRun | null>;
+  findExperiment(name: string): Promise<Experiment | null>;
+}

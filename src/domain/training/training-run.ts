@@ -1,0 +1,74 @@
+/**
+ * A training run: submitted as a job, queued, run by a gpu-runner, tracked as a run of an
+ * experiment. One object from submission to its final metrics (ADR 0011).
+ */
+export enum RunStatus {
+  QUEUED = 'QUEUED',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+}
+
+export const FINISHED: ReadonlySet<RunStatus> = new Set([
+  RunStatus.SUCCEEDED,
+  RunStatus.FAILED,
+  RunStatus.CANCELLED,
+]);
+
+export enum TrainerKind {
+  BUILTIN = 'BUILTIN',
+  COMMAND = 'COMMAND',
+}
+
+/** A built-in trainer by name, or an external command following the trainer protocol. */
+export type TrainerSpec =
+  | { kind: TrainerKind.BUILTIN; name: string }
+  | { kind: TrainerKind.COMMAND; name: string; command: string[] };
+
+export interface TrainingRun {
+  id: string;
+  /** Submission order: the run's place in the queue, kept when it goes back there. */
+  seq: number;
+  experimentId: string;
+  experimentName: string;
+  trainer: TrainerSpec;
+  /** Version of the built-in trainer's code, or null for a command. */
+  trainerVersion: string | null;
+  datasetId: string;
+  hyperparameters: Record<string, unknown>;
+  gpuCount: number;
+  gpuMemoryMb: number | null;
+  maxRetries: number;
+  /** Trainer failures so far; a lost lease (runner died) is not one. */
+  failures: number;
+  gitCommit: string | null;
+  status: RunStatus;
+  runnerId: string | null;
+  /** GPU indexes on the runner, exactly those in CUDA_VISIBLE_DEVICES. */
+  gpus: number[];
+  leaseExpiresAt: Date | null;
+  cancelRequestedAt: Date | null;
+  error: string | null;
+  logTail: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export enum TrainingErrorCode {
+  INVALID_JOB = 'INVALID_JOB',
+  UNKNOWN_TRAINER = 'UNKNOWN_TRAINER',
+  INVALID_HYPERPARAMETERS = 'INVALID_HYPERPARAMETERS',
+  DATASET_NOT_FOUND = 'DATASET_NOT_FOUND',
+  DATASET_NOT_READY = 'DATASET_NOT_READY',
+  RUN_NOT_FOUND = 'RUN_NOT_FOUND',
+  RUN_FINISHED = 'RUN_FINISHED',
+  /** The caller's runner does not hold this run's lease (it expired or was never given). */
+  LEASE_LOST = 'LEASE_LOST',
+}
+
+/** A runner that has not renewed a run's lease for this long has lost it; the run is requeued. */
+export const RUN_LEASE_MS = 30_000;
+export const MAX_GPUS_PER_RUN = 64;
+export const MAX_RETRIES = 20;

@@ -1,0 +1,359 @@
+import { type Principal } from '../auth/api-key';
+import { type EventBus, Topics } from '../events/event-bus';
+import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
+import { type RunnerService } from '../runners/runner.service';
+import { type Clock } from '../shared/clock';
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import { type Page, type PageRequest } from '../shared/pagination';
+import { type RunQueue } from './run-queue';
+import { builtinTrainer, MAX_COMMAND_PARAMS_BYTES, validateHyperparameters } from './trainers';
+import {
+  FINISHED,
+  MAX_GPUS_PER_RUN,
+  MAX_RETRIES,
+  RUN_LEASE_MS,
+  RunStatus,
+  TrainerKind,
+  type TrainerSpec,
+  TrainingErrorCode,
+  type TrainingRun,
+} from './training-run';
+import { type TrainingRunRepository } from './training-run.repository';
+
+export interface SubmitRunInput {
+  experiment: string;
+  /** A built-in trainer's name, or a command for an external trainer (not both). */
+  builtinTrainer?: string | null;
+  command?: { name: string; argv: string[] } | null;
+  datasetId: string;
+  hyperparameters?: Record<string, unknown> | null;
+  gpuCount?: number | null;
+  gpuMemoryMb?: number | null;
+  maxRetries?: number | null;
+  gitCommit?: string | null;
+}
+
+export interface RunEvent {
+  runId: string;
+  status: RunStatus;
+  at: string;
+}
+
+export interface FinishReport {
+  outcome: RunStatus.SUCCEEDED | RunStatus.FAILED | RunStatus.CANCELLED;
+  /** For FAILED: whether trying again may succeed (a crash) or not (bad input, a bug). */
+  retryable?: boolean;
+  error?: string | null;
+  logTail?: string | null;
+}
+
+export interface DatasetLookup {
+  byIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
+}
+
+/** Keep the tail of a log that fits a graph field comfortably. */
+export const LOG_TAIL_BYTES = 16 * 1024;
+const MAX_STALE_CLAIMS = 16;
+
+/**
+ * Submission, the FIFO queue over runners' GPUs, leases and the run lifecycle. Postgres holds
+ * each run's state of record; the queue (order, leases, free GPUs) lives behind `RunQueue`.
+ * Every change to one is followed by the matching change to the other, and each side's
+ * transitions are conditional, so a crash between the two is repaired by the lease reaper
+ * and `rebuildQueue` rather than leaving a run lost or double-run.
+ */
+export class TrainingService {
+  constructor(
+    private readonly repo: TrainingRunRepository,
+    private readonly queue: RunQueue,
+    private readonly runners: RunnerService,
+    private readonly datasets: DatasetLookup,
+    private readonly events: EventBus,
+    private readonly clock: Clock,
+    private readonly leaseMs = RUN_LEASE_MS,
+  ) {}
+
+  async submit(input: SubmitRunInput): Promise<TrainingRun> {
+    const { trainer, version, hyperparameters } = checkTrainer(input);
+    const gpuCount = input.gpuCount ?? 0;
+    if (!Number.isInteger(gpuCount) || gpuCount < 0 || gpuCount > MAX_GPUS_PER_RUN)
+      throw invalid(`gpuCount must be an integer from 0 to ${MAX_GPUS_PER_RUN}`, 'gpuCount');
+    const gpuMemoryMb = input.gpuMemoryMb ?? null;
+    if (gpuMemoryMb !== null && (!Number.isInteger(gpuMemoryMb) || gpuMemoryMb < 1))
+      throw invalid('gpuMemoryMb must be a positive integer', 'gpuMemoryMb');
+    const maxRetries = input.maxRetries ?? 2;
+    if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES)
+      throw invalid(`maxRetries must be an integer from 0 to ${MAX_RETRIES}`, 'maxRetries');
+    if (!/^[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,99}$/.test(input.experiment))
+      throw invalid(
+        'experiment must be 1-100 characters of letters, digits, space and . _ : / -',
+        'experiment',
+      );
+    const gitCommit = input.gitCommit ?? null;
+    if (gitCommit !== null && !/^[0-9a-f]{7,64}$/.test(gitCommit))
+      throw invalid('gitCommit must be a hex commit id (7 to 64 characters)', 'gitCommit');
+    const [dataset] = await this.datasets.byIds([input.datasetId]);
+    if (!dataset)
+      throw new NotFoundError(
+        TrainingErrorCode.DATASET_NOT_FOUND,
+        `No dataset snapshot ${input.datasetId}`,
+      );
+    if (dataset.status !== DatasetStatus.READY)
+      throw new ConflictError(
+        TrainingErrorCode.DATASET_NOT_READY,
+        `Dataset snapshot ${dataset.name} is ${dataset.status}, not READY`,
+      );
+
+    const run = await this.repo.insert({
+      experimentName: input.experiment,
+      trainer,
+      trainerVersion: version,
+      datasetId: dataset.id,
+      hyperparameters,
+      gpuCount,
+      gpuMemoryMb,
+      maxRetries,
+      gitCommit,
+    });
+    await this.queue.enqueue(run);
+    await this.publish(run);
+    return run;
+  }
+
+  /**
+   * A queued run leaves the queue at once; a running one is asked to stop: its runner sees
+   * the request when it renews the lease, stops at its next checkpoint, and kills the trainer
+   * after a grace period. If the runner is gone, the run ends when the lease runs out.
+   */
+  async cancel(id: string): Promise<TrainingRun> {
+    const run = await this.get(id);
+    if (FINISHED.has(run.status))
+      throw new ConflictError(TrainingErrorCode.RUN_FINISHED, `Run ${id} is already ${run.status}`);
+    if (run.status === RunStatus.QUEUED) {
+      const done = await this.repo.finish(id, {
+        status: RunStatus.CANCELLED,
+        error: null,
+        logTail: null,
+        at: this.clock.now(),
+      });
+      if (done) {
+        await this.queue.remove(id);
+        await this.publish(done);
+        return done;
+      }
+      // Claimed meanwhile: cancel it as a running run.
+    }
+    const asked = await this.repo.requestCancel(id, this.clock.now());
+    return asked ?? this.get(id);
+  }
+
+  /** A runner asks for work: the head of the queue if it fits the runner's free GPUs. */
+  async claim(actor: Principal, runnerId: string): Promise<TrainingRun | null> {
+    await this.runners.ownedOnline(actor, runnerId);
+    await this.reapExpired();
+    for (let i = 0; i < MAX_STALE_CLAIMS; i++) {
+      const now = this.clock.now();
+      const leaseExpiresAt = new Date(now.getTime() + this.leaseMs);
+      const c = await this.queue.claim(runnerId, leaseExpiresAt.getTime());
+      if (!c) return null;
+      const run = await this.repo.markRunning(c.runId, {
+        runnerId,
+        gpus: c.gpus,
+        leaseExpiresAt,
+        at: now,
+      });
+      if (run) {
+        await this.publish(run);
+        return run;
+      }
+      // Cancelled (or finished) after it was queued: drop it and look at the next head.
+      await this.queue.release(c.runId, runnerId);
+    }
+    return null;
+  }
+
+  /** Extends the runner's lease on a run; tells it whether a cancel was asked for. */
+  async renewLease(actor: Principal, runId: string, runnerId: string): Promise<TrainingRun> {
+    await this.runners.ownedOnline(actor, runnerId);
+    const until = new Date(this.clock.now().getTime() + this.leaseMs);
+    const held = await this.queue.renew(runId, runnerId, until.getTime());
+    const run = held ? await this.repo.renewLease(runId, runnerId, until) : null;
+    if (!run) throw leaseLost(runId);
+    return run;
+  }
+
+  async finish(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+    report: FinishReport,
+  ): Promise<TrainingRun> {
+    await this.runners.ownedOnline(actor, runnerId);
+    const run = await this.get(runId);
+    if (run.runnerId !== runnerId || run.status !== RunStatus.RUNNING) throw leaseLost(runId);
+    const logTail = report.logTail ? tail(report.logTail) : null;
+    const error = report.error ?? null;
+    const retry =
+      report.outcome === RunStatus.FAILED &&
+      report.retryable === true &&
+      run.cancelRequestedAt === null &&
+      run.failures < run.maxRetries;
+    if (retry) {
+      if (!(await this.queue.requeue(runId, runnerId))) throw leaseLost(runId);
+      const back = await this.repo.backToQueue(runId, { failed: true, error, logTail });
+      if (!back) throw leaseLost(runId);
+      await this.publish(back);
+      return back;
+    }
+    if (!(await this.queue.release(runId, runnerId))) throw leaseLost(runId);
+    const done = await this.repo.finish(runId, {
+      status: report.outcome,
+      error,
+      logTail,
+      at: this.clock.now(),
+    });
+    if (!done) throw leaseLost(runId);
+    await this.publish(done);
+    return done;
+  }
+
+  /**
+   * Runs whose lease ran out (their runner died or lost its way) go back to their own place
+   * in the queue, to resume from their last checkpoint on whichever runner claims them; one
+   * whose cancel was asked for ends CANCELLED instead.
+   */
+  async reapExpired(): Promise<string[]> {
+    const ids = await this.queue.requeueExpired(this.clock.now().getTime());
+    for (const run of await this.repo.findByIds(ids)) {
+      const changed = run.cancelRequestedAt
+        ? await this.queue.remove(run.id).then(() =>
+            this.repo.finish(run.id, {
+              status: RunStatus.CANCELLED,
+              error: 'cancelled; the runner stopped answering',
+              logTail: null,
+              at: this.clock.now(),
+            }),
+          )
+        : await this.repo.backToQueue(run.id, { failed: false, error: null, logTail: null });
+      if (changed) await this.publish(changed);
+    }
+    return ids;
+  }
+
+  /** Puts every QUEUED run of record back in the queue (after a Redis loss, at start). */
+  async rebuildQueue(): Promise<number> {
+    const queued = await this.repo.queued();
+    for (const r of queued) await this.queue.enqueue(r);
+    return queued.length;
+  }
+
+  async get(id: string): Promise<TrainingRun> {
+    const [run] = await this.repo.findByIds([id]);
+    if (!run) throw new NotFoundError(TrainingErrorCode.RUN_NOT_FOUND, `No run with id ${id}`);
+    return run;
+  }
+
+  byIds(ids: readonly string[]): Promise<TrainingRun[]> {
+    return this.repo.findByIds(ids);
+  }
+
+  list(
+    page: PageRequest,
+    filter: { experiment?: string; status?: RunStatus },
+  ): Promise<Page<TrainingRun>> {
+    return this.repo.list(page, filter);
+  }
+
+  /**
+   * State changes of one run (its current state first; ends once it has finished) or, with
+   * no id, of every run.
+   */
+  async *updates(runId: string | null): AsyncGenerator<RunEvent> {
+    const live = this.events.subscribe<RunEvent>(Topics.runs);
+    try {
+      await live.ready;
+      if (runId !== null) {
+        const r = await this.get(runId);
+        yield { runId, status: r.status, at: this.clock.now().toISOString() };
+        if (FINISHED.has(r.status)) return;
+      }
+      for await (const e of live) {
+        if (runId !== null && e.runId !== runId) continue;
+        yield e;
+        if (runId !== null && FINISHED.has(e.status)) return;
+      }
+    } finally {
+      await live.close();
+    }
+  }
+
+  /** Places in the queue (1 = next), null for runs not queued. */
+  queuePositions(ids: readonly string[]): Promise<(number | null)[]> {
+    return this.queue.positions(ids);
+  }
+
+  private async publish(run: TrainingRun): Promise<void> {
+    const e: RunEvent = { runId: run.id, status: run.status, at: this.clock.now().toISOString() };
+    await this.events.publish(Topics.runs, e);
+  }
+}
+
+function invalid(message: string, field: string): InvalidInputError {
+  return new InvalidInputError(TrainingErrorCode.INVALID_JOB, message, { field });
+}
+
+function leaseLost(runId: string): ConflictError {
+  return new ConflictError(
+    TrainingErrorCode.LEASE_LOST,
+    `This runner does not hold run ${runId} any more (its lease expired or the run ended)`,
+  );
+}
+
+function tail(log: string): string {
+  return log.length > LOG_TAIL_BYTES ? log.slice(log.length - LOG_TAIL_BYTES) : log;
+}
+
+function checkTrainer(input: SubmitRunInput): {
+  trainer: TrainerSpec;
+  version: string | null;
+  hyperparameters: Record<string, unknown>;
+} {
+  const given = input.hyperparameters ?? {};
+  if (typeof given !== 'object' || Array.isArray(given))
+    throw invalid('hyperparameters must be a JSON object', 'hyperparameters');
+  if ((input.builtinTrainer == null) === (input.command == null))
+    throw invalid('Give either builtinTrainer or command', 'trainer');
+  if (input.builtinTrainer != null) {
+    const t = builtinTrainer(input.builtinTrainer);
+    if (!t)
+      throw new InvalidInputError(
+        TrainingErrorCode.UNKNOWN_TRAINER,
+        `No built-in trainer "${input.builtinTrainer}"`,
+        { trainer: input.builtinTrainer },
+      );
+    return {
+      trainer: { kind: TrainerKind.BUILTIN, name: t.name },
+      version: t.version,
+      hyperparameters: validateHyperparameters(t, given),
+    };
+  }
+  const c = input.command as { name: string; argv: string[] };
+  if (!/^[a-z][a-z0-9_.-]{0,62}$/.test(c.name))
+    throw invalid('command.name must be a lower-case identifier', 'command.name');
+  if (
+    c.argv.length === 0 ||
+    c.argv.length > 64 ||
+    c.argv.some((a) => a.length === 0 || a.length > 4096)
+  )
+    throw invalid('command.argv must hold 1 to 64 non-empty arguments', 'command.argv');
+  if (JSON.stringify(given).length > MAX_COMMAND_PARAMS_BYTES)
+    throw invalid(
+      `hyperparameters must serialize to at most ${MAX_COMMAND_PARAMS_BYTES} bytes`,
+      'hyperparameters',
+    );
+  return {
+    trainer: { kind: TrainerKind.COMMAND, name: c.name, command: [...c.argv] },
+    version: null,
+    hyperparameters: given,
+  };
+}

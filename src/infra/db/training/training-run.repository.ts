@@ -1,0 +1,209 @@
+import { type DataSource } from 'typeorm';
+import { type Page, type PageRequest } from '../../../domain/shared/pagination';
+import {
+  type RunStatus,
+  type TrainerSpec,
+  type TrainingRun,
+} from '../../../domain/training/training-run';
+import {
+  type Experiment,
+  type NewRun,
+  type TrainingRunRepository,
+} from '../../../domain/training/training-run.repository';
+import { sqlKeysetPage } from '../features/sql-keyset';
+
+interface Row {
+  id: string;
+  seq: string;
+  experiment_id: string;
+  experiment_name: string;
+  trainer: TrainerSpec;
+  trainer_version: string | null;
+  dataset_id: string;
+  hyperparameters: Record<string, unknown>;
+  gpu_count: number;
+  gpu_memory_mb: number | null;
+  max_retries: number;
+  failures: number;
+  git_commit: string | null;
+  status: RunStatus;
+  runner_id: string | null;
+  gpus: number[];
+  lease_expires_at: Date | null;
+  cancel_requested_at: Date | null;
+  error: string | null;
+  log_tail: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/** Runs with their experiment's name: what every read returns. */
+const RUNS = `(SELECT r.*, e.name AS experiment_name FROM training_run r JOIN experiment e ON e.id = r.experiment_id) runs`;
+
+/** Raw SQL: every transition is one conditional UPDATE … RETURNING. */
+export class SqlTrainingRunRepository implements TrainingRunRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  async insert(run: NewRun): Promise<TrainingRun> {
+    const rows: Row[] = await this.ds.query(
+      `WITH e AS (
+         INSERT INTO experiment (name) VALUES ($1)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING id, name
+       )
+       INSERT INTO training_run (experiment_id, trainer, trainer_version, dataset_id, hyperparameters,
+                                 gpu_count, gpu_memory_mb, max_retries, git_commit, status)
+       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, 'QUEUED' FROM e
+       RETURNING *, (SELECT name FROM e) AS experiment_name`,
+      [
+        run.experimentName,
+        JSON.stringify(run.trainer),
+        run.trainerVersion,
+        run.datasetId,
+        JSON.stringify(run.hyperparameters),
+        run.gpuCount,
+        run.gpuMemoryMb,
+        run.maxRetries,
+        run.gitCommit,
+      ],
+    );
+    return toRun(rows[0]);
+  }
+
+  async findByIds(ids: readonly string[]): Promise<TrainingRun[]> {
+    if (ids.length === 0) return [];
+    const rows: Row[] = await this.ds.query(`SELECT * FROM ${RUNS} WHERE id = ANY($1::uuid[])`, [
+      ids,
+    ]);
+    return rows.map(toRun);
+  }
+
+  async list(
+    page: PageRequest,
+    filter: { experiment?: string; status?: RunStatus },
+  ): Promise<Page<TrainingRun>> {
+    const conds: string[] = [];
+    const params: unknown[] = [];
+    if (filter.experiment !== undefined) {
+      params.push(filter.experiment);
+      conds.push(`experiment_name = $${params.length}`);
+    }
+    if (filter.status !== undefined) {
+      params.push(filter.status);
+      conds.push(`status = $${params.length}`);
+    }
+    const p = await sqlKeysetPage<Row>(this.ds, RUNS, conds, params, page);
+    return { ...p, items: p.items.map(toRun) };
+  }
+
+  async queued(): Promise<{ id: string; seq: number; gpuCount: number }[]> {
+    const rows: { id: string; seq: string; gpu_count: number }[] = await this.ds.query(
+      `SELECT id, seq, gpu_count FROM training_run WHERE status = 'QUEUED' ORDER BY seq`,
+    );
+    return rows.map((r) => ({ id: r.id, seq: Number(r.seq), gpuCount: r.gpu_count }));
+  }
+
+  markRunning(
+    id: string,
+    r: { runnerId: string; gpus: number[]; leaseExpiresAt: Date; at: Date },
+  ): Promise<TrainingRun | null> {
+    return this.transition(
+      `status = 'RUNNING', runner_id = $2, gpus = $3, lease_expires_at = $4,
+       started_at = coalesce(started_at, $5)`,
+      `status = 'QUEUED'`,
+      [id, r.runnerId, JSON.stringify(r.gpus), r.leaseExpiresAt, r.at],
+    );
+  }
+
+  renewLease(id: string, runnerId: string, leaseExpiresAt: Date): Promise<TrainingRun | null> {
+    return this.transition(`lease_expires_at = $3`, `status = 'RUNNING' AND runner_id = $2`, [
+      id,
+      runnerId,
+      leaseExpiresAt,
+    ]);
+  }
+
+  backToQueue(
+    id: string,
+    r: { failed: boolean; error: string | null; logTail: string | null },
+  ): Promise<TrainingRun | null> {
+    return this.transition(
+      `status = 'QUEUED', runner_id = NULL, gpus = '[]'::jsonb, lease_expires_at = NULL,
+       failures = failures + CASE WHEN $2 THEN 1 ELSE 0 END,
+       error = coalesce($3, error), log_tail = coalesce($4, log_tail)`,
+      `status = 'RUNNING'`,
+      [id, r.failed, r.error, r.logTail],
+    );
+  }
+
+  finish(
+    id: string,
+    r: { status: RunStatus; error: string | null; logTail: string | null; at: Date },
+  ): Promise<TrainingRun | null> {
+    return this.transition(
+      `status = $2, error = coalesce($3, error), log_tail = coalesce($4, log_tail),
+       finished_at = $5, lease_expires_at = NULL`,
+      `status IN ('QUEUED', 'RUNNING')`,
+      [id, r.status, r.error, r.logTail, r.at],
+    );
+  }
+
+  requestCancel(id: string, at: Date): Promise<TrainingRun | null> {
+    return this.transition(
+      `cancel_requested_at = coalesce(cancel_requested_at, $2)`,
+      `status = 'RUNNING'`,
+      [id, at],
+    );
+  }
+
+  async findExperiment(name: string): Promise<Experiment | null> {
+    const rows: { id: string; name: string; created_at: Date }[] = await this.ds.query(
+      `SELECT id, name, created_at FROM experiment WHERE name = $1`,
+      [name],
+    );
+    return rows[0] ? { id: rows[0].id, name: rows[0].name, createdAt: rows[0].created_at } : null;
+  }
+
+  /** One conditional UPDATE; null when the run is not in the state `when` asks for. */
+  private async transition(
+    set: string,
+    when: string,
+    params: unknown[],
+  ): Promise<TrainingRun | null> {
+    const res = (await this.ds.query(
+      `WITH u AS (UPDATE training_run SET ${set} WHERE id = $1 AND ${when} RETURNING *)
+       SELECT u.*, e.name AS experiment_name FROM u JOIN experiment e ON e.id = u.experiment_id`,
+      params,
+    )) as Row[];
+    return res[0] ? toRun(res[0]) : null;
+  }
+}
+
+function toRun(r: Row): TrainingRun {
+  return {
+    id: r.id,
+    seq: Number(r.seq),
+    experimentId: r.experiment_id,
+    experimentName: r.experiment_name,
+    trainer: r.trainer,
+    trainerVersion: r.trainer_version,
+    datasetId: r.dataset_id,
+    hyperparameters: r.hyperparameters,
+    gpuCount: r.gpu_count,
+    gpuMemoryMb: r.gpu_memory_mb,
+    maxRetries: r.max_retries,
+    failures: r.failures,
+    gitCommit: r.git_commit,
+    status: r.status,
+    runnerId: r.runner_id,
+    gpus: r.gpus,
+    leaseExpiresAt: r.lease_expires_at,
+    cancelRequestedAt: r.cancel_requested_at,
+    error: r.error,
+    logTail: r.log_tail,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}

@@ -1,0 +1,197 @@
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
+import { Role } from '../domain/auth/role';
+import { toPageRequest } from '../domain/shared/pagination';
+import { BUILTIN_TRAINERS } from '../domain/training/trainers';
+import { RunStatus } from '../domain/training/training-run';
+import { type RunEvent } from '../domain/training/training.service';
+import { ConnectionArgs } from '../schema/connection-args';
+import { toConnection } from '../schema/connection.types';
+import { DatasetSnapshotType } from '../schema/feature.types';
+import { localIdOf } from '../schema/node.types';
+import { RunnerType } from '../schema/runner.types';
+import {
+  BuiltinTrainerType,
+  FinishRunInput,
+  RunConnection,
+  RunOutcome,
+  RunType,
+  SubmitTrainingJobInput,
+} from '../schema/training.types';
+import { type GraphQLContext } from './context';
+import { Allow } from './guard';
+
+const OUTCOMES = {
+  [RunOutcome.SUCCEEDED]: RunStatus.SUCCEEDED,
+  [RunOutcome.FAILED]: RunStatus.FAILED,
+  [RunOutcome.CANCELLED]: RunStatus.CANCELLED,
+} as const;
+
+@Resolver(() => RunType)
+export class TrainingResolver {
+  @Query(() => [BuiltinTrainerType], {
+    description: 'Built-in trainers and their hyperparameters.',
+  })
+  @Allow(Role.VIEWER)
+  trainers(): BuiltinTrainerType[] {
+    return BUILTIN_TRAINERS.map(BuiltinTrainerType.from);
+  }
+
+  @Query(() => RunType, { nullable: true })
+  @Allow(Role.VIEWER)
+  async run(@Arg('id', () => ID) id: string, @Ctx() ctx: GraphQLContext): Promise<RunType | null> {
+    const r = await ctx.loaders.run.load(localIdOf(id, 'Run'));
+    return r ? RunType.from(r) : null;
+  }
+
+  @Query(() => RunConnection, { description: 'Runs, oldest submission first.' })
+  @Allow(Role.VIEWER)
+  async runs(
+    @Args() args: ConnectionArgs,
+    @Arg('experiment', () => String, { nullable: true }) experiment: string | null,
+    @Arg('status', () => RunStatus, { nullable: true }) status: RunStatus | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunConnection> {
+    const page = await ctx.services.training.list(toPageRequest(args), {
+      experiment: experiment ?? undefined,
+      status: status ?? undefined,
+    });
+    return toConnection(page, RunType.from, (r) => ({ createdAt: r.createdAt, id: r.id }));
+  }
+
+  @Mutation(() => RunType, {
+    description:
+      'Validates everything (trainer, hyperparameters, dataset, resources) before the run is queued.',
+  })
+  @Allow(Role.EDITOR)
+  async submitTrainingJob(
+    @Arg('input') input: SubmitTrainingJobInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    return RunType.from(
+      await ctx.services.training.submit({
+        ...input,
+        datasetId: localIdOf(input.datasetId, 'DatasetSnapshot'),
+      }),
+    );
+  }
+
+  @Mutation(() => RunType, {
+    description:
+      'A queued run leaves the queue; a running one stops at its next checkpoint, or is killed after a grace period.',
+  })
+  @Allow(Role.EDITOR)
+  async cancelTrainingJob(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    return RunType.from(await ctx.services.training.cancel(localIdOf(id, 'Run')));
+  }
+
+  @Mutation(() => RunType, {
+    nullable: true,
+    description: 'gpu-runner: the head of the queue if it fits this runner’s free GPUs, else null.',
+  })
+  @Allow(Role.RUNNER)
+  async claimRun(
+    @Arg('runnerId', () => ID) runnerId: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType | null> {
+    const r = await ctx.services.training.claim(ctx.principal, localIdOf(runnerId, 'Runner'));
+    return r ? RunType.from(r) : null;
+  }
+
+  @Mutation(() => RunType, {
+    description: 'gpu-runner: extends its lease on a run; `cancelRequested` says to stop.',
+  })
+  @Allow(Role.RUNNER)
+  async renewRunLease(
+    @Arg('runId', () => ID) runId: string,
+    @Arg('runnerId', () => ID) runnerId: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    return RunType.from(
+      await ctx.services.training.renewLease(
+        ctx.principal,
+        localIdOf(runId, 'Run'),
+        localIdOf(runnerId, 'Runner'),
+      ),
+    );
+  }
+
+  @Mutation(() => RunType, {
+    description:
+      'gpu-runner: the run ended on this runner. A retryable failure within the retry limit goes back in line.',
+  })
+  @Allow(Role.RUNNER)
+  async finishRun(
+    @Arg('runId', () => ID) runId: string,
+    @Arg('runnerId', () => ID) runnerId: string,
+    @Arg('input') input: FinishRunInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    return RunType.from(
+      await ctx.services.training.finish(
+        ctx.principal,
+        localIdOf(runId, 'Run'),
+        localIdOf(runnerId, 'Runner'),
+        { ...input, outcome: OUTCOMES[input.outcome] },
+      ),
+    );
+  }
+
+  @Subscription(() => RunType, {
+    description:
+      'A run as its state changes (current state first; ends when it finishes), or every run when no id is given.',
+    subscribe: ({ args, context }) => {
+      const id = (args as { runId?: string | null }).runId;
+      return (context as GraphQLContext).services.training.updates(
+        id == null ? null : localIdOf(id, 'Run'),
+      );
+    },
+  })
+  @Allow(Role.VIEWER)
+  async runUpdates(
+    @Arg('runId', () => ID, { nullable: true }) _runId: string | null,
+    @Root() e: RunEvent,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    const r = await ctx.services.training.get(e.runId);
+    return RunType.from(r);
+  }
+
+  @FieldResolver(() => Int, {
+    nullable: true,
+    description: 'Place in the queue, 1 = next to run; null when not queued.',
+  })
+  queuePosition(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<number | null> {
+    return ctx.loaders.queuePosition.load(r.localId);
+  }
+
+  @FieldResolver(() => DatasetSnapshotType, { nullable: true })
+  async dataset(
+    @Root() r: RunType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DatasetSnapshotType | null> {
+    const d = await ctx.loaders.dataset.load(r.datasetLocalId);
+    return d ? DatasetSnapshotType.from(d) : null;
+  }
+
+  @FieldResolver(() => RunnerType, { nullable: true, description: 'The runner holding the run.' })
+  async runner(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<RunnerType | null> {
+    if (!r.runnerLocalId) return null;
+    const x = await ctx.loaders.runner.load(r.runnerLocalId);
+    return x ? RunnerType.from(x, ctx.services.clock.now()) : null;
+  }
+}

@@ -1,0 +1,244 @@
+import { GraphQLJSONObject } from 'graphql-scalars';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { RunStatus, TrainerKind, type TrainingRun } from '../domain/training/training-run';
+import { type BuiltinTrainer, type ParamSpec } from '../domain/training/trainers';
+import { Connection } from './connection.types';
+import { Node, toGlobalId } from './node.types';
+
+registerEnumType(RunStatus, { name: 'RunStatus' });
+registerEnumType(TrainerKind, { name: 'TrainerKind' });
+
+export enum RunOutcome {
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+}
+registerEnumType(RunOutcome, { name: 'RunOutcome' });
+
+@ObjectType('Trainer', { description: 'What a run trains with.' })
+export class TrainerType {
+  @Field(() => TrainerKind)
+  kind!: TrainerKind;
+
+  @Field()
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'Code version of a built-in trainer.' })
+  version!: string | null;
+
+  @Field(() => [String], { nullable: true, description: 'The command of an external trainer.' })
+  command!: string[] | null;
+}
+
+@ObjectType('TrainerParam', { description: 'A declared hyperparameter of a built-in trainer.' })
+export class TrainerParamType {
+  @Field()
+  name!: string;
+
+  @Field({ description: 'INT, FLOAT or INT_LIST.' })
+  type!: string;
+
+  @Field(() => Float)
+  min!: number;
+
+  @Field(() => Float)
+  max!: number;
+
+  @Field({ description: 'Whether `min` itself is excluded.' })
+  minExclusive!: boolean;
+
+  @Field(() => GraphQLJSONObject, { description: '{ "value": the default }' })
+  default!: { value: unknown };
+
+  @Field()
+  description!: string;
+
+  static from(p: ParamSpec): TrainerParamType {
+    return Object.assign(new TrainerParamType(), {
+      name: p.name,
+      type: p.type,
+      min: p.min,
+      max: p.max,
+      minExclusive: p.type === 'FLOAT' && p.minExclusive === true,
+      default: { value: p.default },
+      description: p.description,
+    });
+  }
+}
+
+@ObjectType('BuiltinTrainer')
+export class BuiltinTrainerType {
+  @Field()
+  name!: string;
+
+  @Field()
+  version!: string;
+
+  @Field()
+  description!: string;
+
+  @Field(() => [TrainerParamType])
+  params!: TrainerParamType[];
+
+  static from(t: BuiltinTrainer): BuiltinTrainerType {
+    return Object.assign(new BuiltinTrainerType(), {
+      name: t.name,
+      version: t.version,
+      description: t.description,
+      params: t.params.map(TrainerParamType.from),
+    });
+  }
+}
+
+@ObjectType('Run', {
+  implements: Node,
+  description:
+    'A training run: submitted as a job, queued for GPUs, run by a gpu-runner, tracked in its experiment.',
+})
+export class RunType extends Node {
+  localId!: string;
+  datasetLocalId!: string;
+  runnerLocalId!: string | null;
+
+  @Field()
+  experiment!: string;
+
+  @Field(() => TrainerType)
+  trainer!: TrainerType;
+
+  @Field(() => RunStatus)
+  status!: RunStatus;
+
+  @Field(() => GraphQLJSONObject, { description: 'As validated, with defaults filled in.' })
+  hyperparameters!: Record<string, unknown>;
+
+  @Field(() => Int)
+  gpuCount!: number;
+
+  @Field(() => Int, { nullable: true })
+  gpuMemoryMb!: number | null;
+
+  @Field(() => Int)
+  maxRetries!: number;
+
+  @Field(() => Int, { description: 'Trainer failures so far; a runner that died is not one.' })
+  failures!: number;
+
+  @Field(() => String, { nullable: true })
+  gitCommit!: string | null;
+
+  @Field(() => [Int], { description: 'GPU indexes on the runner (its CUDA_VISIBLE_DEVICES).' })
+  gpus!: number[];
+
+  @Field(() => Date, { nullable: true })
+  leaseExpiresAt!: Date | null;
+
+  @Field({ description: 'A cancel was asked for while the run was running.' })
+  cancelRequested!: boolean;
+
+  @Field(() => String, { nullable: true })
+  error!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'The end of the trainer’s log.' })
+  logTail!: string | null;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  startedAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  finishedAt!: Date | null;
+
+  static from(r: TrainingRun): RunType {
+    const t = new RunType();
+    t.id = toGlobalId('Run', r.id);
+    t.localId = r.id;
+    t.datasetLocalId = r.datasetId;
+    t.runnerLocalId = r.runnerId;
+    t.experiment = r.experimentName;
+    t.trainer = Object.assign(new TrainerType(), {
+      kind: r.trainer.kind,
+      name: r.trainer.name,
+      version: r.trainerVersion,
+      command: r.trainer.kind === TrainerKind.COMMAND ? r.trainer.command : null,
+    });
+    t.status = r.status;
+    t.hyperparameters = r.hyperparameters;
+    t.gpuCount = r.gpuCount;
+    t.gpuMemoryMb = r.gpuMemoryMb;
+    t.maxRetries = r.maxRetries;
+    t.failures = r.failures;
+    t.gitCommit = r.gitCommit;
+    t.gpus = r.gpus;
+    t.leaseExpiresAt = r.leaseExpiresAt;
+    t.cancelRequested = r.cancelRequestedAt !== null;
+    t.error = r.error;
+    t.logTail = r.logTail;
+    t.createdAt = r.createdAt;
+    t.startedAt = r.startedAt;
+    t.finishedAt = r.finishedAt;
+    return t;
+  }
+}
+
+@ObjectType()
+export class RunConnection extends Connection(RunType) {}
+
+@InputType()
+export class CommandTrainerInput {
+  @Field({ description: 'A name for the trainer, like resnet_finetune.' })
+  name!: string;
+
+  @Field(() => [String], { description: 'The command and its arguments (no shell).' })
+  argv!: string[];
+}
+
+@InputType()
+export class SubmitTrainingJobInput {
+  @Field({ description: 'Experiment name; created on first use.' })
+  experiment!: string;
+
+  @Field(() => String, { nullable: true, description: 'A built-in trainer (see `trainers`).' })
+  builtinTrainer?: string | null;
+
+  @Field(() => CommandTrainerInput, {
+    nullable: true,
+    description: 'An external trainer: a command that follows the trainer protocol.',
+  })
+  command?: CommandTrainerInput | null;
+
+  @Field(() => ID, { description: 'A READY dataset snapshot.' })
+  datasetId!: string;
+
+  @Field(() => GraphQLJSONObject, { nullable: true })
+  hyperparameters?: Record<string, unknown> | null;
+
+  @Field(() => Int, { nullable: true, description: 'GPUs the run needs (default 0).' })
+  gpuCount?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  gpuMemoryMb?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Retries after a trainer failure (default 2).' })
+  maxRetries?: number | null;
+
+  @Field(() => String, { nullable: true, description: 'Commit of the training code.' })
+  gitCommit?: string | null;
+}
+
+@InputType()
+export class FinishRunInput {
+  @Field(() => RunOutcome)
+  outcome!: RunOutcome;
+
+  @Field({ nullable: true, description: 'For FAILED: whether another attempt may succeed.' })
+  retryable?: boolean;
+
+  @Field(() => String, { nullable: true })
+  error?: string | null;
+
+  @Field(() => String, { nullable: true })
+  logTail?: string | null;
+}
