@@ -149,8 +149,8 @@ export class TrainingService {
 
   /** A runner asks for work: the head of the queue if it fits the runner's free GPUs. */
   async claim(actor: Principal, runnerId: string): Promise<TrainingRun | null> {
+    // Expired leases are reaped by a background pass (see app.ts), not on this hot path.
     await this.runners.ownedOnline(actor, runnerId);
-    await this.reapExpired();
     for (let i = 0; i < MAX_STALE_CLAIMS; i++) {
       const now = this.clock.now();
       const leaseExpiresAt = new Date(now.getTime() + this.leaseMs);
