@@ -35,7 +35,11 @@ export class Training1764300000000 implements MigrationInterface {
         log_tail text NULL,
         created_at timestamptz(3) NOT NULL DEFAULT now(),
         started_at timestamptz(3) NULL,
-        finished_at timestamptz(3) NULL
+        finished_at timestamptz(3) NULL,
+        epochs_done integer NOT NULL DEFAULT 0,
+        epochs_total integer NULL,
+        summary jsonb NOT NULL DEFAULT '{}'::jsonb,
+        model jsonb NULL
       )`);
     await q.query(`CREATE INDEX training_run_created_idx ON training_run (created_at, id)`);
     await q.query(
@@ -44,9 +48,40 @@ export class Training1764300000000 implements MigrationInterface {
     await q.query(
       `CREATE INDEX training_run_queued_idx ON training_run (seq) WHERE status = 'QUEUED'`,
     );
+    // Per-epoch metrics (step is null) and opt-in per-step ones; a redelivered report
+    // overwrites its own rows instead of adding to them.
+    await q.query(`
+      CREATE TABLE run_metric (
+        run_id uuid NOT NULL REFERENCES training_run (id) ON DELETE CASCADE,
+        epoch integer NOT NULL,
+        step integer NOT NULL DEFAULT -1,
+        name text NOT NULL,
+        value double precision NOT NULL,
+        created_at timestamptz(3) NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, name, epoch, step)
+      )`);
+    await q.query(`
+      CREATE TABLE run_hardware (
+        run_id uuid NOT NULL REFERENCES training_run (id) ON DELETE CASCADE,
+        at timestamptz(3) NOT NULL,
+        sample jsonb NOT NULL,
+        PRIMARY KEY (run_id, at)
+      )`);
+    // A checkpoint is recorded only once its artifact is stored and verified.
+    await q.query(`
+      CREATE TABLE run_checkpoint (
+        run_id uuid NOT NULL REFERENCES training_run (id) ON DELETE CASCADE,
+        epoch integer NOT NULL,
+        artifact jsonb NOT NULL,
+        created_at timestamptz(3) NOT NULL DEFAULT now(),
+        PRIMARY KEY (run_id, epoch)
+      )`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TABLE run_checkpoint`);
+    await q.query(`DROP TABLE run_hardware`);
+    await q.query(`DROP TABLE run_metric`);
     await q.query(`DROP TABLE training_run`);
     await q.query(`DROP TABLE experiment`);
   }

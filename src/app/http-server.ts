@@ -18,6 +18,7 @@ import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
+import { handleRunFiles } from './run-files';
 import { buildAppSchema } from './schema';
 import { type Services } from './services';
 
@@ -149,12 +150,19 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         res.end(await o.metrics.registry.metrics());
         status = 200;
       } else if (path === '/graphql') status = await handleGraphQL(req, res);
-      else {
+      else if (path.startsWith('/runs/')) {
+        route = 'runs';
+        const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
+        status = await handleRunFiles(req, res, principal, o.services.training);
+      } else {
         route = 'other';
         status = sendError(res, 404, 'NOT_FOUND', `No route ${path}`);
       }
     } catch (e) {
-      status = sendFailure(res, e);
+      // A stream that fails after its head was sent (a dataset failing verification at its
+      // end) can only be cut off: the client sees a truncated body, never a complete one.
+      if (res.headersSent) res.destroy(e instanceof Error ? e : new Error(String(e)));
+      status = res.headersSent ? 500 : sendFailure(res, e);
       if (status >= 500) o.logger.error({ err: e }, 'request failed');
     } finally {
       o.metrics.httpRequests.inc({ route, status: String(status) });

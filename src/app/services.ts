@@ -89,6 +89,7 @@ export function createServices(deps: {
       runQueue,
       runners,
       datasets,
+      deps.artifacts,
       deps.events,
       deps.clock,
       deps.trainingLeaseMs,

@@ -10,7 +10,11 @@ import {
   type StoredQuarantine,
   type VersionConsumer,
 } from '../domain/features/feature-store.ports';
-import { type TrainingRun } from '../domain/training/training-run';
+import {
+  type HardwareSample,
+  type MetricPoint,
+  type TrainingRun,
+} from '../domain/training/training-run';
 import { type Services } from '../app/services';
 
 /**
@@ -33,6 +37,8 @@ export interface Loaders {
   run: DataLoader<string, TrainingRun | null>;
   /** By run id: 1 for the head of the queue, null when not queued. */
   queuePosition: DataLoader<string, number | null>;
+  runMetrics: DataLoader<string, MetricPoint[]>;
+  runHardware: DataLoader<string, HardwareSample[]>;
 }
 
 /** `cache: false` for subscriptions: a long-lived stream must not serve stale relations. */
@@ -62,6 +68,14 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     offlineHistory: new DataLoader((ids) => services.compaction.statuses(ids), opts),
     run: new DataLoader((ids) => byId(ids, services.training.byIds(ids)), opts),
     queuePosition: new DataLoader((ids) => services.training.queuePositions(ids), opts),
+    runMetrics: new DataLoader(async (ids) => {
+      const m = await services.training.metricsOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
+    runHardware: new DataLoader(async (ids) => {
+      const m = await services.training.hardwareOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
   };
 }
 

@@ -15,7 +15,7 @@ import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { BUILTIN_TRAINERS } from '../domain/training/trainers';
 import { RunStatus } from '../domain/training/training-run';
-import { type RunEvent } from '../domain/training/training.service';
+import { type RunEvent, type RunProgressEvent } from '../domain/training/training.service';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import { DatasetSnapshotType } from '../schema/feature.types';
@@ -24,6 +24,12 @@ import { RunnerType } from '../schema/runner.types';
 import {
   BuiltinTrainerType,
   FinishRunInput,
+  MetricPointType,
+  HardwareSampleType,
+  RunCheckpointType,
+  RunComparisonType,
+  RunProgressInput,
+  RunProgressType,
   RunConnection,
   RunOutcome,
   RunType,
@@ -169,6 +175,96 @@ export class TrainingResolver {
   ): Promise<RunType> {
     const r = await ctx.services.training.get(e.runId);
     return RunType.from(r);
+  }
+
+  @Mutation(() => RunType, {
+    description: 'gpu-runner: per-epoch metrics (and opt-in per-step ones) and hardware samples.',
+  })
+  @Allow(Role.RUNNER)
+  async reportRunProgress(
+    @Arg('runId', () => ID) runId: string,
+    @Arg('runnerId', () => ID) runnerId: string,
+    @Arg('input') input: RunProgressInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunType> {
+    return RunType.from(
+      await ctx.services.training.reportProgress(
+        ctx.principal,
+        localIdOf(runId, 'Run'),
+        localIdOf(runnerId, 'Runner'),
+        {
+          epochs: input.epochs ?? [],
+          steps: (input.steps ?? []).map((p) => ({ ...p })),
+          hardware: (input.hardware ?? []).map((h) => ({
+            at: h.at,
+            cpuPercent: h.cpuPercent ?? null,
+            memoryMb: h.memoryMb ?? null,
+            gpus: (h.gpus ?? []).map((g) => ({ ...g })),
+          })),
+        },
+      ),
+    );
+  }
+
+  @Query(() => RunComparisonType, {
+    description: 'Runs of the experiments and ids given, side by side, sorted by any metric.',
+  })
+  @Allow(Role.VIEWER)
+  async compareRuns(
+    @Arg('experiments', () => [String], { nullable: true }) experiments: string[] | null,
+    @Arg('runIds', () => [ID], { nullable: true }) runIds: string[] | null,
+    @Arg('sortBy', () => String, { defaultValue: 'val_auc' }) sortBy: string,
+    @Arg('descending', () => Boolean, { defaultValue: true }) descending: boolean,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RunComparisonType> {
+    return RunComparisonType.from(
+      await ctx.services.training.compare(
+        {
+          experiments: experiments ?? [],
+          runIds: (runIds ?? []).map((id) => localIdOf(id, 'Run')),
+        },
+        sortBy,
+        descending,
+      ),
+    );
+  }
+
+  @Subscription(() => RunProgressType, {
+    description:
+      'A run’s state, then each epoch’s metrics as it ends (a progress bar, a loss curve); completes when the run finishes.',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.training.progress(
+        localIdOf((args as { runId: string }).runId, 'Run'),
+      ),
+  })
+  @Allow(Role.VIEWER)
+  runProgress(
+    @Arg('runId', () => ID) _runId: string,
+    @Root() e: RunProgressEvent,
+  ): RunProgressType {
+    return RunProgressType.from(e);
+  }
+
+  @FieldResolver(() => [MetricPointType], {
+    description: 'Every metric point, by epoch (and step); `name` picks one metric.',
+  })
+  async history(
+    @Root() r: RunType,
+    @Arg('name', () => String, { nullable: true }) name: string | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<MetricPointType[]> {
+    const points = await ctx.loaders.runMetrics.load(r.localId);
+    return points.filter((p) => name === null || p.name === name).map(MetricPointType.from);
+  }
+
+  @FieldResolver(() => [HardwareSampleType])
+  async hardware(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<HardwareSampleType[]> {
+    return (await ctx.loaders.runHardware.load(r.localId)).map(HardwareSampleType.from);
+  }
+
+  @FieldResolver(() => [RunCheckpointType], { description: 'Verified checkpoints, newest first.' })
+  async checkpoints(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<RunCheckpointType[]> {
+    return (await ctx.services.training.checkpointsOf(r.localId)).map(RunCheckpointType.from);
   }
 
   @FieldResolver(() => Int, {

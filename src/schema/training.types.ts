@@ -1,6 +1,15 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { RunStatus, TrainerKind, type TrainingRun } from '../domain/training/training-run';
+import { type ArtifactRef } from '../domain/artifacts/artifact-store';
+import {
+  type HardwareSample,
+  type MetricPoint,
+  type RunCheckpoint,
+  RunStatus,
+  TrainerKind,
+  type TrainingRun,
+} from '../domain/training/training-run';
+import { type ComparedRun, type RunProgressEvent } from '../domain/training/training.service';
 import { type BuiltinTrainer, type ParamSpec } from '../domain/training/trainers';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
@@ -90,6 +99,125 @@ export class BuiltinTrainerType {
   }
 }
 
+@ObjectType('Artifact', { description: 'A stored file, verified by its SHA-256 on every read.' })
+export class ArtifactType {
+  @Field()
+  key!: string;
+
+  @Field()
+  sha256!: string;
+
+  @Field(() => Float)
+  size!: number;
+
+  static from(a: ArtifactRef): ArtifactType {
+    return Object.assign(new ArtifactType(), { key: a.key, sha256: a.sha256, size: a.size });
+  }
+}
+
+@ObjectType('MetricPoint')
+export class MetricPointType {
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => Int, { nullable: true, description: 'Null for per-epoch values.' })
+  step!: number | null;
+
+  @Field()
+  name!: string;
+
+  @Field(() => Float)
+  value!: number;
+
+  static from(p: MetricPoint): MetricPointType {
+    return Object.assign(new MetricPointType(), p);
+  }
+}
+
+@ObjectType('GpuSample')
+export class GpuSampleType {
+  @Field(() => Int)
+  index!: number;
+
+  @Field(() => Float)
+  utilizationPercent!: number;
+
+  @Field(() => Float)
+  memoryMb!: number;
+}
+
+@ObjectType('HardwareSample')
+export class HardwareSampleType {
+  @Field()
+  at!: Date;
+
+  @Field(() => Float, { nullable: true })
+  cpuPercent!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  memoryMb!: number | null;
+
+  @Field(() => [GpuSampleType])
+  gpus!: GpuSampleType[];
+
+  static from(h: HardwareSample): HardwareSampleType {
+    return Object.assign(new HardwareSampleType(), {
+      ...h,
+      at: new Date(h.at),
+      gpus: h.gpus.map((g) => Object.assign(new GpuSampleType(), g)),
+    });
+  }
+}
+
+@ObjectType('RunCheckpoint')
+export class RunCheckpointType {
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => ArtifactType)
+  artifact!: ArtifactType;
+
+  @Field()
+  createdAt!: Date;
+
+  static from(c: RunCheckpoint): RunCheckpointType {
+    return Object.assign(new RunCheckpointType(), {
+      epoch: c.epoch,
+      artifact: ArtifactType.from(c.artifact),
+      createdAt: c.createdAt,
+    });
+  }
+}
+
+@ObjectType('RunProgress', { description: 'A run’s state, or an epoch that just ended.' })
+export class RunProgressType {
+  @Field(() => ID)
+  runId!: string;
+
+  @Field(() => RunStatus)
+  status!: RunStatus;
+
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => Int, { nullable: true })
+  epochs!: number | null;
+
+  @Field(() => GraphQLJSONObject, { description: 'Metric name → value for this epoch.' })
+  metrics!: Record<string, number>;
+
+  @Field()
+  at!: Date;
+
+  static from(e: RunProgressEvent): RunProgressType {
+    return Object.assign(new RunProgressType(), {
+      ...e,
+      runId: toGlobalId('Run', e.runId),
+      at: new Date(e.at),
+    });
+  }
+}
+
 @ObjectType('Run', {
   implements: Node,
   description:
@@ -151,6 +279,21 @@ export class RunType extends Node {
   @Field(() => Date, { nullable: true })
   finishedAt!: Date | null;
 
+  @Field(() => Int)
+  epochsDone!: number;
+
+  @Field(() => Int, { nullable: true })
+  epochsTotal!: number | null;
+
+  @Field(() => GraphQLJSONObject, { description: 'The latest value of every metric reported.' })
+  metrics!: Record<string, number>;
+
+  @Field(() => Float, { nullable: true, description: 'From start to finish, once finished.' })
+  durationSeconds!: number | null;
+
+  @Field(() => ArtifactType, { nullable: true, description: 'The trained ONNX model.' })
+  model!: ArtifactType | null;
+
   static from(r: TrainingRun): RunType {
     const t = new RunType();
     t.id = toGlobalId('Run', r.id);
@@ -179,6 +322,12 @@ export class RunType extends Node {
     t.createdAt = r.createdAt;
     t.startedAt = r.startedAt;
     t.finishedAt = r.finishedAt;
+    t.epochsDone = r.epochsDone;
+    t.epochsTotal = r.epochsTotal;
+    t.metrics = r.summary;
+    t.durationSeconds =
+      r.startedAt && r.finishedAt ? (r.finishedAt.getTime() - r.startedAt.getTime()) / 1000 : null;
+    t.model = r.model ? ArtifactType.from(r.model) : null;
     return t;
   }
 }
@@ -241,4 +390,106 @@ export class FinishRunInput {
 
   @Field(() => String, { nullable: true })
   logTail?: string | null;
+}
+
+@ObjectType('RunComparisonRow')
+export class RunComparisonRowType {
+  @Field(() => RunType)
+  run!: RunType;
+
+  @Field(() => [Float], {
+    nullable: 'items',
+    description: 'Values in the order of `columns`; null where the run has no such metric.',
+  })
+  values!: (number | null)[];
+}
+
+@ObjectType('RunComparison', { description: 'Runs side by side, sorted by one metric.' })
+export class RunComparisonType {
+  @Field(() => [String], {
+    description: 'Every metric any compared run has, plus duration_seconds.',
+  })
+  columns!: string[];
+
+  @Field(() => [RunComparisonRowType])
+  rows!: RunComparisonRowType[];
+
+  static from(rows: ComparedRun[]): RunComparisonType {
+    const columns = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
+    return Object.assign(new RunComparisonType(), {
+      columns,
+      rows: rows.map((r) =>
+        Object.assign(new RunComparisonRowType(), {
+          run: RunType.from(r.run),
+          values: columns.map((c) => r.metrics[c] ?? null),
+        }),
+      ),
+    });
+  }
+}
+
+@InputType()
+export class EpochMetricsInput {
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => Int, { nullable: true, description: 'Epochs the run will train in all.' })
+  epochs?: number | null;
+
+  @Field(() => GraphQLJSONObject, { description: 'Metric name → value, e.g. {"val_auc": 0.71}.' })
+  metrics!: Record<string, number>;
+}
+
+@InputType()
+export class MetricPointInput {
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => Int)
+  step!: number;
+
+  @Field()
+  name!: string;
+
+  @Field(() => Float)
+  value!: number;
+}
+
+@InputType()
+export class GpuSampleInput {
+  @Field(() => Int)
+  index!: number;
+
+  @Field(() => Float)
+  utilizationPercent!: number;
+
+  @Field(() => Float)
+  memoryMb!: number;
+}
+
+@InputType()
+export class HardwareSampleInput {
+  @Field()
+  at!: Date;
+
+  @Field(() => Float, { nullable: true })
+  cpuPercent?: number | null;
+
+  @Field(() => Float, { nullable: true })
+  memoryMb?: number | null;
+
+  @Field(() => [GpuSampleInput], { nullable: true })
+  gpus?: GpuSampleInput[] | null;
+}
+
+@InputType()
+export class RunProgressInput {
+  @Field(() => [EpochMetricsInput], { nullable: true })
+  epochs?: EpochMetricsInput[] | null;
+
+  @Field(() => [MetricPointInput], { nullable: true, description: 'Opt-in per-step metrics.' })
+  steps?: MetricPointInput[] | null;
+
+  @Field(() => [HardwareSampleInput], { nullable: true })
+  hardware?: HardwareSampleInput[] | null;
 }

@@ -1,5 +1,13 @@
 import { type Page, type PageRequest } from '../shared/pagination';
-import { type RunStatus, type TrainerSpec, type TrainingRun } from './training-run';
+import { type ArtifactRef } from '../artifacts/artifact-store';
+import {
+  type HardwareSample,
+  type MetricPoint,
+  type RunCheckpoint,
+  type RunStatus,
+  type TrainerSpec,
+  type TrainingRun,
+} from './training-run';
 
 export interface NewRun {
   experimentName: string;
@@ -48,4 +56,22 @@ export interface TrainingRunRepository {
   ): Promise<TrainingRun | null>;
   requestCancel(id: string, at: Date): Promise<TrainingRun | null>;
   findExperiment(name: string): Promise<Experiment | null>;
+  /** Stores metric points (a point reported again replaces itself) and moves the summary on. */
+  addMetrics(
+    runId: string,
+    points: MetricPoint[],
+    progress: { epochsDone: number; epochsTotal: number | null } | null,
+  ): Promise<void>;
+  metricsOf(runIds: readonly string[]): Promise<Map<string, MetricPoint[]>>;
+  addHardware(runId: string, samples: HardwareSample[]): Promise<void>;
+  hardwareOf(runIds: readonly string[]): Promise<Map<string, HardwareSample[]>>;
+  addCheckpoint(runId: string, epoch: number, artifact: ArtifactRef): Promise<void>;
+  /** Newest first. */
+  checkpointsOf(runId: string): Promise<RunCheckpoint[]>;
+  setModel(runId: string, artifact: ArtifactRef): Promise<void>;
+  /** Runs of the experiments and ids given, any status. */
+  forComparison(
+    filter: { experiments: string[]; runIds: string[] },
+    limit: number,
+  ): Promise<TrainingRun[]>;
 }

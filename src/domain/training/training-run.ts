@@ -1,3 +1,5 @@
+import { type ArtifactRef } from '../artifacts/artifact-store';
+
 /**
  * A training run: submitted as a job, queued, run by a gpu-runner, tracked as a run of an
  * experiment. One object from submission to its final metrics (ADR 0011).
@@ -54,6 +56,35 @@ export interface TrainingRun {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Epochs reported so far, of `epochsTotal`. */
+  epochsDone: number;
+  epochsTotal: number | null;
+  /** The latest per-epoch value of every metric reported. */
+  summary: Record<string, number>;
+  /** The trained model (ONNX), once the run has uploaded it. */
+  model: ArtifactRef | null;
+}
+
+/** One metric value: per epoch (`step` null) or, opted into, per step. */
+export interface MetricPoint {
+  epoch: number;
+  step: number | null;
+  name: string;
+  value: number;
+}
+
+/** Utilization while the run trained: GPUs from nvidia-smi when present, else CPU and RAM. */
+export interface HardwareSample {
+  at: Date;
+  cpuPercent: number | null;
+  memoryMb: number | null;
+  gpus: { index: number; utilizationPercent: number; memoryMb: number }[];
+}
+
+export interface RunCheckpoint {
+  epoch: number;
+  artifact: ArtifactRef;
+  createdAt: Date;
 }
 
 export enum TrainingErrorCode {
@@ -66,6 +97,11 @@ export enum TrainingErrorCode {
   RUN_FINISHED = 'RUN_FINISHED',
   /** The caller's runner does not hold this run's lease (it expired or was never given). */
   LEASE_LOST = 'LEASE_LOST',
+  INVALID_REPORT = 'INVALID_REPORT',
+  /** An upload whose bytes do not match the checksum the runner sent. */
+  UPLOAD_CORRUPT = 'UPLOAD_CORRUPT',
+  NO_CHECKPOINT = 'NO_CHECKPOINT',
+  UNKNOWN_METRIC = 'UNKNOWN_METRIC',
 }
 
 /** A runner that has not renewed a run's lease for this long has lost it; the run is requeued. */

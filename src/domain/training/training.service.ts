@@ -1,3 +1,5 @@
+import { ArtifactIntegrityError, ArtifactNotFoundError } from '../artifacts/artifact-errors';
+import { type ArtifactRef, type ArtifactStore, type ByteSource } from '../artifacts/artifact-store';
 import { type Principal } from '../auth/api-key';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
@@ -9,7 +11,10 @@ import { type RunQueue } from './run-queue';
 import { builtinTrainer, MAX_COMMAND_PARAMS_BYTES, validateHyperparameters } from './trainers';
 import {
   FINISHED,
+  type HardwareSample,
+  type MetricPoint,
   MAX_GPUS_PER_RUN,
+  type RunCheckpoint,
   MAX_RETRIES,
   RUN_LEASE_MS,
   RunStatus,
@@ -39,6 +44,31 @@ export interface RunEvent {
   at: string;
 }
 
+/** What `runProgress` streams: the run's state, and each epoch's metrics as it ends. */
+export interface RunProgressEvent {
+  runId: string;
+  status: RunStatus;
+  epoch: number;
+  epochs: number | null;
+  /** The epoch's metrics (for a status change, the latest summary). */
+  metrics: Record<string, number>;
+  at: string;
+}
+
+export interface ProgressReport {
+  /** Whole epochs: their per-epoch metrics. */
+  epochs?: { epoch: number; epochs?: number | null; metrics: Record<string, number> }[];
+  /** Opt-in per-step metrics, sent in batches. */
+  steps?: MetricPoint[];
+  hardware?: HardwareSample[];
+}
+
+export interface ComparedRun {
+  run: TrainingRun;
+  /** The latest value of every metric, plus duration_seconds. */
+  metrics: Record<string, number>;
+}
+
 export interface FinishReport {
   outcome: RunStatus.SUCCEEDED | RunStatus.FAILED | RunStatus.CANCELLED;
   /** For FAILED: whether trying again may succeed (a crash) or not (bad input, a bug). */
@@ -54,6 +84,10 @@ export interface DatasetLookup {
 /** Keep the tail of a log that fits a graph field comfortably. */
 export const LOG_TAIL_BYTES = 16 * 1024;
 const MAX_STALE_CLAIMS = 16;
+const MAX_POINTS_PER_REPORT = 5_000;
+const MAX_COMPARED_RUNS = 500;
+const METRIC_RE = /^[a-z][a-z0-9_.]{0,62}$/;
+const progressTopic = (runId: string) => `${Topics.runs}:${runId}`;
 
 /**
  * Submission, the FIFO queue over runners' GPUs, leases and the run lifecycle. Postgres holds
@@ -68,6 +102,7 @@ export class TrainingService {
     private readonly queue: RunQueue,
     private readonly runners: RunnerService,
     private readonly datasets: DatasetLookup,
+    private readonly artifacts: ArtifactStore,
     private readonly events: EventBus,
     private readonly clock: Clock,
     private readonly leaseMs = RUN_LEASE_MS,
@@ -247,6 +282,224 @@ export class TrainingService {
     return queued.length;
   }
 
+  /** Metrics and hardware samples from the runner holding the run. */
+  async reportProgress(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+    report: ProgressReport,
+  ): Promise<TrainingRun> {
+    await this.held(actor, runId, runnerId);
+    const epochs = report.epochs ?? [];
+    const points: MetricPoint[] = [
+      ...epochs.flatMap((e) =>
+        Object.entries(e.metrics).map(([name, value]) => ({
+          epoch: e.epoch,
+          step: null,
+          name,
+          value,
+        })),
+      ),
+      ...(report.steps ?? []),
+    ];
+    if (points.length > MAX_POINTS_PER_REPORT)
+      throw badReport(`At most ${MAX_POINTS_PER_REPORT} metric points per report`);
+    for (const p of points) {
+      if (!METRIC_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
+      if (!Number.isFinite(p.value)) throw badReport(`${p.name} must be a finite number`);
+      if (!Number.isInteger(p.epoch) || p.epoch < 0)
+        throw badReport('epoch must be a non-negative integer');
+      if (p.step !== null && (!Number.isInteger(p.step) || p.step < 0))
+        throw badReport('step must be a non-negative integer');
+    }
+    const last = epochs.reduce<(typeof epochs)[number] | null>(
+      (a, e) => (!a || e.epoch >= a.epoch ? e : a),
+      null,
+    );
+    await this.repo.addMetrics(
+      runId,
+      points,
+      last ? { epochsDone: last.epoch, epochsTotal: last.epochs ?? null } : null,
+    );
+    await this.repo.addHardware(runId, report.hardware ?? []);
+    const run = await this.get(runId);
+    for (const e of [...epochs].sort((a, b) => a.epoch - b.epoch)) {
+      const event: RunProgressEvent = {
+        runId,
+        status: run.status,
+        epoch: e.epoch,
+        epochs: e.epochs ?? run.epochsTotal,
+        metrics: e.metrics,
+        at: this.clock.now().toISOString(),
+      };
+      await this.events.publish(progressTopic(runId), event);
+    }
+    return run;
+  }
+
+  /** The dataset the run trains on, streamed (and verified) for the runner holding it. */
+  async openDataset(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+  ): Promise<{ ref: ArtifactRef; body: AsyncIterable<Uint8Array> }> {
+    const run = await this.held(actor, runId, runnerId);
+    const [d] = await this.datasets.byIds([run.datasetId]);
+    if (!d?.artifact)
+      throw new NotFoundError(
+        TrainingErrorCode.DATASET_NOT_FOUND,
+        `Run ${runId} has no dataset file`,
+      );
+    return { ref: d.artifact, body: await this.artifacts.get(d.artifact.key, d.artifact.sha256) };
+  }
+
+  /**
+   * The newest checkpoint whose bytes verify against their recorded checksum; a corrupt or
+   * missing one is skipped for the one before it, so a run never resumes from bad state.
+   */
+  async latestCheckpoint(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+  ): Promise<{ epoch: number; bytes: Uint8Array } | null> {
+    await this.held(actor, runId, runnerId);
+    for (const c of await this.repo.checkpointsOf(runId)) {
+      try {
+        return {
+          epoch: c.epoch,
+          bytes: await this.artifacts.getBytes(c.artifact.key, c.artifact.sha256),
+        };
+      } catch (e) {
+        if (!isArtifactFault(e)) throw e;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Stores a checkpoint and records it only once the stored bytes match the checksum the
+   * runner computed: a partial or corrupted upload is never recorded, so never resumed from.
+   */
+  async saveCheckpoint(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+    epoch: number,
+    body: ByteSource,
+    sha256: string,
+  ): Promise<ArtifactRef> {
+    if (!Number.isInteger(epoch) || epoch < 0)
+      throw badReport('epoch must be a non-negative integer');
+    await this.held(actor, runId, runnerId);
+    const ref = await this.upload(
+      `runs/${runId}/checkpoints/${epoch}-${sha256.slice(0, 16)}.ckpt`,
+      body,
+      sha256,
+    );
+    await this.repo.addCheckpoint(runId, epoch, ref);
+    return ref;
+  }
+
+  /** Stores the trained model (ONNX) and links it to the run. */
+  async saveModel(
+    actor: Principal,
+    runId: string,
+    runnerId: string,
+    body: ByteSource,
+    sha256: string,
+  ): Promise<ArtifactRef> {
+    await this.held(actor, runId, runnerId);
+    const ref = await this.upload(`runs/${runId}/model-${sha256.slice(0, 16)}.onnx`, body, sha256);
+    await this.repo.setModel(runId, ref);
+    return ref;
+  }
+
+  /**
+   * One row per run of the experiments and ids given, with the latest value of every metric
+   * and its duration, sorted by `sortBy` (runs without it last).
+   */
+  async compare(
+    filter: { experiments: string[]; runIds: string[] },
+    sortBy: string,
+    descending: boolean,
+  ): Promise<ComparedRun[]> {
+    if (!filter.experiments.length && !filter.runIds.length)
+      throw invalid('Name at least one experiment or run', 'experiments');
+    const runs = await this.repo.forComparison(filter, MAX_COMPARED_RUNS);
+    const rows = runs.map((run) => ({
+      run,
+      metrics: {
+        ...run.summary,
+        ...(run.startedAt && run.finishedAt
+          ? { duration_seconds: (run.finishedAt.getTime() - run.startedAt.getTime()) / 1000 }
+          : {}),
+      } as Record<string, number>,
+    }));
+    if (rows.length && !rows.some((r) => sortBy in r.metrics))
+      throw new InvalidInputError(
+        TrainingErrorCode.UNKNOWN_METRIC,
+        `No compared run has a metric "${sortBy}"`,
+        {
+          metrics: [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort(),
+        },
+      );
+    const key = (r: ComparedRun) => r.metrics[sortBy];
+    return rows.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      if (x === undefined || y === undefined)
+        return x === undefined ? (y === undefined ? 0 : 1) : -1;
+      return descending ? y - x : x - y;
+    });
+  }
+
+  /** A run's state, then each epoch as it ends; completes when the run finishes. */
+  async *progress(runId: string): AsyncGenerator<RunProgressEvent> {
+    const live = this.events.subscribe<RunProgressEvent>(progressTopic(runId));
+    try {
+      await live.ready;
+      const r = await this.get(runId);
+      yield {
+        runId,
+        status: r.status,
+        epoch: r.epochsDone,
+        epochs: r.epochsTotal,
+        metrics: r.summary,
+        at: this.clock.now().toISOString(),
+      };
+      if (FINISHED.has(r.status)) return;
+      for await (const e of live) {
+        yield e;
+        if (FINISHED.has(e.status)) return;
+      }
+    } finally {
+      await live.close();
+    }
+  }
+
+  private async upload(key: string, body: ByteSource, sha256: string): Promise<ArtifactRef> {
+    if (!/^[0-9a-f]{64}$/.test(sha256))
+      throw badReport('the upload needs its SHA-256 (64 hex digits)');
+    const ref = await this.artifacts.put(key, body);
+    if (ref.sha256 !== sha256) {
+      await this.artifacts.delete(key);
+      throw new InvalidInputError(
+        TrainingErrorCode.UPLOAD_CORRUPT,
+        'The uploaded bytes do not match their SHA-256; nothing was recorded',
+        { expected: sha256, received: ref.sha256 },
+      );
+    }
+    return ref;
+  }
+
+  /** The run, if `runnerId` (acting for `actor`) holds it now. */
+  private async held(actor: Principal, runId: string, runnerId: string): Promise<TrainingRun> {
+    await this.runners.ownedOnline(actor, runnerId);
+    const run = await this.get(runId);
+    if (run.runnerId !== runnerId || run.status !== RunStatus.RUNNING) throw leaseLost(runId);
+    return run;
+  }
+
   async get(id: string): Promise<TrainingRun> {
     const [run] = await this.repo.findByIds([id]);
     if (!run) throw new NotFoundError(TrainingErrorCode.RUN_NOT_FOUND, `No run with id ${id}`);
@@ -287,19 +540,49 @@ export class TrainingService {
     }
   }
 
+  metricsOf(runIds: readonly string[]): Promise<Map<string, MetricPoint[]>> {
+    return this.repo.metricsOf(runIds);
+  }
+
+  hardwareOf(runIds: readonly string[]): Promise<Map<string, HardwareSample[]>> {
+    return this.repo.hardwareOf(runIds);
+  }
+
+  checkpointsOf(runId: string): Promise<RunCheckpoint[]> {
+    return this.repo.checkpointsOf(runId);
+  }
+
   /** Places in the queue (1 = next), null for runs not queued. */
   queuePositions(ids: readonly string[]): Promise<(number | null)[]> {
     return this.queue.positions(ids);
   }
 
   private async publish(run: TrainingRun): Promise<void> {
-    const e: RunEvent = { runId: run.id, status: run.status, at: this.clock.now().toISOString() };
+    const at = this.clock.now().toISOString();
+    const e: RunEvent = { runId: run.id, status: run.status, at };
     await this.events.publish(Topics.runs, e);
+    const p: RunProgressEvent = {
+      runId: run.id,
+      status: run.status,
+      epoch: run.epochsDone,
+      epochs: run.epochsTotal,
+      metrics: run.summary,
+      at,
+    };
+    await this.events.publish(progressTopic(run.id), p);
   }
 }
 
 function invalid(message: string, field: string): InvalidInputError {
   return new InvalidInputError(TrainingErrorCode.INVALID_JOB, message, { field });
+}
+
+function badReport(message: string): InvalidInputError {
+  return new InvalidInputError(TrainingErrorCode.INVALID_REPORT, message);
+}
+
+function isArtifactFault(e: unknown): boolean {
+  return e instanceof ArtifactNotFoundError || e instanceof ArtifactIntegrityError;
 }
 
 function leaseLost(runId: string): ConflictError {

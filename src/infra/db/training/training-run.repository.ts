@@ -1,6 +1,10 @@
 import { type DataSource } from 'typeorm';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
+import { type ArtifactRef } from '../../../domain/artifacts/artifact-store';
 import {
+  type HardwareSample,
+  type MetricPoint,
+  type RunCheckpoint,
   type RunStatus,
   type TrainerSpec,
   type TrainingRun,
@@ -36,6 +40,10 @@ interface Row {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  epochs_done: number;
+  epochs_total: number | null;
+  summary: Record<string, number>;
+  model: ArtifactRef | null;
 }
 
 /** Runs with their experiment's name: what every read returns. */
@@ -165,6 +173,135 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
     return rows[0] ? { id: rows[0].id, name: rows[0].name, createdAt: rows[0].created_at } : null;
   }
 
+  async addMetrics(
+    runId: string,
+    points: MetricPoint[],
+    progress: { epochsDone: number; epochsTotal: number | null } | null,
+  ): Promise<void> {
+    await this.ds.transaction(async (m) => {
+      if (points.length) {
+        await m.query(
+          `INSERT INTO run_metric (run_id, epoch, step, name, value)
+           SELECT $1, e, s, n, v FROM unnest($2::int[], $3::int[], $4::text[], $5::float8[]) AS t(e, s, n, v)
+           ON CONFLICT (run_id, name, epoch, step) DO UPDATE SET value = EXCLUDED.value`,
+          [
+            runId,
+            points.map((p) => p.epoch),
+            points.map((p) => p.step ?? -1),
+            points.map((p) => p.name),
+            points.map((p) => p.value),
+          ],
+        );
+      }
+      // The summary holds each metric's value at the latest epoch reported.
+      const latest = new Map<string, { epoch: number; value: number }>();
+      for (const p of points) {
+        if (p.step !== null) continue;
+        const cur = latest.get(p.name);
+        if (!cur || p.epoch >= cur.epoch) latest.set(p.name, p);
+      }
+      await m.query(
+        `UPDATE training_run SET summary = summary || $2::jsonb,
+           epochs_done = greatest(epochs_done, coalesce($3, 0)),
+           epochs_total = coalesce($4, epochs_total)
+         WHERE id = $1`,
+        [
+          runId,
+          JSON.stringify(Object.fromEntries([...latest].map(([k, v]) => [k, v.value]))),
+          progress?.epochsDone ?? null,
+          progress?.epochsTotal ?? null,
+        ],
+      );
+    });
+  }
+
+  async metricsOf(runIds: readonly string[]): Promise<Map<string, MetricPoint[]>> {
+    const rows: { run_id: string; epoch: number; step: number; name: string; value: number }[] =
+      runIds.length
+        ? await this.ds.query(
+            `SELECT run_id, epoch, step, name, value FROM run_metric WHERE run_id = ANY($1::uuid[])
+             ORDER BY epoch, step, name`,
+            [runIds],
+          )
+        : [];
+    const out = new Map<string, MetricPoint[]>(runIds.map((id) => [id, []]));
+    for (const r of rows)
+      out.get(r.run_id)?.push({
+        epoch: r.epoch,
+        step: r.step < 0 ? null : r.step,
+        name: r.name,
+        value: r.value,
+      });
+    return out;
+  }
+
+  async addHardware(runId: string, samples: HardwareSample[]): Promise<void> {
+    if (!samples.length) return;
+    await this.ds.query(
+      `INSERT INTO run_hardware (run_id, at, sample)
+       SELECT $1, a, s FROM unnest($2::timestamptz[], $3::jsonb[]) AS t(a, s)
+       ON CONFLICT DO NOTHING`,
+      [
+        runId,
+        samples.map((s) => s.at),
+        samples.map((s) =>
+          JSON.stringify({ cpuPercent: s.cpuPercent, memoryMb: s.memoryMb, gpus: s.gpus }),
+        ),
+      ],
+    );
+  }
+
+  async hardwareOf(runIds: readonly string[]): Promise<Map<string, HardwareSample[]>> {
+    const rows: {
+      run_id: string;
+      at: Date;
+      sample: Omit<HardwareSample, 'at'>;
+    }[] = runIds.length
+      ? await this.ds.query(
+          `SELECT run_id, at, sample FROM run_hardware WHERE run_id = ANY($1::uuid[]) ORDER BY at`,
+          [runIds],
+        )
+      : [];
+    const out = new Map<string, HardwareSample[]>(runIds.map((id) => [id, []]));
+    for (const r of rows) out.get(r.run_id)?.push({ at: r.at, ...r.sample });
+    return out;
+  }
+
+  async addCheckpoint(runId: string, epoch: number, artifact: ArtifactRef): Promise<void> {
+    await this.ds.query(
+      `INSERT INTO run_checkpoint (run_id, epoch, artifact) VALUES ($1, $2, $3)
+       ON CONFLICT (run_id, epoch) DO UPDATE SET artifact = EXCLUDED.artifact, created_at = now()`,
+      [runId, epoch, JSON.stringify(artifact)],
+    );
+  }
+
+  async checkpointsOf(runId: string): Promise<RunCheckpoint[]> {
+    const rows: { epoch: number; artifact: ArtifactRef; created_at: Date }[] = await this.ds.query(
+      `SELECT epoch, artifact, created_at FROM run_checkpoint WHERE run_id = $1 ORDER BY epoch DESC`,
+      [runId],
+    );
+    return rows.map((r) => ({ epoch: r.epoch, artifact: r.artifact, createdAt: r.created_at }));
+  }
+
+  async setModel(runId: string, artifact: ArtifactRef): Promise<void> {
+    await this.ds.query(`UPDATE training_run SET model = $2 WHERE id = $1`, [
+      runId,
+      JSON.stringify(artifact),
+    ]);
+  }
+
+  async forComparison(
+    filter: { experiments: string[]; runIds: string[] },
+    limit: number,
+  ): Promise<TrainingRun[]> {
+    const rows: Row[] = await this.ds.query(
+      `SELECT * FROM ${RUNS} WHERE experiment_name = ANY($1::text[]) OR id = ANY($2::uuid[])
+       ORDER BY created_at, id LIMIT $3`,
+      [filter.experiments, filter.runIds, limit],
+    );
+    return rows.map(toRun);
+  }
+
   /** One conditional UPDATE; null when the run is not in the state `when` asks for. */
   private async transition(
     set: string,
@@ -205,5 +342,9 @@ function toRun(r: Row): TrainingRun {
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    epochsDone: r.epochs_done,
+    epochsTotal: r.epochs_total,
+    summary: r.summary,
+    model: r.model,
   };
 }
