@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 /**
  * The runner's only way into the platform: GraphQL over HTTP with a `runner` key. It holds
  * no database or Redis credentials.
@@ -19,6 +21,69 @@ export class ApiClient {
     private readonly key: string,
   ) {}
 
+  /**
+   * Downloads a run file into `file`, checking the SHA-256 the api sent; resolves to false
+   * when there is nothing (204).
+   */
+  async download(route: string, file: string): Promise<{ headers: Headers } | null> {
+    const res = await this.fetchFile(route, { method: 'GET' });
+    if (res.status === 204) return null;
+    const hash = createHash('sha256');
+    const out = fs.createWriteStream(file);
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+    } finally {
+      await new Promise<void>((r) => out.end(r));
+    }
+    const expected = res.headers.get('x-content-sha256');
+    if (expected && hash.digest('hex') !== expected)
+      throw new ApiError(`${route}: the download does not match its SHA-256`, undefined, true);
+    return { headers: res.headers };
+  }
+
+  /** Uploads a file with its SHA-256, which the api checks before recording anything. */
+  async upload(route: string, file: string): Promise<void> {
+    const bytes = await fs.promises.readFile(file);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await this.fetchFile(route, {
+      method: 'PUT',
+      body: bytes,
+      headers: { 'x-content-sha256': sha256, 'content-type': 'application/octet-stream' },
+    });
+  }
+
+  private async fetchFile(route: string, init: RequestInit): Promise<Response> {
+    const url = new URL(route, this.url).toString();
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        ...init,
+        headers: {
+          ...(init.headers as Record<string, string>),
+          authorization: `Bearer ${this.key}`,
+        },
+        signal: AbortSignal.timeout(600_000),
+      });
+    } catch (e) {
+      throw new ApiError(`cannot reach ${url}: ${(e as Error).message}`, undefined, true);
+    }
+    if (res.status >= 400) {
+      const body = (await res.json().catch(() => ({}))) as {
+        errors?: { message: string; extensions?: { code?: string; reason?: string } }[];
+      };
+      const e = body.errors?.[0];
+      throw new ApiError(
+        e?.message ?? `HTTP ${res.status} from ${url}`,
+        e?.extensions?.reason ?? e?.extensions?.code,
+        res.status >= 500,
+      );
+    }
+    return res;
+  }
+
   async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
     let res: Response;
     try {
@@ -33,13 +98,13 @@ export class ApiClient {
     }
     const body = (await res.json().catch(() => ({}))) as {
       data?: T;
-      errors?: { message: string; extensions?: { code?: string } }[];
+      errors?: { message: string; extensions?: { code?: string; reason?: string } }[];
     };
     if (body.errors?.length) {
       const e = body.errors[0];
       throw new ApiError(
         e.message,
-        e.extensions?.code,
+        e.extensions?.reason ?? e.extensions?.code,
         res.status >= 500 || e.extensions?.code === 'INTERNAL_SERVER_ERROR',
       );
     }

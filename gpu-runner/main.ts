@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { ApiClient, ApiError } from './api-client';
+import { CLAIM, type ClaimedRun, RunExecutor } from './executor';
 import { detectGpus } from './gpus';
 
 /**
- * gpu-runner: registers its GPU inventory with the API, heartbeats, and says goodbye on
- * SIGTERM/SIGINT. Pulling and running training jobs builds on this loop.
+ * gpu-runner: registers its GPU inventory with the API, heartbeats, claims runs from the
+ * queue when it has room, runs their trainers (see executor.ts), and says goodbye on
+ * SIGTERM/SIGINT.
  *
  *   AETHER_API_URL=http://localhost:4000/graphql AETHER_RUNNER_KEY=aek_… npm run runner
  */
@@ -14,6 +16,18 @@ interface RunnerConfig {
   key: string;
   name: string;
   heartbeatMs: number;
+  slots: number | null;
+  pollMs: number;
+  renewMs: number;
+  cancelGraceMs: number;
+  reportMs: number;
+  hardwareMs: number;
+}
+
+function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number): number {
+  const v = Number(env[name] ?? dflt);
+  if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}`);
+  return v;
 }
 
 function loadRunnerConfig(env: NodeJS.ProcessEnv): RunnerConfig {
@@ -25,13 +39,21 @@ function loadRunnerConfig(env: NodeJS.ProcessEnv): RunnerConfig {
     throw new Error(
       'AETHER_RUNNER_KEY (or AETHER_RUNNER_KEY_FILE) must hold an API key with role RUNNER',
     );
-  const heartbeatMs = Number(env.RUNNER_HEARTBEAT_MS ?? 10_000);
-  if (!Number.isInteger(heartbeatMs) || heartbeatMs < 100)
-    throw new Error('RUNNER_HEARTBEAT_MS must be an integer >= 100');
   const name = (env.RUNNER_NAME ?? `${os.hostname()}-${process.pid}`)
     .replace(/[^A-Za-z0-9._-]/g, '-')
     .slice(0, 100);
-  return { apiUrl, key, name, heartbeatMs };
+  return {
+    apiUrl,
+    key,
+    name,
+    heartbeatMs: intEnv(env, 'RUNNER_HEARTBEAT_MS', 10_000, 100),
+    slots: env.RUNNER_SLOTS ? intEnv(env, 'RUNNER_SLOTS', 1, 1) : null,
+    pollMs: intEnv(env, 'RUNNER_POLL_MS', 1_000, 10),
+    renewMs: intEnv(env, 'RUNNER_LEASE_RENEW_MS', 10_000, 50),
+    cancelGraceMs: intEnv(env, 'RUNNER_CANCEL_GRACE_MS', 10_000, 0),
+    reportMs: intEnv(env, 'RUNNER_REPORT_MS', 1_000, 50),
+    hardwareMs: intEnv(env, 'RUNNER_HARDWARE_MS', 5_000, 100),
+  };
 }
 
 const REGISTER = `mutation Register($input: RegisterRunnerInput!) {
@@ -49,6 +71,8 @@ async function main(): Promise<void> {
   // waits for the registration and then deregisters, instead of killing the process.
   let id: string | null = null;
   let timer: NodeJS.Timeout | undefined = undefined;
+  let poller: NodeJS.Timeout | undefined = undefined;
+  let executor: RunExecutor | null = null;
   let stopRequested: string | null = null;
   let stopping = false;
   const stop = async (signal: string) => {
@@ -57,6 +81,9 @@ async function main(): Promise<void> {
     if (id === null || stopping) return;
     stopping = true;
     clearInterval(timer);
+    clearInterval(poller);
+    // Trainers stop with the runner; their leases run out and the runs go back in line.
+    executor?.killAll();
     log(`received ${signal}, deregistering`);
     await api.request(STOP, { id }).catch((e: Error) => log(`could not deregister: ${e.message}`));
     process.exit(0);
@@ -66,7 +93,7 @@ async function main(): Promise<void> {
 
   const { registerRunner } = await retrying(() =>
     api.request<{ registerRunner: { id: string } }>(REGISTER, {
-      input: { name: cfg.name, hostname: os.hostname(), gpus },
+      input: { name: cfg.name, hostname: os.hostname(), gpus, slots: cfg.slots },
     }),
   );
   id = registerRunner.id;
@@ -76,6 +103,36 @@ async function main(): Promise<void> {
   timer = setInterval(() => {
     api.request(HEARTBEAT, { id }).catch((e: Error) => log(`heartbeat failed: ${e.message}`));
   }, cfg.heartbeatMs);
+
+  const runnerId = id;
+  const exec = (executor = new RunExecutor(api, runnerId, { ...cfg, log }));
+  const slots = cfg.slots ?? Math.max(1, gpus.length);
+  let active = 0;
+  let polling = false;
+  const poll = async () => {
+    if (polling || stopping) return;
+    polling = true;
+    try {
+      while (!stopping && active < slots) {
+        const r = await api.request<{ claimRun: ClaimedRun | null }>(CLAIM, { runnerId });
+        if (!r.claimRun) break;
+        const run = r.claimRun;
+        active++;
+        log(`run ${run.id}: ${run.trainer.name} on GPUs [${run.gpus.join(',')}]`);
+        void exec.execute(run).finally(() => {
+          active--;
+          log(`run ${run.id}: done here`);
+          void poll();
+        });
+      }
+    } catch (e) {
+      log(`claim failed: ${(e as Error).message}`);
+    } finally {
+      polling = false;
+    }
+  };
+  poller = setInterval(() => void poll(), cfg.pollMs);
+  void poll();
 }
 
 /** The API may still be starting: retry transient failures for up to a minute. */

@@ -1,5 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import {
   CreateApiKeyDocument,
   RegisterRunnerDocument,
@@ -8,6 +6,7 @@ import {
   RunnersDocument,
 } from './generated/graphql';
 import { collect, GraphQLTestClient } from './support/graphql-client';
+import { startRunner as spawnRunner, until } from './support/runner-process';
 import { startTestApp, type TestApp } from './support/test-app';
 
 let app: TestApp;
@@ -24,28 +23,7 @@ async function runnerKey(name: string): Promise<string> {
     .token;
 }
 
-function startRunner(
-  key: string,
-  env: Record<string, string>,
-): { child: ChildProcess; exited: Promise<number | null>; log: () => string } {
-  const child = spawn(process.execPath, [path.resolve(__dirname, '../dist/gpu-runner/main.js')], {
-    env: { PATH: process.env.PATH ?? '', AETHER_API_URL: app.url, AETHER_RUNNER_KEY: key, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-  return { child, exited: new Promise((r) => child.once('exit', r)), log: () => log };
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const startRunner = (key: string, env: Record<string, string>) => spawnRunner(app.url, key, env);
 
 it('a gpu-runner process registers its declared pool, heartbeats, and deregisters on SIGTERM', async () => {
   const ws = admin.ws();
