@@ -7,7 +7,8 @@ const swc = [
       transform: { legacyDecorator: true, decoratorMetadata: true },
       target: 'es2022',
     },
-    module: { type: 'commonjs' },
+    // Keep import() native: ESM-only packages (hyparquet) load through jest's VM-module support.
+    module: { type: 'commonjs', ignoreDynamic: true },
   },
 ];
 

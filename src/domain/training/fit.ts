@@ -30,7 +30,7 @@ export interface FitCheckpoint {
 export interface EpochReport {
   epoch: number;
   epochs: number;
-  /** train_loss, val_loss, val_auc. */
+  /** train_loss, val_loss, val_auc, and constant_val_loss (the base rate's log loss). */
   metrics: Record<string, number>;
   trainRows: number;
   seconds: number;
@@ -79,6 +79,9 @@ export async function fit(o: {
   const rows = (t: Table): Rows => ({ n: t.n, d: t.d, x: standardize(t, standardizer), y: t.y });
   const train = rows(trainTable);
   const val = rows(valTable);
+  // The constant predictor (the training base rate): what every model must beat.
+  const baseRate = train.y.reduce((a, b) => a + b, 0) / Math.max(1, train.n);
+  const constantValLoss = logLoss(val.y, new Float64Array(val.n).fill(baseRate));
   const step = Math.max(1, Math.floor(train.n / TRAIN_METRIC_ROWS));
   const sample = takeRows(
     trainTable,
@@ -110,6 +113,7 @@ export async function fit(o: {
       train_loss: logLoss(trainSample.y, trainPred),
       val_loss: logLoss(val.y, valPredictions),
       val_auc: auc(val.y, valPredictions),
+      constant_val_loss: constantValLoss,
     };
     const checkpoint =
       epoch % every === 0 || epoch === epochs
@@ -130,6 +134,7 @@ export async function fit(o: {
       train_loss: logLoss(trainSample.y, trainPred),
       val_loss: logLoss(val.y, valPredictions),
       val_auc: auc(val.y, valPredictions),
+      constant_val_loss: constantValLoss,
     };
   }
   return {

@@ -1,0 +1,79 @@
+import { type Services } from '../src/app/services';
+import { type DatasetSnapshot } from '../src/domain/features/dataset';
+import { AggregationFn, FeatureType } from '../src/domain/features/feature-definition';
+import { readFlights } from '../src/infra/datasets/flights';
+
+/**
+ * A delay-prediction training set from real flights (vega-datasets' flights-3m.parquet),
+ * shared by `npm run demo:train` and bench/training-trainers. Departure delays per origin
+ * airport go through the feature store (event time = actual departure, when a delay becomes
+ * known); each of the last `spine` flights becomes a row an hour before its scheduled
+ * departure, labelled 1 when it left more than 15 minutes late.
+ */
+export const DELAY_VIEW = 'airport_delays';
+
+export async function buildFlightsTrainingSet(
+  s: Services,
+  o: { flights: number; spine: number; name: string; log?: (msg: string) => void },
+): Promise<DatasetSnapshot> {
+  const log = o.log ?? (() => undefined);
+  const flights = await readFlights(0, o.flights);
+  await s.featureRegistry.createEntity({ name: 'airport', joinKeys: ['origin'] });
+  const windows = [1, 6, 24];
+  const agg = (name: string, fn: AggregationFn, hours: number) => ({
+    name,
+    type: FeatureType.FLOAT,
+    source: 'delay',
+    transform: { kind: 'IDENTITY' as const },
+    aggregation: { fn, windowSeconds: hours * 3600 },
+    validation: {},
+  });
+  const { version } = await s.featureRegistry.createView({
+    name: DELAY_VIEW,
+    entity: 'airport',
+    source: 'flights',
+    ttlSeconds: 2 * 86_400,
+    allowedLatenessSeconds: 86_400,
+    features: [
+      {
+        name: 'last_delay',
+        type: FeatureType.FLOAT,
+        source: 'delay',
+        transform: { kind: 'IDENTITY' },
+        aggregation: null,
+        validation: {},
+      },
+      ...windows.map((h) => agg(`mean_delay_${h}h`, AggregationFn.MEAN, h)),
+      ...windows.map((h) => agg(`max_delay_${h}h`, AggregationFn.MAX, h)),
+      ...windows.map((h) => agg(`departures_${h}h`, AggregationFn.COUNT, h)),
+    ],
+  });
+  const byDeparture = [...flights].sort((a, b) => a.departed - b.departed);
+  for (let i = 0; i < byDeparture.length; i += 5_000) {
+    await s.ingestion.ingest(
+      [version],
+      byDeparture.slice(i, i + 5_000).map((f) => ({
+        entityKey: f.origin,
+        eventId: f.id,
+        eventTs: f.departed,
+        knownAt: f.departed,
+        fields: { delay: f.delayMinutes },
+      })),
+      'flights',
+    );
+  }
+  log(`ingested ${flights.length} flights into ${DELAY_VIEW}@${version.version}`);
+  const spine = flights.slice(-o.spine).map((f) => ({
+    entityKey: f.origin,
+    ts: f.scheduled - 3_600_000,
+    label: f.delayMinutes > 15 ? 1 : 0,
+  }));
+  const { done } = await s.datasets.build({
+    name: o.name,
+    featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
+    spine,
+  });
+  const snapshot = await done;
+  log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
+  return snapshot;
+}
