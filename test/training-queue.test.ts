@@ -2,7 +2,7 @@ import { type Principal } from '../src/domain/auth/api-key';
 import { Role } from '../src/domain/auth/role';
 import { FeatureType } from '../src/domain/features/feature-definition';
 import { RunStatus } from '../src/domain/training/training-run';
-import { toGlobalId } from '../src/schema/node.types';
+import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import {
   CancelTrainingJobDocument,
   ClaimRunDocument,
@@ -15,6 +15,7 @@ import {
   TrainersDocument,
 } from './generated/graphql';
 import { collect, GraphQLTestClient } from './support/graphql-client';
+import { until } from './support/runner-process';
 import { TestClock } from './support/test-clock';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -172,6 +173,55 @@ describe('submission', () => {
       trainer: { kind: 'BUILTIN', name: 'mlp', version: '1', command: null },
       dataset: { name: 'clicks-train' },
     });
+  });
+});
+
+describe('submission with a training set to build', () => {
+  it('is PENDING until the set is READY, then queued; a bad spec is refused up front', async () => {
+    const r = await gql.ok(SubmitTrainingJobDocument, {
+      input: {
+        experiment: 'build-first',
+        builtinTrainer: 'logistic_regression',
+        buildDataset: {
+          name: 'clicks-fresh',
+          featureRefs: ['clicks@1:*'],
+          rows: [{ entityKey: 'u1', timestamp: new Date(T0).toISOString(), label: 1 }],
+        },
+      },
+    });
+    expect(r.submitTrainingJob.status).toBe('PENDING');
+    const id = localIdOf(r.submitTrainingJob.id, 'Run');
+    const queued = await until(async () => {
+      const run = await app.services.training.get(id);
+      return run.status === RunStatus.QUEUED ? run : undefined;
+    });
+    expect((await app.services.datasets.get(queued.datasetId)).status).toBe('READY');
+    expect(await app.services.training.queuePositions([id])).toEqual([1]);
+
+    const bad = await gql.request(SubmitTrainingJobDocument, {
+      input: {
+        experiment: 'build-first',
+        builtinTrainer: 'logistic_regression',
+        buildDataset: { name: 'nope', featureRefs: ['nosuchview@1:x'], rows: [] },
+      },
+    });
+    expect(bad.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    const both = await gql.request(SubmitTrainingJobDocument, {
+      input: {
+        experiment: 'build-first',
+        builtinTrainer: 'logistic_regression',
+        datasetId: toGlobalId('DatasetSnapshot', datasetId),
+        buildDataset: { name: 'x', featureRefs: ['clicks@1:*'], rows: [] },
+      },
+    });
+    expect(both.errors?.[0].extensions).toMatchObject({ reason: 'INVALID_JOB' });
+    const runs = await app.services.training.list(
+      { limit: 10, backward: false },
+      {
+        experiment: 'build-first',
+      },
+    );
+    expect(runs.items).toHaveLength(1);
   });
 });
 

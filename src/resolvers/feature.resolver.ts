@@ -265,15 +265,7 @@ export class FeatureViewResolver {
     wait: boolean,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DatasetSnapshotType> {
-    const { snapshot, done } = await ctx.services.datasets.build({
-      name: input.name,
-      featureRefs: input.featureRefs,
-      spine: input.rows.map((r) => ({
-        entityKey: r.entityKey,
-        ts: r.timestamp.getTime(),
-        label: r.label ?? null,
-      })),
-    });
+    const { snapshot, done } = await ctx.services.datasets.build(input.toRequest());
     if (!wait) return DatasetSnapshotType.from(snapshot);
     await done.catch(() => undefined);
     return DatasetSnapshotType.from(await ctx.services.datasets.get(snapshot.id));

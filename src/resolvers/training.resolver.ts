@@ -88,7 +88,8 @@ export class TrainingResolver {
     return RunType.from(
       await ctx.services.training.submit({
         ...input,
-        datasetId: localIdOf(input.datasetId, 'DatasetSnapshot'),
+        datasetId: input.datasetId == null ? null : localIdOf(input.datasetId, 'DatasetSnapshot'),
+        buildDataset: input.buildDataset?.toRequest() ?? null,
       }),
     );
   }

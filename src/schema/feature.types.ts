@@ -763,6 +763,23 @@ export class BuildDatasetInput {
 
   @Field(() => [SpineRowInput])
   rows!: SpineRowInput[];
+
+  /** What DatasetService.build takes. */
+  toRequest(): {
+    name: string;
+    featureRefs: string[];
+    spine: { entityKey: string; ts: number; label: number | null }[];
+  } {
+    return {
+      name: this.name,
+      featureRefs: this.featureRefs,
+      spine: this.rows.map((r) => ({
+        entityKey: r.entityKey,
+        ts: r.timestamp.getTime(),
+        label: r.label ?? null,
+      })),
+    };
+  }
 }
 
 @ObjectType('OfflineCompaction', {

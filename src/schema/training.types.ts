@@ -12,6 +12,7 @@ import {
 import { type ComparedRun, type RunProgressEvent } from '../domain/training/training.service';
 import { type BuiltinTrainer, type ParamSpec } from '../domain/training/trainers';
 import { Connection } from './connection.types';
+import { BuildDatasetInput } from './feature.types';
 import { Node, toGlobalId } from './node.types';
 
 registerEnumType(RunStatus, { name: 'RunStatus' });
@@ -358,8 +359,15 @@ export class SubmitTrainingJobInput {
   })
   command?: CommandTrainerInput | null;
 
-  @Field(() => ID, { description: 'A READY dataset snapshot.' })
-  datasetId!: string;
+  @Field(() => ID, { nullable: true, description: 'A READY dataset snapshot…' })
+  datasetId?: string | null;
+
+  @Field(() => BuildDatasetInput, {
+    nullable: true,
+    description:
+      '…or a point-in-time training set to build first: the run is PENDING until it is READY, then queued at its submission place.',
+  })
+  buildDataset?: BuildDatasetInput | null;
 
   @Field(() => GraphQLJSONObject, { nullable: true })
   hyperparameters?: Record<string, unknown> | null;

@@ -140,6 +140,7 @@ export type RunOutcome =
 export type RunStatus =
   | 'CANCELLED'
   | 'FAILED'
+  | 'PENDING'
   | 'QUEUED'
   | 'RUNNING'
   | 'SUCCEEDED';
@@ -161,12 +162,14 @@ export type SpineRowInput = {
 };
 
 export type SubmitTrainingJobInput = {
+  /** …or a point-in-time training set to build first: the run is PENDING until it is READY, then queued at its submission place. */
+  buildDataset?: BuildDatasetInput | null | undefined;
   /** A built-in trainer (see `trainers`). */
   builtinTrainer?: string | null | undefined;
   /** An external trainer: a command that follows the trainer protocol. */
   command?: CommandTrainerInput | null | undefined;
-  /** A READY dataset snapshot. */
-  datasetId: string | number;
+  /** A READY dataset snapshot… */
+  datasetId?: string | number | null | undefined;
   /** Experiment name; created on first use. */
   experiment: string;
   /** Commit of the training code. */

@@ -10,6 +10,7 @@ import {
 } from './training-run';
 
 export interface NewRun {
+  status: RunStatus.PENDING | RunStatus.QUEUED;
   experimentName: string;
   trainer: TrainerSpec;
   trainerVersion: string | null;
@@ -29,7 +30,7 @@ export interface Experiment {
 
 /** Port: runs and experiments, the state of record. Every transition is conditional. */
 export interface TrainingRunRepository {
-  /** Creates the experiment when it does not exist yet, and the run QUEUED in it. */
+  /** Creates the experiment when it does not exist yet, and the run (PENDING or QUEUED) in it. */
   insert(run: NewRun): Promise<TrainingRun>;
   findByIds(ids: readonly string[]): Promise<TrainingRun[]>;
   list(
@@ -38,6 +39,10 @@ export interface TrainingRunRepository {
   ): Promise<Page<TrainingRun>>;
   /** QUEUED runs in submission order: what the queue must hold. */
   queued(): Promise<{ id: string; seq: number; gpuCount: number }[]>;
+  /** PENDING runs with their dataset ids. */
+  pending(): Promise<{ id: string; datasetId: string }[]>;
+  /** PENDING → QUEUED once the dataset is READY. */
+  markQueued(id: string): Promise<TrainingRun | null>;
   /** QUEUED → RUNNING on a runner; null when the run is no longer QUEUED. */
   markRunning(
     id: string,
@@ -49,7 +54,7 @@ export interface TrainingRunRepository {
     id: string,
     r: { failed: boolean; error: string | null; logTail: string | null },
   ): Promise<TrainingRun | null>;
-  /** QUEUED or RUNNING → a final status. */
+  /** PENDING, QUEUED or RUNNING → a final status. */
   finish(
     id: string,
     r: { status: RunStatus; error: string | null; logTail: string | null; at: Date },

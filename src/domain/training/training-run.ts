@@ -5,6 +5,8 @@ import { type ArtifactRef } from '../artifacts/artifact-store';
  * experiment. One object from submission to its final metrics (ADR 0011).
  */
 export enum RunStatus {
+  /** Waiting for the dataset it was submitted with to be built. */
+  PENDING = 'PENDING',
   QUEUED = 'QUEUED',
   RUNNING = 'RUNNING',
   SUCCEEDED = 'SUCCEEDED',

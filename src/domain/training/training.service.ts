@@ -25,12 +25,21 @@ import {
 } from './training-run';
 import { type TrainingRunRepository } from './training-run.repository';
 
+/** A point-in-time training set to build for a run (see DatasetService.build). */
+export interface DatasetBuildRequest {
+  name: string;
+  featureRefs: string[];
+  spine: { entityKey: string; ts: number; label: number | null }[];
+}
+
 export interface SubmitRunInput {
   experiment: string;
   /** A built-in trainer's name, or a command for an external trainer (not both). */
   builtinTrainer?: string | null;
   command?: { name: string; argv: string[] } | null;
-  datasetId: string;
+  /** A READY snapshot, or (instead) a training set to build first. */
+  datasetId?: string | null;
+  buildDataset?: DatasetBuildRequest | null;
   hyperparameters?: Record<string, unknown> | null;
   gpuCount?: number | null;
   gpuMemoryMb?: number | null;
@@ -79,6 +88,9 @@ export interface FinishReport {
 
 export interface DatasetLookup {
   byIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
+  build(
+    req: DatasetBuildRequest,
+  ): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }>;
 }
 
 /** Keep the tail of a log that fits a graph field comfortably. */
@@ -127,19 +139,33 @@ export class TrainingService {
     const gitCommit = input.gitCommit ?? null;
     if (gitCommit !== null && !/^[0-9a-f]{7,64}$/.test(gitCommit))
       throw invalid('gitCommit must be a hex commit id (7 to 64 characters)', 'gitCommit');
-    const [dataset] = await this.datasets.byIds([input.datasetId]);
-    if (!dataset)
-      throw new NotFoundError(
-        TrainingErrorCode.DATASET_NOT_FOUND,
-        `No dataset snapshot ${input.datasetId}`,
-      );
-    if (dataset.status !== DatasetStatus.READY)
-      throw new ConflictError(
-        TrainingErrorCode.DATASET_NOT_READY,
-        `Dataset snapshot ${dataset.name} is ${dataset.status}, not READY`,
-      );
+    if ((input.datasetId == null) === (input.buildDataset == null))
+      throw invalid('Give either datasetId or buildDataset', 'dataset');
+    let dataset: DatasetSnapshot;
+    let built: Promise<DatasetSnapshot> | null = null;
+    if (input.buildDataset) {
+      // Everything else is valid: only now is the training set built (its own checks run
+      // before anything is stored).
+      const b = await this.datasets.build(input.buildDataset);
+      dataset = b.snapshot;
+      built = b.done;
+    } else {
+      const [found] = await this.datasets.byIds([input.datasetId as string]);
+      if (!found)
+        throw new NotFoundError(
+          TrainingErrorCode.DATASET_NOT_FOUND,
+          `No dataset snapshot ${input.datasetId}`,
+        );
+      if (found.status !== DatasetStatus.READY)
+        throw new ConflictError(
+          TrainingErrorCode.DATASET_NOT_READY,
+          `Dataset snapshot ${found.name} is ${found.status}, not READY`,
+        );
+      dataset = found;
+    }
 
     const run = await this.repo.insert({
+      status: built ? RunStatus.PENDING : RunStatus.QUEUED,
       experimentName: input.experiment,
       trainer,
       trainerVersion: version,
@@ -150,9 +176,34 @@ export class TrainingService {
       maxRetries,
       gitCommit,
     });
+    await this.publish(run);
+    if (!built) {
+      await this.queue.enqueue(run);
+      return run;
+    }
+    // The run joins the queue (at its submission place) once its training set is READY.
+    built.then(
+      () => this.activate(run.id),
+      (e: unknown) => this.failPending(run.id, e),
+    );
+    return run;
+  }
+
+  private async activate(runId: string): Promise<void> {
+    const run = await this.repo.markQueued(runId);
+    if (!run) return; // cancelled meanwhile
     await this.queue.enqueue(run);
     await this.publish(run);
-    return run;
+  }
+
+  private async failPending(runId: string, e: unknown): Promise<void> {
+    const done = await this.repo.finish(runId, {
+      status: RunStatus.FAILED,
+      error: `the training set could not be built: ${e instanceof Error ? e.message : String(e)}`,
+      logTail: null,
+      at: this.clock.now(),
+    });
+    if (done) await this.publish(done);
   }
 
   /**
@@ -164,7 +215,7 @@ export class TrainingService {
     const run = await this.get(id);
     if (FINISHED.has(run.status))
       throw new ConflictError(TrainingErrorCode.RUN_FINISHED, `Run ${id} is already ${run.status}`);
-    if (run.status === RunStatus.QUEUED) {
+    if (run.status === RunStatus.QUEUED || run.status === RunStatus.PENDING) {
       const done = await this.repo.finish(id, {
         status: RunStatus.CANCELLED,
         error: null,
@@ -275,10 +326,23 @@ export class TrainingService {
     return ids;
   }
 
-  /** Puts every QUEUED run of record back in the queue (after a Redis loss, at start). */
+  /**
+   * Puts every QUEUED run of record back in the queue (after a Redis loss, at start), and
+   * settles PENDING runs whose training set finished while no process was watching.
+   */
   async rebuildQueue(): Promise<number> {
     const queued = await this.repo.queued();
     for (const r of queued) await this.queue.enqueue(r);
+    const pending = await this.repo.pending();
+    const datasets = new Map(
+      (await this.datasets.byIds(pending.map((p) => p.datasetId))).map((d) => [d.id, d]),
+    );
+    for (const p of pending) {
+      const d = datasets.get(p.datasetId);
+      if (d?.status === DatasetStatus.READY) await this.activate(p.id);
+      else if (d?.status === DatasetStatus.FAILED)
+        await this.failPending(p.id, new Error(d.error ?? 'FAILED'));
+    }
     return queued.length;
   }
 

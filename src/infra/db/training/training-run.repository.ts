@@ -62,7 +62,7 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
        )
        INSERT INTO training_run (experiment_id, trainer, trainer_version, dataset_id, hyperparameters,
                                  gpu_count, gpu_memory_mb, max_retries, git_commit, status)
-       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, 'QUEUED' FROM e
+       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM e
        RETURNING *, (SELECT name FROM e) AS experiment_name`,
       [
         run.experimentName,
@@ -74,6 +74,7 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
         run.gpuMemoryMb,
         run.maxRetries,
         run.gitCommit,
+        run.status,
       ],
     );
     return toRun(rows[0]);
@@ -110,6 +111,17 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
       `SELECT id, seq, gpu_count FROM training_run WHERE status = 'QUEUED' ORDER BY seq`,
     );
     return rows.map((r) => ({ id: r.id, seq: Number(r.seq), gpuCount: r.gpu_count }));
+  }
+
+  async pending(): Promise<{ id: string; datasetId: string }[]> {
+    const rows: { id: string; dataset_id: string }[] = await this.ds.query(
+      `SELECT id, dataset_id FROM training_run WHERE status = 'PENDING' ORDER BY seq`,
+    );
+    return rows.map((r) => ({ id: r.id, datasetId: r.dataset_id }));
+  }
+
+  markQueued(id: string): Promise<TrainingRun | null> {
+    return this.transition(`status = 'QUEUED'`, `status = 'PENDING'`, [id]);
   }
 
   markRunning(
@@ -152,7 +164,7 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
     return this.transition(
       `status = $2, error = coalesce($3, error), log_tail = coalesce($4, log_tail),
        finished_at = $5, lease_expires_at = NULL`,
-      `status IN ('QUEUED', 'RUNNING')`,
+      `status IN ('PENDING', 'QUEUED', 'RUNNING')`,
       [id, r.status, r.error, r.logTail, r.at],
     );
   }
