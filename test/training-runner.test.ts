@@ -18,7 +18,9 @@ import { startTestApp, type TestApp } from './support/test-app';
  * checkpoint, ending with exactly the metrics of an uninterrupted run; a crashing trainer is
  * retried up to its limit and fails with its log; the trainer sees exactly its GPUs.
  */
-const LEASE_MS = 1_500;
+// Short enough to keep the test quick, long enough for renewals (every 500 ms) to arrive on
+// a loaded 2-core CI machine.
+const LEASE_MS = 4_000;
 let app: TestApp;
 let gql: GraphQLTestClient;
 let key: string;
@@ -29,7 +31,7 @@ const runnerEnv = (name: string, gpus = '') => ({
   RUNNER_NAME: name,
   GPU_RUNNER_GPUS: gpus,
   RUNNER_POLL_MS: '100',
-  RUNNER_LEASE_RENEW_MS: '300',
+  RUNNER_LEASE_RENEW_MS: '500',
   RUNNER_REPORT_MS: '100',
   RUNNER_HARDWARE_MS: '200',
   RUNNER_HEARTBEAT_MS: '500',
@@ -100,13 +102,24 @@ async function submit(input: Record<string, unknown>): Promise<string> {
 
 const local = (id: string) => localIdOf(id, 'Run');
 const run = (id: string): Promise<TrainingRun> => app.services.training.get(local(id));
-const finished = (id: string, timeoutMs = 60_000) =>
-  until(async () => {
+/** Waits for the run to end; on a timeout, says where it was and what the runners logged. */
+async function finished(id: string, timeoutMs = 90_000): Promise<TrainingRun> {
+  try {
+    return await until(async () => {
+      const r = await run(id);
+      return [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED].includes(r.status)
+        ? r
+        : undefined;
+    }, timeoutMs);
+  } catch (e) {
     const r = await run(id);
-    return [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED].includes(r.status)
-      ? r
-      : undefined;
-  }, timeoutMs);
+    throw new Error(
+      `run ${id} did not finish: ${r.status}, failures ${r.failures}, epochs ${r.epochsDone}\n` +
+        runners.map((x) => x.log().slice(-3000)).join('\n---\n'),
+      { cause: e },
+    );
+  }
+}
 
 const mlp = {
   builtinTrainer: 'mlp',
@@ -156,7 +169,7 @@ it('resumes a run on another runner after SIGKILL and ends exactly like an unint
   expect(new Set(events.map((e) => e.epoch)).size).toBeGreaterThan(5);
   await ws.dispose();
   void b;
-}, 120_000);
+}, 240_000);
 
 it('retries a crashing trainer up to its limit, then fails with the log in the graph', async () => {
   runner('runner-c');
@@ -178,7 +191,7 @@ it('retries a crashing trainer up to its limit, then fails with the log in the g
     error: 'trainer killed by SIGSEGV',
   });
   expect(r.logTail).toContain('boom in epoch 1');
-}, 60_000);
+}, 120_000);
 
 it('gives an external trainer exactly its GPUs, and compares runs by any metric', async () => {
   runner('runner-gpus', '0,1,2,3');
@@ -213,4 +226,4 @@ it('gives an external trainer exactly its GPUs, and compares runs by any metric'
     code: 'BAD_USER_INPUT',
     reason: 'UNKNOWN_METRIC',
   });
-}, 60_000);
+}, 120_000);

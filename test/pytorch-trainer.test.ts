@@ -1,0 +1,101 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Role } from '../src/domain/auth/role';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { RunStatus } from '../src/domain/training/training-run';
+import { Rng } from '../src/domain/training/rng';
+import { localIdOf, toGlobalId } from '../src/schema/node.types';
+import { SubmitTrainingJobDocument } from './generated/graphql';
+import { GraphQLTestClient } from './support/graphql-client';
+import { type RunnerProcess, startRunner, until } from './support/runner-process';
+import { startTestApp, type TestApp } from './support/test-app';
+
+/**
+ * The reference PyTorch trainer (gpu-runner/examples/pytorch_trainer.py) run by a real
+ * gpu-runner as an external command: it trains, checkpoints, and its ONNX model is stored.
+ * It needs python3 with torch and pyarrow; without them the test is skipped, and says so.
+ */
+const probe = spawnSync('python3', ['-c', 'import torch, pyarrow'], { encoding: 'utf8' });
+const available = probe.status === 0;
+const reason = available
+  ? ''
+  : `python3 with torch and pyarrow is not installed here (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`;
+
+if (!available) {
+  it.skip(`runs the reference PyTorch trainer (skipped: ${reason})`, () => undefined);
+} else {
+  let app: TestApp;
+  let runner: RunnerProcess;
+  beforeAll(async () => {
+    app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
+    const key = (await app.services.apiKeys.create(null, { name: 'py', role: Role.RUNNER })).token;
+    runner = startRunner(app.url, key, {
+      RUNNER_NAME: 'py-runner',
+      GPU_RUNNER_GPUS: '',
+      RUNNER_POLL_MS: '100',
+      RUNNER_REPORT_MS: '100',
+    });
+  });
+  afterAll(async () => {
+    runner.child.kill('SIGKILL');
+    await runner.exited;
+    await app.stop();
+  });
+
+  it('runs the reference PyTorch trainer and stores its checkpoints and ONNX model', async () => {
+    const s = app.services;
+    await s.featureRegistry.createEntity({ name: 'p', joinKeys: ['p_id'] });
+    const { version } = await s.featureRegistry.createView({
+      name: 'pv',
+      entity: 'p',
+      source: 'pv_src',
+      ttlSeconds: 86_400 * 30,
+      allowedLatenessSeconds: 86_400 * 30,
+      features: ['a', 'b'].map((name) => ({
+        name,
+        type: FeatureType.FLOAT,
+        source: name,
+        transform: { kind: 'IDENTITY' as const },
+        aggregation: null,
+        validation: {},
+      })),
+    });
+    const T0 = Date.now() - 86_400_000;
+    const rng = new Rng(5);
+    const records = [];
+    const spine = [];
+    for (let i = 0; i < 2_000; i++) {
+      const f = { a: rng.normal(), b: rng.normal() };
+      records.push({ entityKey: `p${i}`, eventId: 'e', eventTs: T0 + i, fields: f });
+      spine.push({ entityKey: `p${i}`, ts: T0 + 10_000 + i, label: f.a + f.b > 0 ? 1 : 0 });
+    }
+    await s.ingestion.ingest([version], records, 'test');
+    const { snapshot, done } = await s.datasets.build({
+      name: 'py',
+      featureRefs: ['pv@1:*'],
+      spine,
+    });
+    await done;
+    const gql = new GraphQLTestClient(app.url, app.adminToken);
+    const r = await gql.ok(SubmitTrainingJobDocument, {
+      input: {
+        experiment: 'pytorch',
+        datasetId: toGlobalId('DatasetSnapshot', snapshot.id),
+        command: {
+          name: 'pytorch_mlp',
+          argv: ['python3', path.resolve(__dirname, '../gpu-runner/examples/pytorch_trainer.py')],
+        },
+        hyperparameters: { epochs: 3 },
+      },
+    });
+    const id = localIdOf(r.submitTrainingJob.id, 'Run');
+    const run = await until(async () => {
+      const x = await s.training.get(id);
+      return [RunStatus.SUCCEEDED, RunStatus.FAILED].includes(x.status) ? x : undefined;
+    }, 120_000);
+    expect(run.status).toBe(RunStatus.SUCCEEDED);
+    expect(run.summary.val_auc).toBeGreaterThan(0.8);
+    expect(run.model?.key).toMatch(/\.onnx$/);
+    expect((await s.training.checkpointsOf(id)).map((c) => c.epoch)).toEqual([3, 2, 1]);
+  }, 180_000);
+}
