@@ -93,12 +93,12 @@ export async function main(): Promise<void> {
     for (const r of bareRunners)
       await bare.registerRunner(
         r.id,
-        Array.from({ length: r.gpus }, (_, k) => k),
+        Array.from({ length: r.gpus }, (_, index) => ({ index, memoryMb: null })),
         r.gpus,
       );
     const bareSeq = new Map<string, number>();
     for (let i = 0; i < runs; i++) {
-      await bare.enqueue({ id: `run-${i}`, seq: i + 1, gpuCount: need(i) });
+      await bare.enqueue({ id: `run-${i}`, seq: i + 1, gpuCount: need(i), gpuMemoryMb: null });
       bareSeq.set(`run-${i}`, i + 1);
     }
     const baseline = await simulate({

@@ -38,9 +38,16 @@ async function main(): Promise<void> {
   process.stderr.write(
     `${trainer}: ${table.n} rows × ${table.d} features (${table.names.join(', ')})${resume ? `, resuming after epoch ${resume.epoch}` : ''}\n`,
   );
+  // SIGTERM (a cancel) stops training at the next checkpoint, which is then complete.
+  let stopRequested = false;
+  process.on('SIGTERM', () => {
+    stopRequested = true;
+    process.stderr.write('SIGTERM: stopping after the next checkpoint\n');
+  });
   const seconds: number[] = [];
   let trainRows = 0;
   const result = await fit({
+    shouldStop: () => stopRequested,
     trainer,
     hyperparameters: hp,
     table,
@@ -57,8 +64,11 @@ async function main(): Promise<void> {
         fs.renameSync(`${file}.tmp`, file);
         emit({ type: 'checkpoint', epoch: r.epoch, path: file });
       }
+      // Training is synchronous: let the event loop run so a SIGTERM is seen between epochs.
+      await new Promise((resolve) => setImmediate(resolve));
     },
   });
+  if (result.stopped) return;
   const model =
     trainer === 'gbdt'
       ? exportGbdt(trainer, result.standardizer, result.state as GbdtState)

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { type Principal } from '../src/domain/auth/api-key';
 import { Role } from '../src/domain/auth/role';
 import { FeatureType } from '../src/domain/features/feature-definition';
@@ -84,11 +87,16 @@ const submit = (over: Record<string, unknown> = {}) =>
     ...over,
   });
 
-async function register(name: string, gpus: number, slots?: number): Promise<string> {
+async function register(
+  name: string,
+  gpus: number,
+  slots?: number,
+  memoryMb = 16_000,
+): Promise<string> {
   const r = await app.services.runners.register(runnerPrincipal, {
     name,
     hostname: 'test',
-    gpus: Array.from({ length: gpus }, (_, index) => ({ index, name: 'sim', memoryMb: 16_000 })),
+    gpus: Array.from({ length: gpus }, (_, index) => ({ index, name: 'sim', memoryMb })),
     slots,
   });
   return r.id;
@@ -286,6 +294,57 @@ describe('the queue', () => {
     const large = await register('large-4gpu', 4);
     expect((await app.services.training.claim(runnerPrincipal, large))?.id).toBe(big.id);
     expect((await app.services.training.claim(runnerPrincipal, small))?.id).toBe(later.id);
+  });
+});
+
+describe('GPU memory', () => {
+  it('gives a run only GPUs with the memory it asked for', async () => {
+    const small = await register('mem-16g', 2);
+    const big = await submit({ gpuCount: 1, gpuMemoryMb: 40_000 });
+    expect(await app.services.training.claim(runnerPrincipal, small)).toBeNull();
+    const large = await register('mem-80g', 2, undefined, 81_559);
+    expect(await app.services.training.claim(runnerPrincipal, large)).toMatchObject({
+      id: big.id,
+      gpus: [0],
+    });
+  });
+});
+
+describe('checkpoints', () => {
+  it('never resumes from a checkpoint whose stored bytes no longer verify', async () => {
+    const runnerId = await register('ckpt', 0);
+    const run = await submit();
+    expect((await app.services.training.claim(runnerPrincipal, runnerId))?.id).toBe(run.id);
+    const put = (epoch: number, text: string) => {
+      const bytes = Buffer.from(text);
+      return app.services.training.saveCheckpoint(
+        runnerPrincipal,
+        run.id,
+        runnerId,
+        epoch,
+        bytes,
+        createHash('sha256').update(bytes).digest('hex'),
+      );
+    };
+    await put(1, 'state after epoch 1');
+    const second = await put(2, 'state after epoch 2');
+    // An upload whose bytes do not match the checksum sent is refused and not recorded.
+    await expect(
+      app.services.training.saveCheckpoint(
+        runnerPrincipal,
+        run.id,
+        runnerId,
+        3,
+        Buffer.from('x'),
+        'ab'.repeat(32),
+      ),
+    ).rejects.toMatchObject({ reason: 'UPLOAD_CORRUPT' });
+    expect((await app.services.training.checkpointsOf(run.id)).map((c) => c.epoch)).toEqual([2, 1]);
+    // The newest checkpoint's file is damaged on disk: the one before it is served.
+    fs.writeFileSync(path.join(app.dataDir, 'artifacts', second.key), 'state after epoch 9');
+    const latest = await app.services.training.latestCheckpoint(runnerPrincipal, run.id, runnerId);
+    expect(latest?.epoch).toBe(1);
+    expect(Buffer.from(latest!.bytes).toString()).toBe('state after epoch 1');
   });
 });
 

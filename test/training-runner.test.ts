@@ -4,6 +4,7 @@ import { RunStatus, type TrainingRun } from '../src/domain/training/training-run
 import { Rng } from '../src/domain/training/rng';
 import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import {
+  CancelTrainingJobDocument,
   CompareRunsDocument,
   RunProgressDocument,
   SubmitTrainingJobDocument,
@@ -226,4 +227,19 @@ it('gives an external trainer exactly its GPUs, and compares runs by any metric'
     code: 'BAD_USER_INPUT',
     reason: 'UNKNOWN_METRIC',
   });
+}, 120_000);
+
+it('cancels a running built-in run: the trainer stops at its next checkpoint', async () => {
+  runner('runner-cancel');
+  const id = await submit({ ...mlp, hyperparameters: { ...mlp.hyperparameters, epochs: 500 } });
+  await until(async () => {
+    const cps = await app.services.training.checkpointsOf(local(id));
+    return cps.length >= 1 ? cps : undefined;
+  }, 60_000);
+  const c = await gql.ok(CancelTrainingJobDocument, { id });
+  expect(c.cancelTrainingJob.cancelRequested).toBe(true);
+  const r = await finished(id);
+  expect(r.status).toBe(RunStatus.CANCELLED);
+  expect(r.logTail).toContain('stopping after the next checkpoint');
+  expect(r.epochsDone).toBeLessThan(500);
 }, 120_000);

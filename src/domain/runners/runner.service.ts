@@ -55,7 +55,7 @@ export class RunnerService {
     });
     await this.queue.registerRunner(
       runner.id,
-      runner.gpus.map((g) => g.index),
+      runner.gpus,
       input.slots ?? Math.max(1, runner.gpus.length),
     );
     await this.publish(RunnerEventKind.REGISTERED, runner.id);

@@ -66,8 +66,10 @@ export async function fit(o: {
   ts: Float64Array;
   resume?: FitCheckpoint | null;
   onEpoch(report: EpochReport, checkpoint: FitCheckpoint | null): Promise<void>;
+  /** Asked after each checkpoint: true stops training there (a cancel). */
+  shouldStop?: () => boolean;
   now?: () => number;
-}): Promise<FitResult> {
+}): Promise<FitResult & { stopped: boolean }> {
   const learner = LEARNERS[o.trainer];
   if (!learner) throw new Error(`no built-in trainer ${o.trainer}`);
   const hp = o.hyperparameters;
@@ -103,6 +105,7 @@ export async function fit(o: {
   const every = (hp.checkpointEvery as number | undefined) ?? 1;
   let metrics: Record<string, number> = {};
   let valPredictions = learner.predict(state, val);
+  let stopped = false;
   for (let epoch = (o.resume?.epoch ?? 0) + 1; epoch <= epochs; epoch++) {
     const t0 = now();
     learner.epoch(state, train, hp, rng);
@@ -126,6 +129,10 @@ export async function fit(o: {
           }
         : null;
     await o.onEpoch({ epoch, epochs, metrics, trainRows: train.n, seconds }, checkpoint);
+    if (checkpoint && o.shouldStop?.()) {
+      stopped = true;
+      break;
+    }
   }
   if (!Object.keys(metrics).length) {
     // Resumed from the final checkpoint: nothing left to train, the metrics are the model's.
@@ -144,5 +151,6 @@ export async function fit(o: {
     valRaw: valTable,
     valPredictions: Float64Array.from(valPredictions),
     metrics,
+    stopped,
   };
 }

@@ -2,17 +2,29 @@
  * Port: the queue of runs waiting for GPUs, and the GPUs each runner has free.
  *
  * Strict FIFO: a claim only ever takes the run at the head, and only when the claiming
- * runner has enough free GPUs (and a free slot) for it; otherwise it gets nothing, so a
+ * runner has enough free GPUs with enough memory (and a free slot) for it; otherwise it gets nothing, so a
  * big run at the head is never overtaken. Claims are atomic: the GPUs allocated on a
  * runner never exceed its inventory, whatever number of runners claim at once.
  */
 export interface RunQueue {
-  /** Declares a runner's GPUs (all free) and how many runs it takes at once. */
-  registerRunner(runnerId: string, gpuIndexes: readonly number[], slots: number): Promise<void>;
+  /** Declares a runner's GPUs (all free; memory in MB, null when unknown) and its slots. */
+  registerRunner(
+    runnerId: string,
+    gpus: readonly { index: number; memoryMb: number | null }[],
+    slots: number,
+  ): Promise<void>;
   /** The runner is gone: nothing more is allocated on it. */
   retireRunner(runnerId: string): Promise<void>;
-  /** Puts a run in line at its submission place (`seq`); a no-op if it is already there. */
-  enqueue(run: { id: string; seq: number; gpuCount: number }): Promise<void>;
+  /**
+   * Puts a run in line at its submission place (`seq`); a no-op if it is already there.
+   * With `gpuMemoryMb`, only GPUs known to have at least that much memory are given to it.
+   */
+  enqueue(run: {
+    id: string;
+    seq: number;
+    gpuCount: number;
+    gpuMemoryMb: number | null;
+  }): Promise<void>;
   /** Takes a queued run out of line (cancelled); false if it was not there. */
   remove(runId: string): Promise<boolean>;
   /** The head of the queue if it fits on the runner now; it is then leased to the runner. */

@@ -38,7 +38,7 @@ export interface TrainingRunRepository {
     filter: { experiment?: string; status?: RunStatus },
   ): Promise<Page<TrainingRun>>;
   /** QUEUED runs in submission order: what the queue must hold. */
-  queued(): Promise<{ id: string; seq: number; gpuCount: number }[]>;
+  queued(): Promise<{ id: string; seq: number; gpuCount: number; gpuMemoryMb: number | null }[]>;
   /** PENDING runs with their dataset ids. */
   pending(): Promise<{ id: string; datasetId: string }[]>;
   /** PENDING → QUEUED once the dataset is READY. */

@@ -128,6 +128,8 @@ export class TrainingService {
     const gpuMemoryMb = input.gpuMemoryMb ?? null;
     if (gpuMemoryMb !== null && (!Number.isInteger(gpuMemoryMb) || gpuMemoryMb < 1))
       throw invalid('gpuMemoryMb must be a positive integer', 'gpuMemoryMb');
+    if (gpuMemoryMb !== null && gpuCount === 0)
+      throw invalid('gpuMemoryMb needs gpuCount of at least 1', 'gpuMemoryMb');
     const maxRetries = input.maxRetries ?? 2;
     if (!Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES)
       throw invalid(`maxRetries must be an integer from 0 to ${MAX_RETRIES}`, 'maxRetries');

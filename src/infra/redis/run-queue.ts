@@ -9,8 +9,10 @@ import { type Claim, type RunQueue } from '../../domain/training/run-queue';
  * Keys (one hash tag, so a Redis Cluster keeps them in one slot):
  *   {rq}:queue          sorted set, run id scored by its submission seq (the FIFO order)
  *   {rq}:leases         sorted set, run id scored by lease expiry (epoch ms)
- *   {rq}:run:<id>       hash: seq, need (GPU count), runner and gpus while leased
+ *   {rq}:run:<id>       hash: seq, need (GPU count), mem (MB per GPU, 0: any), runner
+ *                       and gpus while leased
  *   {rq}:free:<runner>  set of the runner's free GPU indexes
+ *   {rq}:mem:<runner>   hash: GPU index → memory in MB (0 when unknown)
  *   {rq}:slots:<runner> runs the runner may still take; absent for an unknown runner
  */
 const FREE_FN = `
@@ -47,11 +49,17 @@ if #head == 0 then return false end
 local id = head[1]
 local runKey = base .. 'run:' .. id
 local need = tonumber(redis.call('HGET', runKey, 'need') or '0')
+local mem = tonumber(redis.call('HGET', runKey, 'mem') or '0')
 local freeKey = base .. 'free:' .. runner
 local free = redis.call('SMEMBERS', freeKey)
 if #free < need then return false end
 local nums = {}
-for i, v in ipairs(free) do nums[i] = tonumber(v) end
+for _, v in ipairs(free) do
+  if mem == 0 or tonumber(redis.call('HGET', base .. 'mem:' .. runner, v) or '0') >= mem then
+    nums[#nums + 1] = tonumber(v)
+  end
+end
+if #nums < need then return false end
 table.sort(nums)
 local picked = {}
 for i = 1, need do
@@ -94,12 +102,12 @@ for _, id in ipairs(ids) do
   if seq then redis.call('ZADD', base .. 'queue', seq, id) end
 end
 return ids`,
-  // ARGV: base, id, seq, need
+  // ARGV: base, id, seq, need, mem
   rqEnqueue: `
 local base, id = ARGV[1], ARGV[2]
 local runKey = base .. 'run:' .. id
 if redis.call('HEXISTS', runKey, 'runner') == 1 then return 0 end
-redis.call('HSET', runKey, 'seq', ARGV[3], 'need', ARGV[4])
+redis.call('HSET', runKey, 'seq', ARGV[3], 'need', ARGV[4], 'mem', ARGV[5])
 return redis.call('ZADD', base .. 'queue', 'NX', ARGV[3], id)`,
   // ARGV: base, id
   rqRemove: `
@@ -107,11 +115,14 @@ local base, id = ARGV[1], ARGV[2]
 local n = redis.call('ZREM', base .. 'queue', id)
 if n == 1 then redis.call('DEL', base .. 'run:' .. id) end
 return n`,
-  // ARGV: base, runner, slots, gpu...
+  // ARGV: base, runner, slots, then pairs of GPU index and memory (MB, 0: unknown)
   rqRegister: `
 local base, runner = ARGV[1], ARGV[2]
-redis.call('DEL', base .. 'free:' .. runner)
-for i = 4, #ARGV do redis.call('SADD', base .. 'free:' .. runner, ARGV[i]) end
+redis.call('DEL', base .. 'free:' .. runner, base .. 'mem:' .. runner)
+for i = 4, #ARGV, 2 do
+  redis.call('SADD', base .. 'free:' .. runner, ARGV[i])
+  redis.call('HSET', base .. 'mem:' .. runner, ARGV[i], ARGV[i + 1])
+end
 redis.call('SET', base .. 'slots:' .. runner, ARGV[3])
 return 1`,
 } as const;
@@ -131,16 +142,34 @@ export class RedisRunQueue implements RunQueue {
     this.r = redis as Scripted;
   }
 
-  async registerRunner(runnerId: string, gpus: readonly number[], slots: number): Promise<void> {
-    await this.r.rqRegister(this.base, runnerId, slots, ...gpus);
+  async registerRunner(
+    runnerId: string,
+    gpus: readonly { index: number; memoryMb: number | null }[],
+    slots: number,
+  ): Promise<void> {
+    await this.r.rqRegister(
+      this.base,
+      runnerId,
+      slots,
+      ...gpus.flatMap((g) => [g.index, g.memoryMb ?? 0]),
+    );
   }
 
   async retireRunner(runnerId: string): Promise<void> {
-    await this.r.del(`${this.base}free:${runnerId}`, `${this.base}slots:${runnerId}`);
+    await this.r.del(
+      `${this.base}free:${runnerId}`,
+      `${this.base}slots:${runnerId}`,
+      `${this.base}mem:${runnerId}`,
+    );
   }
 
-  async enqueue(run: { id: string; seq: number; gpuCount: number }): Promise<void> {
-    await this.r.rqEnqueue(this.base, run.id, run.seq, run.gpuCount);
+  async enqueue(run: {
+    id: string;
+    seq: number;
+    gpuCount: number;
+    gpuMemoryMb: number | null;
+  }): Promise<void> {
+    await this.r.rqEnqueue(this.base, run.id, run.seq, run.gpuCount, run.gpuMemoryMb ?? 0);
   }
 
   async remove(runId: string): Promise<boolean> {

@@ -106,11 +106,19 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
     return { ...p, items: p.items.map(toRun) };
   }
 
-  async queued(): Promise<{ id: string; seq: number; gpuCount: number }[]> {
-    const rows: { id: string; seq: string; gpu_count: number }[] = await this.ds.query(
-      `SELECT id, seq, gpu_count FROM training_run WHERE status = 'QUEUED' ORDER BY seq`,
-    );
-    return rows.map((r) => ({ id: r.id, seq: Number(r.seq), gpuCount: r.gpu_count }));
+  async queued(): Promise<
+    { id: string; seq: number; gpuCount: number; gpuMemoryMb: number | null }[]
+  > {
+    const rows: { id: string; seq: string; gpu_count: number; gpu_memory_mb: number | null }[] =
+      await this.ds.query(
+        `SELECT id, seq, gpu_count, gpu_memory_mb FROM training_run WHERE status = 'QUEUED' ORDER BY seq`,
+      );
+    return rows.map((r) => ({
+      id: r.id,
+      seq: Number(r.seq),
+      gpuCount: r.gpu_count,
+      gpuMemoryMb: r.gpu_memory_mb,
+    }));
   }
 
   async pending(): Promise<{ id: string; datasetId: string }[]> {
