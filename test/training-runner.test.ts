@@ -154,6 +154,9 @@ it('resumes a run on another runner after SIGKILL and ends exactly like an unint
   expect(resumed.logTail).toMatch(/resuming from the checkpoint of epoch \d+/);
   expect(resumed.model?.sha256).toMatch(/^[0-9a-f]{64}$/);
   expect(resumed.summary.onnx_max_abs_diff).toBeLessThan(1e-5);
+  // Hardware samples (CPU and memory: no GPUs here) were taken while it trained.
+  const hw = (await app.services.training.hardwareOf([resumed.id])).get(resumed.id) ?? [];
+  expect(hw.some((h) => h.cpuPercent !== null && (h.memoryMb ?? 0) > 0)).toBe(true);
 
   // The same spec, never interrupted, on runner b.
   const again = await submit(mlp);
@@ -200,6 +203,7 @@ it('gives an external trainer exactly its GPUs, and compares runs by any metric'
     'const g = process.env.CUDA_VISIBLE_DEVICES;',
     "console.error('CUDA_VISIBLE_DEVICES=' + g);",
     'const hp = JSON.parse(process.env.AETHER_HYPERPARAMETERS);',
+    "for (let step = 1; step <= 3; step++) console.log(JSON.stringify({ type: 'step', epoch: 1, step, metrics: { loss: 1 / step } }));",
     "console.log(JSON.stringify({ type: 'epoch', epoch: 1, epochs: 1, metrics: { val_auc: hp.auc, gpus: g.split(',').length } }));",
   ].join('\n');
   const ids = [];
@@ -219,6 +223,14 @@ it('gives an external trainer exactly its GPUs, and compares runs by any metric'
     expect(r.logTail).toContain(`CUDA_VISIBLE_DEVICES=${r.gpus.join(',')}`);
     expect(r.summary.gpus).toBe(2);
   }
+  // Per-step metrics (opt-in) arrive in batches beside the per-epoch ones.
+  const history = (await app.services.training.metricsOf([runs[0].id])).get(runs[0].id) ?? [];
+  expect(history.filter((p) => p.name === 'loss').map((p) => [p.step, p.value])).toEqual([
+    [1, 1],
+    [2, 0.5],
+    [3, 1 / 3],
+  ]);
+  expect(history.find((p) => p.name === 'val_auc')?.step).toBeNull();
   const table = await gql.ok(CompareRunsDocument, { experiments: ['external'], sortBy: 'val_auc' });
   const col = table.compareRuns.columns.indexOf('val_auc');
   expect(table.compareRuns.rows.map((row) => row.values[col])).toEqual([0.74, 0.68, 0.61]);
