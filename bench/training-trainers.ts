@@ -55,8 +55,8 @@ export async function main(): Promise<void> {
       });
       const model =
         name === 'gbdt'
-          ? exportGbdt(name, r.standardizer, r.state as GbdtState)
-          : exportDense(name, r.standardizer, r.state as DenseState);
+          ? exportGbdt(name, table.names, r.standardizer, r.state as GbdtState)
+          : exportDense(name, table.names, r.standardizer, r.state as DenseState);
       const onnx = await predictOnnx(model, r.valRaw.x, r.valRaw.n, r.valRaw.d);
       let diff = 0;
       for (let i = 0; i < onnx.length; i++)

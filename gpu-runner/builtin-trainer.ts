@@ -71,8 +71,8 @@ async function main(): Promise<void> {
   if (result.stopped) return;
   const model =
     trainer === 'gbdt'
-      ? exportGbdt(trainer, result.standardizer, result.state as GbdtState)
-      : exportDense(trainer, result.standardizer, result.state as DenseState);
+      ? exportGbdt(trainer, table.names, result.standardizer, result.state as GbdtState)
+      : exportDense(trainer, table.names, result.standardizer, result.state as DenseState);
   const modelPath = path.join(outDir, 'model.onnx');
   fs.writeFileSync(modelPath, model);
   // The exported graph must give what the trainer's own model gives, on raw inputs.

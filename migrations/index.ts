@@ -2,6 +2,7 @@ import { Foundation1764000000000 } from './1764000000000-foundation';
 import { FeatureStore1764100000000 } from './1764100000000-feature-store';
 import { OfflineSegments1764200000000 } from './1764200000000-offline-segments';
 import { Training1764300000000 } from './1764300000000-training';
+import { ModelRegistry1764400000000 } from './1764400000000-model-registry';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -9,4 +10,5 @@ export const migrations = [
   FeatureStore1764100000000,
   OfflineSegments1764200000000,
   Training1764300000000,
+  ModelRegistry1764400000000,
 ];

@@ -16,6 +16,17 @@ export async function buildFlightsTrainingSet(
   s: Services,
   o: { flights: number; spine: number; name: string; log?: (msg: string) => void },
 ): Promise<DatasetSnapshot> {
+  return (await buildFlightsSets(s, { ...o, heldOut: 0 })).train;
+}
+
+/**
+ * As above, plus a held-out snapshot of the `heldOut` flights after the training rows (the
+ * rows a model is evaluated on before promotion).
+ */
+export async function buildFlightsSets(
+  s: Services,
+  o: { flights: number; spine: number; heldOut: number; name: string; log?: (msg: string) => void },
+): Promise<{ train: DatasetSnapshot; heldOut: DatasetSnapshot | null }> {
   const log = o.log ?? (() => undefined);
   const flights = await readFlights(0, o.flights);
   await s.featureRegistry.createEntity({ name: 'airport', joinKeys: ['origin'] });
@@ -63,17 +74,24 @@ export async function buildFlightsTrainingSet(
     );
   }
   log(`ingested ${flights.length} flights into ${DELAY_VIEW}@${version.version}`);
-  const spine = flights.slice(-o.spine).map((f) => ({
-    entityKey: f.origin,
-    ts: f.scheduled - 3_600_000,
-    label: f.delayMinutes > 15 ? 1 : 0,
-  }));
-  const { done } = await s.datasets.build({
-    name: o.name,
-    featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
-    spine,
-  });
-  const snapshot = await done;
-  log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
-  return snapshot;
+  const rows = (slice: typeof flights) =>
+    slice.map((f) => ({
+      entityKey: f.origin,
+      ts: f.scheduled - 3_600_000,
+      label: f.delayMinutes > 15 ? 1 : 0,
+    }));
+  const build = async (name: string, slice: typeof flights) => {
+    const { done } = await s.datasets.build({
+      name,
+      featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
+      spine: rows(slice),
+    });
+    const snapshot = await done;
+    log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
+    return snapshot;
+  };
+  const end = flights.length - o.heldOut;
+  const train = await build(o.name, flights.slice(end - o.spine, end));
+  const heldOut = o.heldOut > 0 ? await build(`${o.name}-heldout`, flights.slice(end)) : null;
+  return { train, heldOut };
 }

@@ -59,8 +59,8 @@ it('exports every model to ONNX that agrees with the trainer within 1e-5', async
   for (const [name, r] of Object.entries(results)) {
     const model =
       name === 'gbdt'
-        ? exportGbdt(name, r.standardizer, r.state as GbdtState)
-        : exportDense(name, r.standardizer, r.state as DenseState);
+        ? exportGbdt(name, r.valRaw.names, r.standardizer, r.state as GbdtState)
+        : exportDense(name, r.valRaw.names, r.standardizer, r.state as DenseState);
     const p = await predictOnnx(model, r.valRaw.x, r.valRaw.n, r.valRaw.d);
     let diff = 0;
     for (let i = 0; i < p.length; i++) diff = Math.max(diff, Math.abs(p[i] - r.valPredictions[i]));

@@ -66,8 +66,8 @@ async function train(
 async function onnxDiff(name: string, r: FitResult): Promise<number> {
   const bytes =
     name === 'gbdt'
-      ? exportGbdt(name, r.standardizer, r.state as GbdtState)
-      : exportDense(name, r.standardizer, r.state as DenseState);
+      ? exportGbdt(name, data.table.names, r.standardizer, r.state as GbdtState)
+      : exportDense(name, data.table.names, r.standardizer, r.state as DenseState);
   const p = await predictOnnx(bytes, r.valRaw.x, r.valRaw.n, r.valRaw.d);
   let max = 0;
   for (let i = 0; i < p.length; i++) max = Math.max(max, Math.abs(p[i] - r.valPredictions[i]));

@@ -10,6 +10,11 @@ import { QuarantineService } from '../domain/features/quarantine.service';
 import { type StreamLag } from '../domain/features/feature-store.ports';
 import { RunnerService } from '../domain/runners/runner.service';
 import { TrainingService } from '../domain/training/training.service';
+import { ModelRegistryService } from '../domain/registry/model-registry.service';
+import { LineageService } from '../domain/lineage/lineage';
+import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
+import { SqlLineageRepository } from '../infra/db/lineage/lineage.repository';
+import { OnnxModelInspector } from '../infra/onnx/inspector';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
@@ -35,6 +40,8 @@ export interface Services {
   compaction: OfflineCompactionService;
   datasets: DatasetService;
   training: TrainingService;
+  registry: ModelRegistryService;
+  lineage: LineageService;
   /** Consumer lag of every feature source stream. */
   streamLag(): Promise<StreamLag[]>;
   artifacts: ArtifactStore;
@@ -75,6 +82,28 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
   );
+  const training = new TrainingService(
+    new SqlTrainingRunRepository(ds),
+    runQueue,
+    runners,
+    datasets,
+    deps.artifacts,
+    deps.events,
+    deps.clock,
+    deps.trainingLeaseMs,
+  );
+  const registry = new ModelRegistryService({
+    repo: new SqlModelRegistryRepository(ds),
+    inspector: new OnnxModelInspector(),
+    artifacts: deps.artifacts,
+    runs: training,
+    datasets,
+    events: deps.events,
+    clock: deps.clock,
+  });
+  training.onRegistrableRun((run) =>
+    registry.registerFromRun(null, run.registerAs as string, run.id),
+  );
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
     runners,
@@ -84,16 +113,9 @@ export function createServices(deps: {
     quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
     compaction: new OfflineCompactionService(featureRegistry, offline),
     datasets,
-    training: new TrainingService(
-      new SqlTrainingRunRepository(ds),
-      runQueue,
-      runners,
-      datasets,
-      deps.artifacts,
-      deps.events,
-      deps.clock,
-      deps.trainingLeaseMs,
-    ),
+    training,
+    registry,
+    lineage: new LineageService(new SqlLineageRepository(ds)),
     streamLag: async () =>
       readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),
     artifacts: deps.artifacts,

@@ -304,7 +304,8 @@ export class FeatureViewVersionResolver {
   }
 
   @FieldResolver(() => [FeatureConsumerType], {
-    description: 'Datasets (and, later, model versions) that use this version.',
+    description:
+      'Datasets built from this version, and model versions (not archived) that read it.',
   })
   async consumers(
     @Root() v: FeatureViewVersionType,
@@ -313,7 +314,7 @@ export class FeatureViewVersionResolver {
     return (await ctx.loaders.consumersOfVersion.load(v.localId)).map((c) =>
       Object.assign(new FeatureConsumerType(), {
         kind: c.kind,
-        id: toGlobalId('DatasetSnapshot', c.id),
+        id: toGlobalId(c.kind === 'DATASET' ? 'DatasetSnapshot' : 'ModelVersion', c.id),
         name: c.name,
       }),
     );

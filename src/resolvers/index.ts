@@ -3,6 +3,12 @@ import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resol
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
+import {
+  LineageNodeResolver,
+  ModelResolver,
+  ModelVersionResolver,
+  RunModelResolver,
+} from './registry.resolver';
 
 export const resolvers = [
   NodeResolver,
@@ -11,4 +17,8 @@ export const resolvers = [
   FeatureViewResolver,
   FeatureViewVersionResolver,
   TrainingResolver,
+  ModelVersionResolver,
+  ModelResolver,
+  LineageNodeResolver,
+  RunModelResolver,
 ] as const;

@@ -15,6 +15,12 @@ import {
   type MetricPoint,
   type TrainingRun,
 } from '../domain/training/training-run';
+import {
+  type Evaluation,
+  type Model,
+  type ModelVersion,
+  type Transition,
+} from '../domain/registry/model';
 import { type Services } from '../app/services';
 
 /**
@@ -39,6 +45,11 @@ export interface Loaders {
   queuePosition: DataLoader<string, number | null>;
   runMetrics: DataLoader<string, MetricPoint[]>;
   runHardware: DataLoader<string, HardwareSample[]>;
+  model: DataLoader<string, Model | null>;
+  modelVersion: DataLoader<string, ModelVersion | null>;
+  versionsOfModel: DataLoader<string, ModelVersion[]>;
+  modelTransitions: DataLoader<string, Transition[]>;
+  modelEvaluations: DataLoader<string, Evaluation[]>;
 }
 
 /** `cache: false` for subscriptions: a long-lived stream must not serve stale relations. */
@@ -70,6 +81,20 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     queuePosition: new DataLoader((ids) => services.training.queuePositions(ids), opts),
     runMetrics: new DataLoader(async (ids) => {
       const m = await services.training.metricsOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
+    model: new DataLoader((ids) => byId(ids, services.registry.modelsByIds(ids)), opts),
+    modelVersion: new DataLoader((ids) => byId(ids, services.registry.versionsByIds(ids)), opts),
+    versionsOfModel: new DataLoader(async (ids) => {
+      const all = await services.registry.versionsOf(ids);
+      return ids.map((id) => all.filter((v) => v.modelId === id));
+    }, opts),
+    modelTransitions: new DataLoader(async (ids) => {
+      const m = await services.registry.transitionsOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
+    modelEvaluations: new DataLoader(async (ids) => {
+      const m = await services.registry.evaluationsOf(ids);
       return ids.map((id) => m.get(id) ?? []);
     }, opts),
     runHardware: new DataLoader(async (ids) => {

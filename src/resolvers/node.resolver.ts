@@ -5,6 +5,7 @@ import { InvalidInputError } from '../domain/shared/domain-error';
 import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
+import { ModelType, ModelVersionType } from '../schema/registry.types';
 import {
   DatasetSnapshotType,
   FeatureEntityType,
@@ -65,6 +66,20 @@ const FETCHERS: Record<
       return q ? QuarantinedRecordType.from(q) : null;
     },
   },
+  Model: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const m = await ctx.loaders.model.load(id);
+      return m ? ModelType.from(m) : null;
+    },
+  },
+  ModelVersion: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const v = await ctx.loaders.modelVersion.load(id);
+      return v ? ModelVersionType.from(v) : null;
+    },
+  },
   Run: {
     role: Role.VIEWER,
     fetch: async (ctx, id) => {
@@ -112,7 +127,7 @@ export class NodeResolver {
   }
 }
 
-async function fetchNode(ctx: GraphQLContext, id: string): Promise<Node | null> {
+export async function fetchNode(ctx: GraphQLContext, id: string): Promise<Node | null> {
   const g = fromGlobalId(id);
   const fetcher = g && FETCHERS[g.type];
   // Unknown or unreadable ids and objects this role may not see all look alike: absent.

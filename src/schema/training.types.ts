@@ -383,6 +383,12 @@ export class SubmitTrainingJobInput {
 
   @Field(() => String, { nullable: true, description: 'Commit of the training code.' })
   gitCommit?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Register the trained model under this name when the run succeeds.',
+  })
+  registerAs?: string | null;
 }
 
 @InputType()

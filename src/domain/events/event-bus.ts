@@ -20,4 +20,5 @@ export const Topics = {
   apiKeys: 'api-keys',
   runners: 'runners',
   runs: 'training-runs',
+  models: 'model-events',
 } as const;

@@ -20,6 +20,7 @@ export interface NewRun {
   gpuMemoryMb: number | null;
   maxRetries: number;
   gitCommit: string | null;
+  registerAs: string | null;
 }
 
 export interface Experiment {
@@ -74,6 +75,8 @@ export interface TrainingRunRepository {
   /** Newest first. */
   checkpointsOf(runId: string): Promise<RunCheckpoint[]>;
   setModel(runId: string, artifact: ArtifactRef): Promise<void>;
+  /** Adds a note to a finished run's error (e.g. its automatic registration failed). */
+  noteError(runId: string, note: string): Promise<void>;
   /** Runs of the experiments and ids given, any status. */
   forComparison(
     filter: { experiments: string[]; runIds: string[] },

@@ -65,6 +65,10 @@ export interface TrainingRun {
   summary: Record<string, number>;
   /** The trained model (ONNX), once the run has uploaded it. */
   model: ArtifactRef | null;
+  /** Register the model under this name when the run succeeds. */
+  registerAs: string | null;
+  /** The model version registered from this run. */
+  modelVersionId: string | null;
 }
 
 /** One metric value: per epoch (`step` null) or, opted into, per step. */

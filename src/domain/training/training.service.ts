@@ -7,6 +7,7 @@ import { type RunnerService } from '../runners/runner.service';
 import { type Clock } from '../shared/clock';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
+import { MODEL_NAME_RE } from '../registry/model';
 import { type RunQueue } from './run-queue';
 import { builtinTrainer, MAX_COMMAND_PARAMS_BYTES, validateHyperparameters } from './trainers';
 import {
@@ -45,6 +46,8 @@ export interface SubmitRunInput {
   gpuMemoryMb?: number | null;
   maxRetries?: number | null;
   gitCommit?: string | null;
+  /** Register the trained model under this name when the run succeeds. */
+  registerAs?: string | null;
 }
 
 export interface RunEvent {
@@ -138,6 +141,9 @@ export class TrainingService {
         'experiment must be 1-100 characters of letters, digits, space and . _ : / -',
         'experiment',
       );
+    const registerAs = input.registerAs ?? null;
+    if (registerAs !== null && !MODEL_NAME_RE.test(registerAs))
+      throw invalid('registerAs must be a model name: a lower-case identifier', 'registerAs');
     const gitCommit = input.gitCommit ?? null;
     if (gitCommit !== null && !/^[0-9a-f]{7,64}$/.test(gitCommit))
       throw invalid('gitCommit must be a hex commit id (7 to 64 characters)', 'gitCommit');
@@ -177,6 +183,7 @@ export class TrainingService {
       gpuMemoryMb,
       maxRetries,
       gitCommit,
+      registerAs,
     });
     await this.publish(run);
     if (!built) {
@@ -302,7 +309,24 @@ export class TrainingService {
     });
     if (!done) throw leaseLost(runId);
     await this.publish(done);
+    if (done.status === RunStatus.SUCCEEDED && done.registerAs && this.succeeded) {
+      // The registry checks the model on its own; a refusal is noted on the run, which
+      // still succeeded (its model can be registered by hand once the cause is fixed).
+      await this.succeeded(done).catch((e: unknown) =>
+        this.repo.noteError(
+          runId,
+          `automatic registration as ${done.registerAs} failed: ${e instanceof Error ? e.message : String(e)}`,
+        ),
+      );
+    }
     return done;
+  }
+
+  private succeeded: ((run: TrainingRun) => Promise<unknown>) | null = null;
+
+  /** Called with each run that succeeded and asked to be registered (the model registry). */
+  onRegistrableRun(listener: (run: TrainingRun) => Promise<unknown>): void {
+    this.succeeded = listener;
   }
 
   /**

@@ -42,16 +42,21 @@ function preprocessing(s: Standardizer): { nodes: onnx.INodeProto[]; init: onnx.
   };
 }
 
+/** Metadata key holding the feature refs of the input columns, in order (JSON list). */
+export const FEATURES_METADATA = 'aether.features';
+
 function model(
   name: string,
-  d: number,
+  features: readonly string[],
   nodes: onnx.INodeProto[],
   init: onnx.ITensorProto[],
   ml: boolean,
 ): Uint8Array {
+  const d = features.length;
   const m = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'aether',
+    metadataProps: [{ key: FEATURES_METADATA, value: JSON.stringify(features) }],
     opsetImport: [
       { domain: '', version: 17 },
       ...(ml ? [{ domain: 'ai.onnx.ml', version: 3 }] : []),
@@ -62,7 +67,12 @@ function model(
 }
 
 /** Logistic regression and MLPs: MatMul + Add per layer, Relu between, Sigmoid at the end. */
-export function exportDense(name: string, s: Standardizer, state: DenseState): Uint8Array {
+export function exportDense(
+  name: string,
+  features: readonly string[],
+  s: Standardizer,
+  state: DenseState,
+): Uint8Array {
   const pre = preprocessing(s);
   const nodes = [...pre.nodes];
   const init = [...pre.init];
@@ -80,11 +90,16 @@ export function exportDense(name: string, s: Standardizer, state: DenseState): U
     }
   });
   nodes.push({ opType: 'Sigmoid', input: [x], output: [OUTPUT] });
-  return model(name, s.mean.length, nodes, init, false);
+  return model(name, features, nodes, init, false);
 }
 
 /** Boosted trees as ai.onnx.ml TreeEnsembleRegressor (sum of leaves + base), then Sigmoid. */
-export function exportGbdt(name: string, s: Standardizer, state: GbdtState): Uint8Array {
+export function exportGbdt(
+  name: string,
+  features: readonly string[],
+  s: Standardizer,
+  state: GbdtState,
+): Uint8Array {
   const pre = preprocessing(s);
   const ints = (n: string, v: number[]): onnx.IAttributeProto => ({
     name: n,
@@ -168,5 +183,5 @@ export function exportGbdt(name: string, s: Standardizer, state: GbdtState): Uin
     ],
   };
   const nodes = [...pre.nodes, ensemble, { opType: 'Sigmoid', input: ['score'], output: [OUTPUT] }];
-  return model(name, s.mean.length, nodes, pre.init, true);
+  return model(name, features, nodes, pre.init, true);
 }

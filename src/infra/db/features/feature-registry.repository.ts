@@ -11,6 +11,7 @@ import {
   type VersionConsumer,
 } from '../../../domain/features/feature-store.ports';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
+import { returnedRows } from '../returned-rows';
 import { sqlKeysetPage } from './sql-keyset';
 
 interface ViewRow {
@@ -214,19 +215,28 @@ export class SqlFeatureRegistryRepository implements FeatureRegistryRepository {
   async consumersOf(versionIds: readonly string[]): Promise<Map<string, VersionConsumer[]>> {
     const out = new Map<string, VersionConsumer[]>(versionIds.map((id) => [id, []]));
     if (!versionIds.length) return out;
-    const rows: { version_id: string; id: string; name: string }[] = await this.ds.query(
-      `SELECT l.version_id, d.id, d.name FROM dataset_feature_view_version l JOIN dataset_snapshot d ON d.id = l.dataset_id
-       WHERE l.version_id = ANY($1::uuid[]) AND d.status <> 'FAILED' ORDER BY d.created_at`,
+    // Datasets built from a version, and model versions (not archived) that read it.
+    const rows: {
+      version_id: string;
+      kind: 'DATASET' | 'MODEL_VERSION';
+      id: string;
+      name: string;
+    }[] = await this.ds.query(
+      `SELECT * FROM (
+         SELECT l.version_id, 'DATASET' AS kind, d.id, d.name, d.created_at
+         FROM dataset_feature_view_version l JOIN dataset_snapshot d ON d.id = l.dataset_id
+         WHERE l.version_id = ANY($1::uuid[]) AND d.status <> 'FAILED'
+         UNION ALL
+         SELECT l.version_id, 'MODEL_VERSION', mv.id, m.name || '@' || mv.version, mv.created_at
+         FROM model_version_feature_view_version l JOIN model_version mv ON mv.id = l.model_version_id
+         JOIN model m ON m.id = mv.model_id
+         WHERE l.version_id = ANY($1::uuid[]) AND mv.state NOT IN ('ARCHIVED', 'ROLLED_BACK')
+       ) c ORDER BY created_at`,
       [versionIds],
     );
-    for (const r of rows) out.get(r.version_id)?.push({ kind: 'DATASET', id: r.id, name: r.name });
+    for (const r of rows) out.get(r.version_id)?.push({ kind: r.kind, id: r.id, name: r.name });
     return out;
   }
-}
-
-/** TypeORM answers UPDATE … RETURNING with [rows, affected]; INSERT/SELECT with rows. */
-function returnedRows<T>(res: unknown): T[] {
-  return (Array.isArray(res) && Array.isArray(res[0]) ? res[0] : res) as T[];
 }
 
 interface EntityRow {

@@ -44,6 +44,8 @@ interface Row {
   epochs_total: number | null;
   summary: Record<string, number>;
   model: ArtifactRef | null;
+  register_as: string | null;
+  model_version_id: string | null;
 }
 
 /** Runs with their experiment's name: what every read returns. */
@@ -61,8 +63,8 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
          RETURNING id, name
        )
        INSERT INTO training_run (experiment_id, trainer, trainer_version, dataset_id, hyperparameters,
-                                 gpu_count, gpu_memory_mb, max_retries, git_commit, status)
-       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM e
+                                 gpu_count, gpu_memory_mb, max_retries, git_commit, status, register_as)
+       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM e
        RETURNING *, (SELECT name FROM e) AS experiment_name`,
       [
         run.experimentName,
@@ -75,6 +77,7 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
         run.maxRetries,
         run.gitCommit,
         run.status,
+        run.registerAs,
       ],
     );
     return toRun(rows[0]);
@@ -303,6 +306,13 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
     return rows.map((r) => ({ epoch: r.epoch, artifact: r.artifact, createdAt: r.created_at }));
   }
 
+  async noteError(runId: string, note: string): Promise<void> {
+    await this.ds.query(
+      `UPDATE training_run SET error = CASE WHEN error IS NULL THEN $2 ELSE error || '; ' || $2 END WHERE id = $1`,
+      [runId, note],
+    );
+  }
+
   async setModel(runId: string, artifact: ArtifactRef): Promise<void> {
     await this.ds.query(`UPDATE training_run SET model = $2 WHERE id = $1`, [
       runId,
@@ -366,5 +376,7 @@ function toRun(r: Row): TrainingRun {
     epochsTotal: r.epochs_total,
     summary: r.summary,
     model: r.model,
+    registerAs: r.register_as,
+    modelVersionId: r.model_version_id,
   };
 }

@@ -1,0 +1,103 @@
+import { InvalidInputError } from '../shared/domain-error';
+
+export enum LineageDirection {
+  UPSTREAM = 'UPSTREAM',
+  DOWNSTREAM = 'DOWNSTREAM',
+  BOTH = 'BOTH',
+}
+
+/** A node of the lineage graph: `Kind:id`, the GraphQL type and the local id (or name). */
+export interface LineageNode {
+  id: string;
+  kind: string;
+  label: string;
+  /** Hops from the start (0 for the start). */
+  depth: number;
+}
+
+/** `from` was derived into `to` (edges point downstream). */
+export interface LineageEdge {
+  from: string;
+  to: string;
+  relation: string;
+}
+
+export interface LineageGraph {
+  nodes: LineageNode[];
+  edges: LineageEdge[];
+}
+
+export enum LineageErrorCode {
+  LINEAGE_TOO_LARGE = 'LINEAGE_TOO_LARGE',
+  INVALID_LINEAGE_QUERY = 'INVALID_LINEAGE_QUERY',
+  NODE_NOT_FOUND = 'NODE_NOT_FOUND',
+}
+
+export const MAX_DEPTH = 12;
+export const MAX_NODES = 5_000;
+
+/** Port: a bounded walk, one recursive query per direction. */
+export interface LineageRepository {
+  exists(node: string): Promise<boolean>;
+  /** Nodes within `depth` hops in `direction`; at most `limit` (more means too many). */
+  walk(
+    start: string,
+    direction: LineageDirection.UPSTREAM | LineageDirection.DOWNSTREAM,
+    depth: number,
+    limit: number,
+  ): Promise<LineageNode[]>;
+  /** Edges between the given nodes. */
+  edgesAmong(nodes: readonly string[]): Promise<LineageEdge[]>;
+}
+
+/** Lineage walks: bounded in depth and size, with a clear error past either bound. */
+export class LineageService {
+  constructor(private readonly repo: LineageRepository) {}
+
+  async lineage(
+    start: string,
+    direction: LineageDirection,
+    depth: number,
+    limit: number,
+  ): Promise<LineageGraph> {
+    if (!Number.isInteger(depth) || depth < 1 || depth > MAX_DEPTH)
+      throw new InvalidInputError(
+        LineageErrorCode.INVALID_LINEAGE_QUERY,
+        `depth must be an integer from 1 to ${MAX_DEPTH}`,
+        { max: MAX_DEPTH },
+      );
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_NODES)
+      throw new InvalidInputError(
+        LineageErrorCode.INVALID_LINEAGE_QUERY,
+        `limit must be an integer from 1 to ${MAX_NODES}`,
+        { max: MAX_NODES },
+      );
+    if (!(await this.repo.exists(start)))
+      throw new InvalidInputError(
+        LineageErrorCode.NODE_NOT_FOUND,
+        `${start} is not in the lineage graph`,
+      );
+    const dirs =
+      direction === LineageDirection.BOTH
+        ? ([LineageDirection.UPSTREAM, LineageDirection.DOWNSTREAM] as const)
+        : [direction];
+    const byId = new Map<string, LineageNode>();
+    for (const d of dirs) {
+      for (const n of await this.repo.walk(start, d, depth, limit + 1)) {
+        const seen = byId.get(n.id);
+        if (!seen || n.depth < seen.depth) byId.set(n.id, n);
+      }
+      if (byId.size > limit) throw tooLarge(limit, depth);
+    }
+    const nodes = [...byId.values()].sort((a, b) => a.depth - b.depth || a.id.localeCompare(b.id));
+    return { nodes, edges: await this.repo.edgesAmong(nodes.map((n) => n.id)) };
+  }
+}
+
+function tooLarge(limit: number, depth: number) {
+  return new InvalidInputError(
+    LineageErrorCode.LINEAGE_TOO_LARGE,
+    `More than ${limit} nodes within depth ${depth}: lower the depth or raise the limit (at most ${MAX_NODES})`,
+    { limit, depth },
+  );
+}
