@@ -187,6 +187,15 @@ it('walks flights snapshot → run → version → VALIDATED → STAGING, refuse
   expect(new Set(down.lineage.nodes.map((n) => n.kind))).toEqual(
     new Set(['FeatureViewVersion', 'DatasetSnapshot', 'Run', 'ModelVersion']),
   );
+  // The feature view version lists the model version among its consumers.
+  const consumers = await app.services.featureRegistry.consumersOf([
+    localIdOf(fvv.id, 'FeatureViewVersion'),
+  ]);
+  expect([...consumers.values()][0]).toContainEqual({
+    kind: 'MODEL_VERSION',
+    id: localIdOf(v1!.id, 'ModelVersion'),
+    name: 'delay@1',
+  });
   const tooBig = await gql.request(LineageDocument, {
     id: fvv.id,
     direction: 'DOWNSTREAM',
