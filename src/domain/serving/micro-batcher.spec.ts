@@ -1,0 +1,35 @@
+import { MicroBatcher } from './micro-batcher';
+
+describe('MicroBatcher', () => {
+  it('gives each caller its own row, in batches no larger than maxBatch', async () => {
+    const seen: number[][] = [];
+    const b = new MicroBatcher<number, number>(
+      async (xs) => {
+        seen.push(xs);
+        await new Promise((r) => setTimeout(r, 2));
+        return xs.map((x) => x * 10);
+      },
+      { maxBatch: 8, maxWaitUs: 500 },
+    );
+    const out = await Promise.all(Array.from({ length: 50 }, (_, i) => b.submit(i)));
+    expect(out).toEqual(Array.from({ length: 50 }, (_, i) => i * 10));
+    expect(Math.max(...seen.map((s) => s.length))).toBeLessThanOrEqual(8);
+    expect(seen.length).toBeLessThan(50);
+    expect(seen.flat().sort((a, c) => a - c)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('sends a lone call after maxWait, and fails every caller of a failing batch', async () => {
+    const b = new MicroBatcher<number, number>(
+      async (xs) => {
+        if (xs.includes(13)) throw new Error('bad row');
+        return xs;
+      },
+      { maxBatch: 4, maxWaitUs: 2_000 },
+    );
+    const t0 = performance.now();
+    expect(await b.submit(1)).toBe(1);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1.5);
+    const results = await Promise.allSettled([b.submit(12), b.submit(13)]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+  });
+});
