@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { Role } from '../src/domain/auth/role';
 import { LineageDirection } from '../src/domain/lineage/lineage';
 import { FeatureType } from '../src/domain/features/feature-definition';
-import { RunStatus } from '../src/domain/training/training-run';
-import { exportDense } from '../src/infra/onnx/export';
+import { registerKnownModel } from '../test/support/trained-model';
 import {
   median,
   percentile,
@@ -180,26 +177,17 @@ async function registrations(
     spine: [{ entityKey: 'a', ts: now, label: 1 }],
   });
   await done;
-  const key = await s.apiKeys.create(null, { name: 'bench-runner', role: Role.RUNNER });
-  const actor = { keyId: key.key.id, name: key.key.name, role: Role.RUNNER };
-  const runner = await s.runners.register(actor, { name: 'bench', hostname: 'bench', gpus: [] });
-  const run = await s.training.submit({
-    experiment: 'bench',
-    builtinTrainer: 'logistic_regression',
+  const v = await registerKnownModel(s, {
+    model: 'bench',
     datasetId: snapshot.id,
+    features: ['bv@1:x'],
+    weights: [1],
+    bias: 0,
   });
-  await s.training.claim(actor, runner.id);
-  const model = exportDense(
-    'b',
-    ['bv@1:x'],
-    { mean: [0], std: [1] },
-    { layers: [{ w: [1], b: [0], in: 1, out: 1 }] },
-  );
-  const sha = createHash('sha256').update(model).digest('hex');
-  await s.training.saveModel(actor, run.id, runner.id, model, sha);
-  await s.training.finish(actor, run.id, runner.id, { outcome: RunStatus.SUCCEEDED });
+  const model = await s.registry.modelBytes(v);
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) await s.registry.registerFromRun(null, 'bench', run.id);
+  for (let i = 0; i < count; i++)
+    await s.registry.registerFromRun(null, 'bench', v.runId as string);
   const perSecond = count / ((performance.now() - t0) / 1000);
   const t1 = performance.now();
   for (let i = 0; i < count; i++) await s.artifacts.put(`bench/put-${i}.onnx`, model);

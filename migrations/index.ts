@@ -3,6 +3,7 @@ import { FeatureStore1764100000000 } from './1764100000000-feature-store';
 import { OfflineSegments1764200000000 } from './1764200000000-offline-segments';
 import { Training1764300000000 } from './1764300000000-training';
 import { ModelRegistry1764400000000 } from './1764400000000-model-registry';
+import { Serving1764500000000 } from './1764500000000-serving';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   OfflineSegments1764200000000,
   Training1764300000000,
   ModelRegistry1764400000000,
+  Serving1764500000000,
 ];

@@ -111,6 +111,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       clock,
       trainingLeaseMs: config.trainingLeaseMs,
     });
+    // Unwound after the HTTP server: in-flight predictions finish, then the log is flushed.
+    stack.push('prediction log and model sessions', () => services.close());
     metrics.streamLagSource = () => services.streamLag();
 
     if (config.featureStreamConsumer) {

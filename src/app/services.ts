@@ -15,6 +15,10 @@ import { LineageService } from '../domain/lineage/lineage';
 import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
 import { SqlLineageRepository } from '../infra/db/lineage/lineage.repository';
 import { OnnxModelInspector } from '../infra/onnx/inspector';
+import { OnnxModelRunner } from '../infra/onnx/runner';
+import { PredictionService } from '../domain/serving/prediction.service';
+import { SqlDeploymentRepository } from '../infra/db/serving/deployment.repository';
+import { SqlPredictionLog } from '../infra/db/serving/prediction-log';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
@@ -42,6 +46,10 @@ export interface Services {
   training: TrainingService;
   registry: ModelRegistryService;
   lineage: LineageService;
+  serving: PredictionService;
+  predictionLog: SqlPredictionLog;
+  /** Stops background writers and releases model sessions (after the HTTP server closed). */
+  close(): Promise<void>;
   /** Consumer lag of every feature source stream. */
   streamLag(): Promise<StreamLag[]>;
   artifacts: ArtifactStore;
@@ -101,6 +109,9 @@ export function createServices(deps: {
     events: deps.events,
     clock: deps.clock,
   });
+  const onlineFeatures = new OnlineFeatureService(featureRegistry, online, deps.clock);
+  const predictionLog = new SqlPredictionLog(ds);
+  const runner = new OnnxModelRunner((v) => registry.modelBytes(v));
   training.onRegistrableRun((run) =>
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
@@ -109,13 +120,27 @@ export function createServices(deps: {
     runners,
     featureRegistry,
     ingestion,
-    onlineFeatures: new OnlineFeatureService(featureRegistry, online, deps.clock),
+    onlineFeatures,
     quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
     compaction: new OfflineCompactionService(featureRegistry, offline),
     datasets,
     training,
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
+    serving: new PredictionService(
+      new SqlDeploymentRepository(ds),
+      registry,
+      featureRegistry,
+      onlineFeatures,
+      runner,
+      predictionLog,
+      deps.clock,
+    ),
+    predictionLog,
+    close: async () => {
+      await predictionLog.close();
+      await runner.close();
+    },
     streamLag: async () =>
       readStreamLag(deps.redis, deps.redisPrefix, await featureRegistry.allSources()),
     artifacts: deps.artifacts,

@@ -3,6 +3,7 @@ import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resol
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
+import { DeploymentResolver } from './serving.resolver';
 import {
   LineageNodeResolver,
   ModelResolver,
@@ -21,4 +22,5 @@ export const resolvers = [
   ModelResolver,
   LineageNodeResolver,
   RunModelResolver,
+  DeploymentResolver,
 ] as const;

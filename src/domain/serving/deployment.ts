@@ -1,0 +1,81 @@
+import { type Page, type PageRequest } from '../shared/pagination';
+import { type ModelVersion } from '../registry/model';
+
+/** An endpoint serving one model: its PRODUCTION, CANARY and SHADOW versions by state. */
+export interface Deployment {
+  id: string;
+  endpoint: string;
+  modelId: string;
+  /** Share of request keys sent to the CANARY version while there is one. */
+  canaryShare: number;
+  maxBatch: number;
+  maxWaitUs: number;
+  warmupRequests: number;
+  createdAt: Date;
+}
+
+export enum ServingRole {
+  PRODUCTION = 'PRODUCTION',
+  CANARY = 'CANARY',
+  SHADOW = 'SHADOW',
+}
+
+export enum ServingErrorCode {
+  DEPLOYMENT_NOT_FOUND = 'DEPLOYMENT_NOT_FOUND',
+  INVALID_DEPLOYMENT = 'INVALID_DEPLOYMENT',
+  NO_SERVING_VERSION = 'NO_SERVING_VERSION',
+  INVALID_FEATURES = 'INVALID_FEATURES',
+  PREDICTION_NOT_FOUND = 'PREDICTION_NOT_FOUND',
+}
+
+export interface PredictionRecord {
+  id: string;
+  deploymentId: string;
+  versionId: string;
+  role: ServingRole;
+  requestKey: string;
+  entityKey: string | null;
+  inputs: (number | null)[];
+  score: number;
+  latencyUs: number;
+  at: Date;
+}
+
+export interface DeploymentRepository {
+  create(d: Omit<Deployment, 'id' | 'createdAt'>): Promise<Deployment>;
+  findByEndpoint(endpoint: string): Promise<Deployment | null>;
+  findByIds(ids: readonly string[]): Promise<Deployment[]>;
+  list(page: PageRequest): Promise<Page<Deployment>>;
+  /** Records that the endpoint served this version (the lineage edge version → deployment). */
+  markServed(deploymentId: string, versionId: string): Promise<void>;
+}
+
+/** Port: ONNX sessions per version, loaded, verified and warmed up before they serve. */
+export interface ModelRunner {
+  /** Loads (file verified against its SHA-256) and warms the version up; idempotent. */
+  load(v: ModelVersion, warmupRequests: number): Promise<void>;
+  isReady(versionId: string): boolean;
+  /** One row through the version's micro-batcher; resolves to its probability. */
+  score(
+    v: ModelVersion,
+    row: Float32Array,
+    batching: { maxBatch: number; maxWaitUs: number },
+  ): Promise<number>;
+}
+
+/**
+ * Port: the prediction log, written in batches off the request path. `append` waits only
+ * when the buffer is full (back-pressure); rows are never dropped silently.
+ */
+export interface PredictionLog {
+  append(rows: PredictionRecord[]): Promise<void>;
+  /** Writes everything buffered now. */
+  flush(): Promise<void>;
+  stats(): { written: number; buffered: number; lost: number; failedFlushes: number };
+  /** Attaches a label to one prediction (by id) or to the latest for a request key. */
+  recordFeedback(
+    by: { predictionId?: string; requestKey?: string },
+    label: number,
+    at: Date,
+  ): Promise<number>;
+}

@@ -1,0 +1,371 @@
+import { type Principal } from '../auth/api-key';
+import { type FeatureRegistryService } from '../features/feature-registry.service';
+import { type OnlineFeatureService } from '../features/online-features.service';
+import { ModelState, MODEL_NAME_RE, type ModelVersion } from '../registry/model';
+import { type ModelRegistryService } from '../registry/model-registry.service';
+import { type Clock } from '../shared/clock';
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
+import { type Page, type PageRequest } from '../shared/pagination';
+import {
+  type Deployment,
+  type DeploymentRepository,
+  type ModelRunner,
+  type PredictionLog,
+  type PredictionRecord,
+  ServingErrorCode,
+  ServingRole,
+} from './deployment';
+import { inCanary } from './traffic';
+
+export interface Prediction {
+  id: string;
+  entityKey: string | null;
+  score: number;
+  /** The version that actually produced the score. */
+  version: ModelVersion;
+  role: ServingRole;
+  /** Event time of the oldest feature value used (null: inline or none). */
+  asOf: Date | null;
+}
+
+const ENDPOINT_RE = /^[a-z][a-z0-9-]{0,62}$/;
+const MAX_ROWS = 1_000;
+const ROUTE_TTL_MS = 1_000;
+
+interface Route {
+  at: number;
+  deployment: Deployment;
+  production: ModelVersion | null;
+  canary: ModelVersion | null;
+  shadow: ModelVersion | null;
+}
+
+/**
+ * Predictions: the endpoint's versions come from the registry's states (PRODUCTION serves,
+ * CANARY takes its share of request keys by consistent hashing, SHADOW scores a copy off the
+ * request path and is never returned); features come from the online store by the model's
+ * own feature refs, the code path training sets were built with; every prediction is logged
+ * with the version that produced it.
+ */
+export class PredictionService {
+  private readonly routes = new Map<string, Route>();
+  private readonly served = new Set<string>();
+
+  constructor(
+    private readonly repo: DeploymentRepository,
+    private readonly registry: ModelRegistryService,
+    private readonly features: FeatureRegistryService,
+    private readonly online: OnlineFeatureService,
+    private readonly runner: ModelRunner,
+    private readonly log: PredictionLog,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(
+    _actor: Principal,
+    input: {
+      endpoint: string;
+      model: string;
+      canaryShare?: number | null;
+      maxBatch?: number | null;
+      maxWaitUs?: number | null;
+      warmupRequests?: number | null;
+    },
+  ): Promise<Deployment> {
+    const bad = (m: string) => new InvalidInputError(ServingErrorCode.INVALID_DEPLOYMENT, m);
+    if (!ENDPOINT_RE.test(input.endpoint))
+      throw bad('endpoint must be a lower-case name like flight-delay');
+    if (!MODEL_NAME_RE.test(input.model)) throw bad('model must be a model name');
+    const canaryShare = input.canaryShare ?? 0.1;
+    if (!(canaryShare >= 0 && canaryShare <= 1)) throw bad('canaryShare must be within [0, 1]');
+    const maxBatch = input.maxBatch ?? 32;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 4_096)
+      throw bad('maxBatch must be 1 to 4096');
+    const maxWaitUs = input.maxWaitUs ?? 2_000;
+    if (!Number.isInteger(maxWaitUs) || maxWaitUs < 0 || maxWaitUs > 1_000_000)
+      throw bad('maxWaitUs must be 0 to 1000000');
+    const warmupRequests = input.warmupRequests ?? 10;
+    if (!Number.isInteger(warmupRequests) || warmupRequests < 0 || warmupRequests > 10_000)
+      throw bad('warmupRequests must be 0 to 10000');
+    const model = await this.registry.model(input.model);
+    const existing = await this.repo.findByEndpoint(input.endpoint);
+    if (existing)
+      throw new ConflictError(
+        ServingErrorCode.INVALID_DEPLOYMENT,
+        `Endpoint ${input.endpoint} exists`,
+      );
+    const d = await this.repo.create({
+      endpoint: input.endpoint,
+      modelId: model.id,
+      canaryShare,
+      maxBatch,
+      maxWaitUs,
+      warmupRequests,
+    });
+    await this.prepare(d.endpoint);
+    return d;
+  }
+
+  /** Loads and warms up every version the endpoint serves now; resolves when all are ready. */
+  async prepare(endpoint: string): Promise<void> {
+    const r = await this.route(endpoint, true);
+    await Promise.all(
+      [r.production, r.canary, r.shadow]
+        .filter((v): v is ModelVersion => v !== null)
+        .map((v) => this.runner.load(v, r.deployment.warmupRequests)),
+    );
+  }
+
+  async status(endpoint: string): Promise<{
+    deployment: Deployment;
+    versions: { role: ServingRole; version: ModelVersion; ready: boolean }[];
+    ready: boolean;
+  }> {
+    const r = await this.route(endpoint, true);
+    const versions = (
+      [
+        [ServingRole.PRODUCTION, r.production],
+        [ServingRole.CANARY, r.canary],
+        [ServingRole.SHADOW, r.shadow],
+      ] as const
+    )
+      .filter(([, v]) => v !== null)
+      .map(([role, v]) => ({
+        role,
+        version: v as ModelVersion,
+        ready: this.runner.isReady((v as ModelVersion).id),
+      }));
+    const answering = versions.filter((v) => v.role !== ServingRole.SHADOW);
+    return {
+      deployment: r.deployment,
+      versions,
+      ready: answering.length > 0 && answering.every((v) => v.ready),
+    };
+  }
+
+  list(page: PageRequest): Promise<Page<Deployment>> {
+    return this.repo.list(page);
+  }
+
+  async predict(
+    endpoint: string,
+    requestKey: string,
+    entityKeys: readonly string[],
+    inline: Record<string, unknown>[] | null,
+  ): Promise<Prediction[]> {
+    if (!requestKey || requestKey.length > 256)
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_FEATURES,
+        'requestKey must be 1 to 256 characters',
+      );
+    const rowsWanted = inline ? inline.length : entityKeys.length;
+    if (rowsWanted < 1 || rowsWanted > MAX_ROWS)
+      throw new InvalidInputError(ServingErrorCode.INVALID_FEATURES, `Give 1 to ${MAX_ROWS} rows`);
+    const r = await this.route(endpoint, false);
+    const version =
+      r.canary && (!r.production || inCanary(requestKey, endpoint, r.deployment.canaryShare))
+        ? r.canary
+        : r.production;
+    if (!version)
+      throw new ConflictError(
+        ServingErrorCode.NO_SERVING_VERSION,
+        `${endpoint} has no PRODUCTION or CANARY version to serve`,
+      );
+    const role = version === r.canary ? ServingRole.CANARY : ServingRole.PRODUCTION;
+    const input = inline
+      ? { rows: this.inlineRows(version, inline), asOf: null, keys: inline.map(() => null) }
+      : await this.onlineRows(version, entityKeys);
+    const t0 = this.clock.now();
+    const batching = { maxBatch: r.deployment.maxBatch, maxWaitUs: r.deployment.maxWaitUs };
+    await this.runner.load(version, r.deployment.warmupRequests);
+    const started = performance.now();
+    const scores = await Promise.all(
+      input.rows.map((row) => this.runner.score(version, row, batching)),
+    );
+    const latencyUs = Math.round((performance.now() - started) * 1_000);
+    const predictions: Prediction[] = scores.map((score, i) => ({
+      id: globalThis.crypto.randomUUID(),
+      entityKey: input.keys[i],
+      score,
+      version,
+      role,
+      asOf: input.asOf,
+    }));
+    this.markServed(r.deployment.id, version.id);
+    await this.log.append(
+      predictions.map((p, i) =>
+        record(r.deployment.id, requestKey, p, input.rows[i], latencyUs, t0),
+      ),
+    );
+    if (r.shadow) this.shadow(r.deployment, r.shadow, requestKey, input, t0);
+    return predictions;
+  }
+
+  async recordFeedback(
+    by: { predictionId?: string | null; requestKey?: string | null },
+    label: number,
+  ): Promise<number> {
+    if ((by.predictionId == null) === (by.requestKey == null))
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_FEATURES,
+        'Give either predictionId or requestKey',
+      );
+    if (!Number.isFinite(label))
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_FEATURES,
+        'label must be a finite number',
+      );
+    await this.log.flush();
+    const n = await this.log.recordFeedback(
+      { predictionId: by.predictionId ?? undefined, requestKey: by.requestKey ?? undefined },
+      label,
+      this.clock.now(),
+    );
+    if (!n)
+      throw new NotFoundError(
+        ServingErrorCode.PREDICTION_NOT_FOUND,
+        'No logged prediction matches',
+      );
+    return n;
+  }
+
+  /** Scores a copy with the shadow version after the answer is sent; logged, never returned. */
+  private shadow(
+    d: Deployment,
+    v: ModelVersion,
+    requestKey: string,
+    input: { rows: Float32Array[]; keys: (string | null)[] },
+    at: Date,
+  ): void {
+    setImmediate(() => {
+      void (async () => {
+        await this.runner.load(v, d.warmupRequests);
+        const started = performance.now();
+        const scores = await Promise.all(input.rows.map((row) => this.runner.score(v, row, d)));
+        const latencyUs = Math.round((performance.now() - started) * 1_000);
+        this.markServed(d.id, v.id);
+        await this.log.append(
+          scores.map((score, i) =>
+            record(
+              d.id,
+              requestKey,
+              {
+                id: globalThis.crypto.randomUUID(),
+                entityKey: input.keys[i],
+                score,
+                version: v,
+                role: ServingRole.SHADOW,
+                asOf: null,
+              },
+              input.rows[i],
+              latencyUs,
+              at,
+            ),
+          ),
+        );
+      })().catch(() => undefined);
+    });
+  }
+
+  private async onlineRows(
+    v: ModelVersion,
+    entityKeys: readonly string[],
+  ): Promise<{ rows: Float32Array[]; asOf: Date | null; keys: (string | null)[] }> {
+    const refs = v.signature.features ?? v.featureRefs;
+    const resolved = await this.features.resolveRefs(refs);
+    const rows = await this.online.readResolved(entityKeys, resolved);
+    let asOf: number | null = null;
+    for (const r of rows)
+      for (const f of r.freshness)
+        if (f.asOf && (asOf === null || f.asOf.getTime() < asOf)) asOf = f.asOf.getTime();
+    return {
+      rows: rows.map((r) =>
+        Float32Array.from(r.vector, (x) =>
+          typeof x === 'number' ? x : typeof x === 'boolean' ? Number(x) : NaN,
+        ),
+      ),
+      asOf: asOf === null ? null : new Date(asOf),
+      keys: rows.map((r) => r.entityKey),
+    };
+  }
+
+  /** Inline rows checked against the model's features: a missing or non-numeric one is named. */
+  private inlineRows(v: ModelVersion, rows: Record<string, unknown>[]): Float32Array[] {
+    const names = v.signature.features ?? v.featureRefs;
+    return rows.map((row, i) => {
+      const missing = names.filter((n) => !(n in row));
+      const unknown = Object.keys(row).filter((k) => !names.includes(k));
+      const mistyped = names.filter(
+        (n) =>
+          n in row && row[n] !== null && (typeof row[n] !== 'number' || !Number.isFinite(row[n])),
+      );
+      if (missing.length || unknown.length || mistyped.length)
+        throw new InvalidInputError(
+          ServingErrorCode.INVALID_FEATURES,
+          `row ${i}: ` +
+            [
+              missing.length ? `missing ${missing.join(', ')}` : '',
+              unknown.length
+                ? `not features of ${v.modelName}@${v.version}: ${unknown.join(', ')}`
+                : '',
+              mistyped.length ? `not numbers: ${mistyped.join(', ')}` : '',
+            ]
+              .filter(Boolean)
+              .join('; '),
+          { row: i, missing, unknown, mistyped },
+        );
+      return Float32Array.from(names, (n) => (row[n] === null ? NaN : (row[n] as number)));
+    });
+  }
+
+  private markServed(deploymentId: string, versionId: string): void {
+    const k = `${deploymentId}:${versionId}`;
+    if (this.served.has(k)) return;
+    this.served.add(k);
+    this.repo.markServed(deploymentId, versionId).catch(() => this.served.delete(k));
+  }
+
+  /** The endpoint's versions by registry state, cached for a second (or fresh when asked). */
+  private async route(endpoint: string, fresh: boolean): Promise<Route> {
+    const hit = this.routes.get(endpoint);
+    const now = Date.now();
+    if (hit && !fresh && now - hit.at < ROUTE_TTL_MS) return hit;
+    const deployment = await this.repo.findByEndpoint(endpoint);
+    if (!deployment)
+      throw new NotFoundError(ServingErrorCode.DEPLOYMENT_NOT_FOUND, `No endpoint ${endpoint}`);
+    const versions = await this.registry.versionsOf([deployment.modelId]);
+    const newest = (s: ModelState) =>
+      versions.filter((v) => v.state === s).sort((a, b) => b.version - a.version)[0] ?? null;
+    const r: Route = {
+      at: now,
+      deployment,
+      production: newest(ModelState.PRODUCTION),
+      canary: newest(ModelState.CANARY),
+      shadow: newest(ModelState.SHADOW),
+    };
+    this.routes.set(endpoint, r);
+    return r;
+  }
+}
+
+function record(
+  deploymentId: string,
+  requestKey: string,
+  p: Prediction,
+  row: Float32Array,
+  latencyUs: number,
+  at: Date,
+): PredictionRecord {
+  return {
+    id: p.id,
+    deploymentId,
+    versionId: p.version.id,
+    role: p.role,
+    requestKey,
+    entityKey: p.entityKey,
+    inputs: Array.from(row, (x) => (Number.isNaN(x) ? null : x)),
+    score: p.score,
+    latencyUs,
+    at,
+  };
+}

@@ -1,0 +1,105 @@
+import { type DataSource } from 'typeorm';
+import { type PredictionLog, type PredictionRecord } from '../../../domain/serving/deployment';
+import { returnedRows } from '../returned-rows';
+
+const FLUSH_ROWS = 1_000;
+const FLUSH_MS = 100;
+/** Past this many buffered rows, `append` waits for the writer (back-pressure). */
+const MAX_BUFFERED = 100_000;
+
+/**
+ * The prediction log in Postgres, written by one background writer in multi-row INSERTs. A
+ * failed write keeps its rows and is retried; a full buffer makes callers wait. Nothing is
+ * dropped, so `lost` stays 0 (it is counted so a reader can check).
+ */
+export class SqlPredictionLog implements PredictionLog {
+  private buffer: PredictionRecord[] = [];
+  private writing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly counts = { written: 0, lost: 0, failedFlushes: 0 };
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly ds: DataSource) {
+    this.timer = setInterval(() => void this.flush().catch(() => undefined), FLUSH_MS);
+    this.timer.unref();
+  }
+
+  async append(rows: PredictionRecord[]): Promise<void> {
+    while (this.buffer.length >= MAX_BUFFERED) {
+      void this.flush().catch(() => undefined);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    this.buffer.push(...rows);
+    if (this.buffer.length >= FLUSH_ROWS) void this.flush().catch(() => undefined);
+  }
+
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+    if (!this.buffer.length) return;
+    const rows = this.buffer.splice(0, 5_000);
+    this.writing = this.write(rows)
+      .then(() => {
+        this.counts.written += rows.length;
+      })
+      .catch((e: unknown) => {
+        this.counts.failedFlushes++;
+        this.buffer.unshift(...rows); // kept, retried by the next flush
+        throw e;
+      })
+      .finally(() => {
+        this.writing = null;
+        const w = this.waiters.splice(0);
+        w.forEach((f) => f());
+      });
+    await this.writing;
+    if (this.buffer.length) await this.flush();
+  }
+
+  stats(): { written: number; buffered: number; lost: number; failedFlushes: number } {
+    return { ...this.counts, buffered: this.buffer.length };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  async recordFeedback(
+    by: { predictionId?: string; requestKey?: string },
+    label: number,
+    at: Date,
+  ): Promise<number> {
+    const res: unknown = by.predictionId
+      ? await this.ds.query(
+          `UPDATE prediction_log SET label = $2, label_at = $3 WHERE id = $1 RETURNING id`,
+          [by.predictionId, label, at],
+        )
+      : await this.ds.query(
+          `UPDATE prediction_log SET label = $2, label_at = $3 WHERE id = (
+             SELECT id FROM prediction_log WHERE request_key = $1 AND role <> 'SHADOW'
+             ORDER BY created_at DESC LIMIT 1) RETURNING id`,
+          [by.requestKey, label, at],
+        );
+    return returnedRows(res).length;
+  }
+
+  private async write(rows: PredictionRecord[]): Promise<void> {
+    await this.ds.query(
+      `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, entity_key, inputs, score, latency_us, created_at)
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::float8[], $9::int[], $10::timestamptz[])
+       ON CONFLICT (id) DO NOTHING`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.deploymentId),
+        rows.map((r) => r.versionId),
+        rows.map((r) => r.role),
+        rows.map((r) => r.requestKey),
+        rows.map((r) => r.entityKey),
+        rows.map((r) => JSON.stringify(r.inputs)),
+        rows.map((r) => r.score),
+        rows.map((r) => r.latencyUs),
+        rows.map((r) => r.at),
+      ],
+    );
+  }
+}

@@ -1,0 +1,107 @@
+import { GraphQLJSONObject } from 'graphql-scalars';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  Float,
+  ID,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+} from 'type-graphql';
+import { Role } from '../domain/auth/role';
+import { toPageRequest } from '../domain/shared/pagination';
+import { ConnectionArgs } from '../schema/connection-args';
+import { toConnection } from '../schema/connection.types';
+import { ModelType } from '../schema/registry.types';
+import {
+  CreateDeploymentInput,
+  DeploymentConnection,
+  DeploymentStatusType,
+  DeploymentType,
+  PredictionType,
+} from '../schema/serving.types';
+import { type GraphQLContext } from './context';
+import { Allow } from './guard';
+
+@Resolver(() => DeploymentType)
+export class DeploymentResolver {
+  @Mutation(() => DeploymentStatusType, {
+    description: 'Creates an endpoint for a model and loads (verifies, warms up) what it serves.',
+  })
+  @Allow(Role.EDITOR)
+  async createDeployment(
+    @Arg('input') input: CreateDeploymentInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DeploymentStatusType> {
+    const d = await ctx.services.serving.create(ctx.principal, input);
+    return DeploymentStatusType.from(await ctx.services.serving.status(d.endpoint));
+  }
+
+  @Query(() => DeploymentStatusType, {
+    nullable: true,
+    description: 'An endpoint, the versions it serves now by registry state, and readiness.',
+  })
+  @Allow(Role.VIEWER)
+  async deployment(
+    @Arg('endpoint') endpoint: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DeploymentStatusType | null> {
+    const s = await ctx.services.serving.status(endpoint).catch(() => null);
+    return s ? DeploymentStatusType.from(s) : null;
+  }
+
+  @Query(() => DeploymentConnection)
+  @Allow(Role.VIEWER)
+  async deployments(
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DeploymentConnection> {
+    const page = await ctx.services.serving.list(toPageRequest(args));
+    return toConnection(page, DeploymentType.from, (d) => ({ createdAt: d.createdAt, id: d.id }));
+  }
+
+  @Mutation(() => [PredictionType], {
+    description:
+      'Scores entities with the endpoint’s model, reading their features from the online store by the model’s feature refs (or from `rows`, checked against its signature). Each answer names the version that produced it.',
+  })
+  @Allow(Role.VIEWER)
+  async predict(
+    @Arg('endpoint') endpoint: string,
+    @Arg('requestKey', { description: 'Who is asking (a user): decides canary/A-B assignment.' })
+    requestKey: string,
+    @Arg('entityKeys', () => [String], { defaultValue: [] }) entityKeys: string[],
+    @Arg('rows', () => [GraphQLJSONObject], {
+      nullable: true,
+      description: 'Inline feature values, ref → number, instead of the online store.',
+    })
+    rows: Record<string, unknown>[] | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<PredictionType[]> {
+    return (await ctx.services.serving.predict(endpoint, requestKey, entityKeys, rows)).map(
+      PredictionType.from,
+    );
+  }
+
+  @Mutation(() => Int, {
+    description: 'Attaches a late label to a prediction (by id, or the latest for a request key).',
+  })
+  @Allow(Role.EDITOR)
+  recordFeedback(
+    @Arg('predictionId', () => ID, { nullable: true }) predictionId: string | null,
+    @Arg('requestKey', () => String, { nullable: true }) requestKey: string | null,
+    @Arg('label', () => Float) label: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<number> {
+    return ctx.services.serving.recordFeedback({ predictionId, requestKey }, label);
+  }
+
+  @FieldResolver(() => ModelType, { nullable: true })
+  async model(@Root() d: DeploymentType, @Ctx() ctx: GraphQLContext): Promise<ModelType | null> {
+    const m = await ctx.loaders.model.load(d.modelLocalId);
+    return m ? ModelType.from(m) : null;
+  }
+}

@@ -1,0 +1,152 @@
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { type Deployment, ServingRole } from '../domain/serving/deployment';
+import { type Prediction } from '../domain/serving/prediction.service';
+import { type ModelVersion } from '../domain/registry/model';
+import { Connection } from './connection.types';
+import { Node, toGlobalId } from './node.types';
+import { ModelVersionType } from './registry.types';
+
+registerEnumType(ServingRole, { name: 'ServingRole' });
+
+@ObjectType('DeploymentVersion')
+export class DeploymentVersionType {
+  @Field(() => ServingRole)
+  role!: ServingRole;
+
+  @Field(() => ModelVersionType)
+  version!: ModelVersionType;
+
+  @Field({ description: 'Loaded, checksum verified, warmed up.' })
+  ready!: boolean;
+}
+
+@ObjectType('Deployment', {
+  implements: Node,
+  description:
+    'An endpoint serving one model: its PRODUCTION version, a CANARY taking `canaryShare` of request keys, and a SHADOW scoring copies, all by the versions’ registry states.',
+})
+export class DeploymentType extends Node {
+  localId!: string;
+  modelLocalId!: string;
+
+  @Field()
+  endpoint!: string;
+
+  @Field(() => Float)
+  canaryShare!: number;
+
+  @Field(() => Int)
+  maxBatch!: number;
+
+  @Field(() => Int)
+  maxWaitUs!: number;
+
+  @Field(() => Int)
+  warmupRequests!: number;
+
+  @Field()
+  createdAt!: Date;
+
+  static from(d: Deployment): DeploymentType {
+    const t = new DeploymentType();
+    t.id = toGlobalId('Deployment', d.id);
+    t.localId = d.id;
+    t.modelLocalId = d.modelId;
+    t.endpoint = d.endpoint;
+    t.canaryShare = d.canaryShare;
+    t.maxBatch = d.maxBatch;
+    t.maxWaitUs = d.maxWaitUs;
+    t.warmupRequests = d.warmupRequests;
+    t.createdAt = d.createdAt;
+    return t;
+  }
+}
+
+@ObjectType()
+export class DeploymentConnection extends Connection(DeploymentType) {}
+
+@ObjectType('DeploymentStatus')
+export class DeploymentStatusType {
+  @Field(() => DeploymentType)
+  deployment!: DeploymentType;
+
+  @Field({ description: 'Every version that answers is loaded and warmed up.' })
+  ready!: boolean;
+
+  @Field(() => [DeploymentVersionType])
+  versions!: DeploymentVersionType[];
+
+  static from(s: {
+    deployment: Deployment;
+    ready: boolean;
+    versions: { role: ServingRole; version: ModelVersion; ready: boolean }[];
+  }): DeploymentStatusType {
+    return Object.assign(new DeploymentStatusType(), {
+      deployment: DeploymentType.from(s.deployment),
+      ready: s.ready,
+      versions: s.versions.map((v) =>
+        Object.assign(new DeploymentVersionType(), {
+          role: v.role,
+          version: ModelVersionType.from(v.version),
+          ready: v.ready,
+        }),
+      ),
+    });
+  }
+}
+
+@ObjectType('Prediction')
+export class PredictionType {
+  @Field(() => ID, { description: 'Pass it to recordFeedback when the label arrives.' })
+  id!: string;
+
+  @Field(() => String, { nullable: true })
+  entityKey!: string | null;
+
+  @Field(() => Float, { description: 'Probability of the positive class.' })
+  score!: number;
+
+  @Field(() => ModelVersionType, { description: 'The version that actually produced it.' })
+  version!: ModelVersionType;
+
+  @Field(() => ServingRole)
+  role!: ServingRole;
+
+  @Field(() => Date, { nullable: true, description: 'Event time of the oldest feature used.' })
+  asOf!: Date | null;
+
+  static from(p: Prediction): PredictionType {
+    return Object.assign(new PredictionType(), {
+      id: p.id,
+      entityKey: p.entityKey,
+      score: p.score,
+      version: ModelVersionType.from(p.version),
+      role: p.role,
+      asOf: p.asOf,
+    });
+  }
+}
+
+@InputType()
+export class CreateDeploymentInput {
+  @Field({ description: 'Like flight-delay.' })
+  endpoint!: string;
+
+  @Field({ description: 'The registered model it serves.' })
+  model!: string;
+
+  @Field(() => Float, { nullable: true, description: 'Share of keys sent to a CANARY (0.1).' })
+  canaryShare?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Micro-batch size limit (32).' })
+  maxBatch?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Longest wait for a batch to fill, µs (2000).' })
+  maxWaitUs?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Warm-up calls before a version is ready (10).',
+  })
+  warmupRequests?: number | null;
+}

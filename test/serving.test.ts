@@ -1,0 +1,189 @@
+/**
+ * @jest-environment ./test/support/onnx-environment.cjs
+ */
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { ModelState, type ModelVersion } from '../src/domain/registry/model';
+import { ServingRole } from '../src/domain/serving/deployment';
+import {
+  CreateDeploymentDocument,
+  PredictDocument,
+  RecordFeedbackDocument,
+} from './generated/graphql';
+import { GraphQLTestClient } from './support/graphql-client';
+import { startTestApp, type TestApp } from './support/test-app';
+import { registerKnownModel } from './support/trained-model';
+
+/**
+ * Serving on real Postgres, Redis and ONNX models with known weights: features from the
+ * online store by the model's refs, per-version attribution, warm-up before ready, canary
+ * assignment that sticks to the request key, a shadow that never answers, micro-batched
+ * concurrent callers each getting their own row, and feedback joined to its prediction.
+ */
+const T0 = Date.now() - 3_600_000;
+let app: TestApp;
+let gql: GraphQLTestClient;
+const F = ['acct@1:a', 'acct@1:b'];
+let v1: ModelVersion;
+let v2: ModelVersion;
+let v3: ModelVersion;
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+const values: Record<string, { a: number; b: number }> = {};
+
+async function promote(v: ModelVersion, to: ModelState, datasetId: string): Promise<void> {
+  const s = app.services.registry;
+  await s.validate(adminActor(), v.id, datasetId);
+  const path = [ModelState.STAGING, ModelState.SHADOW, ModelState.CANARY, ModelState.PRODUCTION];
+  for (const state of path.slice(0, path.indexOf(to) + 1))
+    await s.transition(adminActor(), v.id, state, 'test');
+}
+const adminActor = () => ({ keyId: 'test', name: 'test', role: 'ADMIN' as never });
+
+beforeAll(async () => {
+  app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
+  gql = new GraphQLTestClient(app.url, app.adminToken);
+  const s = app.services;
+  await s.featureRegistry.createEntity({ name: 'acct', joinKeys: ['acct_id'] });
+  const { version } = await s.featureRegistry.createView({
+    name: 'acct',
+    entity: 'acct',
+    source: 'acct_src',
+    ttlSeconds: 86_400,
+    allowedLatenessSeconds: 86_400,
+    features: ['a', 'b'].map((name) => ({
+      name,
+      type: FeatureType.FLOAT,
+      source: name,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  const records = [];
+  for (let i = 0; i < 50; i++) {
+    values[`u${i}`] = { a: (i % 7) - 3, b: (i % 5) / 2 };
+    records.push({ entityKey: `u${i}`, eventId: 'e', eventTs: T0, fields: values[`u${i}`] });
+  }
+  await s.ingestion.ingest([version], records, 'test');
+  const { snapshot, done } = await s.datasets.build({
+    name: 'acct-train',
+    featureRefs: ['acct@1:*'],
+    spine: Object.keys(values).map((k, i) => ({ entityKey: k, ts: T0 + 1000, label: i % 2 })),
+  });
+  await done;
+  v1 = await registerKnownModel(s, {
+    model: 'risk',
+    datasetId: snapshot.id,
+    features: F,
+    weights: [1, 0],
+    bias: 0,
+  });
+  v2 = await registerKnownModel(s, {
+    model: 'risk',
+    datasetId: snapshot.id,
+    features: F,
+    weights: [0, 1],
+    bias: 0,
+  });
+  v3 = await registerKnownModel(s, {
+    model: 'risk',
+    datasetId: snapshot.id,
+    features: F,
+    weights: [-1, -1],
+    bias: 0,
+  });
+  await promote(v1, ModelState.PRODUCTION, snapshot.id);
+  await promote(v2, ModelState.CANARY, snapshot.id);
+  await promote(v3, ModelState.SHADOW, snapshot.id);
+}, 60_000);
+
+afterAll(() => app.stop());
+
+it('deploys with every version warmed up, scores from online features, and names the version', async () => {
+  const d = await gql.ok(CreateDeploymentDocument, {
+    input: { endpoint: 'risk', model: 'risk', canaryShare: 0.3, warmupRequests: 5 },
+  });
+  expect(d.createDeployment.ready).toBe(true);
+  expect(d.createDeployment.versions.map((v) => [v.role, v.version.version, v.ready])).toEqual([
+    ['PRODUCTION', 1, true],
+    ['CANARY', 2, true],
+    ['SHADOW', 3, true],
+  ]);
+
+  const r = await gql.ok(PredictDocument, {
+    endpoint: 'risk',
+    requestKey: 'user-1',
+    entityKeys: ['u4', 'u9'],
+  });
+  for (const p of r.predict) {
+    const x = values[p.entityKey as string];
+    const expected = p.version.version === 1 ? sigmoid(x.a) : sigmoid(x.b);
+    expect(p.score).toBeCloseTo(expected, 6);
+    expect(new Date(p.asOf as string).getTime()).toBe(T0);
+    expect(p.role).toBe(p.version.version === 1 ? 'PRODUCTION' : 'CANARY');
+  }
+});
+
+it('keeps each request key on one version, sends the canary its share, and never answers from the shadow', async () => {
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 300; i++) {
+    const key = `user-${i}`;
+    const r = await app.services.serving.predict('risk', key, ['u1'], null);
+    seen.set(key, r[0].version.version);
+    expect(r[0].version.id).not.toBe(v3.id);
+  }
+  for (let i = 0; i < 300; i += 7) {
+    const again = await app.services.serving.predict('risk', `user-${i}`, ['u1'], null);
+    expect(again[0].version.version).toBe(seen.get(`user-${i}`));
+  }
+  const canary = [...seen.values()].filter((v) => v === 2).length / seen.size;
+  expect(canary).toBeGreaterThan(0.2);
+  expect(canary).toBeLessThan(0.4);
+  // The shadow scored copies off the request path; they are logged, tagged SHADOW.
+  await new Promise((r) => setTimeout(r, 200));
+  await app.services.predictionLog.flush();
+  const rows = (await app.db.dataSource.query(
+    `SELECT role, model_version_id, count(*)::int AS n FROM prediction_log GROUP BY 1, 2`,
+  )) as { role: string; model_version_id: string; n: number }[];
+  const shadow = rows.find((x) => x.role === ServingRole.SHADOW);
+  expect(shadow?.model_version_id).toBe(v3.id);
+  expect(shadow?.n).toBeGreaterThan(300);
+  expect(app.services.predictionLog.stats().lost).toBe(0);
+});
+
+it('gives each of many concurrent callers its own row (micro-batched), and joins feedback to its prediction', async () => {
+  const rows = Array.from({ length: 64 }, (_, i) => ({ [F[0]]: i / 10 - 3, [F[1]]: 0 }));
+  const answers = await Promise.all(
+    rows.map((row, i) => app.services.serving.predict('risk', `prod-only-${i}`, [], [row])),
+  );
+  answers.forEach((a, i) => {
+    const p = a[0];
+    const expected = p.version.version === 1 ? sigmoid(rows[i][F[0]]) : sigmoid(rows[i][F[1]]);
+    expect(p.score).toBeCloseTo(expected, 6);
+  });
+
+  const bad = await gql.request(PredictDocument, {
+    endpoint: 'risk',
+    requestKey: 'x',
+    entityKeys: [],
+    rows: [{ [F[0]]: 1, extra: 2 }],
+  });
+  expect(bad.errors?.[0].extensions).toMatchObject({
+    code: 'BAD_USER_INPUT',
+    reason: 'INVALID_FEATURES',
+  });
+  expect(bad.errors?.[0].message).toContain(`missing ${F[1]}`);
+  expect(bad.errors?.[0].message).toContain('extra');
+
+  const p = answers[0][0];
+  const fb = await gql.ok(RecordFeedbackDocument, { predictionId: p.id, label: 1 });
+  expect(fb.recordFeedback).toBe(1);
+  const [row] = (await app.db.dataSource.query(
+    `SELECT label, model_version_id FROM prediction_log WHERE id = $1`,
+    [p.id],
+  )) as { label: number; model_version_id: string }[];
+  expect(row).toEqual({ label: 1, model_version_id: p.version.id });
+  const byKey = await gql.ok(RecordFeedbackDocument, { requestKey: 'prod-only-5', label: 0 });
+  expect(byKey.recordFeedback).toBe(1);
+  const none = await gql.request(RecordFeedbackDocument, { requestKey: 'nobody', label: 0 });
+  expect(none.errors?.[0].extensions).toMatchObject({ code: 'NOT_FOUND' });
+});
