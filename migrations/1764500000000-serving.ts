@@ -14,6 +14,8 @@ export class Serving1764500000000 implements MigrationInterface {
         max_batch integer NOT NULL DEFAULT 32 CHECK (max_batch >= 1),
         max_wait_us integer NOT NULL DEFAULT 2000 CHECK (max_wait_us >= 0),
         warmup_requests integer NOT NULL DEFAULT 10 CHECK (warmup_requests >= 0),
+        canary_policy jsonb NOT NULL,
+        canary_stepped_at timestamptz(3) NULL,
         created_at timestamptz(3) NOT NULL DEFAULT now()
       )`);
     await q.query(`CREATE INDEX deployment_created_idx ON deployment (created_at, id)`);

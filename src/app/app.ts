@@ -90,7 +90,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     }
 
     const pub = createRedisClient(redisUrl, 'aether-pub');
-    const sub = createRedisClient(redisUrl, 'aether-sub');
+    const sub = createRedisClient(redisUrl, 'aether-sub', { subscriber: true });
     const data = createRedisClient(redisUrl, 'aether-data');
     stack.push('redis clients', async () => {
       await Promise.all([closeRedis(sub), closeRedis(pub), closeRedis(data)]);
@@ -172,6 +172,17 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       (err) => logger.warn({ err }, 'training lease reaper failed'),
     );
     stack.push('training lease reaper', () => reaper.stop());
+    if (config.canaryIntervalMs > 0) {
+      const canaries = startPeriodic(
+        config.canaryIntervalMs,
+        async () => {
+          for (const r of await services.serving.reviewCanaries())
+            if (r.action !== 'HOLD') logger.info(r, 'canary decision');
+        },
+        (err) => logger.warn({ err }, 'canary review failed'),
+      );
+      stack.push('canary controller', () => canaries.stop());
+    }
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
@@ -180,6 +191,9 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       for await (const e of keyEvents) services.apiKeys.onKeyEvent(e);
     })();
     await keyEvents.ready;
+    // Serving routes follow model version moves made by any process.
+    const unfollow = await services.serving.followModelEvents();
+    stack.push('serving route invalidation', unfollow);
 
     const bootstrap = await services.apiKeys.ensureAdminKey();
     if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger, config.env !== 'test');

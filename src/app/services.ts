@@ -134,6 +134,7 @@ export function createServices(deps: {
       onlineFeatures,
       runner,
       predictionLog,
+      deps.events,
       deps.clock,
     ),
     predictionLog,

@@ -3,15 +3,19 @@ import {
   Arg,
   Args,
   Ctx,
+  Field,
   FieldResolver,
   Float,
   ID,
   Int,
   Mutation,
+  ObjectType,
   Query,
   Resolver,
   Root,
+  Subscription,
 } from 'type-graphql';
+import { type DeploymentEvent } from '../domain/serving/deployment';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -20,12 +24,25 @@ import { ModelType } from '../schema/registry.types';
 import {
   CreateDeploymentInput,
   DeploymentConnection,
+  DeploymentEventType,
   DeploymentStatusType,
   DeploymentType,
   PredictionType,
 } from '../schema/serving.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+
+@ObjectType('CanaryReview')
+class CanaryReviewType {
+  @Field()
+  endpoint!: string;
+
+  @Field({ description: 'ROLLBACK, STEP, PROMOTE or HOLD.' })
+  action!: string;
+
+  @Field()
+  reason!: string;
+}
 
 @Resolver(() => DeploymentType)
 export class DeploymentResolver {
@@ -97,6 +114,32 @@ export class DeploymentResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<number> {
     return ctx.services.serving.recordFeedback({ predictionId, requestKey }, label);
+  }
+
+  @Mutation(() => [CanaryReviewType], {
+    description:
+      'Judges every canary now (the api also does so every CANARY_INTERVAL_MS): roll back, step up, promote or hold.',
+  })
+  @Allow(Role.ADMIN)
+  async reviewCanaries(@Ctx() ctx: GraphQLContext): Promise<CanaryReviewType[]> {
+    return (await ctx.services.serving.reviewCanaries()).map((r) =>
+      Object.assign(new CanaryReviewType(), r),
+    );
+  }
+
+  @Subscription(() => DeploymentEventType, {
+    description: 'Readiness, canary steps, rollbacks and promotions of one endpoint.',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.serving.deploymentEvents(
+        (args as { endpoint: string }).endpoint,
+      ),
+  })
+  @Allow(Role.VIEWER)
+  deploymentEvents(
+    @Arg('endpoint') _endpoint: string,
+    @Root() e: DeploymentEvent,
+  ): DeploymentEventType {
+    return DeploymentEventType.from(e);
   }
 
   @FieldResolver(() => ModelType, { nullable: true })

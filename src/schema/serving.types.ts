@@ -1,5 +1,6 @@
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { type Deployment, ServingRole } from '../domain/serving/deployment';
+import { type Deployment, type DeploymentEvent, ServingRole } from '../domain/serving/deployment';
+import { type CanaryPolicy } from '../domain/serving/canary';
 import { type Prediction } from '../domain/serving/prediction.service';
 import { type ModelVersion } from '../domain/registry/model';
 import { Connection } from './connection.types';
@@ -7,6 +8,80 @@ import { Node, toGlobalId } from './node.types';
 import { ModelVersionType } from './registry.types';
 
 registerEnumType(ServingRole, { name: 'ServingRole' });
+
+@ObjectType('CanaryPolicy', {
+  description:
+    'How a CANARY version earns traffic: it steps through `steps` (shares of request keys), one every `stepMs` while healthy, and is promoted after the last; it is rolled back when, over `windowMs`, its error rate exceeds the baseline’s by `maxErrorRateDelta` or its p99 the baseline’s times `maxP99Ratio`.',
+})
+export class CanaryPolicyType {
+  @Field(() => [Float])
+  steps!: number[];
+
+  @Field(() => Int)
+  stepMs!: number;
+
+  @Field(() => Int)
+  windowMs!: number;
+
+  @Field(() => Float)
+  maxErrorRateDelta!: number;
+
+  @Field(() => Float)
+  maxP99Ratio!: number;
+
+  @Field(() => Int)
+  minSamples!: number;
+}
+
+@InputType()
+export class CanaryPolicyInput implements Partial<CanaryPolicy> {
+  @Field(() => [Float], { nullable: true })
+  steps?: number[];
+
+  @Field(() => Int, { nullable: true })
+  stepMs?: number;
+
+  @Field(() => Int, { nullable: true })
+  windowMs?: number;
+
+  @Field(() => Float, { nullable: true })
+  maxErrorRateDelta?: number;
+
+  @Field(() => Float, { nullable: true })
+  maxP99Ratio?: number;
+
+  @Field(() => Int, { nullable: true })
+  minSamples?: number;
+}
+
+@ObjectType('DeploymentEvent')
+export class DeploymentEventType {
+  @Field()
+  endpoint!: string;
+
+  @Field({ description: 'READY, CANARY_STEP, CANARY_ROLLED_BACK or CANARY_PROMOTED.' })
+  kind!: string;
+
+  @Field(() => ID, { nullable: true })
+  versionId!: string | null;
+
+  @Field(() => Float, { nullable: true })
+  share!: number | null;
+
+  @Field()
+  detail!: string;
+
+  @Field()
+  at!: Date;
+
+  static from(e: DeploymentEvent): DeploymentEventType {
+    return Object.assign(new DeploymentEventType(), {
+      ...e,
+      versionId: e.versionId ? toGlobalId('ModelVersion', e.versionId) : null,
+      at: new Date(e.at),
+    });
+  }
+}
 
 @ObjectType('DeploymentVersion')
 export class DeploymentVersionType {
@@ -44,6 +119,9 @@ export class DeploymentType extends Node {
   @Field(() => Int)
   warmupRequests!: number;
 
+  @Field(() => CanaryPolicyType)
+  canaryPolicy!: CanaryPolicyType;
+
   @Field()
   createdAt!: Date;
 
@@ -57,6 +135,7 @@ export class DeploymentType extends Node {
     t.maxBatch = d.maxBatch;
     t.maxWaitUs = d.maxWaitUs;
     t.warmupRequests = d.warmupRequests;
+    t.canaryPolicy = Object.assign(new CanaryPolicyType(), d.canaryPolicy);
     t.createdAt = d.createdAt;
     return t;
   }
@@ -149,4 +228,7 @@ export class CreateDeploymentInput {
     description: 'Warm-up calls before a version is ready (10).',
   })
   warmupRequests?: number | null;
+
+  @Field(() => CanaryPolicyInput, { nullable: true, description: 'Defaults: see CanaryPolicy.' })
+  canaryPolicy?: CanaryPolicyInput | null;
 }

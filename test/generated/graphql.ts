@@ -32,6 +32,15 @@ export type BuildDatasetInput = {
   rows: Array<SpineRowInput>;
 };
 
+export type CanaryPolicyInput = {
+  maxErrorRateDelta?: number | null | undefined;
+  maxP99Ratio?: number | null | undefined;
+  minSamples?: number | null | undefined;
+  stepMs?: number | null | undefined;
+  steps?: Array<number> | null | undefined;
+  windowMs?: number | null | undefined;
+};
+
 export type CommandTrainerInput = {
   /** The command and its arguments (no shell). */
   argv: Array<string>;
@@ -45,6 +54,8 @@ export type CreateApiKeyInput = {
 };
 
 export type CreateDeploymentInput = {
+  /** Defaults: see CanaryPolicy. */
+  canaryPolicy?: CanaryPolicyInput | null | undefined;
   /** Share of keys sent to a CANARY (0.1). */
   canaryShare?: number | null | undefined;
   /** Like flight-delay. */

@@ -13,7 +13,15 @@ import { exportDense } from '../../src/infra/onnx/export';
  */
 export async function registerKnownModel(
   s: Services,
-  o: { model: string; datasetId: string; features: string[]; weights: number[]; bias: number },
+  o: {
+    model: string;
+    datasetId: string;
+    features: string[];
+    weights: number[];
+    bias: number;
+    /** A model file of the test's own making instead (its metadata must name `features`). */
+    bytes?: Uint8Array;
+  },
 ): Promise<ModelVersion> {
   const key = await s.apiKeys.create(null, {
     name: `runner-${o.model}-${Date.now()}`,
@@ -33,12 +41,14 @@ export async function registerKnownModel(
   const claimed = await s.training.claim(actor, runner.id);
   if (claimed?.id !== run.id) throw new Error('another run was at the head of the queue');
   const d = o.features.length;
-  const bytes = exportDense(
-    o.model,
-    o.features,
-    { mean: new Array<number>(d).fill(0), std: new Array<number>(d).fill(1) },
-    { layers: [{ w: o.weights, b: [o.bias], in: d, out: 1 }] },
-  );
+  const bytes =
+    o.bytes ??
+    exportDense(
+      o.model,
+      o.features,
+      { mean: new Array<number>(d).fill(0), std: new Array<number>(d).fill(1) },
+      { layers: [{ w: o.weights, b: [o.bias], in: d, out: 1 }] },
+    );
   await s.training.saveModel(
     actor,
     run.id,

@@ -21,4 +21,5 @@ export const Topics = {
   runners: 'runners',
   runs: 'training-runs',
   models: 'model-events',
+  deployments: 'deployment-events',
 } as const;

@@ -1,5 +1,6 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type ModelVersion } from '../registry/model';
+import { type CanaryPolicy } from './canary';
 
 /** An endpoint serving one model: its PRODUCTION, CANARY and SHADOW versions by state. */
 export interface Deployment {
@@ -11,7 +12,29 @@ export interface Deployment {
   maxBatch: number;
   maxWaitUs: number;
   warmupRequests: number;
+  canaryPolicy: CanaryPolicy;
+  /** When the canary share last changed (the step clock). */
+  canarySteppedAt: Date | null;
   createdAt: Date;
+}
+
+export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
+  steps: [0.1, 0.25, 0.5, 1],
+  stepMs: 300_000,
+  windowMs: 300_000,
+  maxErrorRateDelta: 0.02,
+  maxP99Ratio: 2,
+  minSamples: 100,
+};
+
+/** What an endpoint tells `deploymentEvents`. */
+export interface DeploymentEvent {
+  endpoint: string;
+  kind: 'READY' | 'CANARY_STEP' | 'CANARY_ROLLED_BACK' | 'CANARY_PROMOTED';
+  versionId: string | null;
+  share: number | null;
+  detail: string;
+  at: string;
 }
 
 export enum ServingRole {
@@ -42,7 +65,9 @@ export interface PredictionRecord {
 }
 
 export interface DeploymentRepository {
-  create(d: Omit<Deployment, 'id' | 'createdAt'>): Promise<Deployment>;
+  create(d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt'>): Promise<Deployment>;
+  all(): Promise<Deployment[]>;
+  setCanaryShare(id: string, share: number, at: Date): Promise<void>;
   findByEndpoint(endpoint: string): Promise<Deployment | null>;
   findByIds(ids: readonly string[]): Promise<Deployment[]>;
   list(page: PageRequest): Promise<Page<Deployment>>;

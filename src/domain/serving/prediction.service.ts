@@ -1,4 +1,6 @@
 import { type Principal } from '../auth/api-key';
+import { Role } from '../auth/role';
+import { type EventBus, Topics } from '../events/event-bus';
 import { type FeatureRegistryService } from '../features/feature-registry.service';
 import { type OnlineFeatureService } from '../features/online-features.service';
 import { ModelState, MODEL_NAME_RE, type ModelVersion } from '../registry/model';
@@ -7,7 +9,9 @@ import { type Clock } from '../shared/clock';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
 import {
+  DEFAULT_CANARY_POLICY,
   type Deployment,
+  type DeploymentEvent,
   type DeploymentRepository,
   type ModelRunner,
   type PredictionLog,
@@ -15,6 +19,7 @@ import {
   ServingErrorCode,
   ServingRole,
 } from './deployment';
+import { type CanaryPolicy, judgeCanary, OutcomeWindow } from './canary';
 import { inCanary } from './traffic';
 
 export interface Prediction {
@@ -50,6 +55,8 @@ interface Route {
 export class PredictionService {
   private readonly routes = new Map<string, Route>();
   private readonly served = new Set<string>();
+  /** Outcomes per (deployment, version) in this process: what the canary is judged on. */
+  private readonly outcomes = new Map<string, OutcomeWindow>();
 
   constructor(
     private readonly repo: DeploymentRepository,
@@ -58,6 +65,7 @@ export class PredictionService {
     private readonly online: OnlineFeatureService,
     private readonly runner: ModelRunner,
     private readonly log: PredictionLog,
+    private readonly events: EventBus,
     private readonly clock: Clock,
   ) {}
 
@@ -70,13 +78,17 @@ export class PredictionService {
       maxBatch?: number | null;
       maxWaitUs?: number | null;
       warmupRequests?: number | null;
+      canaryPolicy?: Partial<CanaryPolicy> | null;
     },
   ): Promise<Deployment> {
     const bad = (m: string) => new InvalidInputError(ServingErrorCode.INVALID_DEPLOYMENT, m);
     if (!ENDPOINT_RE.test(input.endpoint))
       throw bad('endpoint must be a lower-case name like flight-delay');
     if (!MODEL_NAME_RE.test(input.model)) throw bad('model must be a model name');
-    const canaryShare = input.canaryShare ?? 0.1;
+    const canaryPolicy = { ...DEFAULT_CANARY_POLICY, ...(input.canaryPolicy ?? {}) };
+    const problem = policyProblem(canaryPolicy);
+    if (problem) throw bad(`canaryPolicy: ${problem}`);
+    const canaryShare = input.canaryShare ?? canaryPolicy.steps[0];
     if (!(canaryShare >= 0 && canaryShare <= 1)) throw bad('canaryShare must be within [0, 1]');
     const maxBatch = input.maxBatch ?? 32;
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 4_096)
@@ -101,6 +113,7 @@ export class PredictionService {
       maxBatch,
       maxWaitUs,
       warmupRequests,
+      canaryPolicy,
     });
     await this.prepare(d.endpoint);
     return d;
@@ -162,10 +175,20 @@ export class PredictionService {
     if (rowsWanted < 1 || rowsWanted > MAX_ROWS)
       throw new InvalidInputError(ServingErrorCode.INVALID_FEATURES, `Give 1 to ${MAX_ROWS} rows`);
     const r = await this.route(endpoint, false);
-    const version =
+    let version =
       r.canary && (!r.production || inCanary(requestKey, endpoint, r.deployment.canaryShare))
         ? r.canary
         : r.production;
+    // A canary takes traffic only once it is loaded and warmed up; until then production
+    // answers its keys and the canary loads in the background (a load failure counts
+    // against it, so the controller rolls it back).
+    if (version && version === r.canary && r.production && !this.runner.isReady(version.id)) {
+      const canary = version;
+      this.runner
+        .load(canary, r.deployment.warmupRequests)
+        .catch(() => this.outcome(r.deployment.id, canary.id, false, 0));
+      version = r.production;
+    }
     if (!version)
       throw new ConflictError(
         ServingErrorCode.NO_SERVING_VERSION,
@@ -177,12 +200,21 @@ export class PredictionService {
       : await this.onlineRows(version, entityKeys);
     const t0 = this.clock.now();
     const batching = { maxBatch: r.deployment.maxBatch, maxWaitUs: r.deployment.maxWaitUs };
-    await this.runner.load(version, r.deployment.warmupRequests);
-    const started = performance.now();
-    const scores = await Promise.all(
-      input.rows.map((row) => this.runner.score(version, row, batching)),
-    );
+    const serving = version;
+    let started = performance.now();
+    let scores: number[];
+    try {
+      await this.runner.load(serving, r.deployment.warmupRequests);
+      started = performance.now();
+      scores = await Promise.all(
+        input.rows.map((row) => this.runner.score(serving, row, batching)),
+      );
+    } catch (e) {
+      this.outcome(r.deployment.id, version.id, false, performance.now() - started);
+      throw e;
+    }
     const latencyUs = Math.round((performance.now() - started) * 1_000);
+    this.outcome(r.deployment.id, version.id, true, latencyUs / 1_000);
     const predictions: Prediction[] = scores.map((score, i) => ({
       id: globalThis.crypto.randomUUID(),
       entityKey: input.keys[i],
@@ -318,6 +350,118 @@ export class PredictionService {
     });
   }
 
+  /**
+   * Judges every endpoint's canary on this process's outcomes: rolls it back (registry state
+   * ROLLED_BACK) when it errs or slows down beyond the policy, steps its share up when it has
+   * been healthy for a step, and promotes it to PRODUCTION after the last step.
+   */
+  async reviewCanaries(): Promise<{ endpoint: string; action: string; reason: string }[]> {
+    const out: { endpoint: string; action: string; reason: string }[] = [];
+    const now = this.clock.now();
+    for (const d of await this.repo.all()) {
+      const r = await this.route(d.endpoint, true);
+      if (!r.canary) continue;
+      const p = d.canaryPolicy;
+      const canary = this.window(d.id, r.canary.id).stats(now.getTime(), p.windowMs);
+      const base = r.production
+        ? this.window(d.id, r.production.id).stats(now.getTime(), p.windowMs)
+        : null;
+      const since = now.getTime() - (d.canarySteppedAt ?? d.createdAt).getTime();
+      const decision = judgeCanary(canary, base, p, d.canaryShare, since);
+      const label = `${r.canary.modelName}@${r.canary.version}`;
+      if (decision.action === 'ROLLBACK') {
+        await this.registry.transition(
+          SYSTEM,
+          r.canary.id,
+          ModelState.ROLLED_BACK,
+          `canary: ${decision.reason}`,
+        );
+        await this.repo.setCanaryShare(d.id, p.steps[0], now);
+        await this.publish(
+          d.endpoint,
+          'CANARY_ROLLED_BACK',
+          r.canary.id,
+          null,
+          `${label}: ${decision.reason}`,
+        );
+      } else if (decision.action === 'STEP') {
+        await this.repo.setCanaryShare(d.id, decision.share, now);
+        await this.publish(
+          d.endpoint,
+          'CANARY_STEP',
+          r.canary.id,
+          decision.share,
+          `${label}: ${decision.reason}`,
+        );
+      } else if (decision.action === 'PROMOTE') {
+        await this.registry.transition(
+          SYSTEM,
+          r.canary.id,
+          ModelState.PRODUCTION,
+          `canary: ${decision.reason}`,
+        );
+        await this.repo.setCanaryShare(d.id, p.steps[0], now);
+        await this.publish(
+          d.endpoint,
+          'CANARY_PROMOTED',
+          r.canary.id,
+          1,
+          `${label}: ${decision.reason}`,
+        );
+      }
+      if (decision.action !== 'HOLD') this.routes.delete(d.endpoint);
+      out.push({ endpoint: d.endpoint, action: decision.action, reason: decision.reason });
+    }
+    return out;
+  }
+
+  /**
+   * Forgets cached routes whenever any process moves a model version (Redis pub/sub), so
+   * a promotion or rollback reaches traffic at once instead of after the cache's second.
+   */
+  async followModelEvents(): Promise<() => Promise<void>> {
+    const sub = this.events.subscribe<unknown>(Topics.models);
+    await sub.ready;
+    void (async () => {
+      for await (const _ of sub) this.routes.clear();
+    })();
+    return () => sub.close();
+  }
+
+  /** Events of one endpoint (readiness, canary steps, rollbacks, promotions). */
+  deploymentEvents(endpoint: string) {
+    return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`);
+  }
+
+  private async publish(
+    endpoint: string,
+    kind: DeploymentEvent['kind'],
+    versionId: string | null,
+    share: number | null,
+    detail: string,
+  ): Promise<void> {
+    const e: DeploymentEvent = {
+      endpoint,
+      kind,
+      versionId,
+      share,
+      detail,
+      at: this.clock.now().toISOString(),
+    };
+    await this.events.publish(`${Topics.deployments}:${endpoint}`, e);
+  }
+
+  private window(deploymentId: string, versionId: string): OutcomeWindow {
+    const k = `${deploymentId}:${versionId}`;
+    let w = this.outcomes.get(k);
+    if (!w) this.outcomes.set(k, (w = new OutcomeWindow()));
+    return w;
+  }
+
+  private outcome(deploymentId: string, versionId: string, ok: boolean, latencyMs: number): void {
+    this.window(deploymentId, versionId).record(ok, latencyMs, this.clock.now().getTime());
+  }
+
   private markServed(deploymentId: string, versionId: string): void {
     const k = `${deploymentId}:${versionId}`;
     if (this.served.has(k)) return;
@@ -346,6 +490,23 @@ export class PredictionService {
     this.routes.set(endpoint, r);
     return r;
   }
+}
+
+/** The canary controller acts as this principal in the registry's transition history. */
+const SYSTEM: Principal = { keyId: 'system', name: 'canary controller', role: Role.ADMIN };
+
+function policyProblem(p: CanaryPolicy): string | null {
+  if (
+    !p.steps.length ||
+    p.steps.some((s, i) => !(s > 0 && s <= 1) || (i > 0 && s <= p.steps[i - 1]))
+  )
+    return 'steps must rise within (0, 1]';
+  if (p.steps[p.steps.length - 1] !== 1) return 'the last step must be 1';
+  for (const k of ['stepMs', 'windowMs', 'minSamples'] as const)
+    if (!Number.isInteger(p[k]) || p[k] < 0) return `${k} must be a non-negative integer`;
+  if (!(p.maxErrorRateDelta >= 0) || !(p.maxP99Ratio >= 1))
+    return 'thresholds: maxErrorRateDelta >= 0, maxP99Ratio >= 1';
+  return null;
 }
 
 function record(

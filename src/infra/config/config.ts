@@ -157,6 +157,7 @@ const envSchema = z.object({
   FEATURE_STREAM_CLAIM_IDLE_MS: intIn('FEATURE_STREAM_CLAIM_IDLE_MS', 10, 3_600_000, 30_000),
   OFFLINE_COMPACTION_INTERVAL_MS: intIn('OFFLINE_COMPACTION_INTERVAL_MS', 0, 86_400_000, 60_000),
   TRAINING_LEASE_MS: intIn('TRAINING_LEASE_MS', 200, 3_600_000, 30_000),
+  CANARY_INTERVAL_MS: intIn('CANARY_INTERVAL_MS', 0, 3_600_000, 10_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -209,6 +210,8 @@ export interface Config {
   offlineCompactionIntervalMs: number;
   /** A runner that has not renewed a run's lease for this long loses it; the run is requeued. */
   trainingLeaseMs: number;
+  /** How often this process judges canaries (0: never). */
+  canaryIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -245,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
     offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
     trainingLeaseMs: e.TRAINING_LEASE_MS,
+    canaryIntervalMs: e.CANARY_INTERVAL_MS,
   };
 }
 

@@ -59,7 +59,12 @@ export class OnnxModelRunner implements ModelRunner {
     let p = this.loading.get(v.id);
     if (!p) {
       p = (async () => {
-        const session = await ort.InferenceSession.create(await this.bytesOf(v));
+        // One thread per session: many versions share few cores, and ORT's spinning thread
+        // pools would otherwise steal them from whichever session runs next.
+        const session = await ort.InferenceSession.create(await this.bytesOf(v), {
+          intraOpNumThreads: 1,
+          interOpNumThreads: 1,
+        });
         const width =
           v.signature.inputs[0]?.shape[1] ?? (v.signature.features ?? v.featureRefs).length;
         const m: Loaded = {

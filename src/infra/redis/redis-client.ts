@@ -5,9 +5,16 @@ import Redis from 'ioredis';
  * answer, not hang), and the client keeps reconnecting so service resumes without a
  * restart once Redis is back.
  */
-export function createRedisClient(url: string, name: string): Redis {
+export function createRedisClient(
+  url: string,
+  name: string,
+  opts: { subscriber?: boolean } = {},
+): Redis {
   return new Redis(url, {
     connectionName: name,
+    // A subscriber connection that reconnects resubscribes first; the ready check's INFO
+    // would then be refused ("only subscriber commands may be used") and fail the client.
+    enableReadyCheck: !opts.subscriber,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
     connectTimeout: 2_000,

@@ -11,19 +11,41 @@ interface Row {
   max_batch: number;
   max_wait_us: number;
   warmup_requests: number;
+  canary_policy: Deployment['canaryPolicy'];
+  canary_stepped_at: Date | null;
   created_at: Date;
 }
 
 export class SqlDeploymentRepository implements DeploymentRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async create(d: Omit<Deployment, 'id' | 'createdAt'>): Promise<Deployment> {
+  async create(d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt'>): Promise<Deployment> {
     const rows: Row[] = await this.ds.query(
-      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [d.endpoint, d.modelId, d.canaryShare, d.maxBatch, d.maxWaitUs, d.warmupRequests],
+      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      [
+        d.endpoint,
+        d.modelId,
+        d.canaryShare,
+        d.maxBatch,
+        d.maxWaitUs,
+        d.warmupRequests,
+        JSON.stringify(d.canaryPolicy),
+      ],
     );
     return toDeployment(rows[0]);
+  }
+
+  async all(): Promise<Deployment[]> {
+    const rows: Row[] = await this.ds.query(`SELECT * FROM deployment ORDER BY created_at, id`);
+    return rows.map(toDeployment);
+  }
+
+  async setCanaryShare(id: string, share: number, at: Date): Promise<void> {
+    await this.ds.query(
+      `UPDATE deployment SET canary_share = $2, canary_stepped_at = $3 WHERE id = $1`,
+      [id, share, at],
+    );
   }
 
   async findByEndpoint(endpoint: string): Promise<Deployment | null> {
@@ -63,6 +85,8 @@ function toDeployment(r: Row): Deployment {
     maxBatch: r.max_batch,
     maxWaitUs: r.max_wait_us,
     warmupRequests: r.warmup_requests,
+    canaryPolicy: r.canary_policy,
+    canarySteppedAt: r.canary_stepped_at,
     createdAt: r.created_at,
   };
 }

@@ -1,0 +1,122 @@
+/**
+ * Canary judgement, pure: outcomes per version over a sliding window, and the decision to
+ * roll back (worse than the baseline by more than the policy allows), step the share up,
+ * promote, or hold.
+ */
+export interface CanaryPolicy {
+  /** Shares of traffic the canary goes through, ascending, ending at 1. */
+  steps: number[];
+  /** Time at one share before the next step. */
+  stepMs: number;
+  /** Outcomes older than this are forgotten. */
+  windowMs: number;
+  /** Roll back when the canary's error rate exceeds the baseline's by more than this. */
+  maxErrorRateDelta: number;
+  /** Roll back when the canary's p99 exceeds the baseline's times this. */
+  maxP99Ratio: number;
+  /** Judge only with at least this many canary outcomes in the window. */
+  minSamples: number;
+}
+
+export interface WindowStats {
+  n: number;
+  errors: number;
+  errorRate: number;
+  p99Ms: number | null;
+}
+
+export class OutcomeWindow {
+  private at: number[] = [];
+  private ms: number[] = [];
+  private ok: boolean[] = [];
+
+  constructor(private readonly cap = 20_000) {}
+
+  record(ok: boolean, latencyMs: number, at: number): void {
+    this.at.push(at);
+    this.ms.push(latencyMs);
+    this.ok.push(ok);
+    if (this.at.length > this.cap) {
+      const drop = this.at.length - this.cap;
+      this.at.splice(0, drop);
+      this.ms.splice(0, drop);
+      this.ok.splice(0, drop);
+    }
+  }
+
+  stats(now: number, windowMs: number): WindowStats {
+    let start = 0;
+    while (start < this.at.length && this.at[start] < now - windowMs) start++;
+    const ms = this.ms
+      .slice(start)
+      .filter((_, i) => this.ok[start + i])
+      .sort((a, b) => a - b);
+    const n = this.at.length - start;
+    const errors = this.ok.slice(start).filter((x) => !x).length;
+    return {
+      n,
+      errors,
+      errorRate: n ? errors / n : 0,
+      p99Ms: ms.length ? ms[Math.min(ms.length - 1, Math.floor(ms.length * 0.99))] : null,
+    };
+  }
+}
+
+export type CanaryDecision =
+  | { action: 'ROLLBACK'; reason: string }
+  | { action: 'STEP'; share: number; reason: string }
+  | { action: 'PROMOTE'; reason: string }
+  | { action: 'HOLD'; reason: string };
+
+export function judgeCanary(
+  canary: WindowStats,
+  baseline: WindowStats | null,
+  policy: CanaryPolicy,
+  share: number,
+  sinceStepMs: number,
+): CanaryDecision {
+  const base = baseline ?? { n: 0, errors: 0, errorRate: 0, p99Ms: null };
+  // Failures count even before there are enough samples for latency: errors are decisive.
+  if (
+    canary.errors >= Math.max(3, policy.minSamples / 10) &&
+    canary.errorRate > base.errorRate + policy.maxErrorRateDelta
+  )
+    return {
+      action: 'ROLLBACK',
+      reason: `error rate ${pct(canary.errorRate)} vs baseline ${pct(base.errorRate)} (allowed +${pct(policy.maxErrorRateDelta)}) over ${canary.n} requests`,
+    };
+  if (canary.n < policy.minSamples)
+    return {
+      action: 'HOLD',
+      reason: `${canary.n} of ${policy.minSamples} canary requests in the window`,
+    };
+  if (canary.errorRate > base.errorRate + policy.maxErrorRateDelta)
+    return {
+      action: 'ROLLBACK',
+      reason: `error rate ${pct(canary.errorRate)} vs baseline ${pct(base.errorRate)} (allowed +${pct(policy.maxErrorRateDelta)})`,
+    };
+  if (
+    canary.p99Ms !== null &&
+    base.p99Ms !== null &&
+    canary.p99Ms > base.p99Ms * policy.maxP99Ratio
+  )
+    return {
+      action: 'ROLLBACK',
+      reason: `p99 ${canary.p99Ms.toFixed(2)} ms vs baseline ${base.p99Ms.toFixed(2)} ms (allowed ×${policy.maxP99Ratio})`,
+    };
+  if (sinceStepMs < policy.stepMs)
+    return { action: 'HOLD', reason: 'healthy; waiting for the next step' };
+  const next = policy.steps.find((s) => s > share + 1e-9);
+  if (next === undefined)
+    return {
+      action: 'PROMOTE',
+      reason: `healthy at ${pct(share)} of traffic for ${Math.round(sinceStepMs / 1000)} s`,
+    };
+  return {
+    action: 'STEP',
+    share: next,
+    reason: `healthy at ${pct(share)}: stepping to ${pct(next)}`,
+  };
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -1,0 +1,279 @@
+/**
+ * @jest-environment ./test/support/onnx-environment.cjs
+ */
+import { onnx } from 'onnx-proto';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { ModelState, type ModelVersion } from '../src/domain/registry/model';
+import { type DeploymentEvent } from '../src/domain/serving/deployment';
+import { FEATURES_METADATA } from '../src/infra/onnx/export';
+import { startTestApp, type TestApp } from './support/test-app';
+import { registerKnownModel } from './support/trained-model';
+
+/**
+ * The canary controller with real models: a deliberately slow canary and a deliberately
+ * failing one are rolled back (registry state ROLLED_BACK, event published) while production
+ * keeps answering; a healthy one steps up to all traffic and is promoted.
+ */
+let app: TestApp;
+let datasetId: string;
+const F = ['acct@1:a', 'acct@1:b'];
+const admin = { keyId: 'test', name: 'test', role: 'ADMIN' as never };
+let seq = 0;
+
+async function promote(v: ModelVersion, to: ModelState): Promise<void> {
+  const s = app.services.registry;
+  await s.validate(admin, v.id, datasetId);
+  const path = [ModelState.STAGING, ModelState.SHADOW, ModelState.CANARY, ModelState.PRODUCTION];
+  for (const state of path.slice(0, path.indexOf(to) + 1))
+    await s.transition(admin, v.id, state, 'test');
+  // Routes follow registry moves through pub/sub, and at worst after their one-second cache;
+  // a canary takes traffic once it is loaded and warmed up.
+  await new Promise((r) => setTimeout(r, 1_100));
+  if (to === ModelState.CANARY) await app.services.serving.prepare('score');
+}
+
+const known = (weights: number[], bytes?: Uint8Array) =>
+  registerKnownModel(app.services, {
+    model: 'score',
+    datasetId,
+    features: F,
+    weights,
+    bias: 0,
+    bytes,
+  });
+
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT64 = onnx.TensorProto.DataType.INT64;
+const io = (name: string, width: number): onnx.IValueInfoProto => ({
+  name,
+  type: {
+    tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: 'N' }, { dimValue: width }] } },
+  },
+});
+const model = (name: string, nodes: onnx.INodeProto[], init: onnx.ITensorProto[]): Uint8Array =>
+  onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 17 }],
+      metadataProps: [{ key: FEATURES_METADATA, value: JSON.stringify(F) }],
+      graph: {
+        name,
+        node: nodes,
+        initializer: init,
+        input: [io('features', 2)],
+        output: [io('probability', 1)],
+      },
+    }),
+  ).finish();
+const ints = (name: string, values: number[]): onnx.ITensorProto => ({
+  name,
+  dims: [values.length],
+  dataType: INT64,
+  int64Data: values,
+});
+const axis = (i: number): onnx.IAttributeProto => ({
+  name: 'axis',
+  type: onnx.AttributeProto.AttributeType.INT,
+  i,
+});
+
+/**
+ * Deliberately slow: an outer product of a 4096-wide row with itself per input row (16M
+ * multiplications and 64 MB), averaged, then a constant 0.5.
+ */
+function slowModel(): Uint8Array {
+  return model(
+    'slow',
+    [
+      { opType: 'Gather', input: ['features', 'c0'], output: ['a'], attribute: [axis(1)] },
+      { opType: 'Expand', input: ['a', 'wide'], output: ['big'] },
+      { opType: 'Unsqueeze', input: ['big', 'ax2'], output: ['col'] },
+      { opType: 'Unsqueeze', input: ['big', 'ax1'], output: ['row'] },
+      { opType: 'MatMul', input: ['col', 'row'], output: ['outer'] },
+      {
+        opType: 'ReduceMean',
+        input: ['outer'],
+        output: ['m'],
+        attribute: [
+          { name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 2] },
+          { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+        ],
+      },
+      { opType: 'Unsqueeze', input: ['m', 'ax1'], output: ['z'] },
+      { opType: 'Mul', input: ['z', 'zero'], output: ['zz'] },
+      { opType: 'Sigmoid', input: ['zz'], output: ['probability'] },
+    ],
+    [
+      ints('c0', [0]),
+      ints('wide', [1, 4096]),
+      ints('ax1', [1]),
+      ints('ax2', [2]),
+      { name: 'zero', dims: [1], dataType: FLOAT, floatData: [0] },
+    ],
+  );
+}
+
+/** Looks feature b up in a 16-entry table: fine for b in [0, 16), a runtime error beyond. */
+function failingModel(): Uint8Array {
+  return model(
+    'failing',
+    [
+      { opType: 'Gather', input: ['features', 'c1'], output: ['b'], attribute: [axis(1)] },
+      {
+        opType: 'Cast',
+        input: ['b'],
+        output: ['idx'],
+        attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: INT64 }],
+      },
+      { opType: 'Gather', input: ['table', 'idx'], output: ['v'] },
+      { opType: 'Sigmoid', input: ['v'], output: ['probability'] },
+    ],
+    [
+      ints('c1', [1]),
+      { name: 'table', dims: [16], dataType: FLOAT, floatData: new Array<number>(16).fill(0.5) },
+    ],
+  );
+}
+
+beforeAll(async () => {
+  app = await startTestApp(__filename, {
+    env: { FEATURE_STREAM_CONSUMER: 'off', CANARY_INTERVAL_MS: '0' },
+  });
+  const s = app.services;
+  await s.featureRegistry.createEntity({ name: 'acct', joinKeys: ['acct_id'] });
+  const { version } = await s.featureRegistry.createView({
+    name: 'acct',
+    entity: 'acct',
+    source: 'acct_src',
+    ttlSeconds: 86_400,
+    allowedLatenessSeconds: 86_400,
+    features: ['a', 'b'].map((name) => ({
+      name,
+      type: FeatureType.FLOAT,
+      source: name,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  const T0 = Date.now() - 60_000;
+  await s.ingestion.ingest(
+    [version],
+    Array.from({ length: 40 }, (_, i) => ({
+      entityKey: `u${i}`,
+      eventId: 'e',
+      eventTs: T0,
+      knownAt: T0,
+      fields: { a: i % 3, b: i % 2 },
+    })),
+    'test',
+  );
+  const { snapshot, done } = await s.datasets.build({
+    name: 'acct',
+    featureRefs: ['acct@1:*'],
+    spine: Array.from({ length: 40 }, (_, i) => ({
+      entityKey: `u${i}`,
+      ts: T0 + 1000,
+      label: i % 2,
+    })),
+  });
+  await done;
+  datasetId = snapshot.id;
+  await promote(await known([1, 0]), ModelState.PRODUCTION);
+  await s.serving.create(admin, {
+    endpoint: 'score',
+    model: 'score',
+    maxWaitUs: 0,
+    warmupRequests: 3,
+    canaryShare: 0.5,
+    canaryPolicy: {
+      steps: [0.5, 1],
+      stepMs: 0,
+      windowMs: 60_000,
+      maxErrorRateDelta: 0.05,
+      maxP99Ratio: 3,
+      minSamples: 20,
+    },
+  });
+}, 60_000);
+
+afterAll(() => app.stop());
+
+/** Sequential requests from distinct keys; failures are counted, not thrown. */
+async function traffic(
+  n: number,
+  row: Record<string, number>,
+): Promise<{ versions: number[]; failures: number }> {
+  const versions: number[] = [];
+  let failures = 0;
+  for (let i = 0; i < n; i++) {
+    try {
+      const r = await app.services.serving.predict('score', `k${seq++}`, [], [row]);
+      versions.push(r[0].version.version);
+    } catch {
+      failures++;
+    }
+  }
+  return { versions, failures };
+}
+
+async function events(run: () => Promise<void>): Promise<DeploymentEvent[]> {
+  const sub = app.services.serving.deploymentEvents('score');
+  await sub.ready;
+  const got: DeploymentEvent[] = [];
+  const reading = (async () => {
+    for await (const e of sub) got.push(e);
+  })();
+  await run();
+  await new Promise((r) => setTimeout(r, 200));
+  await sub.close();
+  await reading;
+  return got;
+}
+
+it('rolls back a slow canary while production keeps answering', async () => {
+  const slow = await known([0, 0], slowModel());
+  await promote(slow, ModelState.CANARY);
+  // Enough requests that a p99 is not just the slowest one (a GC pause).
+  const t = await traffic(400, { [F[0]]: 1, [F[1]]: 1 });
+  expect(t.failures).toBe(0);
+  expect(t.versions).toContain(slow.version);
+  const got = await events(async () => {
+    const [review] = await app.services.serving.reviewCanaries();
+    expect(review.action).toBe('ROLLBACK');
+    expect(review.reason).toMatch(/^p99 .* ms vs baseline .* ms \(allowed ×3\)$/);
+  });
+  expect(got.map((e) => e.kind)).toEqual(['CANARY_ROLLED_BACK']);
+  expect((await app.services.registry.version(slow.id)).state).toBe(ModelState.ROLLED_BACK);
+  const after = await traffic(20, { [F[0]]: 1, [F[1]]: 1 });
+  expect(new Set(after.versions)).toEqual(new Set([1]));
+});
+
+it('rolls back a failing canary', async () => {
+  const failing = await known([0, 0], failingModel());
+  await promote(failing, ModelState.CANARY);
+  const t = await traffic(60, { [F[0]]: 1, [F[1]]: 99 });
+  expect(t.failures).toBeGreaterThan(10);
+  const [review] = await app.services.serving.reviewCanaries();
+  expect(review).toMatchObject({ action: 'ROLLBACK' });
+  expect(review.reason).toMatch(/^error rate/);
+  expect((await app.services.registry.version(failing.id)).state).toBe(ModelState.ROLLED_BACK);
+});
+
+it('steps a healthy canary up to all traffic, then promotes it', async () => {
+  const good = await known([0.5, 0.5]);
+  await promote(good, ModelState.CANARY);
+  await traffic(80, { [F[0]]: 1, [F[1]]: 1 });
+  const got = await events(async () => {
+    expect((await app.services.serving.reviewCanaries())[0]).toMatchObject({ action: 'STEP' });
+    const all = await traffic(30, { [F[0]]: 1, [F[1]]: 1 });
+    expect(new Set(all.versions)).toEqual(new Set([good.version]));
+    expect((await app.services.serving.reviewCanaries())[0]).toMatchObject({ action: 'PROMOTE' });
+  });
+  expect(got.map((e) => [e.kind, e.share])).toEqual([
+    ['CANARY_STEP', 1],
+    ['CANARY_PROMOTED', 1],
+  ]);
+  const m = await app.services.registry.model('score');
+  expect(m.productionVersionId).toBe(good.id);
+});
