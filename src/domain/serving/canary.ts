@@ -25,34 +25,40 @@ export interface WindowStats {
   p99Ms: number | null;
 }
 
+/** The last `cap` outcomes in a ring: recording is O(1) on the request path. */
 export class OutcomeWindow {
-  private at: number[] = [];
-  private ms: number[] = [];
-  private ok: boolean[] = [];
+  private readonly at: Float64Array;
+  private readonly ms: Float64Array;
+  private readonly ok: Uint8Array;
+  private next = 0;
+  private size = 0;
 
-  constructor(private readonly cap = 20_000) {}
+  constructor(private readonly cap = 20_000) {
+    this.at = new Float64Array(cap);
+    this.ms = new Float64Array(cap);
+    this.ok = new Uint8Array(cap);
+  }
 
   record(ok: boolean, latencyMs: number, at: number): void {
-    this.at.push(at);
-    this.ms.push(latencyMs);
-    this.ok.push(ok);
-    if (this.at.length > this.cap) {
-      const drop = this.at.length - this.cap;
-      this.at.splice(0, drop);
-      this.ms.splice(0, drop);
-      this.ok.splice(0, drop);
-    }
+    this.at[this.next] = at;
+    this.ms[this.next] = latencyMs;
+    this.ok[this.next] = ok ? 1 : 0;
+    this.next = (this.next + 1) % this.cap;
+    this.size = Math.min(this.size + 1, this.cap);
   }
 
   stats(now: number, windowMs: number): WindowStats {
-    let start = 0;
-    while (start < this.at.length && this.at[start] < now - windowMs) start++;
-    const ms = this.ms
-      .slice(start)
-      .filter((_, i) => this.ok[start + i])
-      .sort((a, b) => a - b);
-    const n = this.at.length - start;
-    const errors = this.ok.slice(start).filter((x) => !x).length;
+    const ms: number[] = [];
+    let n = 0;
+    let errors = 0;
+    for (let k = 0; k < this.size; k++) {
+      const i = (this.next - 1 - k + this.cap) % this.cap;
+      if (this.at[i] < now - windowMs) break;
+      n++;
+      if (this.ok[i]) ms.push(this.ms[i]);
+      else errors++;
+    }
+    ms.sort((a, b) => a - b);
     return {
       n,
       errors,

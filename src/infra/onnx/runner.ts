@@ -8,8 +8,8 @@ interface Loaded {
   input: string;
   output: string;
   width: number;
-  batcher: MicroBatcher<Float32Array, number> | null;
-  batching: { maxBatch: number; maxWaitUs: number } | null;
+  /** One batcher per batching setting (endpoints may share a version with different ones). */
+  batchers: Map<string, MicroBatcher<Float32Array, number>>;
 }
 
 /**
@@ -38,15 +38,13 @@ export class OnnxModelRunner implements ModelRunner {
     const m = await this.loaded(v, 0);
     if (row.length !== m.width)
       throw new Error(`${v.modelName}@${v.version} takes ${m.width} features, got ${row.length}`);
-    if (
-      !m.batcher ||
-      m.batching?.maxBatch !== batching.maxBatch ||
-      m.batching.maxWaitUs !== batching.maxWaitUs
-    ) {
-      m.batching = batching;
-      m.batcher = new MicroBatcher((rows) => this.run(m, rows), batching);
+    const key = `${batching.maxBatch}:${batching.maxWaitUs}`;
+    let batcher = m.batchers.get(key);
+    if (!batcher) {
+      batcher = new MicroBatcher((rows) => this.run(m, rows), batching);
+      m.batchers.set(key, batcher);
     }
-    return m.batcher.submit(row);
+    return batcher.submit(row);
   }
 
   async close(): Promise<void> {
@@ -72,8 +70,7 @@ export class OnnxModelRunner implements ModelRunner {
           input: session.inputNames[0],
           output: session.outputNames[0],
           width,
-          batcher: null,
-          batching: null,
+          batchers: new Map(),
         };
         // Warm-up: the first calls allocate and optimize; the version is ready after them.
         for (let i = 0; i < warmupRequests; i++) await this.run(m, [new Float32Array(width)]);
