@@ -428,6 +428,18 @@ export class PredictionService {
     return () => sub.close();
   }
 
+  /** Requests, errors and p99 per version of an endpoint over `windowMs`, in this process. */
+  async outcomesOf(
+    endpoint: string,
+    windowMs: number,
+  ): Promise<{ versionId: string; n: number; errors: number; p99Ms: number | null }[]> {
+    const d = (await this.route(endpoint, false)).deployment;
+    const now = this.clock.now().getTime();
+    return [...this.outcomes.entries()]
+      .filter(([k]) => k.startsWith(`${d.id}:`))
+      .map(([k, w]) => ({ versionId: k.slice(d.id.length + 1), ...w.stats(now, windowMs) }));
+  }
+
   /** Events of one endpoint (readiness, canary steps, rollbacks, promotions). */
   deploymentEvents(endpoint: string) {
     return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`);
