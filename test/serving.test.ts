@@ -109,6 +109,11 @@ it('deploys with every version warmed up, scores from online features, and names
     ['SHADOW', 3, true],
   ]);
 
+  const ready = (await (await fetch(app.url.replace('/graphql', '/readyz'))).json()) as {
+    checks: Record<string, { ok: boolean }>;
+  };
+  expect(ready.checks.endpoints).toEqual({ ok: true });
+
   const r = await gql.ok(PredictDocument, {
     endpoint: 'risk',
     requestKey: 'user-1',

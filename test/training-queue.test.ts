@@ -20,6 +20,9 @@ import {
 import { collect, GraphQLTestClient } from './support/graphql-client';
 import { until } from './support/runner-process';
 import { TestClock } from './support/test-clock';
+import { RedisRunQueue } from '../src/infra/redis/run-queue';
+import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
+import type Redis from 'ioredis';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -34,6 +37,7 @@ let gql: GraphQLTestClient;
 let runnerGql: GraphQLTestClient;
 let runnerPrincipal: Principal;
 let datasetId: string;
+let redis: Redis;
 
 beforeAll(async () => {
   app = await startTestApp(__filename, {
@@ -41,6 +45,7 @@ beforeAll(async () => {
     overrides: { clock },
   });
   gql = new GraphQLTestClient(app.url, app.adminToken);
+  redis = createRedisClient(app.redisUrl, 'training-queue-test');
   const s = app.services;
   const runnerKey = await s.apiKeys.create(null, { name: 'runners', role: Role.RUNNER });
   runnerGql = gql.withToken(runnerKey.token);
@@ -77,7 +82,10 @@ beforeAll(async () => {
   datasetId = snapshot.id;
 });
 
-afterAll(() => app.stop());
+afterAll(async () => {
+  await closeRedis(redis);
+  await app.stop();
+});
 
 const submit = (over: Record<string, unknown> = {}) =>
   app.services.training.submit({
@@ -367,6 +375,24 @@ describe('leases, retries and cancellation', () => {
     ).rejects.toMatchObject({ reason: 'LEASE_LOST' });
     const b = await register('lease-b', 1);
     expect((await app.services.training.claim(runnerPrincipal, b))?.id).toBe(first.id);
+  });
+
+  it('keeps a run in line when a claim lands between the reaper requeueing it and recording that', async () => {
+    const a = await register('race-a', 0);
+    const run = await submit();
+    expect((await app.services.training.claim(runnerPrincipal, a))?.id).toBe(run.id);
+    clock.set(clock.ms + 61_000);
+    // The reaper's first half: Redis has the run back in line, Postgres still says RUNNING.
+    const redisSide = new RedisRunQueue(redis, app.redisPrefix);
+    expect(await redisSide.requeueExpired(clock.ms)).toEqual([run.id]);
+    const b = await register('race-b', 0);
+    expect(await app.services.training.claim(runnerPrincipal, b)).toBeNull();
+    // The reaper's second half, then the claim succeeds: the run was not lost.
+    await app.db.dataSource.query(
+      `UPDATE training_run SET status = 'QUEUED', runner_id = NULL, gpus = '[]' WHERE id = $1`,
+      [run.id],
+    );
+    expect((await app.services.training.claim(runnerPrincipal, b))?.id).toBe(run.id);
   });
 
   it('retries a crashing trainer up to its limit, then fails with the log tail in the graph', async () => {

@@ -194,6 +194,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     // Serving routes follow model version moves made by any process.
     const unfollow = await services.serving.followModelEvents();
     stack.push('serving route invalidation', unfollow);
+    // Endpoints load and warm up their versions in the background; /readyz waits for them.
+    void services.serving.prepareAll();
 
     const bootstrap = await services.apiKeys.ensureAdminKey();
     if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger, config.env !== 'test');
@@ -212,6 +214,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         postgres: () => db.ping(),
         redis: () => pingRedis(pub),
         artifacts: () => artifacts.ping(),
+        endpoints: () => services.serving.assertReady(),
       },
     });
     stack.push('http server', () => http.close(config.shutdownGraceMs));

@@ -68,6 +68,8 @@ export class OutcomeWindow {
   }
 }
 
+export const P99_MIN_SAMPLES = 100;
+
 export type CanaryDecision =
   | { action: 'ROLLBACK'; reason: string }
   | { action: 'STEP'; share: number; reason: string }
@@ -101,7 +103,11 @@ export function judgeCanary(
       action: 'ROLLBACK',
       reason: `error rate ${pct(canary.errorRate)} vs baseline ${pct(base.errorRate)} (allowed +${pct(policy.maxErrorRateDelta)})`,
     };
+  // A p99 of fewer than 100 samples is just the slowest request (one GC pause): latency is
+  // judged only once both sides have that many.
   if (
+    canary.n >= P99_MIN_SAMPLES &&
+    base.n >= P99_MIN_SAMPLES &&
     canary.p99Ms !== null &&
     base.p99Ms !== null &&
     canary.p99Ms > base.p99Ms * policy.maxP99Ratio

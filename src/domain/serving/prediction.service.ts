@@ -428,6 +428,22 @@ export class PredictionService {
     return () => sub.close();
   }
 
+  /** Loads and warms every endpoint's versions (at start, so /readyz turns ready). */
+  async prepareAll(): Promise<void> {
+    for (const d of await this.repo.all()) await this.prepare(d.endpoint).catch(() => undefined);
+  }
+
+  /** For /readyz: resolves when every endpoint's answering versions are ready. */
+  async assertReady(): Promise<void> {
+    const waiting: string[] = [];
+    for (const d of await this.repo.all()) {
+      const s = await this.status(d.endpoint);
+      if (!s.ready && s.versions.some((v) => v.role !== ServingRole.SHADOW))
+        waiting.push(d.endpoint);
+    }
+    if (waiting.length) throw new Error(`endpoints not warmed up yet: ${waiting.join(', ')}`);
+  }
+
   /** Requests, errors and p99 per version of an endpoint over `windowMs`, in this process. */
   async outcomesOf(
     endpoint: string,

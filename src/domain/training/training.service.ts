@@ -261,8 +261,16 @@ export class TrainingService {
         await this.publish(run);
         return run;
       }
-      // Cancelled (or finished) after it was queued: drop it and look at the next head.
-      await this.queue.release(c.runId, runnerId);
+      // Postgres does not have it QUEUED. Finished (cancelled meanwhile): drop it. Still
+      // RUNNING (the reaper requeued its expired lease in Redis and is about to record that):
+      // put it back at its place, never lose it, and let this claim come back empty.
+      const [current] = await this.repo.findByIds([c.runId]);
+      if (!current || FINISHED.has(current.status)) {
+        await this.queue.release(c.runId, runnerId);
+        continue;
+      }
+      await this.queue.requeue(c.runId, runnerId);
+      return null;
     }
     return null;
   }
