@@ -8,6 +8,7 @@ import {
   CreateDeploymentDocument,
   PredictDocument,
   RecordFeedbackDocument,
+  ShadowComparisonDocument,
 } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -153,6 +154,20 @@ it('keeps each request key on one version, sends the canary its share, and never
   expect(shadow?.model_version_id).toBe(v3.id);
   expect(shadow?.n).toBeGreaterThan(300);
   expect(app.services.predictionLog.stats().lost).toBe(0);
+  // The shadow's scores beside the answers given for the same requests.
+  const cmp = await gql.ok(ShadowComparisonDocument, { endpoint: 'risk' });
+  expect(cmp.shadowComparison).toHaveLength(1);
+  expect(cmp.shadowComparison[0]).toMatchObject({ shadow: { version: 3 } });
+  expect(cmp.shadowComparison[0].pairs).toBeGreaterThan(300);
+  expect(cmp.shadowComparison[0].meanAbsDiff).toBeGreaterThan(0);
+  // Metrics name the version that ran, shadow included.
+  const metrics = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
+  expect(metrics).toMatch(
+    /aether_predictions_total\{endpoint="risk",version="risk@3",role="SHADOW",outcome="ok"\} \d+/,
+  );
+  expect(metrics).toMatch(
+    /aether_predictions_total\{endpoint="risk",version="risk@2",role="CANARY",outcome="ok"\} \d+/,
+  );
 });
 
 it('gives each of many concurrent callers its own row (micro-batched), and joins feedback to its prediction', async () => {

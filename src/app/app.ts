@@ -114,6 +114,19 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     // Unwound after the HTTP server: in-flight predictions finish, then the log is flushed.
     stack.push('prediction log and model sessions', () => services.close());
     metrics.streamLagSource = () => services.streamLag();
+    services.serving.observe((o) => {
+      metrics.predictions.inc({
+        endpoint: o.endpoint,
+        version: o.version,
+        role: o.role,
+        outcome: o.ok ? 'ok' : 'error',
+      });
+      if (o.ok)
+        metrics.predictionLatency.observe(
+          { endpoint: o.endpoint, version: o.version, role: o.role },
+          o.latencyMs / 1_000,
+        );
+    });
 
     if (config.featureStreamConsumer) {
       const blocking = createRedisClient(redisUrl, 'aether-stream');

@@ -20,7 +20,7 @@ import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
-import { ModelType } from '../schema/registry.types';
+import { ModelType, ModelVersionType } from '../schema/registry.types';
 import {
   CreateDeploymentInput,
   DeploymentConnection,
@@ -28,6 +28,7 @@ import {
   DeploymentStatusType,
   DeploymentType,
   PredictionType,
+  ShadowComparisonType,
 } from '../schema/serving.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
@@ -100,6 +101,23 @@ export class DeploymentResolver {
   ): Promise<PredictionType[]> {
     return (await ctx.services.serving.predict(endpoint, requestKey, entityKeys, rows)).map(
       PredictionType.from,
+    );
+  }
+
+  @Query(() => [ShadowComparisonType], {
+    description: 'How the SHADOW version’s logged scores compare with the answers given.',
+  })
+  @Allow(Role.VIEWER)
+  async shadowComparison(
+    @Arg('endpoint') endpoint: string,
+    @Arg('minutes', () => Int, { defaultValue: 60 }) minutes: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ShadowComparisonType[]> {
+    return (await ctx.services.serving.shadowComparison(endpoint, minutes)).map((c) =>
+      Object.assign(new ShadowComparisonType(), {
+        ...c,
+        shadow: c.shadow ? ModelVersionType.from(c.shadow) : null,
+      }),
     );
   }
 

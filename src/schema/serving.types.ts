@@ -83,6 +83,26 @@ export class DeploymentEventType {
   }
 }
 
+@ObjectType('ShadowComparison', {
+  description: 'A shadow version’s scores beside the answers given for the same requests.',
+})
+export class ShadowComparisonType {
+  @Field(() => ModelVersionType, { nullable: true })
+  shadow!: ModelVersionType | null;
+
+  @Field(() => Int)
+  pairs!: number;
+
+  @Field(() => Float)
+  meanAbsDiff!: number;
+
+  @Field(() => Float)
+  maxAbsDiff!: number;
+
+  @Field(() => Float, { description: 'Share of pairs on the same side of 0.5.' })
+  agreement!: number;
+}
+
 @ObjectType('DeploymentVersion')
 export class DeploymentVersionType {
   @Field(() => ServingRole)

@@ -64,6 +64,16 @@ export interface PredictionRecord {
   at: Date;
 }
 
+export interface ShadowComparison {
+  shadowVersionId: string;
+  /** Requests scored by both the shadow and the version that answered. */
+  pairs: number;
+  meanAbsDiff: number;
+  maxAbsDiff: number;
+  /** Share of pairs on the same side of 0.5. */
+  agreement: number;
+}
+
 export interface DeploymentRepository {
   create(d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt'>): Promise<Deployment>;
   all(): Promise<Deployment[]>;
@@ -97,6 +107,8 @@ export interface PredictionLog {
   /** Writes everything buffered now. */
   flush(): Promise<void>;
   stats(): { written: number; buffered: number; lost: number; failedFlushes: number };
+  /** Shadow scores beside the answers given for the same requests, per shadow version. */
+  compareShadow(deploymentId: string, since: Date): Promise<ShadowComparison[]>;
   /** Attaches a label to one prediction (by id) or to the latest for a request key. */
   recordFeedback(
     by: { predictionId?: string; requestKey?: string },

@@ -17,10 +17,20 @@ import {
   type PredictionLog,
   type PredictionRecord,
   ServingErrorCode,
+  type ShadowComparison,
   ServingRole,
 } from './deployment';
 import { type CanaryPolicy, judgeCanary, OutcomeWindow } from './canary';
 import { inCanary } from './traffic';
+
+export interface ServingOutcome {
+  endpoint: string;
+  /** model@version that actually ran. */
+  version: string;
+  role: ServingRole;
+  ok: boolean;
+  latencyMs: number;
+}
 
 export interface Prediction {
   id: string;
@@ -186,7 +196,7 @@ export class PredictionService {
       const canary = version;
       this.runner
         .load(canary, r.deployment.warmupRequests)
-        .catch(() => this.outcome(r.deployment.id, canary.id, false, 0));
+        .catch(() => this.outcome(r.deployment, canary, ServingRole.CANARY, false, 0));
       version = r.production;
     }
     if (!version)
@@ -210,11 +220,11 @@ export class PredictionService {
         input.rows.map((row) => this.runner.score(serving, row, batching)),
       );
     } catch (e) {
-      this.outcome(r.deployment.id, version.id, false, performance.now() - started);
+      this.outcome(r.deployment, serving, role, false, performance.now() - started);
       throw e;
     }
     const latencyUs = Math.round((performance.now() - started) * 1_000);
-    this.outcome(r.deployment.id, version.id, true, latencyUs / 1_000);
+    this.outcome(r.deployment, serving, role, true, latencyUs / 1_000);
     const predictions: Prediction[] = scores.map((score, i) => ({
       id: globalThis.crypto.randomUUID(),
       entityKey: input.keys[i],
@@ -275,6 +285,7 @@ export class PredictionService {
         const started = performance.now();
         const scores = await Promise.all(input.rows.map((row) => this.runner.score(v, row, d)));
         const latencyUs = Math.round((performance.now() - started) * 1_000);
+        this.outcome(d, v, ServingRole.SHADOW, true, latencyUs / 1_000);
         this.markServed(d.id, v.id);
         await this.log.append(
           scores.map((score, i) =>
@@ -295,7 +306,7 @@ export class PredictionService {
             ),
           ),
         );
-      })().catch(() => undefined);
+      })().catch(() => this.outcome(d, v, ServingRole.SHADOW, false, 0));
     });
   }
 
@@ -428,6 +439,26 @@ export class PredictionService {
     return () => sub.close();
   }
 
+  /** How the shadow's scores compare with the answers given, over the last `minutes`. */
+  async shadowComparison(
+    endpoint: string,
+    minutes: number,
+  ): Promise<(ShadowComparison & { shadow: ModelVersion | null })[]> {
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 43_200)
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_DEPLOYMENT,
+        'minutes must be 1 to 43200',
+      );
+    const d = (await this.route(endpoint, false)).deployment;
+    const since = new Date(this.clock.now().getTime() - minutes * 60_000);
+    const rows = await this.log.compareShadow(d.id, since);
+    const versions = await this.registry.versionsByIds(rows.map((r) => r.shadowVersionId));
+    return rows.map((r) => ({
+      ...r,
+      shadow: versions.find((v) => v.id === r.shadowVersionId) ?? null,
+    }));
+  }
+
   /** Loads and warms every endpoint's versions (at start, so /readyz turns ready). */
   async prepareAll(): Promise<void> {
     for (const d of await this.repo.all()) await this.prepare(d.endpoint).catch(() => undefined);
@@ -486,8 +517,29 @@ export class PredictionService {
     return w;
   }
 
-  private outcome(deploymentId: string, versionId: string, ok: boolean, latencyMs: number): void {
-    this.window(deploymentId, versionId).record(ok, latencyMs, this.clock.now().getTime());
+  private outcome(
+    d: Deployment,
+    v: ModelVersion,
+    role: ServingRole,
+    ok: boolean,
+    latencyMs: number,
+  ): void {
+    if (role !== ServingRole.SHADOW)
+      this.window(d.id, v.id).record(ok, latencyMs, this.clock.now().getTime());
+    this.observer?.({
+      endpoint: d.endpoint,
+      version: `${v.modelName}@${v.version}`,
+      role,
+      ok,
+      latencyMs,
+    });
+  }
+
+  private observer: ((o: ServingOutcome) => void) | null = null;
+
+  /** Every scored request (and shadow copy), tagged with the version that ran: for metrics. */
+  observe(observer: (o: ServingOutcome) => void): void {
+    this.observer = observer;
   }
 
   private markServed(deploymentId: string, versionId: string): void {

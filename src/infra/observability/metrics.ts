@@ -54,6 +54,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly predictions = new Counter({
+    name: 'aether_predictions_total',
+    help: 'Predictions by endpoint, the model version that actually ran, its role and outcome.',
+    labelNames: ['endpoint', 'version', 'role', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly predictionLatency = new Histogram({
+    name: 'aether_prediction_latency_seconds',
+    help: 'Inference latency (batching wait included) by endpoint and model version.',
+    labelNames: ['endpoint', 'version', 'role'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
   /** Set by the app: reads consumer lag on each scrape. */
   streamLagSource: (() => Promise<{ source: string; lag: number; pending: number }[]>) | null =
     null;

@@ -1,5 +1,9 @@
 import { type DataSource } from 'typeorm';
-import { type PredictionLog, type PredictionRecord } from '../../../domain/serving/deployment';
+import {
+  type PredictionLog,
+  type PredictionRecord,
+  type ShadowComparison,
+} from '../../../domain/serving/deployment';
 import { returnedRows } from '../returned-rows';
 
 const FLUSH_ROWS = 1_000;
@@ -62,6 +66,35 @@ export class SqlPredictionLog implements PredictionLog {
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.flush();
+  }
+
+  async compareShadow(deploymentId: string, since: Date): Promise<ShadowComparison[]> {
+    await this.flush();
+    const rows: {
+      shadow_version_id: string;
+      pairs: number;
+      mean_abs_diff: number;
+      max_abs_diff: number;
+      agreement: number;
+    }[] = await this.ds.query(
+      `SELECT s.model_version_id AS shadow_version_id, count(*)::int AS pairs,
+              avg(abs(s.score - a.score)) AS mean_abs_diff, max(abs(s.score - a.score)) AS max_abs_diff,
+              avg(CASE WHEN (s.score >= 0.5) = (a.score >= 0.5) THEN 1.0 ELSE 0.0 END)::float8 AS agreement
+       FROM prediction_log s JOIN prediction_log a
+         ON a.deployment_id = s.deployment_id AND a.request_key = s.request_key
+        AND a.created_at = s.created_at AND a.entity_key IS NOT DISTINCT FROM s.entity_key
+        AND a.role <> 'SHADOW'
+       WHERE s.deployment_id = $1 AND s.role = 'SHADOW' AND s.created_at >= $2
+       GROUP BY s.model_version_id`,
+      [deploymentId, since],
+    );
+    return rows.map((r) => ({
+      shadowVersionId: r.shadow_version_id,
+      pairs: r.pairs,
+      meanAbsDiff: Number(r.mean_abs_diff),
+      maxAbsDiff: Number(r.max_abs_diff),
+      agreement: Number(r.agreement),
+    }));
   }
 
   async recordFeedback(
