@@ -15,6 +15,7 @@ export class Serving1764500000000 implements MigrationInterface {
         max_wait_us integer NOT NULL DEFAULT 2000 CHECK (max_wait_us >= 0),
         warmup_requests integer NOT NULL DEFAULT 10 CHECK (warmup_requests >= 0),
         canary_policy jsonb NOT NULL,
+        ab_arms jsonb NOT NULL DEFAULT '[]'::jsonb,
         canary_stepped_at timestamptz(3) NULL,
         created_at timestamptz(3) NOT NULL DEFAULT now()
       )`);

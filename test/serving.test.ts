@@ -4,10 +4,12 @@
 import { FeatureType } from '../src/domain/features/feature-definition';
 import { ModelState, type ModelVersion } from '../src/domain/registry/model';
 import { ServingRole } from '../src/domain/serving/deployment';
+import { toGlobalId } from '../src/schema/node.types';
 import {
   CreateDeploymentDocument,
   PredictDocument,
   RecordFeedbackDocument,
+  SetAbTestDocument,
   ShadowComparisonDocument,
 } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
@@ -206,4 +208,36 @@ it('gives each of many concurrent callers its own row (micro-batched), and joins
   expect(byKey.recordFeedback).toBe(1);
   const none = await gql.request(RecordFeedbackDocument, { requestKey: 'nobody', label: 0 });
   expect(none.errors?.[0].extensions).toMatchObject({ code: 'NOT_FOUND' });
+});
+
+it('splits keys over A/B arms by weight, each key staying on its arm, and refuses an arm that does not serve', async () => {
+  const set = await gql.ok(SetAbTestDocument, {
+    endpoint: 'risk',
+    arms: [
+      { versionId: toGlobalId('ModelVersion', v1.id), weight: 1 },
+      { versionId: toGlobalId('ModelVersion', v2.id), weight: 1 },
+    ],
+  });
+  expect(set.setABTest.deployment.abArms).toHaveLength(2);
+  const first = new Map<string, number>();
+  for (let i = 0; i < 200; i++) {
+    const [p] = await app.services.serving.predict('risk', `ab-${i}`, ['u1'], null);
+    expect(p.role).toBe(ServingRole.ARM);
+    first.set(`ab-${i}`, p.version.version);
+  }
+  for (let i = 0; i < 200; i += 9)
+    expect(
+      (await app.services.serving.predict('risk', `ab-${i}`, ['u1'], null))[0].version.version,
+    ).toBe(first.get(`ab-${i}`));
+  const share = [...first.values()].filter((v) => v === 2).length / first.size;
+  expect(share).toBeGreaterThan(0.38);
+  expect(share).toBeLessThan(0.62);
+  const shadowArm = await gql.request(SetAbTestDocument, {
+    endpoint: 'risk',
+    arms: [{ versionId: toGlobalId('ModelVersion', v3.id), weight: 1 }],
+  });
+  expect(shadowArm.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT' });
+  await gql.ok(SetAbTestDocument, { endpoint: 'risk', arms: [] });
+  const [after] = await app.services.serving.predict('risk', 'ab-0', ['u1'], null);
+  expect(after.role).not.toBe(ServingRole.ARM);
 });

@@ -16,6 +16,7 @@ import {
   Subscription,
 } from 'type-graphql';
 import { type DeploymentEvent } from '../domain/serving/deployment';
+import { localIdOf } from '../schema/node.types';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -27,6 +28,7 @@ import {
   DeploymentEventType,
   DeploymentStatusType,
   DeploymentType,
+  ABArmInput,
   PredictionType,
   ShadowComparisonType,
 } from '../schema/serving.types';
@@ -102,6 +104,23 @@ export class DeploymentResolver {
     return (await ctx.services.serving.predict(endpoint, requestKey, entityKeys, rows)).map(
       PredictionType.from,
     );
+  }
+
+  @Mutation(() => DeploymentStatusType, {
+    description:
+      'Starts an A/B test: request keys are split over the arms by weight, each key staying on its arm (consistent hashing; adding an arm moves only the keys it takes). No arms ends it.',
+  })
+  @Allow(Role.EDITOR)
+  async setABTest(
+    @Arg('endpoint') endpoint: string,
+    @Arg('arms', () => [ABArmInput]) arms: ABArmInput[],
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DeploymentStatusType> {
+    await ctx.services.serving.setArms(
+      endpoint,
+      arms.map((a) => ({ versionId: localIdOf(a.versionId, 'ModelVersion'), weight: a.weight })),
+    );
+    return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
   }
 
   @Query(() => [ShadowComparisonType], {

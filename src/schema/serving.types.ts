@@ -103,6 +103,24 @@ export class ShadowComparisonType {
   agreement!: number;
 }
 
+@ObjectType('ABArm')
+export class ABArmType {
+  @Field(() => ID)
+  versionId!: string;
+
+  @Field(() => Float)
+  weight!: number;
+}
+
+@InputType()
+export class ABArmInput {
+  @Field(() => ID, { description: 'A PRODUCTION or CANARY version of the endpoint’s model.' })
+  versionId!: string;
+
+  @Field(() => Float)
+  weight!: number;
+}
+
 @ObjectType('DeploymentVersion')
 export class DeploymentVersionType {
   @Field(() => ServingRole)
@@ -142,6 +160,9 @@ export class DeploymentType extends Node {
   @Field(() => CanaryPolicyType)
   canaryPolicy!: CanaryPolicyType;
 
+  @Field(() => [ABArmType], { description: 'The running A/B test, if any.' })
+  abArms!: ABArmType[];
+
   @Field()
   createdAt!: Date;
 
@@ -156,6 +177,12 @@ export class DeploymentType extends Node {
     t.maxWaitUs = d.maxWaitUs;
     t.warmupRequests = d.warmupRequests;
     t.canaryPolicy = Object.assign(new CanaryPolicyType(), d.canaryPolicy);
+    t.abArms = d.abArms.map((a) =>
+      Object.assign(new ABArmType(), {
+        versionId: toGlobalId('ModelVersion', a.versionId),
+        weight: a.weight,
+      }),
+    );
     t.createdAt = d.createdAt;
     return t;
   }

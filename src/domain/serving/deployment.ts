@@ -15,6 +15,8 @@ export interface Deployment {
   canaryPolicy: CanaryPolicy;
   /** When the canary share last changed (the step clock). */
   canarySteppedAt: Date | null;
+  /** An A/B test: when set, request keys are split over these versions by weight. */
+  abArms: { versionId: string; weight: number }[];
   createdAt: Date;
 }
 
@@ -39,6 +41,8 @@ export interface DeploymentEvent {
 
 export enum ServingRole {
   PRODUCTION = 'PRODUCTION',
+  /** An arm of the endpoint's A/B test. */
+  ARM = 'ARM',
   CANARY = 'CANARY',
   SHADOW = 'SHADOW',
 }
@@ -75,7 +79,10 @@ export interface ShadowComparison {
 }
 
 export interface DeploymentRepository {
-  create(d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt'>): Promise<Deployment>;
+  create(
+    d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
+  ): Promise<Deployment>;
+  setArms(id: string, arms: Deployment['abArms']): Promise<void>;
   all(): Promise<Deployment[]>;
   setCanaryShare(id: string, share: number, at: Date): Promise<void>;
   findByEndpoint(endpoint: string): Promise<Deployment | null>;

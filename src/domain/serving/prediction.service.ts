@@ -21,7 +21,7 @@ import {
   ServingRole,
 } from './deployment';
 import { type CanaryPolicy, judgeCanary, OutcomeWindow } from './canary';
-import { inCanary } from './traffic';
+import { inCanary, pickArm } from './traffic';
 
 export interface ServingOutcome {
   endpoint: string;
@@ -53,6 +53,8 @@ interface Route {
   production: ModelVersion | null;
   canary: ModelVersion | null;
   shadow: ModelVersion | null;
+  /** The A/B test's arms that are still serviceable (PRODUCTION or CANARY). */
+  arms: { version: ModelVersion; weight: number; id: string }[];
 }
 
 /**
@@ -133,7 +135,7 @@ export class PredictionService {
   async prepare(endpoint: string): Promise<void> {
     const r = await this.route(endpoint, true);
     await Promise.all(
-      [r.production, r.canary, r.shadow]
+      [r.production, r.canary, r.shadow, ...r.arms.map((a) => a.version)]
         .filter((v): v is ModelVersion => v !== null)
         .map((v) => this.runner.load(v, r.deployment.warmupRequests)),
     );
@@ -185,10 +187,14 @@ export class PredictionService {
     if (rowsWanted < 1 || rowsWanted > MAX_ROWS)
       throw new InvalidInputError(ServingErrorCode.INVALID_FEATURES, `Give 1 to ${MAX_ROWS} rows`);
     const r = await this.route(endpoint, false);
+    // An A/B test, when set, splits keys over its arms (weighted rendezvous hashing);
+    // otherwise the canary takes its share of keys.
+    const arm = r.arms.length ? pickArm(requestKey, r.arms).version : null;
     let version =
-      r.canary && (!r.production || inCanary(requestKey, endpoint, r.deployment.canaryShare))
+      arm ??
+      (r.canary && (!r.production || inCanary(requestKey, endpoint, r.deployment.canaryShare))
         ? r.canary
-        : r.production;
+        : r.production);
     // A canary takes traffic only once it is loaded and warmed up; until then production
     // answers its keys and the canary loads in the background (a load failure counts
     // against it, so the controller rolls it back).
@@ -204,7 +210,12 @@ export class PredictionService {
         ServingErrorCode.NO_SERVING_VERSION,
         `${endpoint} has no PRODUCTION or CANARY version to serve`,
       );
-    const role = version === r.canary ? ServingRole.CANARY : ServingRole.PRODUCTION;
+    const role =
+      version === arm
+        ? ServingRole.ARM
+        : version === r.canary
+          ? ServingRole.CANARY
+          : ServingRole.PRODUCTION;
     const input = inline
       ? { rows: this.inlineRows(version, inline), asOf: null, keys: inline.map(() => null) }
       : await this.onlineRows(version, entityKeys);
@@ -439,6 +450,34 @@ export class PredictionService {
     return () => sub.close();
   }
 
+  /**
+   * Starts (or, with no arms, ends) an A/B test: request keys are split over the arms by
+   * weight, each key staying on its arm; arms must be PRODUCTION or CANARY versions of the
+   * endpoint's model.
+   */
+  async setArms(endpoint: string, arms: { versionId: string; weight: number }[]): Promise<void> {
+    const r = await this.route(endpoint, true);
+    const bad = (m: string) => new InvalidInputError(ServingErrorCode.INVALID_DEPLOYMENT, m);
+    if (arms.length > 10) throw bad('at most 10 arms');
+    if (new Set(arms.map((a) => a.versionId)).size !== arms.length)
+      throw bad('an arm is given twice');
+    const versions = await this.registry.versionsByIds(arms.map((a) => a.versionId));
+    for (const a of arms) {
+      if (!(a.weight > 0 && Number.isFinite(a.weight))) throw bad('arm weights must be positive');
+      const v = versions.find((x) => x.id === a.versionId);
+      if (!v || v.modelId !== r.deployment.modelId)
+        throw bad(`${a.versionId} is not a version of the endpoint's model`);
+      if (!ARM_STATES.has(v.state))
+        throw new ConflictError(
+          ServingErrorCode.INVALID_DEPLOYMENT,
+          `${v.modelName}@${v.version} is ${v.state}: arms must be PRODUCTION or CANARY`,
+        );
+    }
+    await this.repo.setArms(r.deployment.id, arms);
+    this.routes.delete(endpoint);
+    await this.prepare(endpoint);
+  }
+
   /** How the shadow's scores compare with the answers given, over the last `minutes`. */
   async shadowComparison(
     endpoint: string,
@@ -566,11 +605,17 @@ export class PredictionService {
       production: newest(ModelState.PRODUCTION),
       canary: newest(ModelState.CANARY),
       shadow: newest(ModelState.SHADOW),
+      arms: deployment.abArms.flatMap((a) => {
+        const v = versions.find((x) => x.id === a.versionId);
+        return v && ARM_STATES.has(v.state) ? [{ version: v, weight: a.weight, id: v.id }] : [];
+      }),
     };
     this.routes.set(endpoint, r);
     return r;
   }
 }
+
+const ARM_STATES: ReadonlySet<ModelState> = new Set([ModelState.PRODUCTION, ModelState.CANARY]);
 
 /** The canary controller acts as this principal in the registry's transition history. */
 const SYSTEM: Principal = { keyId: 'system', name: 'canary controller', role: Role.ADMIN };

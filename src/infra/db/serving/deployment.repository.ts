@@ -13,13 +13,16 @@ interface Row {
   warmup_requests: number;
   canary_policy: Deployment['canaryPolicy'];
   canary_stepped_at: Date | null;
+  ab_arms: Deployment['abArms'];
   created_at: Date;
 }
 
 export class SqlDeploymentRepository implements DeploymentRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async create(d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt'>): Promise<Deployment> {
+  async create(
+    d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
+  ): Promise<Deployment> {
     const rows: Row[] = await this.ds.query(
       `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
@@ -39,6 +42,13 @@ export class SqlDeploymentRepository implements DeploymentRepository {
   async all(): Promise<Deployment[]> {
     const rows: Row[] = await this.ds.query(`SELECT * FROM deployment ORDER BY created_at, id`);
     return rows.map(toDeployment);
+  }
+
+  async setArms(id: string, arms: Deployment['abArms']): Promise<void> {
+    await this.ds.query(`UPDATE deployment SET ab_arms = $2 WHERE id = $1`, [
+      id,
+      JSON.stringify(arms),
+    ]);
   }
 
   async setCanaryShare(id: string, share: number, at: Date): Promise<void> {
@@ -87,6 +97,7 @@ function toDeployment(r: Row): Deployment {
     warmupRequests: r.warmup_requests,
     canaryPolicy: r.canary_policy,
     canarySteppedAt: r.canary_stepped_at,
+    abArms: r.ab_arms,
     createdAt: r.created_at,
   };
 }
