@@ -9,6 +9,7 @@ const policy: CanaryPolicy = {
   minSamples: 20,
 };
 const stats = (n: number, errors: number, p99: number) => ({
+  firstAt: 0,
   n,
   errors,
   errorRate: errors / n,

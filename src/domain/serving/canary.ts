@@ -19,6 +19,8 @@ export interface CanaryPolicy {
 }
 
 export interface WindowStats {
+  /** Time of the oldest outcome counted (null when none). */
+  firstAt: number | null;
   n: number;
   errors: number;
   errorRate: number;
@@ -51,15 +53,18 @@ export class OutcomeWindow {
     const ms: number[] = [];
     let n = 0;
     let errors = 0;
+    let firstAt: number | null = null;
     for (let k = 0; k < this.size; k++) {
       const i = (this.next - 1 - k + this.cap) % this.cap;
       if (this.at[i] < now - windowMs) break;
+      firstAt = this.at[i];
       n++;
       if (this.ok[i]) ms.push(this.ms[i]);
       else errors++;
     }
     ms.sort((a, b) => a - b);
     return {
+      firstAt,
       n,
       errors,
       errorRate: n ? errors / n : 0,
@@ -83,7 +88,7 @@ export function judgeCanary(
   share: number,
   sinceStepMs: number,
 ): CanaryDecision {
-  const base = baseline ?? { n: 0, errors: 0, errorRate: 0, p99Ms: null };
+  const base = baseline ?? { firstAt: null, n: 0, errors: 0, errorRate: 0, p99Ms: null };
   // Failures count even before there are enough samples for latency: errors are decisive.
   if (
     canary.errors >= Math.max(3, policy.minSamples / 10) &&

@@ -385,8 +385,10 @@ export class PredictionService {
       if (!r.canary) continue;
       const p = d.canaryPolicy;
       const canary = this.window(d.id, r.canary.id).stats(now.getTime(), p.windowMs);
+      // The baseline over the same span as the canary's outcomes: both saw the same load.
+      const span = canary.firstAt === null ? p.windowMs : now.getTime() - canary.firstAt;
       const base = r.production
-        ? this.window(d.id, r.production.id).stats(now.getTime(), p.windowMs)
+        ? this.window(d.id, r.production.id).stats(now.getTime(), Math.min(p.windowMs, span))
         : null;
       const since = now.getTime() - (d.canarySteppedAt ?? d.createdAt).getTime();
       const decision = judgeCanary(canary, base, p, d.canaryShare, since);
