@@ -1,5 +1,5 @@
 import { LineageDirection } from '../src/domain/lineage/lineage';
-import { FeatureType } from '../src/domain/features/feature-definition';
+import { buildFloatDataset } from '../test/support/datasets';
 import { registerKnownModel } from '../test/support/trained-model';
 import {
   median,
@@ -147,36 +147,11 @@ async function registrations(
   s: Awaited<ReturnType<typeof startBenchPlatform>>['app']['services'],
   count: number,
 ): Promise<{ perSecond: number; putsPerSecond: number }> {
-  await s.featureRegistry.createEntity({ name: 'b', joinKeys: ['b_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'bv',
-    entity: 'b',
-    source: 'bv_src',
-    ttlSeconds: 86_400,
-    allowedLatenessSeconds: 86_400,
-    features: [
-      {
-        name: 'x',
-        type: FeatureType.FLOAT,
-        source: 'x',
-        transform: { kind: 'IDENTITY' },
-        aggregation: null,
-        validation: {},
-      },
-    ],
+  const snapshot = await buildFloatDataset(s, {
+    view: 'bv',
+    features: ['x'],
+    rows: [{ entityKey: 'a', at: Date.now() - 60_000, values: { x: 1 }, label: 1 }],
   });
-  const now = Date.now();
-  await s.ingestion.ingest(
-    [version],
-    [{ entityKey: 'a', eventId: '1', eventTs: now - 1000, fields: { x: 1 } }],
-    'bench',
-  );
-  const { snapshot, done } = await s.datasets.build({
-    name: 'b',
-    featureRefs: ['bv@1:x'],
-    spine: [{ entityKey: 'a', ts: now, label: 1 }],
-  });
-  await done;
   const v = await registerKnownModel(s, {
     model: 'bench',
     datasetId: snapshot.id,

@@ -1,11 +1,11 @@
 import { type Principal } from '../src/domain/auth/api-key';
 import { Role } from '../src/domain/auth/role';
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { type Claim } from '../src/domain/training/run-queue';
 import { RunStatus } from '../src/domain/training/training-run';
 import { RedisRunQueue } from '../src/infra/redis/run-queue';
 import { createRedisClient, closeRedis } from '../src/infra/redis/redis-client';
 import { round, scale, writeResult } from './support/bench';
+import { buildFloatDataset } from '../test/support/datasets';
 import { startBenchPlatform } from './support/platform';
 
 /**
@@ -40,7 +40,12 @@ export async function main(): Promise<void> {
       name: runnerKey.key.name,
       role: Role.RUNNER,
     };
-    const datasetId = await tinyDataset(p.app.services);
+    // One READY snapshot for the runs to point at (its content does not matter here).
+    const { id: datasetId } = await buildFloatDataset(s, {
+      view: 'sim',
+      features: ['x'],
+      rows: [{ entityKey: 'a', at: Date.now() - 60_000, values: { x: 1 }, label: 0 }],
+    });
     const pools = Array.from({ length: RUNNERS }, (_, i) => 1 + (i % 8));
     const need = (i: number) => [1, 1, 1, 2, 2, 4, 8][(i * 5) % 7];
 
@@ -216,41 +221,4 @@ async function simulate(o: {
     overcommits,
     fifoViolations,
   };
-}
-
-/** One READY snapshot for the runs to point at (its content does not matter here). */
-async function tinyDataset(
-  s: Awaited<ReturnType<typeof startBenchPlatform>>['app']['services'],
-): Promise<string> {
-  await s.featureRegistry.createEntity({ name: 'sim', joinKeys: ['sim_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'sim_view',
-    entity: 'sim',
-    source: 'sim_src',
-    ttlSeconds: 86_400,
-    allowedLatenessSeconds: 0,
-    features: [
-      {
-        name: 'x',
-        type: FeatureType.FLOAT,
-        source: 'x',
-        transform: { kind: 'IDENTITY' },
-        aggregation: null,
-        validation: {},
-      },
-    ],
-  });
-  const now = Date.now();
-  await s.ingestion.ingest(
-    [version],
-    [{ entityKey: 'a', eventId: '1', eventTs: now - 1000, fields: { x: 1 } }],
-    'bench',
-  );
-  const { snapshot, done } = await s.datasets.build({
-    name: 'sim',
-    featureRefs: ['sim_view@1:x'],
-    spine: [{ entityKey: 'a', ts: now, label: 0 }],
-  });
-  await done;
-  return snapshot.id;
 }

@@ -2,10 +2,10 @@
  * @jest-environment ./test/support/onnx-environment.cjs
  */
 import { onnx } from 'onnx-proto';
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { ModelState, type ModelVersion } from '../src/domain/registry/model';
 import { type DeploymentEvent } from '../src/domain/serving/deployment';
 import { FEATURES_METADATA } from '../src/infra/onnx/export';
+import { buildFloatDataset } from './support/datasets';
 import { startTestApp, type TestApp } from './support/test-app';
 import { registerKnownModel } from './support/trained-model';
 
@@ -153,44 +153,17 @@ beforeAll(async () => {
     env: { FEATURE_STREAM_CONSUMER: 'off', CANARY_INTERVAL_MS: '0' },
   });
   const s = app.services;
-  await s.featureRegistry.createEntity({ name: 'acct', joinKeys: ['acct_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'acct',
-    entity: 'acct',
-    source: 'acct_src',
-    ttlSeconds: 86_400,
-    allowedLatenessSeconds: 86_400,
-    features: ['a', 'b'].map((name) => ({
-      name,
-      type: FeatureType.FLOAT,
-      source: name,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
-  });
   const T0 = Date.now() - 60_000;
-  await s.ingestion.ingest(
-    [version],
-    Array.from({ length: 40 }, (_, i) => ({
+  const snapshot = await buildFloatDataset(s, {
+    view: 'acct',
+    features: ['a', 'b'],
+    rows: Array.from({ length: 40 }, (_, i) => ({
       entityKey: `u${i}`,
-      eventId: 'e',
-      eventTs: T0,
-      knownAt: T0,
-      fields: { a: i % 3, b: i % 2 },
-    })),
-    'test',
-  );
-  const { snapshot, done } = await s.datasets.build({
-    name: 'acct',
-    featureRefs: ['acct@1:*'],
-    spine: Array.from({ length: 40 }, (_, i) => ({
-      entityKey: `u${i}`,
-      ts: T0 + 1000,
+      at: T0,
+      values: { a: i % 3, b: i % 2 },
       label: i % 2,
     })),
   });
-  await done;
   datasetId = snapshot.id;
   await promote(await known([1, 0]), ModelState.PRODUCTION);
   await s.serving.create(admin, {

@@ -1,7 +1,6 @@
 /**
  * @jest-environment ./test/support/onnx-environment.cjs
  */
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { ModelState, type ModelVersion } from '../src/domain/registry/model';
 import { ServingRole } from '../src/domain/serving/deployment';
 import { toGlobalId } from '../src/schema/node.types';
@@ -12,6 +11,7 @@ import {
   SetAbTestDocument,
   ShadowComparisonDocument,
 } from './generated/graphql';
+import { buildFloatDataset } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 import { registerKnownModel } from './support/trained-model';
@@ -45,34 +45,17 @@ beforeAll(async () => {
   app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
   gql = new GraphQLTestClient(app.url, app.adminToken);
   const s = app.services;
-  await s.featureRegistry.createEntity({ name: 'acct', joinKeys: ['acct_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'acct',
-    entity: 'acct',
-    source: 'acct_src',
-    ttlSeconds: 86_400,
-    allowedLatenessSeconds: 86_400,
-    features: ['a', 'b'].map((name) => ({
-      name,
-      type: FeatureType.FLOAT,
-      source: name,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
+  for (let i = 0; i < 50; i++) values[`u${i}`] = { a: (i % 7) - 3, b: (i % 5) / 2 };
+  const snapshot = await buildFloatDataset(s, {
+    view: 'acct',
+    features: ['a', 'b'],
+    rows: Object.entries(values).map(([entityKey, v], i) => ({
+      entityKey,
+      at: T0,
+      values: v,
+      label: i % 2,
     })),
   });
-  const records = [];
-  for (let i = 0; i < 50; i++) {
-    values[`u${i}`] = { a: (i % 7) - 3, b: (i % 5) / 2 };
-    records.push({ entityKey: `u${i}`, eventId: 'e', eventTs: T0, fields: values[`u${i}`] });
-  }
-  await s.ingestion.ingest([version], records, 'test');
-  const { snapshot, done } = await s.datasets.build({
-    name: 'acct-train',
-    featureRefs: ['acct@1:*'],
-    spine: Object.keys(values).map((k, i) => ({ entityKey: k, ts: T0 + 1000, label: i % 2 })),
-  });
-  await done;
   v1 = await registerKnownModel(s, {
     model: 'risk',
     datasetId: snapshot.id,

@@ -1,5 +1,8 @@
 import { tableFromIPC } from 'apache-arrow';
+import { type Services } from '../../src/app/services';
 import { type ArtifactStore } from '../../src/domain/artifacts/artifact-store';
+import { type DatasetSnapshot } from '../../src/domain/features/dataset';
+import { FeatureType } from '../../src/domain/features/feature-definition';
 
 /** Reads a snapshot file back into plain rows, the way a training script would. */
 export async function readSnapshot(
@@ -14,4 +17,60 @@ export async function readSnapshot(
         o[k] = Array.from((v as { toArray(): ArrayLike<number> }).toArray());
     return o;
   });
+}
+
+export interface FloatRow {
+  entityKey: string;
+  /** When the values happened (and became known). */
+  at: number;
+  values: Record<string, number>;
+  label: number;
+}
+
+/**
+ * A READY snapshot through the real feature store: an entity and a view `view` of FLOAT
+ * features (identity transforms), one event per row at `at` (known then), and a spine row per
+ * row `spineDelayMs` later with its label. Features are the refs `view@1:<name>`.
+ */
+export async function buildFloatDataset(
+  s: Services,
+  o: { view: string; features: string[]; rows: FloatRow[]; spineDelayMs?: number },
+): Promise<DatasetSnapshot> {
+  await s.featureRegistry.createEntity({ name: o.view, joinKeys: [`${o.view}_id`] });
+  const { version } = await s.featureRegistry.createView({
+    name: o.view,
+    entity: o.view,
+    source: `${o.view}_src`,
+    ttlSeconds: 30 * 86_400,
+    allowedLatenessSeconds: 30 * 86_400,
+    features: o.features.map((name) => ({
+      name,
+      type: FeatureType.FLOAT,
+      source: name,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  await s.ingestion.ingest(
+    [version],
+    o.rows.map((r, i) => ({
+      entityKey: r.entityKey,
+      eventId: `e${i}`,
+      eventTs: r.at,
+      knownAt: r.at,
+      fields: r.values,
+    })),
+    'test',
+  );
+  const { done } = await s.datasets.build({
+    name: `${o.view}-train`,
+    featureRefs: [`${o.view}@1:*`],
+    spine: o.rows.map((r) => ({
+      entityKey: r.entityKey,
+      ts: r.at + (o.spineDelayMs ?? 1_000),
+      label: r.label,
+    })),
+  });
+  return done;
 }
