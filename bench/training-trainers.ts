@@ -5,7 +5,7 @@ import { builtinTrainer, validateHyperparameters } from '../src/domain/training/
 import { readTrainingTable } from '../src/infra/datasets/training-table';
 import { exportDense, exportGbdt } from '../src/infra/onnx/export';
 import { predictOnnx } from '../src/infra/onnx/session';
-import { buildFlightsTrainingSet } from '../scripts/flights-training-set';
+import { buildFlightsTrainingSet, FLIGHTS_TRAINER_SETTINGS } from '../scripts/flights-training-set';
 import { median, round, scale, writeResult } from './support/bench';
 import { startBenchPlatform } from './support/platform';
 
@@ -17,11 +17,6 @@ import { startBenchPlatform } from './support/platform';
  * validation rows, raw inputs). Baseline in the same run: the constant predictor (the
  * training base rate): val_auc 0.5 and its val_loss.
  */
-export const TRAINER_SETTINGS: Record<string, Record<string, unknown>> = {
-  logistic_regression: { epochs: 20, learningRate: 0.1, batchSize: 512 },
-  mlp: { epochs: 20, learningRate: 0.002, batchSize: 256, hiddenUnits: [32, 16] },
-  gbdt: { trees: 100, maxDepth: 5, learningRate: 0.1, minSamplesLeaf: 50 },
-};
 const PREFIX: Record<string, string> = { logistic_regression: 'logreg', mlp: 'mlp', gbdt: 'gbdt' };
 
 export async function main(): Promise<void> {
@@ -39,7 +34,7 @@ export async function main(): Promise<void> {
     });
     const { table, ts } = readTrainingTable(await s.artifacts.getBytes(snap.artifact!.key));
     const figures: Record<string, number> = { rows: table.n, features: table.d };
-    for (const [name, given] of Object.entries(TRAINER_SETTINGS)) {
+    for (const [name, given] of Object.entries(FLIGHTS_TRAINER_SETTINGS)) {
       const hp = validateHyperparameters(builtinTrainer(name)!, given);
       const seconds: number[] = [];
       let trainRows = 0;

@@ -1,12 +1,9 @@
 import 'reflect-metadata';
-import fs from 'node:fs';
+import { startDemoApp } from './demo-app';
 import path from 'node:path';
 import { tableFromIPC } from 'apache-arrow';
-import { startApp } from '../src/app/app';
-import { loadConfig } from '../src/infra/config/config';
 import { flightsFile, readFlights } from '../src/infra/datasets/flights';
 import { appendToStream, type StreamRecordInput } from '../src/infra/redis/feature-stream';
-import { createLogger } from '../src/infra/observability/logger';
 import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
 
 /**
@@ -24,29 +21,7 @@ const SPINE = 4_000;
 const log = (s: string) => console.log(s);
 
 async function main(): Promise<void> {
-  const dataDir = path.resolve(process.env.DATA_DIR ?? '.data/demo-features');
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  const app = await startApp(
-    loadConfig({
-      ...process.env,
-      DATA_DIR: dataDir,
-      PORT: process.env.PORT ?? '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    }),
-    { logger: createLogger('warn') },
-  );
-  const token = app.bootstrapAdminToken as string;
-  const gql = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-    const res = await fetch(app.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: T; errors?: unknown[] };
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data as T;
-  };
+  const { app, dataDir, gql } = await startDemoApp('demo-features');
   try {
     log(`Aether is up at ${app.url} (data in ${dataDir})`);
 

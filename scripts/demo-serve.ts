@@ -1,15 +1,11 @@
 import 'reflect-metadata';
-import fs from 'node:fs';
-import path from 'node:path';
-import { startApp } from '../src/app/app';
+import { startDemoApp } from './demo-app';
 import { ModelState } from '../src/domain/registry/model';
 import { fit } from '../src/domain/training/fit';
 import { type GbdtState } from '../src/domain/training/learners/gbdt';
 import { type DenseState } from '../src/domain/training/learners/linear';
 import { builtinTrainer, validateHyperparameters } from '../src/domain/training/trainers';
-import { loadConfig } from '../src/infra/config/config';
 import { readTrainingTable } from '../src/infra/datasets/training-table';
-import { createLogger } from '../src/infra/observability/logger';
 import { exportDense, exportGbdt } from '../src/infra/onnx/export';
 import { registerKnownModel } from '../test/support/trained-model';
 import { buildFlightsSets } from './flights-training-set';
@@ -23,22 +19,11 @@ import { buildFlightsSets } from './flights-training-set';
 const log = (s: string) => console.log(s);
 
 async function main(): Promise<void> {
-  const dataDir = path.resolve(process.env.DATA_DIR ?? '.data/demo-serve');
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  const app = await startApp(
-    loadConfig({
-      ...process.env,
-      DATA_DIR: dataDir,
-      PORT: process.env.PORT ?? '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      FEATURE_STREAM_CONSUMER: 'off',
-      CANARY_INTERVAL_MS: '0',
-    }),
-    { logger: createLogger('warn') },
-  );
+  const { app, dataDir, token } = await startDemoApp('demo-serve', {
+    FEATURE_STREAM_CONSUMER: 'off',
+    CANARY_INTERVAL_MS: '0',
+  });
   const s = app.services;
-  const token = app.bootstrapAdminToken as string;
   const admin = { keyId: 'demo', name: 'demo', role: 'ADMIN' as never };
   try {
     log(`Aether is up at ${app.url} (data in ${dataDir})`);

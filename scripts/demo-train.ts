@@ -1,13 +1,11 @@
 import 'reflect-metadata';
+import { startDemoApp } from './demo-app';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startApp } from '../src/app/app';
 import { Role } from '../src/domain/auth/role';
-import { loadConfig } from '../src/infra/config/config';
-import { createLogger } from '../src/infra/observability/logger';
 import { toGlobalId } from '../src/schema/node.types';
-import { buildFlightsTrainingSet } from './flights-training-set';
+import { buildFlightsTrainingSet, FLIGHTS_TRAINER_SETTINGS } from './flights-training-set';
 
 /**
  * `npm run demo:train`: the three built-in trainers as runs of one experiment on a real
@@ -19,37 +17,10 @@ const FLIGHTS = Number(process.env.DEMO_FLIGHTS ?? 200_000);
 const SPINE = Number(process.env.DEMO_SPINE ?? 50_000);
 const log = (s: string) => console.log(s);
 
-const SETTINGS: Record<string, Record<string, unknown>> = {
-  logistic_regression: { epochs: 20, learningRate: 0.1, batchSize: 512 },
-  mlp: { epochs: 20, learningRate: 0.002, batchSize: 256, hiddenUnits: [32, 16] },
-  gbdt: { trees: 100, maxDepth: 5, learningRate: 0.1, minSamplesLeaf: 50 },
-};
-
 async function main(): Promise<void> {
-  const dataDir = path.resolve(process.env.DATA_DIR ?? '.data/demo-train');
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  const app = await startApp(
-    loadConfig({
-      ...process.env,
-      DATA_DIR: dataDir,
-      PORT: process.env.PORT ?? '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      FEATURE_STREAM_CONSUMER: 'off',
-    }),
-    { logger: createLogger('warn') },
-  );
-  const token = app.bootstrapAdminToken as string;
-  const gql = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {
-    const res = await fetch(app.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ query, variables }),
-    });
-    const body = (await res.json()) as { data?: T; errors?: unknown[] };
-    if (body.errors) throw new Error(JSON.stringify(body.errors));
-    return body.data as T;
-  };
+  const { app, dataDir, gql } = await startDemoApp('demo-train', {
+    FEATURE_STREAM_CONSUMER: 'off',
+  });
   const runnerKey = await app.services.apiKeys.create(null, {
     name: 'demo-runner',
     role: Role.RUNNER,
@@ -75,7 +46,7 @@ async function main(): Promise<void> {
     });
 
     const ids: string[] = [];
-    for (const [trainer, hyperparameters] of Object.entries(SETTINGS)) {
+    for (const [trainer, hyperparameters] of Object.entries(FLIGHTS_TRAINER_SETTINGS)) {
       const r = await gql<{ submitTrainingJob: { id: string; queuePosition: number | null } }>(
         `mutation($input: SubmitTrainingJobInput!) { submitTrainingJob(input: $input) { id queuePosition } }`,
         {

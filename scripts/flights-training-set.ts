@@ -12,6 +12,13 @@ import { readFlights } from '../src/infra/datasets/flights';
  */
 export const DELAY_VIEW = 'airport_delays';
 
+/** Hyperparameters of the built-in trainers on this set: demo:train, its test and the bench. */
+export const FLIGHTS_TRAINER_SETTINGS: Record<string, Record<string, unknown>> = {
+  logistic_regression: { epochs: 20, learningRate: 0.1, batchSize: 512 },
+  mlp: { epochs: 20, learningRate: 0.002, batchSize: 256, hiddenUnits: [32, 16] },
+  gbdt: { trees: 100, maxDepth: 5, learningRate: 0.1, minSamplesLeaf: 50 },
+};
+
 export async function buildFlightsTrainingSet(
   s: Services,
   o: { flights: number; spine: number; name: string; log?: (msg: string) => void },

@@ -8,8 +8,7 @@ import { builtinTrainer, validateHyperparameters } from '../src/domain/training/
 import { readTrainingTable } from '../src/infra/datasets/training-table';
 import { exportDense, exportGbdt } from '../src/infra/onnx/export';
 import { predictOnnx } from '../src/infra/onnx/session';
-import { buildFlightsTrainingSet } from '../scripts/flights-training-set';
-import { TRAINER_SETTINGS } from '../bench/training-trainers';
+import { buildFlightsTrainingSet, FLIGHTS_TRAINER_SETTINGS } from '../scripts/flights-training-set';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -33,7 +32,7 @@ beforeAll(async () => {
   const { table, ts } = readTrainingTable(
     await app.services.artifacts.getBytes(snap.artifact!.key),
   );
-  for (const [name, given] of Object.entries(TRAINER_SETTINGS)) {
+  for (const [name, given] of Object.entries(FLIGHTS_TRAINER_SETTINGS)) {
     results[name] = await fit({
       trainer: name,
       hyperparameters: validateHyperparameters(builtinTrainer(name)!, given),
