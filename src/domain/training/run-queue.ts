@@ -39,7 +39,6 @@ export interface RunQueue {
   requeueExpired(now: number): Promise<string[]>;
   /** 1 for the head, null when not queued. */
   positions(runIds: readonly string[]): Promise<(number | null)[]>;
-  length(): Promise<number>;
   /** The run next in line, with its submission seq. */
   head(): Promise<{ runId: string; seq: number } | null>;
 }

@@ -23,12 +23,6 @@ export interface NewRun {
   registerAs: string | null;
 }
 
-export interface Experiment {
-  id: string;
-  name: string;
-  createdAt: Date;
-}
-
 /** Port: runs and experiments, the state of record. Every transition is conditional. */
 export interface TrainingRunRepository {
   /** Creates the experiment when it does not exist yet, and the run (PENDING or QUEUED) in it. */
@@ -61,7 +55,6 @@ export interface TrainingRunRepository {
     r: { status: RunStatus; error: string | null; logTail: string | null; at: Date },
   ): Promise<TrainingRun | null>;
   requestCancel(id: string, at: Date): Promise<TrainingRun | null>;
-  findExperiment(name: string): Promise<Experiment | null>;
   /** Stores metric points (a point reported again replaces itself) and moves the summary on. */
   addMetrics(
     runId: string,

@@ -209,10 +209,6 @@ export class RedisRunQueue implements RunQueue {
     });
   }
 
-  async length(): Promise<number> {
-    return this.r.zcard(`${this.base}queue`);
-  }
-
   async head(): Promise<{ runId: string; seq: number } | null> {
     const [id, seq] = await this.r.zrange(`${this.base}queue`, 0, 0, 'WITHSCORES');
     return id === undefined ? null : { runId: id, seq: Number(seq) };

@@ -10,7 +10,6 @@ import {
   type TrainingRun,
 } from '../../../domain/training/training-run';
 import {
-  type Experiment,
   type NewRun,
   type TrainingRunRepository,
 } from '../../../domain/training/training-run.repository';
@@ -186,14 +185,6 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
       `status = 'RUNNING'`,
       [id, at],
     );
-  }
-
-  async findExperiment(name: string): Promise<Experiment | null> {
-    const rows: { id: string; name: string; created_at: Date }[] = await this.ds.query(
-      `SELECT id, name, created_at FROM experiment WHERE name = $1`,
-      [name],
-    );
-    return rows[0] ? { id: rows[0].id, name: rows[0].name, createdAt: rows[0].created_at } : null;
   }
 
   async addMetrics(
