@@ -4,6 +4,7 @@ import { OfflineSegments1764200000000 } from './1764200000000-offline-segments';
 import { Training1764300000000 } from './1764300000000-training';
 import { ModelRegistry1764400000000 } from './1764400000000-model-registry';
 import { Serving1764500000000 } from './1764500000000-serving';
+import { Autoscaling1764600000000 } from './1764600000000-autoscaling';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   Training1764300000000,
   ModelRegistry1764400000000,
   Serving1764500000000,
+  Autoscaling1764600000000,
 ];

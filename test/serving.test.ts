@@ -114,6 +114,58 @@ it('deploys with every version warmed up, scores from online features, and names
   }
 });
 
+it('answers the lean JSON path with the same code: same version, same score, same error codes', async () => {
+  const post = async (path: string, body: unknown, token: string | null = app.adminToken) => {
+    const res = await fetch(app.url.replace('/graphql', path), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const viaGraph = await gql.ok(PredictDocument, {
+    endpoint: 'risk',
+    requestKey: 'user-7',
+    entityKeys: ['u3'],
+  });
+  const viaJson = await post('/v1/predict/risk', { requestKey: 'user-7', entityKeys: ['u3'] });
+  expect(viaJson.status).toBe(200);
+  const [p] = viaJson.body.predictions as {
+    score: number;
+    version: string;
+    versionId: string;
+    role: string;
+    entityKey: string;
+    asOf: string;
+  }[];
+  const g = viaGraph.predict[0];
+  expect(p).toMatchObject({
+    entityKey: 'u3',
+    score: g.score,
+    version: `risk@${g.version.version}`,
+    role: g.role,
+    asOf: new Date(T0).toISOString(),
+  });
+  expect(p.versionId).toBe(g.version.id);
+
+  const inline = await post('/v1/predict/risk', {
+    requestKey: 'user-7',
+    rows: [{ 'acct@1:a': 1 }],
+  });
+  expect(inline.status).toBe(400);
+  expect(JSON.stringify(inline.body)).toContain('missing acct@1:b');
+  const noKey = await post('/v1/predict/risk', { entityKeys: ['u3'] });
+  expect(noKey.status).toBe(400);
+  expect(JSON.stringify(noKey.body)).toContain('requestKey');
+  const unknown = await post('/v1/predict/nope', { requestKey: 'k', entityKeys: ['u3'] });
+  expect(unknown.status).toBe(404);
+  expect(JSON.stringify(unknown.body)).toContain('DEPLOYMENT_NOT_FOUND');
+  expect((await post('/v1/predict/risk', { requestKey: 'k' }, null)).status).toBe(401);
+});
+
 it('keeps each request key on one version, sends the canary its share, and never answers from the shadow', async () => {
   const seen = new Map<string, number>();
   for (let i = 0; i < 300; i++) {

@@ -196,6 +196,17 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       );
       stack.push('canary controller', () => canaries.stop());
     }
+    if (config.autoscaleIntervalMs > 0) {
+      const autoscaler = startPeriodic(
+        config.autoscaleIntervalMs,
+        async () => {
+          for (const r of await services.serving.reviewScaling())
+            if (r.changed) logger.info(r, 'scaling decision');
+        },
+        (err) => logger.warn({ err }, 'autoscaler pass failed'),
+      );
+      stack.push('autoscaler', () => autoscaler.stop());
+    }
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);

@@ -18,6 +18,7 @@ import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
+import { predictJson } from './predict-route';
 import { handleRunFiles } from './run-files';
 import { buildAppSchema } from './schema';
 import { type Services } from './services';
@@ -150,7 +151,15 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         res.end(await o.metrics.registry.metrics());
         status = 200;
       } else if (path === '/graphql') status = await handleGraphQL(req, res);
-      else if (path.startsWith('/runs/')) {
+      else if (path.startsWith('/v1/predict/')) {
+        route = 'predict';
+        if (req.method !== 'POST')
+          throw new HttpError(405, 'BAD_REQUEST', 'POST a JSON body to /v1/predict/<endpoint>');
+        await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
+        const body = await readJsonBody(req, o.maxBodyBytes);
+        const endpoint = decodeURIComponent(path.slice('/v1/predict/'.length));
+        status = sendJson(res, 200, await predictJson(endpoint, body, o.services.serving));
+      } else if (path.startsWith('/runs/')) {
         route = 'runs';
         const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
         status = await handleRunFiles(req, res, principal, o.services.training);

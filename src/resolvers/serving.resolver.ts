@@ -16,7 +16,7 @@ import {
   Subscription,
 } from 'type-graphql';
 import { type DeploymentEvent } from '../domain/serving/deployment';
-import { localIdOf } from '../schema/node.types';
+import { localIdOf, toGlobalId } from '../schema/node.types';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -29,7 +29,9 @@ import {
   DeploymentStatusType,
   DeploymentType,
   ABArmInput,
+  AutoscalePolicyInput,
   PredictionType,
+  ScalingDecisionType,
   ShadowComparisonType,
 } from '../schema/serving.types';
 import { type GraphQLContext } from './context';
@@ -164,8 +166,37 @@ export class DeploymentResolver {
     );
   }
 
+  @Mutation(() => DeploymentStatusType, {
+    description:
+      'Changes an endpoint’s autoscaling policy (fields left out keep their values); the autoscaler’s next pass applies it.',
+  })
+  @Allow(Role.EDITOR)
+  async setAutoscaling(
+    @Arg('endpoint') endpoint: string,
+    @Arg('policy', () => AutoscalePolicyInput) policy: AutoscalePolicyInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DeploymentStatusType> {
+    await ctx.services.serving.setAutoscaling(endpoint, { ...policy });
+    return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
+  }
+
+  @Mutation(() => [ScalingDecisionType], {
+    description:
+      'Runs the autoscaler now (the api also does so every AUTOSCALE_INTERVAL_MS): each version’s replica count, whether it changed, and why.',
+  })
+  @Allow(Role.ADMIN)
+  async reviewScaling(@Ctx() ctx: GraphQLContext): Promise<ScalingDecisionType[]> {
+    return (await ctx.services.serving.reviewScaling()).map((r) =>
+      Object.assign(new ScalingDecisionType(), {
+        ...r,
+        versionId: toGlobalId('ModelVersion', r.versionId),
+      }),
+    );
+  }
+
   @Subscription(() => DeploymentEventType, {
-    description: 'Readiness, canary steps, rollbacks and promotions of one endpoint.',
+    description:
+      'Readiness, canary steps, rollbacks, promotions and scaling decisions of one endpoint.',
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.serving.deploymentEvents(
         (args as { endpoint: string }).endpoint,

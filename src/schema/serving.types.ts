@@ -1,5 +1,6 @@
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type Deployment, type DeploymentEvent, ServingRole } from '../domain/serving/deployment';
+import { type AutoscalePolicy } from '../domain/serving/autoscaler';
 import { type CanaryPolicy } from '../domain/serving/canary';
 import { type Prediction } from '../domain/serving/prediction.service';
 import { type ModelVersion } from '../domain/registry/model';
@@ -54,12 +55,81 @@ export class CanaryPolicyInput implements Partial<CanaryPolicy> {
   minSamples?: number;
 }
 
+@ObjectType('AutoscalePolicy', {
+  description:
+    'How many replicas (each its own ONNX session on its own thread) each version of the endpoint runs. Every AUTOSCALE_INTERVAL_MS a version is hot when the rows waiting per replica exceed `scaleUpQueueDepth` or its p99 exceeds `targetP99Ms`, cold when both are well below (a quarter of the depth, half the p99); `upAfter` hot intervals in a row add a replica, `downAfter` cold ones remove one, never within `cooldownMs` of the last change, always within [minReplicas, maxReplicas].',
+})
+export class AutoscalePolicyType {
+  @Field(() => Int)
+  minReplicas!: number;
+
+  @Field(() => Int)
+  maxReplicas!: number;
+
+  @Field(() => Float)
+  targetP99Ms!: number;
+
+  @Field(() => Float)
+  scaleUpQueueDepth!: number;
+
+  @Field(() => Int)
+  upAfter!: number;
+
+  @Field(() => Int)
+  downAfter!: number;
+
+  @Field(() => Int)
+  cooldownMs!: number;
+}
+
+@InputType()
+export class AutoscalePolicyInput implements Partial<AutoscalePolicy> {
+  @Field(() => Int, { nullable: true })
+  minReplicas?: number;
+
+  @Field(() => Int, { nullable: true })
+  maxReplicas?: number;
+
+  @Field(() => Float, { nullable: true })
+  targetP99Ms?: number;
+
+  @Field(() => Float, { nullable: true })
+  scaleUpQueueDepth?: number;
+
+  @Field(() => Int, { nullable: true })
+  upAfter?: number;
+
+  @Field(() => Int, { nullable: true })
+  downAfter?: number;
+
+  @Field(() => Int, { nullable: true })
+  cooldownMs?: number;
+}
+
+@ObjectType('ScalingDecision')
+export class ScalingDecisionType {
+  @Field()
+  endpoint!: string;
+
+  @Field(() => ID)
+  versionId!: string;
+
+  @Field(() => Int)
+  replicas!: number;
+
+  @Field()
+  changed!: boolean;
+
+  @Field({ description: 'The rule that decided, with the figures it looked at.' })
+  reason!: string;
+}
+
 @ObjectType('DeploymentEvent')
 export class DeploymentEventType {
   @Field()
   endpoint!: string;
 
-  @Field({ description: 'READY, CANARY_STEP, CANARY_ROLLED_BACK or CANARY_PROMOTED.' })
+  @Field({ description: 'READY, CANARY_STEP, CANARY_ROLLED_BACK, CANARY_PROMOTED or SCALED.' })
   kind!: string;
 
   @Field(() => ID, { nullable: true })
@@ -67,6 +137,9 @@ export class DeploymentEventType {
 
   @Field(() => Float, { nullable: true })
   share!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'SCALED: the version’s replicas now.' })
+  replicas!: number | null;
 
   @Field()
   detail!: string;
@@ -131,6 +204,9 @@ export class DeploymentVersionType {
 
   @Field({ description: 'Loaded, checksum verified, warmed up.' })
   ready!: boolean;
+
+  @Field(() => Int, { description: 'Replicas running it in this api process.' })
+  replicas!: number;
 }
 
 @ObjectType('Deployment', {
@@ -160,6 +236,9 @@ export class DeploymentType extends Node {
   @Field(() => CanaryPolicyType)
   canaryPolicy!: CanaryPolicyType;
 
+  @Field(() => AutoscalePolicyType)
+  autoscalePolicy!: AutoscalePolicyType;
+
   @Field(() => [ABArmType], { description: 'The running A/B test, if any.' })
   abArms!: ABArmType[];
 
@@ -177,6 +256,7 @@ export class DeploymentType extends Node {
     t.maxWaitUs = d.maxWaitUs;
     t.warmupRequests = d.warmupRequests;
     t.canaryPolicy = Object.assign(new CanaryPolicyType(), d.canaryPolicy);
+    t.autoscalePolicy = Object.assign(new AutoscalePolicyType(), d.autoscalePolicy);
     t.abArms = d.abArms.map((a) =>
       Object.assign(new ABArmType(), {
         versionId: toGlobalId('ModelVersion', a.versionId),
@@ -205,7 +285,7 @@ export class DeploymentStatusType {
   static from(s: {
     deployment: Deployment;
     ready: boolean;
-    versions: { role: ServingRole; version: ModelVersion; ready: boolean }[];
+    versions: { role: ServingRole; version: ModelVersion; ready: boolean; replicas: number }[];
   }): DeploymentStatusType {
     return Object.assign(new DeploymentStatusType(), {
       deployment: DeploymentType.from(s.deployment),
@@ -215,6 +295,7 @@ export class DeploymentStatusType {
           role: v.role,
           version: ModelVersionType.from(v.version),
           ready: v.ready,
+          replicas: v.replicas,
         }),
       ),
     });
@@ -278,4 +359,11 @@ export class CreateDeploymentInput {
 
   @Field(() => CanaryPolicyInput, { nullable: true, description: 'Defaults: see CanaryPolicy.' })
   canaryPolicy?: CanaryPolicyInput | null;
+
+  @Field(() => AutoscalePolicyInput, {
+    nullable: true,
+    description:
+      'Defaults: 1 to 4 replicas, p99 target 50 ms, queue 8 per replica, up after 2 hot intervals, down after 3 cold, 60 s cool-down.',
+  })
+  autoscalePolicy?: AutoscalePolicyInput | null;
 }

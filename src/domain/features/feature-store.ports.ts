@@ -143,7 +143,10 @@ export interface OnlineKey {
  * writers never lose each other's events.
  */
 export interface OnlineStore {
-  /** Per key, its stored events in any order (possibly one id twice), or [] when none. */
+  /**
+   * Per key, its stored events in any order (possibly one id twice), or [] when none. The
+   * arrays are read-only: a store may return the same array again while the key is unchanged.
+   */
   readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]>;
   /** Per key, the newest stored event time of an event not in `excluding` (ids), if any. */
   newestEventTimes(

@@ -5,7 +5,7 @@ import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OnlineStore } from './feature-store.ports';
 import { canonicalEvents } from './online-state';
-import { evaluateView, seriesOf } from './point-in-time';
+import { evaluateView, type EventSeries, type FeatureEvent, seriesOf } from './point-in-time';
 
 export interface OnlineValue {
   ref: string;
@@ -80,7 +80,7 @@ export class OnlineFeatureService {
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
       const evaluated = versions.map((v, vi) =>
-        evaluateView(v.schema, seriesOf(canonicalEvents(stored[ei * versions.length + vi])), t, {
+        evaluateView(v.schema, canonicalSeries(stored[ei * versions.length + vi]), t, {
           nullWhenStale: false,
         }),
       );
@@ -99,6 +99,18 @@ export class OnlineFeatureService {
       };
     });
   }
+}
+
+/**
+ * A store may hand back the same (read-only) events array while a key is unchanged; its
+ * canonical series is then computed once, not once per read.
+ */
+const series = new WeakMap<FeatureEvent[], EventSeries>();
+
+function canonicalSeries(events: FeatureEvent[]): EventSeries {
+  let s = series.get(events);
+  if (!s) series.set(events, (s = seriesOf(canonicalEvents([...events]))));
+  return s;
 }
 
 interface ReadPlan {

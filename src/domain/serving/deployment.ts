@@ -1,5 +1,6 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type ModelVersion } from '../registry/model';
+import { type AutoscalePolicy } from './autoscaler';
 import { type CanaryPolicy } from './canary';
 
 /** An endpoint serving one model: its PRODUCTION, CANARY and SHADOW versions by state. */
@@ -13,6 +14,8 @@ export interface Deployment {
   maxWaitUs: number;
   warmupRequests: number;
   canaryPolicy: CanaryPolicy;
+  /** How many replicas each of its versions runs, and when that changes. */
+  autoscalePolicy: AutoscalePolicy;
   /** When the canary share last changed (the step clock). */
   canarySteppedAt: Date | null;
   /** An A/B test: when set, request keys are split over these versions by weight. */
@@ -32,9 +35,11 @@ export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
 /** What an endpoint tells `deploymentEvents`. */
 export interface DeploymentEvent {
   endpoint: string;
-  kind: 'READY' | 'CANARY_STEP' | 'CANARY_ROLLED_BACK' | 'CANARY_PROMOTED';
+  kind: 'READY' | 'CANARY_STEP' | 'CANARY_ROLLED_BACK' | 'CANARY_PROMOTED' | 'SCALED';
   versionId: string | null;
   share: number | null;
+  /** SCALED: the version's replica count now. */
+  replicas: number | null;
   detail: string;
   at: string;
 }
@@ -83,6 +88,7 @@ export interface DeploymentRepository {
     d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
   ): Promise<Deployment>;
   setArms(id: string, arms: Deployment['abArms']): Promise<void>;
+  setAutoscalePolicy(id: string, policy: AutoscalePolicy): Promise<void>;
   all(): Promise<Deployment[]>;
   setCanaryShare(id: string, share: number, at: Date): Promise<void>;
   findByEndpoint(endpoint: string): Promise<Deployment | null>;
@@ -103,6 +109,22 @@ export interface ModelRunner {
     row: Float32Array,
     batching: { maxBatch: number; maxWaitUs: number },
   ): Promise<number>;
+  /**
+   * Runs the (loaded) version on `replicas` replicas, each with its own session: resolves
+   * once the added ones are warmed up and taking traffic; removed ones finish what they hold.
+   */
+  scale(v: ModelVersion, replicas: number): Promise<void>;
+  /** Stops the version's replicas once they have answered what they hold (it no longer serves). */
+  release(versionId: string): Promise<void>;
+  /** The version's replicas and the mean queue its requests met since the last call (resets it). */
+  pressure(versionId: string): RunnerPressure | null;
+}
+
+export interface RunnerPressure {
+  replicas: number;
+  starting: number;
+  /** Mean rows each arriving request found waiting for a replica. */
+  queueDepth: number;
 }
 
 /**

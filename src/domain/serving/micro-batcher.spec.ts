@@ -32,4 +32,31 @@ describe('MicroBatcher', () => {
     const results = await Promise.allSettled([b.submit(12), b.submit(13)]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
   });
+
+  it('runs one batch per lane at once, never more, and reports the queue each arrival found', async () => {
+    let running = 0;
+    let most = 0;
+    let lanes = 3;
+    const b = new MicroBatcher<number, number>(
+      async (xs) => {
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+        return xs;
+      },
+      { maxBatch: 2, maxWaitUs: 0 },
+      () => lanes,
+    );
+    await Promise.all(Array.from({ length: 40 }, (_, i) => b.submit(i)));
+    expect(most).toBe(3);
+    const { meanDepth, arrivals } = b.takeDepth();
+    expect(arrivals).toBe(40);
+    expect(meanDepth).toBeGreaterThan(5); // 40 arrivals at once queue up behind each other
+    expect(b.takeDepth()).toEqual({ meanDepth: 0, arrivals: 0 });
+
+    lanes = 1;
+    most = 0;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => b.submit(i)));
+    expect(most).toBe(1);
+  });
 });

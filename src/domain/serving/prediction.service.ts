@@ -20,6 +20,14 @@ import {
   type ShadowComparison,
   ServingRole,
 } from './deployment';
+import {
+  type AutoscalePolicy,
+  autoscalePolicyProblem,
+  decideScale,
+  DEFAULT_AUTOSCALE_POLICY,
+  FRESH_SCALE_MEMORY,
+  type ScaleMemory,
+} from './autoscaler';
 import { type CanaryPolicy, judgeCanary, OutcomeWindow } from './canary';
 import { inCanary, pickArm } from './traffic';
 
@@ -69,6 +77,8 @@ export class PredictionService {
   private readonly served = new Set<string>();
   /** Outcomes per (deployment, version) in this process: what the canary is judged on. */
   private readonly outcomes = new Map<string, OutcomeWindow>();
+  /** Replicas per (deployment, version) in this process, and the autoscaler's memory. */
+  private readonly scaled = new Map<string, ScalingState>();
 
   constructor(
     private readonly repo: DeploymentRepository,
@@ -91,6 +101,7 @@ export class PredictionService {
       maxWaitUs?: number | null;
       warmupRequests?: number | null;
       canaryPolicy?: Partial<CanaryPolicy> | null;
+      autoscalePolicy?: Partial<AutoscalePolicy> | null;
     },
   ): Promise<Deployment> {
     const bad = (m: string) => new InvalidInputError(ServingErrorCode.INVALID_DEPLOYMENT, m);
@@ -100,6 +111,9 @@ export class PredictionService {
     const canaryPolicy = { ...DEFAULT_CANARY_POLICY, ...(input.canaryPolicy ?? {}) };
     const problem = policyProblem(canaryPolicy);
     if (problem) throw bad(`canaryPolicy: ${problem}`);
+    const autoscalePolicy = { ...DEFAULT_AUTOSCALE_POLICY, ...(input.autoscalePolicy ?? {}) };
+    const scaling = autoscalePolicyProblem(autoscalePolicy);
+    if (scaling) throw bad(`autoscalePolicy: ${scaling}`);
     const canaryShare = input.canaryShare ?? canaryPolicy.steps[0];
     if (!(canaryShare >= 0 && canaryShare <= 1)) throw bad('canaryShare must be within [0, 1]');
     const maxBatch = input.maxBatch ?? 32;
@@ -126,24 +140,29 @@ export class PredictionService {
       maxWaitUs,
       warmupRequests,
       canaryPolicy,
+      autoscalePolicy,
     });
     await this.prepare(d.endpoint);
     return d;
   }
 
-  /** Loads and warms up every version the endpoint serves now; resolves when all are ready. */
+  /**
+   * Loads and warms up every version the endpoint serves now, on the replicas the autoscaler
+   * last chose (at least the policy's minimum); resolves when all are ready.
+   */
   async prepare(endpoint: string): Promise<void> {
     const r = await this.route(endpoint, true);
     await Promise.all(
-      [r.production, r.canary, r.shadow, ...r.arms.map((a) => a.version)]
-        .filter((v): v is ModelVersion => v !== null)
-        .map((v) => this.runner.load(v, r.deployment.warmupRequests)),
+      servingVersions(r).map(async (v) => {
+        await this.runner.load(v, r.deployment.warmupRequests);
+        await this.runner.scale(v, this.scaling(r.deployment, v.id).replicas);
+      }),
     );
   }
 
   async status(endpoint: string): Promise<{
     deployment: Deployment;
-    versions: { role: ServingRole; version: ModelVersion; ready: boolean }[];
+    versions: { role: ServingRole; version: ModelVersion; ready: boolean; replicas: number }[];
     ready: boolean;
   }> {
     const r = await this.route(endpoint, true);
@@ -159,6 +178,9 @@ export class PredictionService {
         role,
         version: v as ModelVersion,
         ready: this.runner.isReady((v as ModelVersion).id),
+        replicas: this.runner.isReady((v as ModelVersion).id)
+          ? this.scaling(r.deployment, (v as ModelVersion).id).replicas
+          : 0,
       }));
     const answering = versions.filter((v) => v.role !== ServingRole.SHADOW);
     return {
@@ -440,6 +462,109 @@ export class PredictionService {
   }
 
   /**
+   * The autoscaler's pass: for every version an endpoint serves, what it saw since the last
+   * pass (queue depth per replica, p99) decides its replica count within the policy's bounds
+   * (`decideScale`: hysteresis and cool-down). Each change is applied (new replicas warm up
+   * before they take traffic) and published as a SCALED deployment event.
+   */
+  async reviewScaling(): Promise<
+    { endpoint: string; versionId: string; replicas: number; changed: boolean; reason: string }[]
+  > {
+    const out: {
+      endpoint: string;
+      versionId: string;
+      replicas: number;
+      changed: boolean;
+      reason: string;
+    }[] = [];
+    const now = this.clock.now().getTime();
+    const serving = new Set<string>();
+    for (const d of await this.repo.all()) {
+      const r = await this.route(d.endpoint, true);
+      for (const v of servingVersions(r)) {
+        serving.add(`${d.id}:${v.id}`);
+        const pressure = this.runner.pressure(v.id);
+        if (!pressure) continue;
+        const state = this.scaling(d, v.id);
+        const since = Math.max(1, now - (state.reviewedAt ?? now - 1));
+        const seen = this.window(d.id, v.id).stats(now, since);
+        const decision = decideScale(
+          d.autoscalePolicy,
+          {
+            replicas: state.replicas,
+            queueDepth: pressure.queueDepth,
+            p99Ms: seen.n >= MIN_P99_SAMPLES ? seen.p99Ms : null,
+            requests: seen.n,
+          },
+          state.memory,
+          now,
+        );
+        const changed = decision.replicas !== state.replicas;
+        state.memory = decision.memory;
+        state.reviewedAt = now;
+        state.replicas = decision.replicas;
+        if (changed) {
+          await this.runner.scale(v, decision.replicas);
+          await this.publish(
+            d.endpoint,
+            'SCALED',
+            v.id,
+            null,
+            `${v.modelName}@${v.version}: ${decision.reason}`,
+            decision.replicas,
+          );
+        }
+        out.push({
+          endpoint: d.endpoint,
+          versionId: v.id,
+          replicas: decision.replicas,
+          changed,
+          reason: decision.reason,
+        });
+      }
+    }
+    // Versions no endpoint serves any more (rolled back, archived) give their threads back.
+    for (const k of [...this.scaled.keys()].filter((k) => !serving.has(k))) {
+      this.scaled.delete(k);
+      const versionId = k.slice(k.indexOf(':') + 1);
+      if (![...this.scaled.keys()].some((o) => o.endsWith(`:${versionId}`)))
+        await this.runner.release(versionId);
+    }
+    return out;
+  }
+
+  /** Replaces an endpoint's autoscaling policy; the next pass applies it (bounds at once). */
+  async setAutoscaling(endpoint: string, policy: Partial<AutoscalePolicy>): Promise<Deployment> {
+    const d = (await this.route(endpoint, true)).deployment;
+    const next = { ...d.autoscalePolicy, ...policy };
+    const problem = autoscalePolicyProblem(next);
+    if (problem)
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_DEPLOYMENT,
+        `autoscalePolicy: ${problem}`,
+      );
+    await this.repo.setAutoscalePolicy(d.id, next);
+    this.routes.delete(endpoint);
+    return (await this.route(endpoint, true)).deployment;
+  }
+
+  /** The autoscaler's state for one version of an endpoint in this process. */
+  private scaling(d: Deployment, versionId: string): ScalingState {
+    const k = `${d.id}:${versionId}`;
+    let s = this.scaled.get(k);
+    if (!s)
+      this.scaled.set(
+        k,
+        (s = {
+          replicas: d.autoscalePolicy.minReplicas,
+          memory: FRESH_SCALE_MEMORY,
+          reviewedAt: null,
+        }),
+      );
+    return s;
+  }
+
+  /**
    * Forgets cached routes whenever any process moves a model version (Redis pub/sub), so
    * a promotion or rollback reaches traffic at once instead of after the cache's second.
    */
@@ -539,12 +664,14 @@ export class PredictionService {
     versionId: string | null,
     share: number | null,
     detail: string,
+    replicas: number | null = null,
   ): Promise<void> {
     const e: DeploymentEvent = {
       endpoint,
       kind,
       versionId,
       share,
+      replicas,
       detail,
       at: this.clock.now().toISOString(),
     };
@@ -615,6 +742,26 @@ export class PredictionService {
     this.routes.set(endpoint, r);
     return r;
   }
+}
+
+interface ScalingState {
+  replicas: number;
+  memory: ScaleMemory;
+  reviewedAt: number | null;
+}
+
+/** Below this many requests in an interval, a p99 is one slow request, not a trend. */
+const MIN_P99_SAMPLES = 20;
+
+/** Every version an endpoint's route runs: production, canary, shadow and A/B arms. */
+function servingVersions(r: Route): ModelVersion[] {
+  return [
+    ...new Set(
+      [r.production, r.canary, r.shadow, ...r.arms.map((a) => a.version)].filter(
+        (v): v is ModelVersion => v !== null,
+      ),
+    ),
+  ];
 }
 
 const ARM_STATES: ReadonlySet<ModelState> = new Set([ModelState.PRODUCTION, ModelState.CANARY]);

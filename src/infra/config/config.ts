@@ -158,6 +158,7 @@ const envSchema = z.object({
   OFFLINE_COMPACTION_INTERVAL_MS: intIn('OFFLINE_COMPACTION_INTERVAL_MS', 0, 86_400_000, 60_000),
   TRAINING_LEASE_MS: intIn('TRAINING_LEASE_MS', 200, 3_600_000, 30_000),
   CANARY_INTERVAL_MS: intIn('CANARY_INTERVAL_MS', 0, 3_600_000, 10_000),
+  AUTOSCALE_INTERVAL_MS: intIn('AUTOSCALE_INTERVAL_MS', 0, 3_600_000, 30_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -212,6 +213,8 @@ export interface Config {
   trainingLeaseMs: number;
   /** How often this process judges canaries (0: never). */
   canaryIntervalMs: number;
+  /** How often this process's autoscaler decides replica counts (0: never). */
+  autoscaleIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -249,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
     trainingLeaseMs: e.TRAINING_LEASE_MS,
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
+    autoscaleIntervalMs: e.AUTOSCALE_INTERVAL_MS,
   };
 }
 

@@ -1,20 +1,27 @@
-import * as ort from 'onnxruntime-node';
 import { type ModelVersion } from '../../domain/registry/model';
 import { MicroBatcher } from '../../domain/serving/micro-batcher';
-import { type ModelRunner } from '../../domain/serving/deployment';
+import { type ModelRunner, type RunnerPressure } from '../../domain/serving/deployment';
+import { Replica } from './replica';
 
 interface Loaded {
-  session: ort.InferenceSession;
-  input: string;
-  output: string;
+  bytes: Uint8Array;
   width: number;
+  /** Replicas warmed up and taking batches. */
+  replicas: Replica[];
+  /** Replicas being started (loading or warming up). */
+  starting: number;
+  /** How many replicas the version should run. */
+  target: number;
+  warmup: number;
   /** One batcher per batching setting (endpoints may share a version with different ones). */
   batchers: Map<string, MicroBatcher<Float32Array, number>>;
 }
 
 /**
- * onnxruntime-node sessions, one per version, loaded from the version's verified file and
- * warmed up before they are ready; single-row scores go through a micro-batcher per version.
+ * Model versions served by replicas: each a worker thread with its own onnxruntime session,
+ * loaded from the version's verified file and warmed up before it takes traffic. Single-row
+ * scores go through a micro-batcher per version, which runs one batch per ready replica at
+ * once, each on the replica with the fewest batches in flight.
  */
 export class OnnxModelRunner implements ModelRunner {
   private readonly loading = new Map<string, Promise<Loaded>>();
@@ -41,39 +48,84 @@ export class OnnxModelRunner implements ModelRunner {
     const key = `${batching.maxBatch}:${batching.maxWaitUs}`;
     let batcher = m.batchers.get(key);
     if (!batcher) {
-      batcher = new MicroBatcher((rows) => this.run(m, rows), batching);
+      batcher = new MicroBatcher(
+        (rows) => this.run(m, rows),
+        batching,
+        () => m.replicas.length,
+      );
       m.batchers.set(key, batcher);
     }
     return batcher.submit(row);
   }
 
-  async close(): Promise<void> {
-    for (const p of this.loading.values()) await (await p.catch(() => null))?.session.release();
-    this.loading.clear();
-    this.ready.clear();
+  async scale(v: ModelVersion, replicas: number): Promise<void> {
+    const m = await this.loaded(v, 0);
+    m.target = replicas;
+    const started: Promise<void>[] = [];
+    while (m.replicas.length + m.starting < m.target) started.push(this.start(m));
+    // Retire the least busy ones first; each stops once its batches are answered.
+    while (m.replicas.length > m.target && m.replicas.length > 1) {
+      const idlest = m.replicas.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+      m.replicas.splice(m.replicas.indexOf(idlest), 1);
+      void idlest.close();
+    }
+    await Promise.all(started);
   }
+
+  async release(versionId: string): Promise<void> {
+    const p = this.loading.get(versionId);
+    this.loading.delete(versionId);
+    this.settled.delete(versionId);
+    this.ready.delete(versionId);
+    const m = await p?.catch(() => null);
+    if (m) {
+      m.target = 0;
+      await Promise.all(m.replicas.splice(0).map((r) => r.close()));
+    }
+  }
+
+  pressure(versionId: string): RunnerPressure | null {
+    const loaded = this.settled.get(versionId);
+    if (!loaded) return null;
+    let depth = 0;
+    let arrivals = 0;
+    for (const b of loaded.batchers.values()) {
+      const d = b.takeDepth();
+      depth += d.meanDepth * d.arrivals;
+      arrivals += d.arrivals;
+    }
+    return {
+      replicas: loaded.replicas.length,
+      starting: loaded.starting,
+      queueDepth: arrivals ? depth / arrivals : 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.loading.keys()].map((id) => this.release(id)));
+  }
+
+  /** Versions whose first replica is up, for synchronous lookups. */
+  private readonly settled = new Map<string, Loaded>();
 
   private loaded(v: ModelVersion, warmupRequests: number): Promise<Loaded> {
     let p = this.loading.get(v.id);
     if (!p) {
       p = (async () => {
-        // One thread per session: many versions share few cores, and ORT's spinning thread
-        // pools would otherwise steal them from whichever session runs next.
-        const session = await ort.InferenceSession.create(await this.bytesOf(v), {
-          intraOpNumThreads: 1,
-          interOpNumThreads: 1,
-        });
+        const bytes = await this.bytesOf(v);
         const width =
           v.signature.inputs[0]?.shape[1] ?? (v.signature.features ?? v.featureRefs).length;
         const m: Loaded = {
-          session,
-          input: session.inputNames[0],
-          output: session.outputNames[0],
+          bytes,
           width,
+          replicas: [],
+          starting: 0,
+          target: 1,
+          warmup: warmupRequests,
           batchers: new Map(),
         };
-        // Warm-up: the first calls allocate and optimize; the version is ready after them.
-        for (let i = 0; i < warmupRequests; i++) await this.run(m, [new Float32Array(width)]);
+        await this.start(m);
+        this.settled.set(v.id, m);
         this.ready.add(v.id);
         return m;
       })();
@@ -83,12 +135,31 @@ export class OnnxModelRunner implements ModelRunner {
     return p;
   }
 
-  private async run(m: Loaded, rows: Float32Array[]): Promise<number[]> {
-    const x = new Float32Array(rows.length * m.width);
-    rows.forEach((r, i) => x.set(r, i * m.width));
-    const out = await m.session.run({
-      [m.input]: new ort.Tensor('float32', x, [rows.length, m.width]),
+  /** Starts one replica; it takes batches once warmed up. A crashed one is replaced. */
+  private async start(m: Loaded): Promise<void> {
+    m.starting++;
+    const r = new Replica(m.bytes, m.width, m.warmup, (dead) => {
+      const i = m.replicas.indexOf(dead);
+      if (i < 0) return;
+      m.replicas.splice(i, 1);
+      if (m.replicas.length + m.starting < m.target) void this.start(m).catch(() => undefined);
     });
-    return Array.from(out[m.output].data as Float32Array);
+    try {
+      await r.ready;
+      if (m.replicas.length >= m.target) await r.close();
+      else m.replicas.push(r);
+    } finally {
+      m.starting--;
+    }
+    // Rows may have queued while no lane was free.
+    for (const b of m.batchers.values()) b.kick();
+  }
+
+  private async run(m: Loaded, rows: Float32Array[]): Promise<number[]> {
+    if (!m.replicas.length) throw new Error('no replica is running');
+    const r = m.replicas.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+    const x = new Float32Array(rows.length * m.width);
+    rows.forEach((row, i) => x.set(row, i * m.width));
+    return Array.from(await r.run(x, rows.length));
   }
 }

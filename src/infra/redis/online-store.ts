@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import { Packr } from 'msgpackr';
 import { type OnlineKey, type OnlineStore } from '../../domain/features/feature-store.ports';
@@ -27,25 +28,57 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
  * other's events. Keys are per entity, so they shard across a Redis Cluster.
  */
 export class RedisOnlineStore implements OnlineStore {
+  private readonly decoded = new Map<string, { stamp: string; events: FeatureEvent[] }>();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** Keys whose decoded events are kept (least recently read forgotten first). */
+    private readonly cachedKeys = 10_000,
   ) {}
 
   key(k: OnlineKey): string {
     return `${this.prefix}ol:${k.versionId}:${k.entityKey}`;
   }
 
+  private stampKey(k: OnlineKey): string {
+    return `${this.prefix}ols:${k.versionId}:${k.entityKey}`;
+  }
+
+  /**
+   * The stored events per key. Each key carries a stamp (a random token replaced in the same
+   * MULTI as every write to the key), and the decoded events of recently read keys are kept
+   * with the stamp they were read under: a read whose stamps all match costs one GET per
+   * key and returns the very same arrays, which callers must treat as read-only. A busy
+   * entity's window (a thousand events) is then decoded once per write, not once per read.
+   */
   async readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]> {
     if (keys.length === 0) return [];
-    if (keys.length === 1)
-      return [(await this.redis.zrangeBuffer(this.key(keys[0]), 0, -1)).map(unpack)];
-    const p = this.redis.pipeline();
-    for (const k of keys) p.zrangeBuffer(this.key(k), 0, -1);
-    return ((await p.exec()) ?? []).map(([err, v]) => {
-      if (err) throw err;
-      return (v as Buffer[]).map(unpack);
+    const names = keys.map((k) => this.key(k));
+    const stamps = await this.redis.mget(keys.map((k) => this.stampKey(k)));
+    const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
+    const missed: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const hit = stamps[i] === null ? undefined : this.decoded.get(names[i]);
+      if (hit && hit.stamp === stamps[i]) {
+        // Most recently used last: Map order is the eviction order.
+        this.decoded.delete(names[i]);
+        this.decoded.set(names[i], hit);
+        out[i] = hit.events;
+      } else missed.push(i);
+    }
+    if (!missed.length) return out;
+    const p = this.redis.multi();
+    for (const i of missed) p.get(this.stampKey(keys[i])).zrangeBuffer(names[i], 0, -1);
+    const res = (await p.exec()) ?? [];
+    missed.forEach((i, j) => {
+      const [stampErr, stamp] = res[2 * j];
+      const [err, members] = res[2 * j + 1];
+      if (stampErr || err) throw stampErr ?? err;
+      out[i] = (members as Buffer[]).map(unpack);
+      if (typeof stamp === 'string') this.remember(names[i], stamp, out[i]);
     });
+    return out;
   }
 
   async newestEventTimes(
@@ -78,7 +111,9 @@ export class RedisOnlineStore implements OnlineStore {
     entries: readonly (OnlineKey & { events: FeatureEvent[]; retention: Retention | null })[],
   ): Promise<void> {
     if (!entries.length) return;
-    const p = this.redis.pipeline();
+    // One transaction: a key's events and its stamp change together, so a cached read can
+    // never pair a new stamp with old events (or the reverse).
+    const p = this.redis.multi();
     for (const e of entries) {
       const key = this.key(e);
       const args: (number | Buffer)[] = [];
@@ -88,8 +123,16 @@ export class RedisOnlineStore implements OnlineStore {
         const bound = `${e.retention.inclusive ? '' : '('}${e.retention.before}`;
         p.zremrangebyscore(key, '-inf', bound);
       }
+      p.set(this.stampKey(e), randomUUID());
     }
     for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+  }
+
+  private remember(key: string, stamp: string, events: FeatureEvent[]): void {
+    this.decoded.delete(key);
+    this.decoded.set(key, { stamp, events });
+    if (this.decoded.size > this.cachedKeys)
+      this.decoded.delete(this.decoded.keys().next().value as string);
   }
 }
 

@@ -1,4 +1,5 @@
 import { type DataSource } from 'typeorm';
+import { DEFAULT_AUTOSCALE_POLICY } from '../../../domain/serving/autoscaler';
 import { type Deployment, type DeploymentRepository } from '../../../domain/serving/deployment';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from '../features/sql-keyset';
@@ -12,6 +13,7 @@ interface Row {
   max_wait_us: number;
   warmup_requests: number;
   canary_policy: Deployment['canaryPolicy'];
+  autoscale_policy: Partial<Deployment['autoscalePolicy']>;
   canary_stepped_at: Date | null;
   ab_arms: Deployment['abArms'];
   created_at: Date;
@@ -24,8 +26,8 @@ export class SqlDeploymentRepository implements DeploymentRepository {
     d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
   ): Promise<Deployment> {
     const rows: Row[] = await this.ds.query(
-      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy, autoscale_policy)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
       [
         d.endpoint,
         d.modelId,
@@ -34,6 +36,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
         d.maxWaitUs,
         d.warmupRequests,
         JSON.stringify(d.canaryPolicy),
+        JSON.stringify(d.autoscalePolicy),
       ],
     );
     return toDeployment(rows[0]);
@@ -48,6 +51,13 @@ export class SqlDeploymentRepository implements DeploymentRepository {
     await this.ds.query(`UPDATE deployment SET ab_arms = $2 WHERE id = $1`, [
       id,
       JSON.stringify(arms),
+    ]);
+  }
+
+  async setAutoscalePolicy(id: string, policy: Deployment['autoscalePolicy']): Promise<void> {
+    await this.ds.query(`UPDATE deployment SET autoscale_policy = $2 WHERE id = $1`, [
+      id,
+      JSON.stringify(policy),
     ]);
   }
 
@@ -96,6 +106,7 @@ function toDeployment(r: Row): Deployment {
     maxWaitUs: r.max_wait_us,
     warmupRequests: r.warmup_requests,
     canaryPolicy: r.canary_policy,
+    autoscalePolicy: { ...DEFAULT_AUTOSCALE_POLICY, ...r.autoscale_policy },
     canarySteppedAt: r.canary_stepped_at,
     abArms: r.ab_arms,
     createdAt: r.created_at,
