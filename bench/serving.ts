@@ -12,15 +12,18 @@ import { startBenchPlatform } from './support/platform';
 
 /**
  * serving: the flights delay model (GBDT, 100 trees) end to end — online features from
- * Redis, ONNX inference, prediction log — over GraphQL from a separate client process at
- * concurrency 1, 32 and 128, with micro-batching (up to 64 rows, 500 µs) and without (one
- * row per call). Baseline in the same run: the model's onnxruntime session called in this
- * process with the same features, one row per call.
+ * Redis, ONNX inference on a replica thread, prediction log — over GraphQL from a separate
+ * client process at concurrency 1, 32 and 128, with micro-batching (up to 64 rows, 500 µs)
+ * and without (one row per call); then the same over the lean JSON path. Baselines in the
+ * same run: the model's onnxruntime session called in this process with the same features,
+ * one row per call; and the floors of this machine at concurrency 32 — the same server
+ * answering a GraphQL `{ __typename }` and a bare `/healthz` — which no prediction can beat.
  */
 const QUERY = (endpoint: string) =>
   JSON.stringify({
     query: `mutation { predict(endpoint: "${endpoint}", requestKey: "bench", entityKeys: ["ORD"]) { id score version { version } } }`,
   });
+const JSON_BODY = JSON.stringify({ requestKey: 'bench', entityKeys: ['ORD'] });
 
 export async function main(): Promise<void> {
   const seconds = Math.max(1, Math.round(4 * scale()));
@@ -87,29 +90,37 @@ export async function main(): Promise<void> {
       })
     ).json()) as { data?: { predict: { score: number }[] }; errors?: unknown };
     if (!check.data) throw new Error(JSON.stringify(check.errors));
-    const load = (endpoint: string, concurrency: number) =>
-      runLoad({
-        mode: 'http',
-        url: p.app.url,
-        headers,
-        body: QUERY(endpoint),
-        concurrency,
-        seconds,
-        warmupSeconds: 1,
-      });
-    const runs = async (endpoint: string, c: number): Promise<LoadResult[]> => [
-      await load(endpoint, c),
-      await load(endpoint, c),
-      await load(endpoint, c),
+    const base = p.app.url.replace('/graphql', '');
+    const post = (url: string, body: string, concurrency: number) =>
+      runLoad({ mode: 'http', url, headers, body, concurrency, seconds, warmupSeconds: 1 });
+    const graph = (endpoint: string, c: number) => post(p.app.url, QUERY(endpoint), c);
+    const lean = (endpoint: string, c: number) =>
+      post(`${base}/v1/predict/${endpoint}`, JSON_BODY, c);
+    const thrice = async (f: () => Promise<LoadResult>): Promise<LoadResult[]> => [
+      await f(),
+      await f(),
+      await f(),
     ];
-    const c1 = await runs('batched', 1);
-    const c32 = await runs('batched', 32);
+    const c1 = await thrice(() => graph('batched', 1));
+    const c32 = await thrice(() => graph('batched', 32));
     const c128b: LoadResult[] = [];
     const c128u: LoadResult[] = [];
     for (let i = 0; i < 3; i++) {
-      c128b.push(await load('batched', 128));
-      c128u.push(await load('unbatched', 128));
+      c128b.push(await graph('batched', 128));
+      c128u.push(await graph('unbatched', 128));
     }
+    const json1 = await thrice(() => lean('batched', 1));
+    const json32 = await thrice(() => lean('batched', 32));
+    const json128b: LoadResult[] = [];
+    const json128u: LoadResult[] = [];
+    for (let i = 0; i < 3; i++) {
+      json128b.push(await lean('batched', 128));
+      json128u.push(await lean('unbatched', 128));
+    }
+    const floorGraph = await thrice(() =>
+      post(p.app.url, JSON.stringify({ query: '{ __typename }' }), 32),
+    );
+    const floorHttp = await thrice(() => post(`${base}/healthz`, '{}', 32));
 
     // Baseline: the same session kind, in process, one row of the same features per call.
     const [row] = await s.onlineFeatures.readResolved(
@@ -145,6 +156,16 @@ export async function main(): Promise<void> {
       p99_ms_c128_batched: round(m(c128b, 'p99')),
       p99_ms_c128_unbatched: round(m(c128u, 'p99')),
       batching_speedup_c128: round(m(c128b, 'rps') / m(c128u, 'rps'), 2),
+      json_p50_ms_c1: round(m(json1, 'p50')),
+      json_p99_ms_c32: round(m(json32, 'p99')),
+      json_rps_c32: round(m(json32, 'rps'), 0),
+      json_rps_c128_batched: round(m(json128b, 'rps'), 0),
+      json_rps_c128_unbatched: round(m(json128u, 'rps'), 0),
+      json_batching_speedup_c128: round(m(json128b, 'rps') / m(json128u, 'rps'), 2),
+      floor_graphql_typename_p99_ms_c32: round(m(floorGraph, 'p99')),
+      floor_graphql_typename_rps_c32: round(m(floorGraph, 'rps'), 0),
+      floor_healthz_p99_ms_c32: round(m(floorHttp, 'p99')),
+      floor_healthz_rps_c32: round(m(floorHttp, 'rps'), 0),
       ort_inprocess_us: round(ortUs, 1),
       log_rows_written: stats.written,
       log_rows_lost: stats.lost,
