@@ -5,6 +5,7 @@ import { Training1764300000000 } from './1764300000000-training';
 import { ModelRegistry1764400000000 } from './1764400000000-model-registry';
 import { Serving1764500000000 } from './1764500000000-serving';
 import { Autoscaling1764600000000 } from './1764600000000-autoscaling';
+import { Monitoring1764700000000 } from './1764700000000-monitoring';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -15,4 +16,5 @@ export const migrations = [
   ModelRegistry1764400000000,
   Serving1764500000000,
   Autoscaling1764600000000,
+  Monitoring1764700000000,
 ];

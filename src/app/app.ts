@@ -207,6 +207,17 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       );
       stack.push('autoscaler', () => autoscaler.stop());
     }
+    if (config.monitorIntervalMs > 0) {
+      const monitors = startPeriodic(
+        config.monitorIntervalMs,
+        async () => {
+          for (const r of await services.monitoring.runDue())
+            if (r.alerting) logger.warn({ report: r.id, summary: r.summary }, 'monitor alerting');
+        },
+        (err) => logger.warn({ err }, 'monitor pass failed'),
+      );
+      stack.push('monitors', () => monitors.stop());
+    }
 
     // Revocations anywhere evict cached keys here.
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);

@@ -16,6 +16,10 @@ import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.
 import { SqlLineageRepository } from '../infra/db/lineage/lineage.repository';
 import { OnnxModelInspector } from '../infra/onnx/inspector';
 import { OnnxModelRunner } from '../infra/onnx/runner';
+import { MonitoringService } from '../domain/monitoring/monitoring.service';
+import { SqlMonitorRepository } from '../infra/db/monitoring/monitor.repository';
+import { SqlTrafficReader } from '../infra/db/monitoring/traffic-reader';
+import { SnapshotReferenceReader } from '../infra/datasets/reference-reader';
 import { PredictionService } from '../domain/serving/prediction.service';
 import { SqlDeploymentRepository } from '../infra/db/serving/deployment.repository';
 import { SqlPredictionLog } from '../infra/db/serving/prediction-log';
@@ -48,6 +52,7 @@ export interface Services {
   lineage: LineageService;
   serving: PredictionService;
   predictionLog: SqlPredictionLog;
+  monitoring: MonitoringService;
   /** Stops background writers and releases model sessions (after the HTTP server closed). */
   close(): Promise<void>;
   /** Consumer lag of every feature source stream. */
@@ -115,6 +120,16 @@ export function createServices(deps: {
   training.onRegistrableRun((run) =>
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
+  const deployments = new SqlDeploymentRepository(ds);
+  const monitoring = new MonitoringService(
+    new SqlMonitorRepository(ds),
+    deployments,
+    registry,
+    new SqlTrafficReader(ds, () => predictionLog.flush()),
+    new SnapshotReferenceReader(datasets, deps.artifacts),
+    deps.events,
+    deps.clock,
+  );
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
     runners,
@@ -128,7 +143,7 @@ export function createServices(deps: {
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
     serving: new PredictionService(
-      new SqlDeploymentRepository(ds),
+      deployments,
       registry,
       featureRegistry,
       onlineFeatures,
@@ -138,6 +153,7 @@ export function createServices(deps: {
       deps.clock,
     ),
     predictionLog,
+    monitoring,
     close: async () => {
       await predictionLog.close();
       await runner.close();

@@ -4,6 +4,7 @@ import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
 import { DeploymentResolver } from './serving.resolver';
+import { AlertResolver, MonitorReportResolver, MonitorResolver } from './monitoring.resolver';
 import {
   LineageNodeResolver,
   ModelResolver,
@@ -23,4 +24,7 @@ export const resolvers = [
   LineageNodeResolver,
   RunModelResolver,
   DeploymentResolver,
+  MonitorResolver,
+  MonitorReportResolver,
+  AlertResolver,
 ] as const;

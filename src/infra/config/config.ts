@@ -159,6 +159,7 @@ const envSchema = z.object({
   TRAINING_LEASE_MS: intIn('TRAINING_LEASE_MS', 200, 3_600_000, 30_000),
   CANARY_INTERVAL_MS: intIn('CANARY_INTERVAL_MS', 0, 3_600_000, 10_000),
   AUTOSCALE_INTERVAL_MS: intIn('AUTOSCALE_INTERVAL_MS', 0, 3_600_000, 30_000),
+  MONITOR_INTERVAL_MS: intIn('MONITOR_INTERVAL_MS', 0, 86_400_000, 60_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -215,6 +216,8 @@ export interface Config {
   canaryIntervalMs: number;
   /** How often this process's autoscaler decides replica counts (0: never). */
   autoscaleIntervalMs: number;
+  /** How often this process runs the monitors whose step has passed (0: never). */
+  monitorIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -253,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trainingLeaseMs: e.TRAINING_LEASE_MS,
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
     autoscaleIntervalMs: e.AUTOSCALE_INTERVAL_MS,
+    monitorIntervalMs: e.MONITOR_INTERVAL_MS,
   };
 }
 

@@ -1,0 +1,111 @@
+import { type MigrationInterface, type QueryRunner } from 'typeorm';
+
+/**
+ * Monitors (data drift, performance) per deployment, their reports, and alerts — at most one
+ * open alert per (monitor, version) until it clears. Reports and alerts join the lineage
+ * graph: the version and the windows a report judged point to it, a report to its alert.
+ */
+export class Monitoring1764700000000 implements MigrationInterface {
+  name = 'Monitoring1764700000000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      CREATE TABLE monitor (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        deployment_id uuid NOT NULL REFERENCES deployment (id),
+        kind text NOT NULL CHECK (kind IN ('DATA_DRIFT', 'PERFORMANCE')),
+        window_ms bigint NOT NULL CHECK (window_ms > 0),
+        step_ms bigint NOT NULL CHECK (step_ms > 0),
+        settings jsonb NOT NULL,
+        last_run_at timestamptz(3) NULL,
+        created_at timestamptz(3) NOT NULL DEFAULT now(),
+        UNIQUE (deployment_id, kind)
+      )`);
+    await q.query(`
+      CREATE TABLE monitor_report (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        monitor_id uuid NOT NULL REFERENCES monitor (id),
+        kind text NOT NULL,
+        model_version_id uuid NOT NULL REFERENCES model_version (id),
+        reference_dataset_id uuid NULL REFERENCES dataset_snapshot (id),
+        window_start timestamptz(3) NOT NULL,
+        window_end timestamptz(3) NOT NULL,
+        predictions integer NOT NULL,
+        labels integer NULL,
+        alerting boolean NOT NULL,
+        summary text NOT NULL,
+        body jsonb NOT NULL,
+        created_at timestamptz(3) NOT NULL DEFAULT now()
+      )`);
+    await q.query(
+      `CREATE INDEX monitor_report_monitor_idx ON monitor_report (monitor_id, created_at, id)`,
+    );
+    await q.query(`
+      CREATE TABLE monitor_alert (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        monitor_id uuid NULL REFERENCES monitor (id),
+        model_version_id uuid NOT NULL REFERENCES model_version (id),
+        kind text NOT NULL,
+        report_id uuid NULL REFERENCES monitor_report (id),
+        summary text NOT NULL,
+        opened_at timestamptz(3) NOT NULL,
+        last_seen_at timestamptz(3) NOT NULL,
+        acknowledged_at timestamptz(3) NULL,
+        acknowledged_by text NULL,
+        cleared_at timestamptz(3) NULL,
+        created_at timestamptz(3) NOT NULL DEFAULT now()
+      )`);
+    // De-duplication: one open alert per monitor and version.
+    await q.query(`CREATE UNIQUE INDEX monitor_alert_open_idx ON monitor_alert (monitor_id, model_version_id)
+      WHERE cleared_at IS NULL AND monitor_id IS NOT NULL`);
+    await q.query(`CREATE INDEX monitor_alert_created_idx ON monitor_alert (created_at, id)`);
+    await q.query(`
+      CREATE FUNCTION lineage_monitor_report() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        node text := (CASE NEW.kind WHEN 'DATA_DRIFT' THEN 'DriftReport:' ELSE 'PerformanceReport:' END) || NEW.id;
+        node_kind text := CASE NEW.kind WHEN 'DATA_DRIFT' THEN 'DriftReport' ELSE 'PerformanceReport' END;
+        label text := NEW.kind || ' ' || to_char(NEW.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+      BEGIN
+        PERFORM lineage_link('ModelVersion:' || NEW.model_version_id, 'ModelVersion',
+          (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.model_version_id),
+          node, node_kind, label, 'judged');
+        PERFORM lineage_link('Deployment:' || mo.deployment_id, 'Deployment', d.endpoint, node, node_kind, label, 'traffic')
+          FROM monitor mo JOIN deployment d ON d.id = mo.deployment_id WHERE mo.id = NEW.monitor_id;
+        IF NEW.reference_dataset_id IS NOT NULL THEN
+          PERFORM lineage_link('DatasetSnapshot:' || NEW.reference_dataset_id, 'DatasetSnapshot',
+            (SELECT name FROM dataset_snapshot WHERE id = NEW.reference_dataset_id), node, node_kind, label, 'reference');
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await q.query(`CREATE TRIGGER lineage AFTER INSERT ON monitor_report
+      FOR EACH ROW EXECUTE FUNCTION lineage_monitor_report()`);
+    await q.query(`
+      CREATE FUNCTION lineage_monitor_alert() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.report_id IS NOT NULL THEN
+          PERFORM lineage_link(
+            (CASE r.kind WHEN 'DATA_DRIFT' THEN 'DriftReport:' ELSE 'PerformanceReport:' END) || r.id,
+            CASE r.kind WHEN 'DATA_DRIFT' THEN 'DriftReport' ELSE 'PerformanceReport' END,
+            r.kind || ' ' || to_char(r.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+            'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised')
+          FROM monitor_report r WHERE r.id = NEW.report_id;
+        ELSE
+          PERFORM lineage_link('ModelVersion:' || NEW.model_version_id, 'ModelVersion',
+            (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.model_version_id),
+            'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised');
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await q.query(`CREATE TRIGGER lineage AFTER INSERT ON monitor_alert
+      FOR EACH ROW EXECUTE FUNCTION lineage_monitor_alert()`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TRIGGER lineage ON monitor_alert`);
+    await q.query(`DROP TRIGGER lineage ON monitor_report`);
+    await q.query(`DROP FUNCTION lineage_monitor_alert()`);
+    await q.query(`DROP FUNCTION lineage_monitor_report()`);
+    for (const t of ['monitor_alert', 'monitor_report', 'monitor'])
+      await q.query(`DROP TABLE ${t}`);
+  }
+}

@@ -1,0 +1,212 @@
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
+import { Role } from '../domain/auth/role';
+import { type DriftSettings } from '../domain/monitoring/drift';
+import { type AlertEvent, MonitorKind } from '../domain/monitoring/monitor';
+import { type PerformanceSettings } from '../domain/monitoring/performance';
+import { toPageRequest } from '../domain/shared/pagination';
+import { ConnectionArgs } from '../schema/connection-args';
+import { toConnection } from '../schema/connection.types';
+import {
+  AlertConnection,
+  AlertEventType,
+  AlertType,
+  CreateMonitorInput,
+  type DriftSettingsInput,
+  MonitorReportConnection,
+  MonitorReportType,
+  MonitorType,
+  type PerformanceSettingsInput,
+} from '../schema/monitoring.types';
+import { localIdOf } from '../schema/node.types';
+import { ModelVersionType } from '../schema/registry.types';
+import { type GraphQLContext } from './context';
+import { Allow } from './guard';
+
+@Resolver(() => MonitorType)
+export class MonitorResolver {
+  @Mutation(() => MonitorType, {
+    description:
+      'Creates (or reconfigures) the endpoint’s monitor of that kind. The api runs it every `stepMs` (checked every MONITOR_INTERVAL_MS); `runMonitor` runs it now.',
+  })
+  @Allow(Role.EDITOR)
+  async createMonitor(
+    @Arg('input') input: CreateMonitorInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<MonitorType> {
+    return MonitorType.from(
+      await ctx.services.monitoring.create(ctx.principal, {
+        endpoint: input.endpoint,
+        kind: input.kind,
+        windowMs: input.windowMs,
+        stepMs: input.stepMs,
+        drift: input.drift ? driftSettings(input.drift) : null,
+        performance: input.performance ? performanceSettings(input.performance) : null,
+      }),
+    );
+  }
+
+  @Mutation(() => [MonitorReportType], {
+    description: 'Judges the monitor’s window ending now: one report per version that served.',
+  })
+  @Allow(Role.EDITOR)
+  async runMonitor(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<MonitorReportType[]> {
+    return (await ctx.services.monitoring.run(localIdOf(id, 'Monitor'))).map(
+      MonitorReportType.from,
+    );
+  }
+
+  @Query(() => [MonitorType], { description: 'The monitors of an endpoint.' })
+  @Allow(Role.VIEWER)
+  async monitors(
+    @Arg('endpoint') endpoint: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<MonitorType[]> {
+    const d = (await ctx.services.serving.status(endpoint)).deployment;
+    return (await ctx.services.monitoring.monitorsOf(d.id)).map(MonitorType.from);
+  }
+
+  @Query(() => MonitorReportConnection, { description: 'A monitor’s reports, oldest first.' })
+  @Allow(Role.VIEWER)
+  async monitorReports(
+    @Arg('monitorId', () => ID) monitorId: string,
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<MonitorReportConnection> {
+    const page = await ctx.services.monitoring.reports(
+      localIdOf(monitorId, 'Monitor'),
+      toPageRequest(args),
+    );
+    return toConnection(page, MonitorReportType.from, (r) => ({
+      createdAt: r.createdAt,
+      id: r.id,
+    }));
+  }
+
+  @Query(() => AlertConnection, {
+    description: 'Alerts, oldest first; `open` only those not cleared.',
+  })
+  @Allow(Role.VIEWER)
+  async alerts(
+    @Arg('open', { defaultValue: false }) open: boolean,
+    @Args() args: ConnectionArgs,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<AlertConnection> {
+    const page = await ctx.services.monitoring.alerts({ openOnly: open }, toPageRequest(args));
+    return toConnection(page, AlertType.from, (a) => ({ createdAt: a.createdAt, id: a.id }));
+  }
+
+  @Mutation(() => AlertType, {
+    description: 'Acknowledges an alert: it stays open until a clean window clears it.',
+  })
+  @Allow(Role.EDITOR)
+  async acknowledgeAlert(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<AlertType> {
+    return AlertType.from(
+      await ctx.services.monitoring.acknowledge(ctx.principal, localIdOf(id, 'Alert')),
+    );
+  }
+
+  @Subscription(() => AlertEventType, {
+    description:
+      'Data-drift alerts as they open, are acknowledged and clear (all endpoints, or one).',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.monitoring.subscribe(
+        MonitorKind.DATA_DRIFT,
+        (args as { endpoint?: string | null }).endpoint ?? null,
+      ),
+  })
+  @Allow(Role.VIEWER)
+  driftEvents(
+    @Arg('endpoint', () => String, { nullable: true }) _endpoint: string | null,
+    @Root() e: AlertEvent,
+  ): AlertEventType {
+    return AlertEventType.from(e);
+  }
+
+  @Subscription(() => AlertEventType, {
+    description:
+      'Performance (concept drift) and data-validation alerts as they open, are acknowledged and clear.',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.monitoring.subscribe(
+        MonitorKind.PERFORMANCE,
+        (args as { endpoint?: string | null }).endpoint ?? null,
+      ),
+  })
+  @Allow(Role.VIEWER)
+  performanceEvents(
+    @Arg('endpoint', () => String, { nullable: true }) _endpoint: string | null,
+    @Root() e: AlertEvent,
+  ): AlertEventType {
+    return AlertEventType.from(e);
+  }
+}
+
+@Resolver(() => MonitorReportType)
+export class MonitorReportResolver {
+  @FieldResolver(() => ModelVersionType, { nullable: true, description: 'The version judged.' })
+  async version(
+    @Root() r: MonitorReportType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
+    const v = await ctx.loaders.modelVersion.load(r.versionLocalId);
+    return v ? ModelVersionType.from(v) : null;
+  }
+}
+
+@Resolver(() => AlertType)
+export class AlertResolver {
+  @FieldResolver(() => ModelVersionType, { nullable: true })
+  async version(
+    @Root() a: AlertType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
+    const v = await ctx.loaders.modelVersion.load(a.versionLocalId);
+    return v ? ModelVersionType.from(v) : null;
+  }
+}
+
+function driftSettings(i: DriftSettingsInput): Partial<DriftSettings> {
+  const out: Partial<DriftSettings> = {};
+  if (i.rule) out.rule = { test: i.rule.test, threshold: i.rule.threshold };
+  if (i.perFeature)
+    out.perFeature = Object.fromEntries(
+      i.perFeature.map((r) => [r.feature, { test: r.test, threshold: r.threshold }]),
+    );
+  if (i.categorical) out.categorical = i.categorical;
+  if (i.bins != null) out.bins = i.bins;
+  if (i.minSamples != null) out.minSamples = i.minSamples;
+  return out;
+}
+
+function performanceSettings(i: PerformanceSettingsInput): Partial<PerformanceSettings> {
+  const defined = <T extends object>(o: T) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v != null)) as Partial<T>;
+  return defined({
+    task: i.task as PerformanceSettings['task'] | undefined,
+    minLabels: i.minLabels,
+    maxAucDrop: i.maxAucDrop,
+    floors: defined({
+      auc: i.aucFloor,
+      accuracy: i.accuracyFloor,
+      precision: i.precisionFloor,
+      recall: i.recallFloor,
+    }),
+    ceilings: defined({ log_loss: i.logLossCeiling, mae: i.maeCeiling, rmse: i.rmseCeiling }),
+  });
+}
