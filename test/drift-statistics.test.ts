@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -7,6 +8,7 @@ import {
   ks2,
   psi,
   quantileEdges,
+  radixSort,
   sortedSample,
   wasserstein1,
 } from '../src/domain/monitoring/statistics';
@@ -109,4 +111,20 @@ it('counts missing values apart and sorts the rest', () => {
   const s = sortedSample([3, NaN, 1, Infinity, 2]);
   expect(Array.from(s.values)).toEqual([1, 2, 3]);
   expect(s.missing).toBe(2);
+});
+
+it('radix-sorts doubles exactly as the native sort does (negatives, ±0, ±∞, subnormals, ties)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.double({ noNaN: true }), { minLength: 2_048, maxLength: 6_000 }),
+      fc.array(fc.integer({ min: -3, max: 3 }), { maxLength: 2_000 }),
+      (doubles, ties) => {
+        const xs = Float64Array.from([...doubles, ...ties, -0, 0, 5e-324, -5e-324]);
+        const expected = Float64Array.from(xs).sort();
+        radixSort(xs);
+        expect(Array.from(xs)).toEqual(Array.from(expected));
+      },
+    ),
+    { numRuns: 25 },
+  );
 });

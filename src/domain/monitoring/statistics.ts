@@ -19,9 +19,71 @@ export function sortedSample(raw: ArrayLike<number>): SortedSample {
     if (Number.isFinite(x)) values[n++] = x;
   }
   const out = n === raw.length ? values : values.slice(0, n);
-  // TypedArray sort without a comparator is numeric and native.
-  out.sort();
+  radixSort(out);
   return { values: out, missing: raw.length - n };
+}
+
+const RADIX_MIN = 2_048;
+
+/**
+ * Sorts finite (or infinite) doubles ascending in place: a least-significant-digit radix
+ * sort over the IEEE-754 bits made order-preserving (sign flipped; negatives inverted), four
+ * passes of 16 bits. Warm, on this machine: 4.9 ms vs the native comparison sort's 8.5 ms at
+ * 100,000 values, 50 vs 100 ms at 1,000,000 — sorting was most of a drift report's time
+ * (bench/monitoring-drift). Not for NaN.
+ */
+export function radixSort(values: Float64Array): void {
+  const n = values.length;
+  if (n < RADIX_MIN) {
+    values.sort();
+    return;
+  }
+  const words = new Uint32Array(values.buffer, values.byteOffset, n * 2);
+  let lo = new Uint32Array(n);
+  let hi = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const l = words[2 * i];
+    const h = words[2 * i + 1];
+    if (h & 0x80000000) {
+      lo[i] = ~l >>> 0;
+      hi[i] = ~h >>> 0;
+    } else {
+      lo[i] = l;
+      hi[i] = (h | 0x80000000) >>> 0;
+    }
+  }
+  let lo2 = new Uint32Array(n);
+  let hi2 = new Uint32Array(n);
+  const counts = new Uint32Array(65_536);
+  for (let pass = 0; pass < 4; pass++) {
+    const src = pass < 2 ? lo : hi;
+    const shift = pass % 2 ? 16 : 0;
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[(src[i] >>> shift) & 0xffff]++;
+    let sum = 0;
+    for (let b = 0; b < 65_536; b++) {
+      const c = counts[b];
+      counts[b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const at = counts[(src[i] >>> shift) & 0xffff]++;
+      lo2[at] = lo[i];
+      hi2[at] = hi[i];
+    }
+    [lo, lo2] = [lo2, lo];
+    [hi, hi2] = [hi2, hi];
+  }
+  for (let i = 0; i < n; i++) {
+    const h = hi[i];
+    if (h & 0x80000000) {
+      words[2 * i] = lo[i];
+      words[2 * i + 1] = (h & 0x7fffffff) >>> 0;
+    } else {
+      words[2 * i] = ~lo[i] >>> 0;
+      words[2 * i + 1] = ~h >>> 0;
+    }
+  }
 }
 
 /**
