@@ -2,7 +2,7 @@ import { type MigrationInterface, type QueryRunner } from 'typeorm';
 
 /**
  * Monitors (data drift, performance) per deployment, their reports, and alerts — at most one
- * open alert per (monitor, version) until it clears. Reports and alerts join the lineage
+ * open alert per (monitor, version) until it clears — and retraining policies and runs. Reports and alerts join the lineage
  * graph: the version and the windows a report judged point to it, a report to its alert.
  */
 export class Monitoring1764700000000 implements MigrationInterface {
@@ -98,9 +98,67 @@ export class Monitoring1764700000000 implements MigrationInterface {
       END $$`);
     await q.query(`CREATE TRIGGER lineage AFTER INSERT ON monitor_alert
       FOR EACH ROW EXECUTE FUNCTION lineage_monitor_alert()`);
+
+    // Retraining: a policy per model, and each retraining with its timeline.
+    await q.query(`
+      CREATE TABLE retraining_policy (
+        model_id uuid PRIMARY KEY REFERENCES model (id),
+        policy jsonb NOT NULL
+      )`);
+    await q.query(`
+      CREATE TABLE retraining (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        model_id uuid NOT NULL REFERENCES model (id),
+        deployment_id uuid NOT NULL REFERENCES deployment (id),
+        alert_id uuid NULL REFERENCES monitor_alert (id),
+        champion_id uuid NOT NULL REFERENCES model_version (id),
+        cause text NOT NULL,
+        status text NOT NULL,
+        policy jsonb NOT NULL,
+        train_dataset_id uuid NULL REFERENCES dataset_snapshot (id),
+        holdout_dataset_id uuid NULL REFERENCES dataset_snapshot (id),
+        run_id uuid NULL REFERENCES training_run (id),
+        challenger_id uuid NULL REFERENCES model_version (id),
+        steps jsonb NOT NULL DEFAULT '[]'::jsonb,
+        updated_at timestamptz(3) NOT NULL,
+        created_at timestamptz(3) NOT NULL
+      )`);
+    await q.query(`CREATE INDEX retraining_model_idx ON retraining (model_id, created_at)`);
+    // Lineage: alert → retraining → its snapshots and run (the run → version edge exists).
+    await q.query(`
+      CREATE FUNCTION lineage_retraining() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        node text := 'Retraining:' || NEW.id;
+        label text := 'retraining ' || to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+      BEGIN
+        IF NEW.alert_id IS NOT NULL THEN
+          PERFORM lineage_link('Alert:' || NEW.alert_id, 'Alert', (SELECT kind FROM monitor_alert WHERE id = NEW.alert_id),
+            node, 'Retraining', label, 'triggered');
+        ELSE
+          PERFORM lineage_link('ModelVersion:' || NEW.champion_id, 'ModelVersion',
+            (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.champion_id),
+            node, 'Retraining', label, 'retrained');
+        END IF;
+        IF NEW.train_dataset_id IS NOT NULL THEN
+          PERFORM lineage_link(node, 'Retraining', label, 'DatasetSnapshot:' || NEW.train_dataset_id, 'DatasetSnapshot',
+            (SELECT name FROM dataset_snapshot WHERE id = NEW.train_dataset_id), 'built');
+          PERFORM lineage_link(node, 'Retraining', label, 'DatasetSnapshot:' || NEW.holdout_dataset_id, 'DatasetSnapshot',
+            (SELECT name FROM dataset_snapshot WHERE id = NEW.holdout_dataset_id), 'held out');
+        END IF;
+        IF NEW.run_id IS NOT NULL THEN
+          PERFORM lineage_link(node, 'Retraining', label, 'Run:' || NEW.run_id, 'Run', NEW.run_id::text, 'submitted');
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await q.query(`CREATE TRIGGER lineage AFTER INSERT OR UPDATE ON retraining
+      FOR EACH ROW EXECUTE FUNCTION lineage_retraining()`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TRIGGER lineage ON retraining`);
+    await q.query(`DROP FUNCTION lineage_retraining()`);
+    await q.query(`DROP TABLE retraining`);
+    await q.query(`DROP TABLE retraining_policy`);
     await q.query(`DROP TRIGGER lineage ON monitor_alert`);
     await q.query(`DROP TRIGGER lineage ON monitor_report`);
     await q.query(`DROP FUNCTION lineage_monitor_alert()`);

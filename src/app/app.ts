@@ -213,8 +213,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         async () => {
           for (const r of await services.monitoring.runDue())
             if (r.alerting) logger.warn({ report: r.id, summary: r.summary }, 'monitor alerting');
+          for (const r of await services.retraining.advance())
+            logger.info({ retraining: r.id, status: r.status }, 'retraining');
         },
-        (err) => logger.warn({ err }, 'monitor pass failed'),
+        (err) => logger.warn({ err }, 'monitor or retraining pass failed'),
       );
       stack.push('monitors', () => monitors.stop());
     }

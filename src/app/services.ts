@@ -17,6 +17,8 @@ import { SqlLineageRepository } from '../infra/db/lineage/lineage.repository';
 import { OnnxModelInspector } from '../infra/onnx/inspector';
 import { OnnxModelRunner } from '../infra/onnx/runner';
 import { MonitoringService } from '../domain/monitoring/monitoring.service';
+import { RetrainingService } from '../domain/monitoring/retraining.service';
+import { SqlRetrainingRepository } from '../infra/db/monitoring/retraining.repository';
 import { SqlMonitorRepository } from '../infra/db/monitoring/monitor.repository';
 import { SqlTrafficReader } from '../infra/db/monitoring/traffic-reader';
 import { SnapshotReferenceReader } from '../infra/datasets/reference-reader';
@@ -53,6 +55,7 @@ export interface Services {
   serving: PredictionService;
   predictionLog: SqlPredictionLog;
   monitoring: MonitoringService;
+  retraining: RetrainingService;
   /** Stops background writers and releases model sessions (after the HTTP server closed). */
   close(): Promise<void>;
   /** Consumer lag of every feature source stream. */
@@ -121,15 +124,32 @@ export function createServices(deps: {
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
   const deployments = new SqlDeploymentRepository(ds);
+  const traffic = new SqlTrafficReader(ds, () => predictionLog.flush());
+  const snapshots = new SnapshotReferenceReader(datasets, deps.artifacts);
   const monitoring = new MonitoringService(
     new SqlMonitorRepository(ds),
     deployments,
     registry,
-    new SqlTrafficReader(ds, () => predictionLog.flush()),
-    new SnapshotReferenceReader(datasets, deps.artifacts),
+    traffic,
+    snapshots,
     deps.events,
     deps.clock,
   );
+  const retraining = new RetrainingService({
+    repo: new SqlRetrainingRepository(ds, deps.clock),
+    registry,
+    monitoring,
+    traffic,
+    snapshots,
+    datasets,
+    training,
+    deploymentOfMonitor: async (monitorId) => {
+      const m = await monitoring.monitor(monitorId);
+      return m ? ((await deployments.findByIds([m.deploymentId]))[0] ?? null) : null;
+    },
+    clock: deps.clock,
+  });
+  monitoring.onAlert((e) => retraining.onAlert(e).then(() => undefined));
   return {
     apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
     runners,
@@ -154,6 +174,7 @@ export function createServices(deps: {
     ),
     predictionLog,
     monitoring,
+    retraining,
     close: async () => {
       await predictionLog.close();
       await runner.close();

@@ -4,7 +4,12 @@ import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
 import { DeploymentResolver } from './serving.resolver';
-import { AlertResolver, MonitorReportResolver, MonitorResolver } from './monitoring.resolver';
+import {
+  AlertResolver,
+  MonitorReportResolver,
+  MonitorResolver,
+  RetrainingResolver,
+} from './monitoring.resolver';
 import {
   LineageNodeResolver,
   ModelResolver,
@@ -27,4 +32,5 @@ export const resolvers = [
   MonitorResolver,
   MonitorReportResolver,
   AlertResolver,
+  RetrainingResolver,
 ] as const;

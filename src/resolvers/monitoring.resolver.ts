@@ -14,6 +14,7 @@ import { Role } from '../domain/auth/role';
 import { type DriftSettings } from '../domain/monitoring/drift';
 import { type AlertEvent, MonitorKind } from '../domain/monitoring/monitor';
 import { type PerformanceSettings } from '../domain/monitoring/performance';
+import { DEFAULT_RETRAINING_POLICY } from '../domain/monitoring/retraining';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
@@ -27,6 +28,8 @@ import {
   MonitorReportType,
   MonitorType,
   type PerformanceSettingsInput,
+  RetrainingPolicyInput,
+  RetrainingType,
 } from '../schema/monitoring.types';
 import { localIdOf } from '../schema/node.types';
 import { ModelVersionType } from '../schema/registry.types';
@@ -157,6 +160,70 @@ export class MonitorResolver {
   }
 }
 
+@Resolver(() => RetrainingType)
+export class RetrainingResolver {
+  @Mutation(() => Boolean, {
+    description:
+      'Sets a model’s retraining policy (fields left out keep their values, or the defaults).',
+  })
+  @Allow(Role.EDITOR)
+  async setRetrainingPolicy(
+    @Arg('model') model: string,
+    @Arg('policy', () => RetrainingPolicyInput) policy: RetrainingPolicyInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<boolean> {
+    const { minAucVsChampion, minRows, minPerClass, maxMissingShare, ...rest } = policy;
+    const current = await ctx.services.retraining.policyOf(model);
+    const validation = {
+      ...(current?.validation ?? DEFAULT_RETRAINING_POLICY.validation),
+      ...definedOnly({ minRows, minPerClass, maxMissingShare }),
+    };
+    await ctx.services.retraining.setPolicy(
+      model,
+      { ...definedOnly(rest), validation },
+      minAucVsChampion ?? null,
+    );
+    return true;
+  }
+
+  @Query(() => [RetrainingType], { description: 'A model’s retrainings, oldest first.' })
+  @Allow(Role.VIEWER)
+  async retrainings(
+    @Arg('model') model: string,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<RetrainingType[]> {
+    return (await ctx.services.retraining.retrainingsOf(model)).map(RetrainingType.from);
+  }
+
+  @Mutation(() => [RetrainingType], {
+    description:
+      'Moves every open retraining on now (the api also does so every MONITOR_INTERVAL_MS).',
+  })
+  @Allow(Role.ADMIN)
+  async advanceRetrainings(@Ctx() ctx: GraphQLContext): Promise<RetrainingType[]> {
+    return (await ctx.services.retraining.advance()).map(RetrainingType.from);
+  }
+
+  @FieldResolver(() => ModelVersionType, { nullable: true, description: 'The version retrained.' })
+  async champion(
+    @Root() r: RetrainingType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
+    const v = await ctx.loaders.modelVersion.load(r.championLocalId);
+    return v ? ModelVersionType.from(v) : null;
+  }
+
+  @FieldResolver(() => ModelVersionType, { nullable: true, description: 'The version it trained.' })
+  async challenger(
+    @Root() r: RetrainingType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
+    if (!r.challengerLocalId) return null;
+    const v = await ctx.loaders.modelVersion.load(r.challengerLocalId);
+    return v ? ModelVersionType.from(v) : null;
+  }
+}
+
 @Resolver(() => MonitorReportType)
 export class MonitorReportResolver {
   @FieldResolver(() => ModelVersionType, { nullable: true, description: 'The version judged.' })
@@ -194,19 +261,21 @@ function driftSettings(i: DriftSettingsInput): Partial<DriftSettings> {
   return out;
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v != null)) as Partial<T>;
+}
+
 function performanceSettings(i: PerformanceSettingsInput): Partial<PerformanceSettings> {
-  const defined = <T extends object>(o: T) =>
-    Object.fromEntries(Object.entries(o).filter(([, v]) => v != null)) as Partial<T>;
-  return defined({
+  return definedOnly({
     task: i.task as PerformanceSettings['task'] | undefined,
     minLabels: i.minLabels,
     maxAucDrop: i.maxAucDrop,
-    floors: defined({
+    floors: definedOnly({
       auc: i.aucFloor,
       accuracy: i.accuracyFloor,
       precision: i.precisionFloor,
       recall: i.recallFloor,
     }),
-    ceilings: defined({ log_loss: i.logLossCeiling, mae: i.maeCeiling, rmse: i.rmseCeiling }),
+    ceilings: definedOnly({ log_loss: i.logLossCeiling, mae: i.maeCeiling, rmse: i.rmseCeiling }),
   });
 }

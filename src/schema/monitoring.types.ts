@@ -9,6 +9,7 @@ import {
   MonitorKind,
   type MonitorReport,
 } from '../domain/monitoring/monitor';
+import { type Retraining, RetrainingStatus } from '../domain/monitoring/retraining';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
 
@@ -352,4 +353,99 @@ function reviveAlert(a: Alert): Alert {
     clearedAt: d(a.clearedAt),
     createdAt: d(a.createdAt) as Date,
   };
+}
+
+registerEnumType(RetrainingStatus, { name: 'RetrainingStatus' });
+
+@InputType()
+export class RetrainingPolicyInput {
+  @Field(() => [AlertKind], {
+    nullable: true,
+    description:
+      'Alert kinds that start a retraining ([PERFORMANCE]; DATA_DRIFT alone does not by default).',
+  })
+  triggers?: AlertKind[];
+
+  @Field(() => Float, {
+    nullable: true,
+    description: 'Least time between two retrainings, ms (24 h).',
+  })
+  cooldownMs?: number;
+
+  @Field(() => Float, { nullable: true, description: 'Labelled traffic used, ms back (30 days).' })
+  dataWindowMs?: number;
+
+  @Field(() => Float, { nullable: true, description: 'Newest share held out to judge (0.2).' })
+  holdoutShare?: number;
+
+  @Field(() => Float, { nullable: true, description: 'Shadow phase before the canary, ms (0).' })
+  shadowMs?: number;
+
+  @Field(() => Int, { nullable: true, description: 'Validation: fewest rows (200).' })
+  minRows?: number;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Validation: fewest rows of the rarer class (20).',
+  })
+  minPerClass?: number;
+
+  @Field(() => Float, {
+    nullable: true,
+    description: 'Validation: largest missing share per feature (0.2).',
+  })
+  maxMissingShare?: number;
+
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'Sets the model’s gate into STAGING: challenger AUC ≥ champion AUC − this, on the same held-out snapshot (e.g. 0.005).',
+  })
+  minAucVsChampion?: number;
+}
+
+@ObjectType('RetrainingStep')
+export class RetrainingStepType {
+  @Field() at!: Date;
+  @Field(() => RetrainingStatus) status!: RetrainingStatus;
+  @Field() detail!: string;
+}
+
+@ObjectType('Retraining', {
+  implements: Node,
+  description:
+    'One turn of the loop: alert → validated snapshot → run → gates → shadow → canary → production.',
+})
+export class RetrainingType extends Node {
+  championLocalId!: string;
+  challengerLocalId!: string | null;
+
+  @Field(() => RetrainingStatus) status!: RetrainingStatus;
+  @Field() cause!: string;
+  @Field(() => ID, { nullable: true }) alertId!: string | null;
+  @Field(() => ID, { nullable: true }) trainDatasetId!: string | null;
+  @Field(() => ID, { nullable: true }) holdoutDatasetId!: string | null;
+  @Field(() => ID, { nullable: true }) runId!: string | null;
+  @Field(() => [RetrainingStepType], { description: 'The timeline, oldest first.' })
+  steps!: RetrainingStepType[];
+  @Field() createdAt!: Date;
+
+  static from(r: Retraining): RetrainingType {
+    const gid = (type: string, id: string | null) => (id ? toGlobalId(type, id) : null);
+    return Object.assign(new RetrainingType(), {
+      id: toGlobalId('Retraining', r.id),
+      championLocalId: r.championId,
+      challengerLocalId: r.challengerId,
+      status: r.status,
+      cause: r.cause,
+      alertId: gid('Alert', r.alertId),
+      trainDatasetId: gid('DatasetSnapshot', r.trainDatasetId),
+      holdoutDatasetId: gid('DatasetSnapshot', r.holdoutDatasetId),
+      runId: gid('Run', r.runId),
+      steps: r.steps.map((s) =>
+        Object.assign(new RetrainingStepType(), { ...s, at: new Date(s.at) }),
+      ),
+      createdAt: r.createdAt,
+    });
+  }
 }

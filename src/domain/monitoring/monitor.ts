@@ -1,4 +1,6 @@
+import { type SpineRow } from '../features/dataset';
 import { type Page, type PageRequest } from '../shared/pagination';
+import { type SnapshotProfile } from './retraining';
 import { type DriftSettings, type FeatureDrift } from './drift';
 import { type PerformanceMetrics, type PerformanceSettings } from './performance';
 
@@ -137,6 +139,8 @@ export interface TrafficReader {
     from: Date,
     to: Date,
   ): Promise<{ predictions: number; scores: number[]; labels: number[] }>;
+  /** Labelled predictions with an entity in [from, to), as a spine (entity, time, label). */
+  labelledSpine(deploymentId: string, from: Date, to: Date): Promise<SpineRow[]>;
   /** The versions with predictions (not shadow copies) in [from, to). */
   versionsSeen(deploymentId: string, from: Date, to: Date): Promise<string[]>;
 }
@@ -144,4 +148,6 @@ export interface TrafficReader {
 /** Port: a training snapshot's feature columns (the reference distribution). */
 export interface ReferenceReader {
   columns(datasetId: string, names: readonly string[]): Promise<Map<string, Float64Array>>;
+  /** Rows, positive labels and missing shares, to validate before training on it. */
+  profile(datasetId: string): Promise<SnapshotProfile>;
 }

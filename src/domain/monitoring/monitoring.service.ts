@@ -54,8 +54,7 @@ const MAX_WINDOW_ROWS = 200_000;
 export class MonitoringService {
   /** Sorted reference columns per snapshot (immutable, so kept while used). */
   private readonly references = new Map<string, Map<string, SortedSample>>();
-  private readonly listeners: ((e: AlertEvent, report: MonitorReport | null) => Promise<void>)[] =
-    [];
+  private readonly listeners: ((e: AlertEvent) => Promise<void>)[] = [];
 
   constructor(
     private readonly repo: MonitorRepository,
@@ -93,8 +92,8 @@ export class MonitoringService {
     return this.repo.create({ deploymentId: d.id, kind: input.kind, ...settings });
   }
 
-  /** Subscribed by the retraining policy: every alert opened, with the report behind it. */
-  onAlert(listener: (e: AlertEvent, report: MonitorReport | null) => Promise<void>): void {
+  /** Subscribed by the retraining policy: every alert opened. */
+  onAlert(listener: (e: AlertEvent) => Promise<void>): void {
     this.listeners.push(listener);
   }
 
@@ -151,10 +150,7 @@ export class MonitoringService {
   async acknowledge(actor: Principal, alertId: string): Promise<Alert> {
     const a = await this.repo.acknowledge(alertId, actor.name, this.clock.now());
     if (!a) throw new NotFoundError(MonitoringErrorCode.ALERT_NOT_FOUND, `No alert ${alertId}`);
-    await this.publish(
-      { endpoint: await this.endpointOf(a), status: 'ACKNOWLEDGED', alert: a },
-      null,
-    );
+    await this.publish({ endpoint: await this.endpointOf(a), status: 'ACKNOWLEDGED', alert: a });
     return a;
   }
 
@@ -168,7 +164,7 @@ export class MonitoringService {
       summary,
       openedAt: this.clock.now(),
     });
-    await this.publish({ endpoint: null, status: 'OPENED', alert }, null);
+    await this.publish({ endpoint: null, status: 'OPENED', alert });
     return alert;
   }
 
@@ -266,19 +262,20 @@ export class MonitoringService {
         summary: report.summary,
         openedAt: report.windowEnd,
       });
-      if (opened) await this.publish({ endpoint, status: 'OPENED', alert }, report);
+      if (opened) await this.publish({ endpoint, status: 'OPENED', alert });
     } else {
       const cleared = await this.repo.clear(m.id, v.id, report.windowEnd);
-      if (cleared) await this.publish({ endpoint, status: 'CLEARED', alert: cleared }, report);
+      if (cleared) await this.publish({ endpoint, status: 'CLEARED', alert: cleared });
     }
   }
 
-  private async publish(e: AlertEvent, report: MonitorReport | null): Promise<void> {
+  private async publish(e: AlertEvent): Promise<void> {
+    // Data-validation alerts (a retraining stopped) travel with the performance ones.
     const topic =
-      e.alert.kind === AlertKind.PERFORMANCE ? MonitorTopics.performance : MonitorTopics.drift;
+      e.alert.kind === AlertKind.DATA_DRIFT ? MonitorTopics.drift : MonitorTopics.performance;
     await this.events.publish(topic, e);
     if (e.endpoint) await this.events.publish(`${topic}:${e.endpoint}`, e);
-    if (e.status === 'OPENED') for (const l of this.listeners) await l(e, report);
+    if (e.status === 'OPENED') for (const l of this.listeners) await l(e);
   }
 
   private async endpointOf(a: Alert): Promise<string | null> {

@@ -1,4 +1,5 @@
 import { type DataSource } from 'typeorm';
+import { type SpineRow } from '../../../domain/features/dataset';
 import { type TrafficReader } from '../../../domain/monitoring/monitor';
 
 /**
@@ -49,6 +50,18 @@ export class SqlTrafficReader implements TrafficReader {
       scores: labelled.map((r) => r.score),
       labels: labelled.map((r) => r.label as number),
     };
+  }
+
+  async labelledSpine(deploymentId: string, from: Date, to: Date): Promise<SpineRow[]> {
+    await this.flush();
+    const rows: { entity_key: string; at: Date; label: number }[] = await this.ds.query(
+      `SELECT entity_key, created_at AS at, label FROM prediction_log
+       WHERE deployment_id = $1 AND role <> 'SHADOW' AND label IS NOT NULL AND entity_key IS NOT NULL
+         AND created_at >= $2 AND created_at < $3
+       ORDER BY created_at, id`,
+      [deploymentId, from, to],
+    );
+    return rows.map((r) => ({ entityKey: r.entity_key, ts: r.at.getTime(), label: r.label }));
   }
 
   async versionsSeen(deploymentId: string, from: Date, to: Date): Promise<string[]> {
