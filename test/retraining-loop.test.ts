@@ -116,7 +116,13 @@ const retrainings = async () => (await gql.ok(RetrainingsDocument, { model: 'ris
 it('alert → retrain on validated data → gate → shadow → canary → production, with lineage', async () => {
   await gql.ok(SetRetrainingPolicyDocument, {
     model: 'risk',
-    policy: { cooldownMs: 0, dataWindowMs: 3_600_000, minRows: 100, minAucVsChampion: 0.005 },
+    policy: {
+      cooldownMs: 0,
+      dataWindowMs: 3_600_000,
+      minRows: 100,
+      minAucVsChampion: 0.005,
+      shadowMs: 1_000,
+    },
   });
   const { createMonitor: monitor } = await gql.ok(CreateMonitorDocument, {
     input: {
@@ -142,6 +148,9 @@ it('alert → retrain on validated data → gate → shadow → canary → produ
   // Build, validate, train (the runner process), gate on the held-out part, shadow, canary.
   await until(async () => {
     await gql.ok(AdvanceRetrainingsDocument, {});
+    // Live traffic, which the challenger scores off the request path while it is SHADOW.
+    for (let i = 0; i < 20; i++)
+      await app.services.serving.predict('risk', `user-${seq++}`, [`u${i}`], null);
     const [r] = await retrainings();
     return r.status === 'CANARY' ? r : undefined;
   }, 90_000).catch(async (e: unknown) => {
@@ -169,6 +178,9 @@ it('alert → retrain on validated data → gate → shadow → canary → produ
   expect(done.steps[1].detail).toMatch(/from labelled traffic/);
   expect(done.steps[2].detail).toMatch(/^data valid \(\d+ rows/);
   expect(done.steps[3].detail).toMatch(/passed the gates on the held-out snapshot/);
+  expect(done.steps[4].detail).toMatch(
+    /^shadow: \d+ requests scored by both, mean \|Δ\| 0\.\d+, agreement \d+\.\d%/,
+  );
 
   // The registry's history: the gate into STAGING judged the challenger against the champion.
   const challenger = localIdOf(done.challenger?.id as string, 'ModelVersion');

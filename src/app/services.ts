@@ -143,6 +143,12 @@ export function createServices(deps: {
     snapshots,
     datasets,
     training,
+    shadowFigures: async (deploymentId, versionId, since) => {
+      const found = (await predictionLog.compareShadow(deploymentId, since)).find(
+        (c) => c.shadowVersionId === versionId,
+      );
+      return found ?? { pairs: 0, meanAbsDiff: 0, agreement: 0 };
+    },
     deploymentOfMonitor: async (monitorId) => {
       const m = await monitoring.monitor(monitorId);
       return m ? ((await deployments.findByIds([m.deploymentId]))[0] ?? null) : null;

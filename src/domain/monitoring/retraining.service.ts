@@ -63,6 +63,12 @@ export interface RetrainingDeps {
     submit(input: SubmitRunInput): Promise<TrainingRun>;
     get(id: string): Promise<TrainingRun>;
   };
+  /** How the challenger's shadow scores compared with the answers given since `since`. */
+  shadowFigures(
+    deploymentId: string,
+    versionId: string,
+    since: Date,
+  ): Promise<{ pairs: number; meanAbsDiff: number; agreement: number }>;
   /** The deployment a monitor watches, and that deployment's endpoint. */
   deploymentOfMonitor(monitorId: string): Promise<{ id: string; endpoint: string } | null>;
   clock: Clock;
@@ -295,16 +301,24 @@ export class RetrainingService {
       case RetrainingStatus.SHADOW: {
         const since = r.updatedAt.getTime();
         if (this.d.clock.now().getTime() - since < r.policy.shadowMs) return null;
+        const shadow = await this.d.shadowFigures(
+          r.deploymentId,
+          r.challengerId as string,
+          r.updatedAt,
+        );
+        const compared = shadow.pairs
+          ? `shadow: ${shadow.pairs} requests scored by both, mean |Δ| ${shadow.meanAbsDiff.toFixed(4)}, agreement ${(shadow.agreement * 100).toFixed(1)}%`
+          : 'shadow: no requests scored by both';
         const v = await this.d.registry.transition(
           SYSTEM,
           r.challengerId as string,
           ModelState.CANARY,
-          `retraining ${r.id}: shadow phase over`,
+          `retraining ${r.id}: shadow phase over (${compared})`,
         );
         return this.d.repo.advance(
           r.id,
           RetrainingStatus.CANARY,
-          `@${v.version} is the CANARY; the canary controller steps it up or rolls it back`,
+          `${compared}; @${v.version} is the CANARY, the canary controller steps it up or rolls it back`,
         );
       }
       case RetrainingStatus.CANARY: {
