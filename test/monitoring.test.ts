@@ -10,6 +10,7 @@ import {
   CreateDeploymentDocument,
   CreateMonitorDocument,
   DriftEventsDocument,
+  NodeByIdDocument,
   OpenAlertsDocument,
   PerformanceEventsDocument,
   RunMonitorDocument,
@@ -160,6 +161,11 @@ it('catches the shifted feature (only it), alerts once, acknowledges, clears, an
     ]),
   );
   expect(up.nodes.map((n) => n.id)).toContain(`DatasetSnapshot:${snapshotId}`);
+  // The lineage's report and alert nodes resolve through node(id).
+  const asNode = async (id: string) => (await gql.ok(NodeByIdDocument, { id })).node;
+  expect(await asNode(open[0].id)).toMatchObject({ __typename: 'Alert' });
+  expect(await asNode(open[0].reportId as string)).toMatchObject({ __typename: 'MonitorReport' });
+  expect(await asNode(monitor.id)).toMatchObject({ __typename: 'Monitor' });
 });
 
 it('runs a monitor again only once its step has passed', async () => {

@@ -3,6 +3,8 @@ import { Role, roleSatisfies } from '../domain/auth/role';
 import { ApiKeyType } from '../schema/api-key.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
+import { MonitorKind } from '../domain/monitoring/monitor';
+import { AlertType, MonitorReportType, MonitorType } from '../schema/monitoring.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
 import { ModelType, ModelVersionType } from '../schema/registry.types';
@@ -94,7 +96,32 @@ const FETCHERS: Record<
       return r ? RunnerType.from(r, ctx.services.clock.now()) : null;
     },
   },
+  Monitor: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const m = await ctx.services.monitoring.monitor(id);
+      return m ? MonitorType.from(m) : null;
+    },
+  },
+  DriftReport: { role: Role.VIEWER, fetch: (ctx, id) => report(ctx, id, MonitorKind.DATA_DRIFT) },
+  PerformanceReport: {
+    role: Role.VIEWER,
+    fetch: (ctx, id) => report(ctx, id, MonitorKind.PERFORMANCE),
+  },
+  Alert: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const a = await ctx.services.monitoring.alert(id);
+      return a ? AlertType.from(a) : null;
+    },
+  },
 };
+
+/** A monitor report by its lineage kind (DriftReport or PerformanceReport). */
+async function report(ctx: GraphQLContext, id: string, kind: MonitorKind): Promise<Node | null> {
+  const r = await ctx.services.monitoring.report(id);
+  return r && r.kind === kind ? MonitorReportType.from(r) : null;
+}
 
 const MAX_NODES = 100;
 

@@ -109,6 +109,14 @@ export class MonitoringService {
     return this.repo.reports(monitorId, page);
   }
 
+  report(id: string): Promise<MonitorReport | null> {
+    return this.repo.report(id);
+  }
+
+  alert(id: string): Promise<Alert | null> {
+    return this.repo.alert(id);
+  }
+
   alerts(
     filter: { openOnly: boolean; versionId?: string },
     page: PageRequest,
