@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import { ModelVersionType } from '../schema/registry.types';
 import { type ApiKey } from '../domain/auth/api-key';
 import { type Runner } from '../domain/runners/runner';
 import { type DatasetSnapshot } from '../domain/features/dataset';
@@ -110,4 +111,14 @@ async function byId<T extends { id: string }>(
 ): Promise<(T | null)[]> {
   const map = new Map((await rows).map((r) => [r.id, r]));
   return ids.map((id) => map.get(id) ?? null);
+}
+
+/** The ModelVersion a field points at by local id (null id or unknown version: null). */
+export async function versionField(
+  loaders: Loaders,
+  localId: string | null | undefined,
+): Promise<ModelVersionType | null> {
+  if (!localId) return null;
+  const v = await loaders.modelVersion.load(localId);
+  return v ? ModelVersionType.from(v) : null;
 }

@@ -35,6 +35,7 @@ import { localIdOf } from '../schema/node.types';
 import { ModelVersionType } from '../schema/registry.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import { versionField } from './loaders';
 
 @Resolver(() => MonitorType)
 export class MonitorResolver {
@@ -209,8 +210,7 @@ export class RetrainingResolver {
     @Root() r: RetrainingType,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    const v = await ctx.loaders.modelVersion.load(r.championLocalId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, r.championLocalId);
   }
 
   @FieldResolver(() => ModelVersionType, { nullable: true, description: 'The version it trained.' })
@@ -218,9 +218,7 @@ export class RetrainingResolver {
     @Root() r: RetrainingType,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    if (!r.challengerLocalId) return null;
-    const v = await ctx.loaders.modelVersion.load(r.challengerLocalId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, r.challengerLocalId);
   }
 }
 
@@ -231,8 +229,7 @@ export class MonitorReportResolver {
     @Root() r: MonitorReportType,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    const v = await ctx.loaders.modelVersion.load(r.versionLocalId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, r.versionLocalId);
   }
 }
 
@@ -243,8 +240,7 @@ export class AlertResolver {
     @Root() a: AlertType,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    const v = await ctx.loaders.modelVersion.load(a.versionLocalId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, a.versionLocalId);
   }
 }
 

@@ -7,7 +7,7 @@ import { MonitorKind } from '../domain/monitoring/monitor';
 import { AlertType, MonitorReportType, MonitorType } from '../schema/monitoring.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
-import { ModelType, ModelVersionType } from '../schema/registry.types';
+import { ModelType } from '../schema/registry.types';
 import {
   DatasetSnapshotType,
   FeatureEntityType,
@@ -17,6 +17,7 @@ import {
 } from '../schema/feature.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import { versionField } from './loaders';
 
 /**
  * How to fetch each node type by its local id, and the least role that may see it.
@@ -77,10 +78,7 @@ const FETCHERS: Record<
   },
   ModelVersion: {
     role: Role.VIEWER,
-    fetch: async (ctx, id) => {
-      const v = await ctx.loaders.modelVersion.load(id);
-      return v ? ModelVersionType.from(v) : null;
-    },
+    fetch: (ctx, id) => versionField(ctx.loaders, id),
   },
   Run: {
     role: Role.VIEWER,

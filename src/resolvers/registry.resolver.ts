@@ -36,6 +36,7 @@ import { RunType } from '../schema/training.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import { versionField } from './loaders';
 import { fetchNode } from './node.resolver';
 
 @Resolver(() => ModelVersionType)
@@ -60,8 +61,7 @@ export class ModelVersionResolver {
     @Arg('id', () => ID) id: string,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    const v = await ctx.loaders.modelVersion.load(localIdOf(id, 'ModelVersion'));
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, localIdOf(id, 'ModelVersion'));
   }
 
   @Mutation(() => ModelVersionType, {
@@ -246,9 +246,7 @@ export class ModelResolver {
     @Root() m: ModelType,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
-    if (!m.productionVersionLocalId) return null;
-    const v = await ctx.loaders.modelVersion.load(m.productionVersionLocalId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, m.productionVersionLocalId);
   }
 }
 
@@ -271,8 +269,6 @@ export class RunModelResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<ModelVersionType | null> {
     const run = await ctx.loaders.run.load(r.localId);
-    if (!run?.modelVersionId) return null;
-    const v = await ctx.loaders.modelVersion.load(run.modelVersionId);
-    return v ? ModelVersionType.from(v) : null;
+    return versionField(ctx.loaders, run?.modelVersionId);
   }
 }
