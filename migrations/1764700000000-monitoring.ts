@@ -59,16 +59,28 @@ export class Monitoring1764700000000 implements MigrationInterface {
     await q.query(`CREATE UNIQUE INDEX monitor_alert_open_idx ON monitor_alert (monitor_id, model_version_id)
       WHERE cleared_at IS NULL AND monitor_id IS NOT NULL`);
     await q.query(`CREATE INDEX monitor_alert_created_idx ON monitor_alert (created_at, id)`);
+    // Names the lineage triggers below share: a version's label, a report's node kind and label.
+    await q.query(`
+      CREATE FUNCTION lineage_version_label(v uuid) RETURNS text LANGUAGE sql STABLE AS $$
+        SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = v
+      $$`);
+    await q.query(`
+      CREATE FUNCTION lineage_report_kind(kind text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE kind WHEN 'DATA_DRIFT' THEN 'DriftReport' ELSE 'PerformanceReport' END
+      $$`);
+    await q.query(`
+      CREATE FUNCTION lineage_report_label(kind text, window_end timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+        SELECT kind || ' ' || to_char(window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+      $$`);
     await q.query(`
       CREATE FUNCTION lineage_monitor_report() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE
-        node text := (CASE NEW.kind WHEN 'DATA_DRIFT' THEN 'DriftReport:' ELSE 'PerformanceReport:' END) || NEW.id;
-        node_kind text := CASE NEW.kind WHEN 'DATA_DRIFT' THEN 'DriftReport' ELSE 'PerformanceReport' END;
-        label text := NEW.kind || ' ' || to_char(NEW.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+        node_kind text := lineage_report_kind(NEW.kind);
+        node text := node_kind || ':' || NEW.id;
+        label text := lineage_report_label(NEW.kind, NEW.window_end);
       BEGIN
         PERFORM lineage_link('ModelVersion:' || NEW.model_version_id, 'ModelVersion',
-          (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.model_version_id),
-          node, node_kind, label, 'judged');
+          lineage_version_label(NEW.model_version_id), node, node_kind, label, 'judged');
         PERFORM lineage_link('Deployment:' || mo.deployment_id, 'Deployment', d.endpoint, node, node_kind, label, 'traffic')
           FROM monitor mo JOIN deployment d ON d.id = mo.deployment_id WHERE mo.id = NEW.monitor_id;
         IF NEW.reference_dataset_id IS NOT NULL THEN
@@ -83,16 +95,12 @@ export class Monitoring1764700000000 implements MigrationInterface {
       CREATE FUNCTION lineage_monitor_alert() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.report_id IS NOT NULL THEN
-          PERFORM lineage_link(
-            (CASE r.kind WHEN 'DATA_DRIFT' THEN 'DriftReport:' ELSE 'PerformanceReport:' END) || r.id,
-            CASE r.kind WHEN 'DATA_DRIFT' THEN 'DriftReport' ELSE 'PerformanceReport' END,
-            r.kind || ' ' || to_char(r.window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-            'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised')
+          PERFORM lineage_link(lineage_report_kind(r.kind) || ':' || r.id, lineage_report_kind(r.kind),
+            lineage_report_label(r.kind, r.window_end), 'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised')
           FROM monitor_report r WHERE r.id = NEW.report_id;
         ELSE
           PERFORM lineage_link('ModelVersion:' || NEW.model_version_id, 'ModelVersion',
-            (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.model_version_id),
-            'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised');
+            lineage_version_label(NEW.model_version_id), 'Alert:' || NEW.id, 'Alert', NEW.kind, 'raised');
         END IF;
         RETURN NEW;
       END $$`);
@@ -136,8 +144,7 @@ export class Monitoring1764700000000 implements MigrationInterface {
             node, 'Retraining', label, 'triggered');
         ELSE
           PERFORM lineage_link('ModelVersion:' || NEW.champion_id, 'ModelVersion',
-            (SELECT m.name || '@' || mv.version FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = NEW.champion_id),
-            node, 'Retraining', label, 'retrained');
+            lineage_version_label(NEW.champion_id), node, 'Retraining', label, 'retrained');
         END IF;
         IF NEW.train_dataset_id IS NOT NULL THEN
           PERFORM lineage_link(node, 'Retraining', label, 'DatasetSnapshot:' || NEW.train_dataset_id, 'DatasetSnapshot',
@@ -163,6 +170,9 @@ export class Monitoring1764700000000 implements MigrationInterface {
     await q.query(`DROP TRIGGER lineage ON monitor_report`);
     await q.query(`DROP FUNCTION lineage_monitor_alert()`);
     await q.query(`DROP FUNCTION lineage_monitor_report()`);
+    await q.query(`DROP FUNCTION lineage_report_label(text, timestamptz)`);
+    await q.query(`DROP FUNCTION lineage_report_kind(text)`);
+    await q.query(`DROP FUNCTION lineage_version_label(uuid)`);
     for (const t of ['monitor_alert', 'monitor_report', 'monitor'])
       await q.query(`DROP TABLE ${t}`);
   }
