@@ -204,9 +204,7 @@ it('alert → retrain on validated data → gate → shadow → canary → produ
 
 it('a retraining whose data fails validation stops and raises a DATA_VALIDATION alert', async () => {
   await gql.ok(SetRetrainingPolicyDocument, { model: 'risk', policy: { minRows: 100_000 } });
-  const [monitor] = await app.services.monitoring.monitorsOf(
-    (await app.services.serving.status('risk')).deployment.id,
-  );
+  const [monitor] = await app.services.monitoring.monitorsOf('risk');
   // The world turns back: the new champion is now wrong.
   await labelledTraffic((x) => (x > 0 ? 1 : 0));
   await gql.ok(RunMonitorDocument, { id: toGlobalId('Monitor', monitor.id) });

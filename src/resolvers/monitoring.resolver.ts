@@ -79,8 +79,7 @@ export class MonitorResolver {
     @Arg('endpoint') endpoint: string,
     @Ctx() ctx: GraphQLContext,
   ): Promise<MonitorType[]> {
-    const d = (await ctx.services.serving.status(endpoint)).deployment;
-    return (await ctx.services.monitoring.monitorsOf(d.id)).map(MonitorType.from);
+    return (await ctx.services.monitoring.monitorsOf(endpoint)).map(MonitorType.from);
   }
 
   @Query(() => MonitorReportConnection, { description: 'A monitor’s reports, oldest first.' })

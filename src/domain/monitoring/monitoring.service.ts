@@ -77,12 +77,7 @@ export class MonitoringService {
       performance?: Partial<PerformanceSettings> | null;
     },
   ): Promise<Monitor> {
-    const d = await this.deployments.findByEndpoint(input.endpoint);
-    if (!d)
-      throw new NotFoundError(
-        MonitoringErrorCode.MONITOR_NOT_FOUND,
-        `No endpoint ${input.endpoint}`,
-      );
+    const d = await this.deploymentOf(input.endpoint);
     const settings = this.settings(input);
     const existing = (await this.repo.ofDeployment(d.id)).find((m) => m.kind === input.kind);
     if (existing) {
@@ -101,8 +96,15 @@ export class MonitoringService {
     return this.repo.find(id);
   }
 
-  monitorsOf(deploymentId: string): Promise<Monitor[]> {
-    return this.repo.ofDeployment(deploymentId);
+  async monitorsOf(endpoint: string): Promise<Monitor[]> {
+    return this.repo.ofDeployment((await this.deploymentOf(endpoint)).id);
+  }
+
+  private async deploymentOf(endpoint: string): Promise<{ id: string }> {
+    const d = await this.deployments.findByEndpoint(endpoint);
+    if (!d)
+      throw new NotFoundError(MonitoringErrorCode.MONITOR_NOT_FOUND, `No endpoint ${endpoint}`);
+    return d;
   }
 
   reports(monitorId: string, page: PageRequest): Promise<Page<MonitorReport>> {

@@ -122,7 +122,6 @@ export interface ModelRunner {
 
 export interface RunnerPressure {
   replicas: number;
-  starting: number;
   /** Mean rows each arriving request found waiting for a replica. */
   queueDepth: number;
 }

@@ -166,22 +166,17 @@ export class PredictionService {
     ready: boolean;
   }> {
     const r = await this.route(endpoint, true);
-    const versions = (
-      [
-        [ServingRole.PRODUCTION, r.production],
-        [ServingRole.CANARY, r.canary],
-        [ServingRole.SHADOW, r.shadow],
-      ] as const
-    )
-      .filter(([, v]) => v !== null)
-      .map(([role, v]) => ({
-        role,
-        version: v as ModelVersion,
-        ready: this.runner.isReady((v as ModelVersion).id),
-        replicas: this.runner.isReady((v as ModelVersion).id)
-          ? this.scaling(r.deployment, (v as ModelVersion).id).replicas
-          : 0,
-      }));
+    const roles: [ServingRole, ModelVersion | null][] = [
+      [ServingRole.PRODUCTION, r.production],
+      [ServingRole.CANARY, r.canary],
+      [ServingRole.SHADOW, r.shadow],
+    ];
+    const versions = roles.flatMap(([role, version]) => {
+      if (!version) return [];
+      const ready = this.runner.isReady(version.id);
+      const replicas = ready ? this.scaling(r.deployment, version.id).replicas : 0;
+      return [{ role, version, ready, replicas }];
+    });
     const answering = versions.filter((v) => v.role !== ServingRole.SHADOW);
     return {
       deployment: r.deployment,

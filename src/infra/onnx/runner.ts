@@ -96,7 +96,6 @@ export class OnnxModelRunner implements ModelRunner {
     }
     return {
       replicas: loaded.replicas.length,
-      starting: loaded.starting,
       queueDepth: arrivals ? depth / arrivals : 0,
     };
   }
