@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type App, startApp } from '../src/app/app';
+import { type Clock } from '../src/domain/shared/clock';
 import { loadConfig } from '../src/infra/config/config';
 import { createLogger } from '../src/infra/observability/logger';
 
@@ -15,11 +16,13 @@ export interface DemoApp {
 
 /**
  * A fresh Aether for one demo: its own data directory under .data (wiped first), the
- * embedded default unless DATABASE_URL / REDIS_URL are set, a free port, quiet logs.
+ * embedded default unless DATABASE_URL / REDIS_URL are set, a free port, quiet logs; a clock of
+ * the demo's own when it replays time.
  */
 export async function startDemoApp(
   name: string,
   env: Record<string, string> = {},
+  overrides: { clock?: Clock } = {},
 ): Promise<DemoApp> {
   const dataDir = path.resolve(process.env.DATA_DIR ?? `.data/${name}`);
   fs.rmSync(dataDir, { recursive: true, force: true });
@@ -32,7 +35,7 @@ export async function startDemoApp(
       LOG_LEVEL: 'warn',
       ...env,
     }),
-    { logger: createLogger('warn') },
+    { logger: createLogger('warn'), clock: overrides.clock },
   );
   const token = app.bootstrapAdminToken as string;
   const gql = async <T>(query: string, variables: Record<string, unknown> = {}): Promise<T> => {

@@ -1,7 +1,11 @@
 import { type Services } from '../src/app/services';
 import { type DatasetSnapshot } from '../src/domain/features/dataset';
-import { AggregationFn, FeatureType } from '../src/domain/features/feature-definition';
-import { readFlights } from '../src/infra/datasets/flights';
+import {
+  AggregationFn,
+  type FeatureViewVersion,
+  FeatureType,
+} from '../src/domain/features/feature-definition';
+import { type Flight, readFlights } from '../src/infra/datasets/flights';
 
 /**
  * A delay-prediction training set from real flights (vega-datasets' flights-3m.parquet),
@@ -36,6 +40,27 @@ export async function buildFlightsSets(
 ): Promise<{ train: DatasetSnapshot; heldOut: DatasetSnapshot | null }> {
   const log = o.log ?? (() => undefined);
   const flights = await readFlights(0, o.flights);
+  const version = await createDelayView(s);
+  await ingestDelays(s, version, flights);
+  log(`ingested ${flights.length} flights into ${DELAY_VIEW}@${version.version}`);
+  const build = async (name: string, slice: typeof flights) => {
+    const { done } = await s.datasets.build({
+      name,
+      featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
+      spine: delaySpine(slice),
+    });
+    const snapshot = await done;
+    log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
+    return snapshot;
+  };
+  const end = flights.length - o.heldOut;
+  const train = await build(o.name, flights.slice(end - o.spine, end));
+  const heldOut = o.heldOut > 0 ? await build(`${o.name}-heldout`, flights.slice(end)) : null;
+  return { train, heldOut };
+}
+
+/** The `airport` entity and the delay view: last delay, and mean, max and count over 1, 6 and 24 h. */
+export async function createDelayView(s: Services): Promise<FeatureViewVersion> {
   await s.featureRegistry.createEntity({ name: 'airport', joinKeys: ['origin'] });
   const windows = [1, 6, 24];
   const agg = (name: string, fn: AggregationFn, hours: number) => ({
@@ -66,6 +91,15 @@ export async function buildFlightsSets(
       ...windows.map((h) => agg(`departures_${h}h`, AggregationFn.COUNT, h)),
     ],
   });
+  return version;
+}
+
+/** Each departure's delay, known from the moment it leaves, in departure order. */
+export async function ingestDelays(
+  s: Services,
+  version: FeatureViewVersion,
+  flights: readonly Flight[],
+): Promise<void> {
   const byDeparture = [...flights].sort((a, b) => a.departed - b.departed);
   for (let i = 0; i < byDeparture.length; i += 5_000) {
     await s.ingestion.ingest(
@@ -80,25 +114,17 @@ export async function buildFlightsSets(
       'flights',
     );
   }
-  log(`ingested ${flights.length} flights into ${DELAY_VIEW}@${version.version}`);
-  const rows = (slice: typeof flights) =>
-    slice.map((f) => ({
-      entityKey: f.origin,
-      ts: f.scheduled - 3_600_000,
-      label: f.delayMinutes > 15 ? 1 : 0,
-    }));
-  const build = async (name: string, slice: typeof flights) => {
-    const { done } = await s.datasets.build({
-      name,
-      featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
-      spine: rows(slice),
-    });
-    const snapshot = await done;
-    log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
-    return snapshot;
-  };
-  const end = flights.length - o.heldOut;
-  const train = await build(o.name, flights.slice(end - o.spine, end));
-  const heldOut = o.heldOut > 0 ? await build(`${o.name}-heldout`, flights.slice(end)) : null;
-  return { train, heldOut };
 }
+
+/**
+ * Spine rows: each flight at the time it is scored (by default an hour before its scheduled
+ * departure), 1 when it left more than 15 minutes late.
+ */
+export function delaySpine(
+  flights: readonly Flight[],
+  scoredAt: (f: Flight) => number = (f) => f.scheduled - 3_600_000,
+): { entityKey: string; ts: number; label: number }[] {
+  return flights.map((f) => ({ entityKey: f.origin, ts: scoredAt(f), label: isLate(f) ? 1 : 0 }));
+}
+
+export const isLate = (f: Flight): boolean => f.delayMinutes > 15;

@@ -19,13 +19,13 @@ import {
 import { type ResolvedRef } from '../src/domain/features/feature-registry.service';
 import { FeatureStreamsDocument, OnlineFeaturesDocument } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 import type Redis from 'ioredis';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const MIN = 60_000;
-const clock = new TestClock(T0);
+const clock = new ManualClock(T0);
 let app: TestApp;
 let redis: Redis;
 

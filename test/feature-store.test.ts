@@ -15,12 +15,12 @@ import {
 } from './generated/graphql';
 import { readSnapshot } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const H = 3_600_000;
-const clock = new TestClock(T0);
+const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
 

@@ -6,7 +6,7 @@ import { type IngestRecord } from '../src/domain/features/validation';
 import { PostgresOfflineStore } from '../src/infra/db/features/offline-store';
 import { RedisOnlineStore } from '../src/infra/redis/online-store';
 import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -18,7 +18,7 @@ const T0 = Date.parse('2026-05-01T00:00:00Z');
 const MIN = 60_000;
 let app: TestApp;
 let redis: Redis;
-const clock = new TestClock(T0 + 60 * MIN);
+const clock = new ManualClock(T0 + 60 * MIN);
 
 /** A store whose `method` fails the first time, after the real call has run to completion. */
 function failingOnce<T extends object>(store: T, method: keyof T): T {

@@ -17,7 +17,7 @@ import {
 } from './generated/graphql';
 import { buildFloatDataset } from './support/datasets';
 import { collect, GraphQLTestClient } from './support/graphql-client';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 import { registerKnownModel } from './support/trained-model';
 
@@ -30,13 +30,16 @@ import { registerKnownModel } from './support/trained-model';
  * version's own evaluation.
  */
 const HOUR = 3_600_000;
-const clock = new TestClock(Date.now());
+const clock = new ManualClock(Date.now());
 const F = ['acct@1:a', 'acct@1:b'];
 let app: TestApp;
 let gql: GraphQLTestClient;
 let v1: ModelVersion;
 let snapshotId: string;
+let deployedAt: number;
 const rng = new Rng(7);
+/** The accounts of the training snapshot: key, when their values became known, feature a. */
+const accounts: { key: string; at: number; a: number }[] = [];
 const admin = { keyId: 'test', name: 'test', role: 'ADMIN' as never };
 
 beforeAll(async () => {
@@ -52,6 +55,7 @@ beforeAll(async () => {
     features: ['a', 'b'],
     rows: Array.from({ length: 600 }, (_, i) => {
       const a = rng.normal();
+      accounts.push({ key: `u${i}`, at, a });
       return {
         entityKey: `u${i}`,
         at,
@@ -77,6 +81,7 @@ beforeAll(async () => {
   ])
     await s.registry.transition(admin, v1.id, to, 'test');
   await gql.ok(CreateDeploymentDocument, { input: { endpoint: 'risk', model: 'risk' } });
+  deployedAt = clock.ms;
 }, 60_000);
 
 afterAll(() => app.stop());
@@ -203,6 +208,29 @@ it('waits for enough labels, then alerts when AUC falls below the version’s ow
 
   for (const p of served.slice(100))
     await app.services.serving.recordFeedback({ predictionId: p.id }, label(p.a));
+  // Meanwhile the registry judges a challenger against v1 on the challenger's own held-out
+  // snapshot, where v1 does badly: that evaluation must not become v1's baseline.
+  const s = app.services;
+  const { done } = await s.datasets.build({
+    name: 'acct-turned',
+    featureRefs: ['acct@1:*'],
+    spine: accounts.map((x) => ({ entityKey: x.key, ts: x.at + 1_000, label: label(x.a) })),
+  });
+  const turned = await done;
+  const v2 = await registerKnownModel(s, {
+    model: 'risk',
+    datasetId: turned.id,
+    features: F,
+    weights: [-1, 0],
+    bias: 0,
+  });
+  await s.registry.validate(admin, v2.id, turned.id);
+  await s.registry.setGates('risk', [
+    { kind: 'AUC_VS_PRODUCTION', into: ModelState.STAGING, threshold: -0.005 },
+  ]);
+  await s.registry.transition(admin, v2.id, ModelState.STAGING, 'challenger');
+  const v1Evaluations = (await s.registry.evaluationsOf([v1.id])).get(v1.id) ?? [];
+  expect(v1Evaluations.map((e) => e.datasetId).sort()).toEqual([snapshotId, turned.id].sort());
   clock.ms += 1_000;
   const [judged] = (await gql.ok(RunMonitorDocument, { id: monitor.id })).runMonitor;
   expect(judged).toMatchObject({ alerting: true, labels: 300 });
@@ -218,6 +246,11 @@ it('waits for enough labels, then alerts when AUC falls below the version’s ow
   });
   events.dispose();
   await ws.dispose();
+});
+
+it('dates the endpoint by the platform clock, which its canary and monitor timers read', async () => {
+  const { deployment } = await app.services.serving.status('risk');
+  expect(deployment.createdAt.getTime()).toBe(deployedAt);
 });
 
 it('refuses a monitor it could not run, with a code', async () => {

@@ -16,7 +16,7 @@ import {
 import { type IngestRecord } from '../src/domain/features/validation';
 import { CompactFeatureViewDocument, OfflineHistoryDocument } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -26,7 +26,7 @@ import { startTestApp, type TestApp } from './support/test-app';
  */
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 const MIN = 60_000;
-const clock = new TestClock(T0);
+const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
 

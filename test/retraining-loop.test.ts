@@ -208,6 +208,9 @@ it('a retraining whose data fails validation stops and raises a DATA_VALIDATION 
   // The world turns back: the new champion is now wrong.
   await labelledTraffic((x) => (x > 0 ? 1 : 0));
   await gql.ok(RunMonitorDocument, { id: toGlobalId('Monitor', monitor.id) });
+  // The alert started a retraining; a cool-down now keeps the still-open alert from starting
+  // another as soon as this one stops.
+  await gql.ok(SetRetrainingPolicyDocument, { model: 'risk', policy: { cooldownMs: 600_000 } });
   const stopped = await until(async () => {
     await gql.ok(AdvanceRetrainingsDocument, {});
     const all = await retrainings();
@@ -223,3 +226,18 @@ it('a retraining whose data fails validation stops and raises a DATA_VALIDATION 
     open.some((x) => x.kind === 'DATA_VALIDATION' && /fewer than 100000/.test(x.summary)),
   ).toBe(true);
 }, 120_000);
+
+it('an alert still open once the cool-down is over starts another retraining', async () => {
+  const [, stopped] = await retrainings();
+  // A cool-down that ends two seconds from now.
+  const cooldownMs = Date.now() - Date.parse(stopped.createdAt) + 2_000;
+  await gql.ok(SetRetrainingPolicyDocument, { model: 'risk', policy: { cooldownMs } });
+  await gql.ok(AdvanceRetrainingsDocument, {});
+  expect(await retrainings()).toHaveLength(2); // still cooling down
+  await new Promise((r) => setTimeout(r, 2_100));
+  await gql.ok(AdvanceRetrainingsDocument, {});
+  const all = await retrainings();
+  expect(all).toHaveLength(3);
+  expect(all[2].alertId).toBe(stopped.alertId); // the same alert, answered again
+  expect(all[2].cause).toMatch(/^PERFORMANCE alert: risk@2/);
+}, 60_000);

@@ -19,7 +19,7 @@ import {
 } from './generated/graphql';
 import { collect, GraphQLTestClient } from './support/graphql-client';
 import { until } from './support/runner-process';
-import { TestClock } from './support/test-clock';
+import { ManualClock } from '../src/domain/shared/clock';
 import { RedisRunQueue } from '../src/infra/redis/run-queue';
 import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
 import type Redis from 'ioredis';
@@ -31,7 +31,7 @@ import { startTestApp, type TestApp } from './support/test-app';
  * dead runner's run back to its own place, retries with the log tail, cancellation.
  */
 const T0 = Date.parse('2026-08-01T00:00:00Z');
-const clock = new TestClock(T0);
+const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
 let runnerGql: GraphQLTestClient;

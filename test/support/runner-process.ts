@@ -13,14 +13,13 @@ export function startRunner(
   key: string,
   env: Record<string, string>,
 ): RunnerProcess {
-  const child = spawn(
-    process.execPath,
-    [path.resolve(__dirname, '../../dist/gpu-runner/main.js')],
-    {
-      env: { PATH: process.env.PATH ?? '', AETHER_API_URL: apiUrl, AETHER_RUNNER_KEY: key, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  // From test/support under jest, or dist/test/support when a built demo uses it.
+  const up = path.resolve(__dirname, '../..');
+  const dist = path.basename(up) === 'dist' ? up : path.join(up, 'dist');
+  const child = spawn(process.execPath, [path.join(dist, 'gpu-runner', 'main.js')], {
+    env: { PATH: process.env.PATH ?? '', AETHER_API_URL: apiUrl, AETHER_RUNNER_KEY: key, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   child.stderr?.on('data', (b: Buffer) => (log += b.toString()));
   child.stdout?.on('data', (b: Buffer) => (log += b.toString()));

@@ -294,11 +294,15 @@ export class MonitoringService {
     return m ? ((await this.deployments.findByIds([m.deploymentId]))[0]?.endpoint ?? null) : null;
   }
 
-  /** The version's own evaluation on its training snapshot's held-out data, if recorded. */
+  /**
+   * The version's own evaluation from validation, if recorded: its first. Later ones are the
+   * registry judging a challenger against it on the challenger's held-out data; a baseline
+   * that moved with them would quietly lower the bar the monitor holds the version to.
+   */
   private async referenceMetrics(v: ModelVersion): Promise<Record<string, number> | null> {
     const evaluations = (await this.registry.evaluationsOf([v.id])).get(v.id) ?? [];
-    const latest = evaluations.sort((a, b) => b.at.getTime() - a.at.getTime())[0];
-    if (latest) return { ...latest.metrics };
+    const first = evaluations.sort((a, b) => a.at.getTime() - b.at.getTime())[0];
+    if (first) return { ...first.metrics };
     return typeof v.metrics.auc === 'number' ? { auc: v.metrics.auc } : null;
   }
 

@@ -4,10 +4,12 @@ import { type DatasetSnapshot, DatasetStatus, type SpineRow } from '../features/
 import { type Gate, ModelState, type ModelVersion } from '../registry/model';
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type Clock } from '../shared/clock';
+import { type Cursor, MAX_PAGE_SIZE } from '../shared/pagination';
 import { DomainError, InvalidInputError } from '../shared/domain-error';
 import { RunStatus, TrainerKind, type TrainingRun } from '../training/training-run';
 import { type SubmitRunInput } from '../training/training.service';
 import {
+  type Alert,
   type AlertEvent,
   AlertKind,
   MonitoringErrorCode,
@@ -132,24 +134,26 @@ export class RetrainingService {
   }
 
   /** Called with every alert opened: starts a retraining when the model's policy says so. */
-  async onAlert(e: AlertEvent): Promise<Retraining | null> {
-    const a = e.alert;
-    if (!a.monitorId || a.kind === AlertKind.DATA_VALIDATION) return null;
-    const [champion] = await this.d.registry.versionsByIds([a.versionId]);
-    if (!champion) return null;
-    const policy = await this.d.repo.policy(champion.modelId);
-    if (!policy || !policy.triggers.includes(a.kind)) return null;
-    const deployment = await this.d.deploymentOfMonitor(a.monitorId);
-    if (!deployment) return null;
-    const last = await this.d.repo.latestOf(champion.modelId);
-    const now = this.d.clock.now().getTime();
-    if (last && !FINISHED.has(last.status)) return null; // one at a time
-    if (last && now - last.createdAt.getTime() < policy.cooldownMs) return null;
-    return this.start(champion, deployment.id, a.id, `${a.kind} alert: ${a.summary}`, policy);
+  onAlert(e: AlertEvent): Promise<Retraining | null> {
+    return this.consider(e.alert);
   }
 
-  /** Moves every open retraining on as far as it can go now. */
+  /**
+   * Moves every open retraining on as far as it can go now. First, alerts still open (not
+   * acknowledged) that came during a cool-down or another retraining start one once they
+   * may: a degraded model whose alert stays open is not left alone for good.
+   */
   async advance(): Promise<Retraining[]> {
+    for (let after: Cursor | undefined; ;) {
+      const page = await this.d.monitoring.alerts(
+        { openOnly: true },
+        { limit: MAX_PAGE_SIZE, after, backward: false },
+      );
+      for (const a of page.items) if (!a.acknowledgedAt) await this.consider(a);
+      const last = page.items.at(-1);
+      if (!page.hasNextPage || !last) break;
+      after = { createdAt: last.createdAt, id: last.id };
+    }
     const out: Retraining[] = [];
     for (const r of await this.d.repo.active()) {
       let current = r;
@@ -167,6 +171,27 @@ export class RetrainingService {
       out.push(current);
     }
     return out;
+  }
+
+  /**
+   * Starts a retraining for an alert on the production version when the policy's triggers
+   * name its kind, none is running, and the last one began at least a cool-down ago (an alert
+   * still open after a rejected retraining is answered again then, with more data).
+   */
+  private async consider(a: Alert): Promise<Retraining | null> {
+    if (!a.monitorId || a.kind === AlertKind.DATA_VALIDATION) return null;
+    const [champion] = await this.d.registry.versionsByIds([a.versionId]);
+    // Only the version in production is retrained (a canary's troubles are the controller's).
+    if (champion?.state !== ModelState.PRODUCTION) return null;
+    const policy = await this.d.repo.policy(champion.modelId);
+    if (!policy || !policy.triggers.includes(a.kind)) return null;
+    const deployment = await this.d.deploymentOfMonitor(a.monitorId);
+    if (!deployment) return null;
+    const last = await this.d.repo.latestOf(champion.modelId);
+    const now = this.d.clock.now().getTime();
+    if (last && !FINISHED.has(last.status)) return null; // one at a time
+    if (last && now - last.createdAt.getTime() < policy.cooldownMs) return null;
+    return this.start(champion, deployment.id, a.id, `${a.kind} alert: ${a.summary}`, policy);
   }
 
   private async start(

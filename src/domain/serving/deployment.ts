@@ -84,9 +84,7 @@ export interface ShadowComparison {
 }
 
 export interface DeploymentRepository {
-  create(
-    d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
-  ): Promise<Deployment>;
+  create(d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms'>): Promise<Deployment>;
   setArms(id: string, arms: Deployment['abArms']): Promise<void>;
   setAutoscalePolicy(id: string, policy: AutoscalePolicy): Promise<void>;
   all(): Promise<Deployment[]>;

@@ -141,6 +141,8 @@ export class PredictionService {
       warmupRequests,
       canaryPolicy,
       autoscalePolicy,
+      // The canary controller's step timer starts here, on the same clock it reads.
+      createdAt: this.clock.now(),
     });
     await this.prepare(d.endpoint);
     return d;

@@ -22,12 +22,10 @@ interface Row {
 export class SqlDeploymentRepository implements DeploymentRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async create(
-    d: Omit<Deployment, 'id' | 'createdAt' | 'canarySteppedAt' | 'abArms'>,
-  ): Promise<Deployment> {
+  async create(d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms'>): Promise<Deployment> {
     const rows: Row[] = await this.ds.query(
-      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy, autoscale_policy)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+      `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy, autoscale_policy, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
       [
         d.endpoint,
         d.modelId,
@@ -37,6 +35,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
         d.warmupRequests,
         JSON.stringify(d.canaryPolicy),
         JSON.stringify(d.autoscalePolicy),
+        d.createdAt,
       ],
     );
     return toDeployment(rows[0]);
