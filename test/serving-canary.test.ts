@@ -82,12 +82,13 @@ afterAll(() => app.stop());
 async function traffic(
   n: number,
   row: Record<string, number>,
+  endpoint = 'score',
 ): Promise<{ versions: number[]; failures: number }> {
   const versions: number[] = [];
   let failures = 0;
   for (let i = 0; i < n; i++) {
     try {
-      const r = await app.services.serving.predict('score', `k${seq++}`, [], [row]);
+      const r = await app.services.serving.predict(endpoint, `k${seq++}`, [], [row]);
       versions.push(r[0].version.version);
     } catch {
       failures++;
@@ -156,3 +157,36 @@ it('steps a healthy canary up to all traffic, then promotes it', async () => {
   const m = await app.services.registry.model('score');
   expect(m.productionVersionId).toBe(good.id);
 });
+
+it('lets a canary that arrives long after the last step dwell a whole step first', async () => {
+  const s = app.services.serving;
+  const stepMs = 4_000;
+  await s.create(admin, {
+    endpoint: 'score-dwell',
+    model: 'score',
+    maxWaitUs: 0,
+    warmupRequests: 3,
+    canaryShare: 0.5,
+    canaryPolicy: {
+      steps: [0.5, 1],
+      stepMs,
+      windowMs: 60_000,
+      maxErrorRateDelta: 0.05,
+      maxP99Ratio: 3,
+      minSamples: 20,
+    },
+  });
+  await new Promise((r) => setTimeout(r, stepMs + 100)); // the endpoint is older than a step
+  const late = await known([0.4, 0.6]);
+  await promote(late, ModelState.CANARY);
+  await s.prepare('score-dwell');
+  await traffic(120, { [F[0]]: 1, [F[1]]: 1 }, 'score-dwell');
+  const review = async () => (await s.reviewCanaries()).find((d) => d.endpoint === 'score-dwell');
+  expect(await review()).toMatchObject({
+    action: 'HOLD',
+    reason: 'healthy; waiting for the next step',
+  });
+  const arrived = (await app.services.registry.versionsByIds([late.id]))[0].stateChangedAt;
+  await new Promise((r) => setTimeout(r, arrived.getTime() + stepMs + 50 - Date.now()));
+  expect(await review()).toMatchObject({ action: 'STEP' });
+}, 30_000);

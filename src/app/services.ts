@@ -109,7 +109,7 @@ export function createServices(deps: {
     deps.trainingLeaseMs,
   );
   const registry = new ModelRegistryService({
-    repo: new SqlModelRegistryRepository(ds),
+    repo: new SqlModelRegistryRepository(ds, deps.clock),
     inspector: new OnnxModelInspector(),
     artifacts: deps.artifacts,
     runs: training,

@@ -409,7 +409,11 @@ export class PredictionService {
       const base = r.production
         ? this.window(d.id, r.production.id).stats(now.getTime(), Math.min(p.windowMs, span))
         : null;
-      const since = now.getTime() - (d.canarySteppedAt ?? d.createdAt).getTime();
+      // Each step waits `stepMs`: from the last step, or from the canary's arrival if later
+      // (a canary that arrives weeks after the last one does not skip its first dwell).
+      const since =
+        now.getTime() -
+        Math.max((d.canarySteppedAt ?? d.createdAt).getTime(), r.canary.stateChangedAt.getTime());
       const decision = judgeCanary(canary, base, p, d.canaryShare, since);
       const label = `${r.canary.modelName}@${r.canary.version}`;
       if (decision.action === 'ROLLBACK') {

@@ -14,6 +14,7 @@ import {
   type NewVersion,
   type TransitionRequest,
 } from '../../../domain/registry/ports';
+import { type Clock } from '../../../domain/shared/clock';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from '../features/sql-keyset';
 import { returnedRows } from '../returned-rows';
@@ -54,21 +55,27 @@ const VERSIONS = `(SELECT mv.*, m.name AS model_name,
 
 /** Raw SQL: version numbering and promotions take a row lock on the model, in one transaction. */
 export class SqlModelRegistryRepository implements ModelRegistryRepository {
-  constructor(private readonly ds: DataSource) {}
+  /** Every time it writes (created, state changed, transition) comes from `clock`. */
+  constructor(
+    private readonly ds: DataSource,
+    private readonly clock: Clock,
+  ) {}
 
   insertVersion(v: NewVersion): Promise<ModelVersion> {
+    const at = this.clock.now();
     return this.ds.transaction(async (m) => {
-      await m.query(`INSERT INTO model (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, [
-        v.modelName,
-      ]);
+      await m.query(
+        `INSERT INTO model (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+        [v.modelName, at],
+      );
       // The lock serializes registrations of one model: each sees the last number taken.
       const [model] = (await m.query(`SELECT id FROM model WHERE name = $1 FOR UPDATE`, [
         v.modelName,
       ])) as { id: string }[];
       const [row] = (await m.query(
         `INSERT INTO model_version (model_id, version, state, run_id, artifact, dataset_id, dataset_hash,
-           feature_refs, hyperparameters, metrics, git_commit, trainer, signature)
-         SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+           feature_refs, hyperparameters, metrics, git_commit, trainer, signature, created_at, state_changed_at)
+         SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13
          FROM model_version WHERE model_id = $1
          RETURNING id`,
         [
@@ -84,6 +91,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
           v.gitCommit,
           v.trainer ? JSON.stringify(v.trainer) : null,
           JSON.stringify(v.signature),
+          at,
         ],
       )) as { id: string }[];
       if (v.featureViewVersionIds.length)
@@ -92,7 +100,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
            SELECT $1, unnest($2::uuid[])`,
           [row.id, v.featureViewVersionIds],
         );
-      await this.record(m, row.id, null, ModelState.REGISTERED, v.actor, v.reason, []);
+      await this.record(m, row.id, null, ModelState.REGISTERED, v.actor, v.reason, [], at);
       if (v.runId)
         await m.query(`UPDATE training_run SET model_version_id = $2 WHERE id = $1`, [
           v.runId,
@@ -136,6 +144,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
   transition(
     t: TransitionRequest,
   ): Promise<{ version: ModelVersion; replaced: ModelVersion | null } | null> {
+    const at = this.clock.now();
     return this.ds.transaction(async (m) => {
       const [model] = (await m.query(
         `SELECT m.* FROM model m JOIN model_version mv ON mv.model_id = m.id WHERE mv.id = $1 FOR UPDATE OF m`,
@@ -143,18 +152,18 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
       )) as ModelRow[];
       if (!model || model.production_version_id !== t.expectedProductionId) return null;
       const moved = (await m.query(
-        `UPDATE model_version SET state = $3, state_changed_at = now() WHERE id = $1 AND state = $2 RETURNING id`,
-        [t.versionId, t.from, t.to],
+        `UPDATE model_version SET state = $3, state_changed_at = $4 WHERE id = $1 AND state = $2 RETURNING id`,
+        [t.versionId, t.from, t.to, at],
       )) as unknown;
       if (!returnedRows(moved).length) return null;
-      await this.record(m, t.versionId, t.from, t.to, t.actor, t.reason, t.gates);
+      await this.record(m, t.versionId, t.from, t.to, t.actor, t.reason, t.gates, at);
       let replaced: string | null = null;
       if (t.to === ModelState.PRODUCTION) {
         replaced = model.production_version_id;
         if (replaced) {
           await m.query(
-            `UPDATE model_version SET state = 'ARCHIVED', state_changed_at = now() WHERE id = $1`,
-            [replaced],
+            `UPDATE model_version SET state = 'ARCHIVED', state_changed_at = $2 WHERE id = $1`,
+            [replaced, at],
           );
           await this.record(
             m,
@@ -164,6 +173,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
             t.actor,
             `replaced in production by ${t.versionId}`,
             [],
+            at,
           );
         }
         await m.query(
@@ -186,6 +196,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
     actor: string,
     reason: string,
   ): Promise<{ restored: ModelVersion; rolledBack: ModelVersion } | null> {
+    const at = this.clock.now();
     return this.ds.transaction(async (m) => {
       const [model] = (await m.query(`SELECT * FROM model WHERE id = $1 FOR UPDATE`, [
         modelId,
@@ -195,8 +206,8 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
       if (!current || !previous) return null;
       const [prev] = await this.versions(m, [previous]);
       await m.query(
-        `UPDATE model_version SET state = 'ROLLED_BACK', state_changed_at = now() WHERE id = $1`,
-        [current],
+        `UPDATE model_version SET state = 'ROLLED_BACK', state_changed_at = $2 WHERE id = $1`,
+        [current, at],
       );
       await this.record(
         m,
@@ -206,10 +217,11 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
         actor,
         reason,
         [],
+        at,
       );
       await m.query(
-        `UPDATE model_version SET state = 'PRODUCTION', state_changed_at = now() WHERE id = $1`,
-        [previous],
+        `UPDATE model_version SET state = 'PRODUCTION', state_changed_at = $2 WHERE id = $1`,
+        [previous, at],
       );
       await this.record(
         m,
@@ -219,6 +231,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
         actor,
         `rollback: ${reason}`,
         [],
+        at,
       );
       await m.query(
         `UPDATE model SET production_version_id = $2, previous_production_version_id = NULL WHERE id = $1`,
@@ -312,11 +325,12 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
     actor: string,
     reason: string,
     gates: Transition['gates'],
+    at: Date,
   ): Promise<void> {
     await m.query(
-      `INSERT INTO model_transition (model_version_id, from_state, to_state, actor, reason, gates)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [versionId, from, to, actor, reason, JSON.stringify(gates)],
+      `INSERT INTO model_transition (model_version_id, from_state, to_state, actor, reason, gates, at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [versionId, from, to, actor, reason, JSON.stringify(gates), at],
     );
   }
 }
