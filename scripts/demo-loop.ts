@@ -45,7 +45,7 @@ const STEP_MS = DAY;
 const POLICY = {
   triggers: ['PERFORMANCE'],
   cooldownMs: 14 * DAY,
-  dataWindowMs: 21 * DAY,
+  dataWindowMs: 35 * DAY,
   holdoutShare: 0.2,
   minAucVsChampion: 0.005,
   shadowMs: 12 * HOUR,

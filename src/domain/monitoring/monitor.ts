@@ -139,7 +139,10 @@ export interface TrafficReader {
     from: Date,
     to: Date,
   ): Promise<{ predictions: number; scores: number[]; labels: number[] }>;
-  /** Labelled predictions with an entity in [from, to), as a spine (entity, time, label). */
+  /**
+   * Labelled predictions with an entity in [from, to), as a spine (entity, time, label), in
+   * time order with ties by request key, so a log split by time splits the same way again.
+   */
   labelledSpine(deploymentId: string, from: Date, to: Date): Promise<SpineRow[]>;
   /** The versions with predictions (not shadow copies) in [from, to). */
   versionsSeen(deploymentId: string, from: Date, to: Date): Promise<string[]>;

@@ -58,7 +58,7 @@ export class SqlTrafficReader implements TrafficReader {
       `SELECT entity_key, created_at AS at, label FROM prediction_log
        WHERE deployment_id = $1 AND role <> 'SHADOW' AND label IS NOT NULL AND entity_key IS NOT NULL
          AND created_at >= $2 AND created_at < $3
-       ORDER BY created_at, id`,
+       ORDER BY created_at, request_key, id`,
       [deploymentId, from, to],
     );
     return rows.map((r) => ({ entityKey: r.entity_key, ts: r.at.getTime(), label: r.label }));
