@@ -2,7 +2,9 @@
  * @jest-environment ./test/support/onnx-environment.cjs
  */
 import { LineageDirection } from '../src/domain/lineage/lineage';
+import { AlertKind, MonitorKind } from '../src/domain/monitoring/monitor';
 import { ModelState, type ModelVersion } from '../src/domain/registry/model';
+import { ManualClock } from '../src/domain/shared/clock';
 import { Rng } from '../src/domain/training/rng';
 import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import {
@@ -17,7 +19,6 @@ import {
 } from './generated/graphql';
 import { buildFloatDataset } from './support/datasets';
 import { collect, GraphQLTestClient } from './support/graphql-client';
-import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 import { registerKnownModel } from './support/trained-model';
 
@@ -35,6 +36,8 @@ const F = ['acct@1:a', 'acct@1:b'];
 let app: TestApp;
 let gql: GraphQLTestClient;
 let v1: ModelVersion;
+/** The challenger of the performance test (STAGING after it). */
+let v2: ModelVersion;
 let snapshotId: string;
 let deployedAt: number;
 const rng = new Rng(7);
@@ -217,7 +220,7 @@ it('waits for enough labels, then alerts when AUC falls below the version’s ow
     spine: accounts.map((x) => ({ entityKey: x.key, ts: x.at + 1_000, label: label(x.a) })),
   });
   const turned = await done;
-  const v2 = await registerKnownModel(s, {
+  v2 = await registerKnownModel(s, {
     model: 'risk',
     datasetId: turned.id,
     features: F,
@@ -246,6 +249,32 @@ it('waits for enough labels, then alerts when AUC falls below the version’s ow
   });
   events.dispose();
   await ws.dispose();
+});
+
+it('clears the open alerts of a version that left service once a window passes without it', async () => {
+  const s = app.services;
+  const [monitor] = (await s.monitoring.monitorsOf('risk')).filter(
+    (m) => m.kind === MonitorKind.PERFORMANCE,
+  );
+  const openOf = async (versionId: string) =>
+    (await s.monitoring.alerts({ openOnly: true, versionId }, { limit: 100, backward: false }))
+      .items;
+  expect(await openOf(v1.id)).toHaveLength(1); // the AUC alert of the test before
+  for (const to of [ModelState.SHADOW, ModelState.CANARY, ModelState.PRODUCTION])
+    await s.registry.transition(admin, v2.id, to, 'replaces v1');
+  clock.ms += 1_000;
+  await s.monitoring.run(monitor.id); // v1's traffic is still in the window: judged, still bad
+  expect(await openOf(v1.id)).toHaveLength(1);
+  clock.ms += 31 * 60_000; // a whole window without v1, now ARCHIVED
+  await s.monitoring.run(monitor.id);
+  const [cleared] = (
+    await s.monitoring.alerts(
+      { openOnly: false, versionId: v1.id },
+      { limit: 100, backward: false },
+    )
+  ).items.filter((a) => a.kind === AlertKind.PERFORMANCE);
+  expect(cleared.clearedAt?.getTime()).toBe(clock.ms);
+  expect(await openOf(v1.id)).toEqual([]);
 });
 
 it('dates the endpoint by the platform clock, which its canary and monitor timers read', async () => {

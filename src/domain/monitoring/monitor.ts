@@ -116,7 +116,7 @@ export interface MonitorRepository {
   clear(monitorId: string, versionId: string, at: Date): Promise<Alert | null>;
   acknowledge(id: string, by: string, at: Date): Promise<Alert | null>;
   alerts(
-    filter: { openOnly: boolean; versionId?: string },
+    filter: { openOnly: boolean; versionId?: string; monitorId?: string },
     page: PageRequest,
   ): Promise<Page<Alert>>;
   alert(id: string): Promise<Alert | null>;

@@ -1,11 +1,11 @@
 import { type Principal } from '../auth/api-key';
 import { type EventBus } from '../events/event-bus';
-import { type ModelVersion } from '../registry/model';
+import { type ModelVersion, ModelState } from '../registry/model';
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type DeploymentRepository } from '../serving/deployment';
 import { type Clock } from '../shared/clock';
 import { InvalidInputError, NotFoundError } from '../shared/domain-error';
-import { type Page, type PageRequest } from '../shared/pagination';
+import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../shared/pagination';
 import {
   DEFAULT_DRIFT_SETTINGS,
   type DriftSettings,
@@ -51,6 +51,9 @@ const MAX_WINDOW_ROWS = 200_000;
  * alerts opens an alert (or refreshes the one already open), a clean one clears it; opening,
  * acknowledging and clearing are pushed on `driftEvents` / `performanceEvents`.
  */
+/** States a version does not come back from to serve. */
+const RETIRED = new Set<ModelState>([ModelState.ARCHIVED, ModelState.ROLLED_BACK]);
+
 export class MonitoringService {
   /** Sorted reference columns per snapshot (immutable, so kept while used). */
   private readonly references = new Map<string, Map<string, SortedSample>>();
@@ -153,8 +156,34 @@ export class MonitoringService {
           : await this.performanceCheck(m, v, from, to);
       if (report) reports.push(report);
     }
+    await this.clearRetired(m, versions, to);
     await this.repo.markRun(m.id, to);
     return reports;
+  }
+
+  /**
+   * Open alerts of versions that left service (ARCHIVED, ROLLED_BACK) and served nothing in
+   * this window clear: no later window will judge them, and a list of open alerts should
+   * hold what someone may still act on.
+   */
+  private async clearRetired(m: Monitor, judged: ModelVersion[], at: Date): Promise<void> {
+    const open = await this.repo.alerts(
+      { openOnly: true, monitorId: m.id },
+      { limit: MAX_PAGE_SIZE, backward: false },
+    );
+    const stale = open.items.filter((a) => !judged.some((v) => v.id === a.versionId));
+    if (!stale.length) return;
+    const versions = await this.registry.versionsByIds(stale.map((a) => a.versionId));
+    for (const v of versions) {
+      if (!RETIRED.has(v.state)) continue;
+      const cleared = await this.repo.clear(m.id, v.id, at);
+      if (cleared)
+        await this.publish({
+          endpoint: await this.endpointOf(cleared),
+          status: 'CLEARED',
+          alert: cleared,
+        });
+    }
   }
 
   async acknowledge(actor: Principal, alertId: string): Promise<Alert> {

@@ -202,7 +202,7 @@ export class SqlMonitorRepository implements MonitorRepository {
   }
 
   async alerts(
-    filter: { openOnly: boolean; versionId?: string },
+    filter: { openOnly: boolean; versionId?: string; monitorId?: string },
     page: PageRequest,
   ): Promise<Page<Alert>> {
     const conds: string[] = [];
@@ -211,6 +211,10 @@ export class SqlMonitorRepository implements MonitorRepository {
     if (filter.versionId) {
       params.push(filter.versionId);
       conds.push(`model_version_id = $${params.length}`);
+    }
+    if (filter.monitorId) {
+      params.push(filter.monitorId);
+      conds.push(`monitor_id = $${params.length}`);
     }
     const p = await sqlKeysetPage<AlertRow>(this.ds, 'monitor_alert', conds, params, page);
     return { ...p, items: p.items.map(toAlert) };
