@@ -7,13 +7,7 @@ import { type Flight, readFlights } from '../src/infra/datasets/flights';
 import { toGlobalId } from '../src/schema/node.types';
 import { startRunner, until } from '../test/support/runner-process';
 import { startDemoApp } from './demo-app';
-import {
-  createDelayView,
-  DELAY_VIEW,
-  delaySpine,
-  ingestDelays,
-  isLate,
-} from './flights-training-set';
+import { buildDelaySet, createDelayView, ingestDelays, isLate } from './flights-training-set';
 
 /**
  * `npm run demo:loop`: the monitoring loop on real flights, with a replayed clock. A GBDT
@@ -64,12 +58,10 @@ const log = (s: string) => console.log(s);
 interface Report {
   kind: string;
   alerting: boolean;
-  summary: string;
-  predictions: number;
   labels: number | null;
   metrics: Record<string, number> | null;
   version: { version: number };
-  features: { feature: string; drifted: boolean; psi: number; ksStatistic: number | null }[];
+  features: { feature: string; drifted: boolean; psi: number }[];
 }
 
 async function main(): Promise<void> {
@@ -102,11 +94,10 @@ async function main(): Promise<void> {
     connectionParams: { authorization: `Bearer ${token}` },
     retryAttempts: 0,
   });
-  const timeline: string[] = [];
+  let events = 0;
   const event = (at: number, what: string) => {
-    const line = `   [${stamp(at)}] ${what}`;
-    timeline.push(line);
-    log(line);
+    events++;
+    log(`   [${stamp(at)}] ${what}`);
   };
   /** Prints each event of one subscription field, at the time it carries. */
   const subscribe = <E>(field: string, query: string, line: (e: E) => [number, string]) =>
@@ -143,16 +134,8 @@ async function main(): Promise<void> {
     );
     const trainRows = january.filter((f) => f.scheduled < Date.UTC(2001, 0, 25));
     const heldRows = january.filter((f) => f.scheduled >= Date.UTC(2001, 0, 25));
-    const build = async (name: string, rows: Flight[]) =>
-      (
-        await s.datasets.build({
-          name,
-          featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
-          spine: delaySpine(rows, scoredAt),
-        })
-      ).done;
-    const train = await build('delay-jan-train', trainRows);
-    const held = await build('delay-jan-heldout', heldRows);
+    const train = await buildDelaySet(s, version, 'delay-jan-train', trainRows, scoredAt);
+    const held = await buildDelaySet(s, version, 'delay-jan-heldout', heldRows, scoredAt);
     log(
       `1. ${flights.length} flights from ${[...airports].join(' ')}; January's delays ingested; ` +
         `snapshots ${train.name} (${train.rowCount} rows) and ${held.name} (${held.rowCount})`,
@@ -322,7 +305,7 @@ async function main(): Promise<void> {
           reports.push(
             ...(
               await gql<{ runMonitor: Report[] }>(
-                `mutation($id: ID!) { runMonitor(id: $id) { kind alerting summary predictions labels metrics version { version } features { feature drifted psi ksStatistic } } }`,
+                `mutation($id: ID!) { runMonitor(id: $id) { kind alerting labels metrics version { version } features { feature drifted psi } } }`,
                 { id: m.id },
               )
             ).runMonitor,
@@ -391,7 +374,7 @@ async function main(): Promise<void> {
     }
     log(
       `6. ${sent} predictions (${failed} failed) over ${Math.round((END - START) / DAY)} simulated days in ${((Date.now() - t0) / 1000).toFixed(0)} s ` +
-        `(${(pausedMs / 1000).toFixed(0)} s of it with the clock held while the runner trained); ${timeline.length} events on the subscriptions`,
+        `(${(pausedMs / 1000).toFixed(0)} s of it with the clock held while the runner trained); ${events} events on the subscriptions`,
     );
   } finally {
     closing = true;

@@ -44,12 +44,7 @@ export async function buildFlightsSets(
   await ingestDelays(s, version, flights);
   log(`ingested ${flights.length} flights into ${DELAY_VIEW}@${version.version}`);
   const build = async (name: string, slice: typeof flights) => {
-    const { done } = await s.datasets.build({
-      name,
-      featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
-      spine: delaySpine(slice),
-    });
-    const snapshot = await done;
+    const snapshot = await buildDelaySet(s, version, name, slice);
     log(`built ${snapshot.name}: ${snapshot.rowCount} rows, hash ${snapshot.contentHash}`);
     return snapshot;
   };
@@ -114,6 +109,22 @@ export async function ingestDelays(
       'flights',
     );
   }
+}
+
+/** A point-in-time snapshot of every feature of the delay view, one row per flight. */
+export async function buildDelaySet(
+  s: Services,
+  version: FeatureViewVersion,
+  name: string,
+  flights: readonly Flight[],
+  scoredAt?: (f: Flight) => number,
+): Promise<DatasetSnapshot> {
+  const { done } = await s.datasets.build({
+    name,
+    featureRefs: [`${DELAY_VIEW}@${version.version}:*`],
+    spine: delaySpine(flights, scoredAt),
+  });
+  return done;
 }
 
 /**

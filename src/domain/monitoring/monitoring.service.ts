@@ -1,6 +1,6 @@
 import { type Principal } from '../auth/api-key';
 import { type EventBus } from '../events/event-bus';
-import { type ModelVersion, ModelState } from '../registry/model';
+import { inputFeatures, ModelState, type ModelVersion } from '../registry/model';
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type DeploymentRepository } from '../serving/deployment';
 import { type Clock } from '../shared/clock';
@@ -174,16 +174,7 @@ export class MonitoringService {
     const stale = open.items.filter((a) => !judged.some((v) => v.id === a.versionId));
     if (!stale.length) return;
     const versions = await this.registry.versionsByIds(stale.map((a) => a.versionId));
-    for (const v of versions) {
-      if (!RETIRED.has(v.state)) continue;
-      const cleared = await this.repo.clear(m.id, v.id, at);
-      if (cleared)
-        await this.publish({
-          endpoint: await this.endpointOf(cleared),
-          status: 'CLEARED',
-          alert: cleared,
-        });
-    }
+    for (const v of versions) if (RETIRED.has(v.state)) await this.clear(m, v.id, at);
   }
 
   async acknowledge(actor: Principal, alertId: string): Promise<Alert> {
@@ -220,7 +211,7 @@ export class MonitoringService {
     to: Date,
   ): Promise<DriftReport | null> {
     const settings = m.drift ?? DEFAULT_DRIFT_SETTINGS;
-    const names = v.signature.features ?? v.featureRefs;
+    const names = inputFeatures(v);
     if (!v.datasetId)
       throw new InvalidInputError(
         MonitoringErrorCode.NO_REFERENCE,
@@ -291,7 +282,6 @@ export class MonitoringService {
     report: MonitorReport,
     kind: AlertKind,
   ): Promise<void> {
-    const endpoint = (await this.deployments.findByIds([m.deploymentId]))[0]?.endpoint ?? null;
     if (report.alerting) {
       const { alert, opened } = await this.repo.raise({
         monitorId: m.id,
@@ -301,11 +291,20 @@ export class MonitoringService {
         summary: report.summary,
         openedAt: report.windowEnd,
       });
-      if (opened) await this.publish({ endpoint, status: 'OPENED', alert });
-    } else {
-      const cleared = await this.repo.clear(m.id, v.id, report.windowEnd);
-      if (cleared) await this.publish({ endpoint, status: 'CLEARED', alert: cleared });
-    }
+      if (opened)
+        await this.publish({ endpoint: await this.endpointOfMonitor(m), status: 'OPENED', alert });
+    } else await this.clear(m, v.id, report.windowEnd);
+  }
+
+  /** Clears the open alert of (monitor, version), if any, and says so. */
+  private async clear(m: Monitor, versionId: string, at: Date): Promise<void> {
+    const cleared = await this.repo.clear(m.id, versionId, at);
+    if (cleared)
+      await this.publish({
+        endpoint: await this.endpointOfMonitor(m),
+        status: 'CLEARED',
+        alert: cleared,
+      });
   }
 
   private async publish(e: AlertEvent): Promise<void> {
@@ -318,9 +317,12 @@ export class MonitoringService {
   }
 
   private async endpointOf(a: Alert): Promise<string | null> {
-    if (!a.monitorId) return null;
-    const m = await this.repo.find(a.monitorId);
-    return m ? ((await this.deployments.findByIds([m.deploymentId]))[0]?.endpoint ?? null) : null;
+    const m = a.monitorId ? await this.repo.find(a.monitorId) : null;
+    return m ? this.endpointOfMonitor(m) : null;
+  }
+
+  private async endpointOfMonitor(m: Monitor): Promise<string | null> {
+    return (await this.deployments.findByIds([m.deploymentId]))[0]?.endpoint ?? null;
   }
 
   /**

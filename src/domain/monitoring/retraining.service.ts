@@ -1,7 +1,7 @@
 import { type Principal } from '../auth/api-key';
 import { Role } from '../auth/role';
 import { type DatasetSnapshot, DatasetStatus, type SpineRow } from '../features/dataset';
-import { type Gate, ModelState, type ModelVersion } from '../registry/model';
+import { type Gate, inputFeatures, ModelState, type ModelVersion } from '../registry/model';
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type Clock } from '../shared/clock';
 import { type Cursor, MAX_PAGE_SIZE } from '../shared/pagination';
@@ -221,7 +221,7 @@ export class RetrainingService {
       1,
       Math.min(spine.length - 1, Math.round(spine.length * (1 - policy.holdoutShare))),
     );
-    const refs = champion.signature.features ?? champion.featureRefs;
+    const refs = inputFeatures(champion);
     const name = `${champion.modelName}-retrain-${to.toISOString().replace(/[:.]/g, '-')}`;
     const train = await this.d.datasets.build({
       name,

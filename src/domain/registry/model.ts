@@ -80,6 +80,11 @@ export interface ModelVersion {
   stateChangedAt: Date;
 }
 
+/** The feature refs a version reads, in its input order (from its signature when recorded). */
+export function inputFeatures(v: Pick<ModelVersion, 'signature' | 'featureRefs'>): string[] {
+  return v.signature.features ?? v.featureRefs;
+}
+
 /**
  * A condition a version must meet to enter `into`:
  * - AUC_VS_PRODUCTION: its AUC on its evaluation snapshot at least the production version's

@@ -3,7 +3,7 @@ import { Role } from '../auth/role';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type FeatureRegistryService } from '../features/feature-registry.service';
 import { type OnlineFeatureService } from '../features/online-features.service';
-import { ModelState, MODEL_NAME_RE, type ModelVersion } from '../registry/model';
+import { inputFeatures, ModelState, MODEL_NAME_RE, type ModelVersion } from '../registry/model';
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type Clock } from '../shared/clock';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
@@ -344,7 +344,7 @@ export class PredictionService {
     v: ModelVersion,
     entityKeys: readonly string[],
   ): Promise<{ rows: Float32Array[]; asOf: Date | null; keys: (string | null)[] }> {
-    const refs = v.signature.features ?? v.featureRefs;
+    const refs = inputFeatures(v);
     const resolved = await this.features.resolveRefs(refs);
     const rows = await this.online.readResolved(entityKeys, resolved);
     let asOf: number | null = null;
@@ -364,7 +364,7 @@ export class PredictionService {
 
   /** Inline rows checked against the model's features: a missing or non-numeric one is named. */
   private inlineRows(v: ModelVersion, rows: Record<string, unknown>[]): Float32Array[] {
-    const names = v.signature.features ?? v.featureRefs;
+    const names = inputFeatures(v);
     return rows.map((row, i) => {
       const missing = names.filter((n) => !(n in row));
       const unknown = Object.keys(row).filter((k) => !names.includes(k));

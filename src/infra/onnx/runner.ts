@@ -1,4 +1,4 @@
-import { type ModelVersion } from '../../domain/registry/model';
+import { inputFeatures, type ModelVersion } from '../../domain/registry/model';
 import { MicroBatcher } from '../../domain/serving/micro-batcher';
 import { type ModelRunner, type RunnerPressure } from '../../domain/serving/deployment';
 import { Replica } from './replica';
@@ -112,8 +112,7 @@ export class OnnxModelRunner implements ModelRunner {
     if (!p) {
       p = (async () => {
         const bytes = await this.bytesOf(v);
-        const width =
-          v.signature.inputs[0]?.shape[1] ?? (v.signature.features ?? v.featureRefs).length;
+        const width = v.signature.inputs[0]?.shape[1] ?? inputFeatures(v).length;
         const m: Loaded = {
           bytes,
           width,
