@@ -3,7 +3,7 @@ import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resol
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
-import { DeploymentResolver } from './serving.resolver';
+import { DeploymentResolver, VersionTrafficResolver } from './serving.resolver';
 import {
   AlertResolver,
   MonitorReportResolver,
@@ -29,6 +29,7 @@ export const resolvers = [
   LineageNodeResolver,
   RunModelResolver,
   DeploymentResolver,
+  VersionTrafficResolver,
   MonitorResolver,
   MonitorReportResolver,
   AlertResolver,

@@ -189,6 +189,23 @@ export class ModelVersionResolver {
     );
   }
 
+  @Query(() => [LineageNodeType], {
+    description:
+      'Lineage nodes whose label or id contains `query` (case-insensitive; the newest when empty), of the given `kinds` (all when none): label prefixes first, then shorter labels. Each has depth 0: pass its id to `lineage`.',
+  })
+  @Allow(Role.VIEWER)
+  async lineageSearch(
+    @Arg('query') query: string,
+    @Arg('kinds', () => [String], { nullable: true }) kinds: string[] | null,
+    @Arg('first', () => Int, { defaultValue: 20 }) first: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<LineageNodeType[]> {
+    return LineageType.from({
+      nodes: await ctx.services.lineage.search(query, kinds ?? [], first),
+      edges: [],
+    }).nodes;
+  }
+
   @FieldResolver(() => RunType, { nullable: true, description: 'The run it was trained in.' })
   async run(@Root() v: ModelVersionType, @Ctx() ctx: GraphQLContext): Promise<RunType | null> {
     if (!v.runLocalId) return null;

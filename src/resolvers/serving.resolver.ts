@@ -33,9 +33,11 @@ import {
   PredictionType,
   ScalingDecisionType,
   ShadowComparisonType,
+  VersionTrafficType,
 } from '../schema/serving.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import { versionField } from './loaders';
 
 @ObjectType('CanaryReview')
 class CanaryReviewType {
@@ -123,6 +125,22 @@ export class DeploymentResolver {
       arms.map((a) => ({ versionId: localIdOf(a.versionId, 'ModelVersion'), weight: a.weight })),
     );
     return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
+  }
+
+  @Query(() => [VersionTrafficType], {
+    description:
+      'Requests, error rate and p99 per version of an endpoint over the last `windowSeconds`, as this api process served them.',
+  })
+  @Allow(Role.VIEWER)
+  async deploymentTraffic(
+    @Arg('endpoint') endpoint: string,
+    @Arg('windowSeconds', () => Int, { defaultValue: 60 }) windowSeconds: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<VersionTrafficType[]> {
+    const windowMs = windowSeconds * 1000;
+    return (await ctx.services.serving.outcomesOf(endpoint, windowMs)).map((o) =>
+      VersionTrafficType.from(o, windowMs),
+    );
   }
 
   @Query(() => [ShadowComparisonType], {
@@ -214,5 +232,13 @@ export class DeploymentResolver {
   async model(@Root() d: DeploymentType, @Ctx() ctx: GraphQLContext): Promise<ModelType | null> {
     const m = await ctx.loaders.model.load(d.modelLocalId);
     return m ? ModelType.from(m) : null;
+  }
+}
+
+@Resolver(() => VersionTrafficType)
+export class VersionTrafficResolver {
+  @FieldResolver(() => ModelVersionType, { nullable: true })
+  version(@Root() t: VersionTrafficType, @Ctx() ctx: GraphQLContext): Promise<ModelVersionType | null> {
+    return versionField(ctx.loaders, t.versionLocalId);
   }
 }

@@ -367,3 +367,41 @@ export class CreateDeploymentInput {
   })
   autoscalePolicy?: AutoscalePolicyInput | null;
 }
+
+@ObjectType('VersionTraffic', {
+  description:
+    'What one version of an endpoint answered over a recent window, as this api process saw it (the figures the canary controller judges).',
+})
+export class VersionTrafficType {
+  /** Local id; the resolver loads the version. */
+  versionLocalId!: string;
+
+  @Field(() => Int)
+  requests!: number;
+
+  @Field(() => Int)
+  errors!: number;
+
+  @Field(() => Float, { description: 'Requests per second over the window.' })
+  rate!: number;
+
+  @Field(() => Float, { description: 'errors / requests (0 without requests).' })
+  errorRate!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Null without requests.' })
+  p99Ms!: number | null;
+
+  static from(
+    o: { versionId: string; n: number; errors: number; p99Ms: number | null },
+    windowMs: number,
+  ): VersionTrafficType {
+    return Object.assign(new VersionTrafficType(), {
+      versionLocalId: o.versionId,
+      requests: o.n,
+      errors: o.errors,
+      rate: o.n / (windowMs / 1000),
+      errorRate: o.n ? o.errors / o.n : 0,
+      p99Ms: o.p99Ms,
+    });
+  }
+}

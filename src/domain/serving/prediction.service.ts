@@ -187,6 +187,11 @@ export class PredictionService {
     };
   }
 
+  /** One deployment by its id (null when there is none). */
+  async deployment(id: string): Promise<Deployment | null> {
+    return (await this.repo.findByIds([id]))[0] ?? null;
+  }
+
   list(page: PageRequest): Promise<Page<Deployment>> {
     return this.repo.list(page);
   }
@@ -647,6 +652,11 @@ export class PredictionService {
     endpoint: string,
     windowMs: number,
   ): Promise<{ versionId: string; n: number; errors: number; p99Ms: number | null }[]> {
+    if (!Number.isInteger(windowMs) || windowMs < 1_000 || windowMs > 86_400_000)
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_DEPLOYMENT,
+        'the window must be 1 s to 24 h',
+      );
     const d = (await this.route(endpoint, false)).deployment;
     const now = this.clock.now().getTime();
     return [...this.outcomes.entries()]
