@@ -3,7 +3,6 @@ import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { type GraphQLFormattedError, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -17,6 +16,7 @@ import { type Metrics } from '../infra/observability/metrics';
 import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
+import { createConsoleRoute } from './console-route';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
 import { handleRunFiles } from './run-files';
@@ -83,9 +83,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       }),
     ],
     plugins: [
-      o.production
-        ? ApolloServerPluginLandingPageDisabled()
-        : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+      // Browsers get the console's own GraphiQL (console-route.ts), not a CDN-loaded page.
+      ApolloServerPluginLandingPageDisabled(),
       // No field sets cache hints; left on, it wraps every resolver to collect none.
       ApolloServerPluginCacheControlDisabled(),
       complexityPlugin(o.maxQueryComplexity),
@@ -94,6 +93,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   });
   await apollo.start();
 
+  const consoleRoute = createConsoleRoute({ production: o.production });
   let shuttingDown = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -150,7 +150,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         res.setHeader('content-type', o.metrics.registry.contentType);
         res.end(await o.metrics.registry.metrics());
         status = 200;
-      } else if (path === '/graphql') status = await handleGraphQL(req, res);
+      } else if (path === '/graphql' && consoleRoute.wantsGraphiQL(req))
+        status = await consoleRoute.graphiql(req, res);
+      else if (path === '/graphql') status = await handleGraphQL(req, res);
       else if (path.startsWith('/v1/predict/')) {
         route = 'predict';
         if (req.method !== 'POST')
@@ -163,6 +165,9 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         route = 'runs';
         const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
         status = await handleRunFiles(req, res, principal, o.services.training);
+      } else if (req.method === 'GET' || req.method === 'HEAD') {
+        route = 'console';
+        status = await consoleRoute.serve(req, res, path);
       } else {
         route = 'other';
         status = sendError(res, 404, 'NOT_FOUND', `No route ${path}`);
