@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureConsoleBuilt } from './console-build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = path.resolve(root, process.env.DATA_DIR ?? '.data');
@@ -40,6 +41,13 @@ run(process.execPath, [
   '-p',
   'tsconfig.build.json',
 ]);
+
+try {
+  ensureConsoleBuilt();
+} catch (e) {
+  log(e.message);
+  process.exit(1);
+}
 
 /** Children run in their own process groups so a Ctrl-C reaches only us and we stop them in order. */
 const children = new Map();

@@ -76,9 +76,7 @@ function Shell({ onSignOut }: { onSignOut: () => void }) {
   useEffect(() => {
     if (path === '/' || !PAGES.some((p) => p.path === path)) navigate('/lineage', true);
   }, [path]);
-  const unauthenticated = error?.graphQLErrors.some(
-    (e) => e.extensions.code === 'UNAUTHENTICATED',
-  );
+  const unauthenticated = error?.graphQLErrors.some((e) => e.extensions.code === 'UNAUTHENTICATED');
   if (unauthenticated)
     return (
       <div className="signin">

@@ -55,7 +55,9 @@ export function LineChart({
       el,
     );
     plot.current = p;
-    const resize = new ResizeObserver(() => p.setSize({ width: Math.max(320, el.clientWidth), height }));
+    const resize = new ResizeObserver(() =>
+      p.setSize({ width: Math.max(320, el.clientWidth), height }),
+    );
     resize.observe(el);
     return () => {
       resize.disconnect();

@@ -32,7 +32,15 @@ export function StateBadge({ state }: { state: string }) {
   return <span className={`badge s-${state.toLowerCase()}`}>{state}</span>;
 }
 
-export function Card({ title, children, actions }: { title: ReactNode; children: ReactNode; actions?: ReactNode }) {
+export function Card({
+  title,
+  children,
+  actions,
+}: {
+  title: ReactNode;
+  children: ReactNode;
+  actions?: ReactNode;
+}) {
   return (
     <section className="card">
       <div className="card-head">

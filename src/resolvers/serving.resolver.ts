@@ -238,7 +238,10 @@ export class DeploymentResolver {
 @Resolver(() => VersionTrafficType)
 export class VersionTrafficResolver {
   @FieldResolver(() => ModelVersionType, { nullable: true })
-  version(@Root() t: VersionTrafficType, @Ctx() ctx: GraphQLContext): Promise<ModelVersionType | null> {
+  version(
+    @Root() t: VersionTrafficType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
     return versionField(ctx.loaders, t.versionLocalId);
   }
 }

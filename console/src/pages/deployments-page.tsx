@@ -57,7 +57,8 @@ function Endpoint({ endpoint }: { endpoint: string }) {
   const [liveShare, setLiveShare] = useState<number | null>(null);
   useEffect(() => {
     if (!latest) return;
-    if (latest.kind === 'CANARY_STEP' && typeof latest.share === 'number') setLiveShare(latest.share);
+    if (latest.kind === 'CANARY_STEP' && typeof latest.share === 'number')
+      setLiveShare(latest.share);
     else setLiveShare(null);
     refetch({ requestPolicy: 'network-only' });
   }, [latest, refetch]);
@@ -91,9 +92,7 @@ function Endpoint({ endpoint }: { endpoint: string }) {
             {endpoint} {s && <StateBadge state={s.ready ? 'READY' : 'WARMING'} />}
           </>
         }
-        actions={
-          mayReview && <button onClick={() => doReview({})}>Review canaries now</button>
-        }
+        actions={mayReview && <button onClick={() => doReview({})}>Review canaries now</button>}
       >
         <ErrorNote error={error ?? review.error} />
         {review.data && (
@@ -124,7 +123,8 @@ function Endpoint({ endpoint }: { endpoint: string }) {
                   return (
                     <tr key={`${v.role}-${v.version.id}`} data-role={v.role}>
                       <td>
-                        {v.version.model}@{v.version.version} {!v.ready && <StateBadge state="WARMING" />}
+                        {v.version.model}@{v.version.version}{' '}
+                        {!v.ready && <StateBadge state="WARMING" />}
                       </td>
                       <td>
                         <StateBadge state={v.role} />
@@ -133,7 +133,11 @@ function Endpoint({ endpoint }: { endpoint: string }) {
                       <td>{v.replicas}</td>
                       <td>{t ? t.rate.toFixed(2) : '—'}</td>
                       <td>{t ? pct(t.errorRate) : '—'}</td>
-                      <td>{t?.p99Ms !== null && t?.p99Ms !== undefined ? `${num(t.p99Ms, 3)} ms` : '—'}</td>
+                      <td>
+                        {t?.p99Ms !== null && t?.p99Ms !== undefined
+                          ? `${num(t.p99Ms, 3)} ms`
+                          : '—'}
+                      </td>
                     </tr>
                   );
                 })}
@@ -148,20 +152,26 @@ function Endpoint({ endpoint }: { endpoint: string }) {
                 <div className="ramp-bar">
                   <div className="ramp-fill" style={{ width: `${share * 100}%` }} />
                   {d.canaryPolicy.steps.map((st) => (
-                    <span key={st} className="ramp-step" style={{ left: `${st * 100}%` }} title={`step ${pct(st)}`} />
+                    <span
+                      key={st}
+                      className="ramp-step"
+                      style={{ left: `${st * 100}%` }}
+                      title={`step ${pct(st)}`}
+                    />
                   ))}
                 </div>
                 <div className="muted">
                   steps {d.canaryPolicy.steps.map((x) => pct(x)).join(' → ')}, every{' '}
                   {d.canaryPolicy.stepMs / 1000} s while healthy; rolled back past +
-                  {pct(d.canaryPolicy.maxErrorRateDelta)} errors or ×{d.canaryPolicy.maxP99Ratio} p99
+                  {pct(d.canaryPolicy.maxErrorRateDelta)} errors or ×{d.canaryPolicy.maxP99Ratio}{' '}
+                  p99
                 </div>
               </div>
             )}
             <p className="muted">
               Autoscaling {d.autoscalePolicy.minReplicas}–{d.autoscalePolicy.maxReplicas} replicas,
-              p99 target {d.autoscalePolicy.targetP99Ms} ms, queue {d.autoscalePolicy.scaleUpQueueDepth}{' '}
-              per replica.
+              p99 target {d.autoscalePolicy.targetP99Ms} ms, queue{' '}
+              {d.autoscalePolicy.scaleUpQueueDepth} per replica.
             </p>
           </>
         )}
@@ -204,7 +214,9 @@ function Endpoint({ endpoint }: { endpoint: string }) {
             </li>
           ))}
         </ol>
-        {!events.data?.length && <p className="muted">Waiting for canary steps, rollbacks, promotions and scaling…</p>}
+        {!events.data?.length && (
+          <p className="muted">Waiting for canary steps, rollbacks, promotions and scaling…</p>
+        )}
       </Card>
     </div>
   );

@@ -30,14 +30,22 @@ export default function FeaturesPage() {
                     navigate(withParams({ view: v.name }));
                   }}
                 >
-                  {v.name} <span className="muted">{v.entity} · {v.versions.length} versions</span>
+                  {v.name}{' '}
+                  <span className="muted">
+                    {v.entity} · {v.versions.length} versions
+                  </span>
                 </a>
               </li>
             ))}
           </ul>
           {!views.length && <p className="muted">No feature views.</p>}
         </Card>
-        <Card title="Streams" actions={<button onClick={() => refetch({ requestPolicy: 'network-only' })}>Refresh</button>}>
+        <Card
+          title="Streams"
+          actions={
+            <button onClick={() => refetch({ requestPolicy: 'network-only' })}>Refresh</button>
+          }
+        >
           <table className="grid" data-testid="streams">
             <thead>
               <tr>
@@ -62,7 +70,8 @@ export default function FeaturesPage() {
         <div>
           <Card title={`${view.name}`}>
             <p className="muted">
-              entity {view.entity} · owner {view.owner || '—'} {view.description && `· ${view.description}`}
+              entity {view.entity} · owner {view.owner || '—'}{' '}
+              {view.description && `· ${view.description}`}
             </p>
             <table className="grid" data-testid="view-versions">
               <thead>
@@ -84,7 +93,10 @@ export default function FeaturesPage() {
                     <td>{v.source}</td>
                     <td>
                       {v.features
-                        .map((f) => `${f.name}${f.aggregation ? ` (${f.aggregation.fn} ${f.aggregation.windowSeconds / 3600} h)` : ''}`)
+                        .map(
+                          (f) =>
+                            `${f.name}${f.aggregation ? ` (${f.aggregation.fn} ${f.aggregation.windowSeconds / 3600} h)` : ''}`,
+                        )
                         .join(', ')}
                     </td>
                     <td>{v.ttlSeconds / 3600} h</td>
@@ -147,7 +159,11 @@ function Freshness({ refPrefix }: { refPrefix: string }) {
                     </span>
                   ))}
                 </td>
-                <td>{r.values.map((v) => `${v.ref.split(':')[1]}=${JSON.stringify(v.value)}`).join(', ')}</td>
+                <td>
+                  {r.values
+                    .map((v) => `${v.ref.split(':')[1]}=${JSON.stringify(v.value)}`)
+                    .join(', ')}
+                </td>
               </tr>
             ))}
           </tbody>
@@ -185,7 +201,10 @@ function Quarantine({ view }: { view: string }) {
       {replay.data && (
         <p className="muted">
           {replay.data.replayQuarantined
-            .map((r) => `${r.view}@${r.version}: ${r.accepted} accepted, ${r.quarantined} quarantined again`)
+            .map(
+              (r) =>
+                `${r.view}@${r.version}: ${r.accepted} accepted, ${r.quarantined} quarantined again`,
+            )
             .join('; ')}
         </p>
       )}

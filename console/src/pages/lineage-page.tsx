@@ -43,7 +43,12 @@ const NODE_W = 190;
 const NODE_H = 46;
 
 /** Left-to-right layers (upstream on the left), laid out by dagre. */
-function layoutGraph(g: Lineage, root: string, impacted: Set<string> | null, selected: string): {
+function layoutGraph(
+  g: Lineage,
+  root: string,
+  impacted: Set<string> | null,
+  selected: string,
+): {
   nodes: FlowNode[];
   edges: Edge[];
 } {
@@ -63,7 +68,13 @@ function layoutGraph(g: Lineage, root: string, impacted: Set<string> | null, sel
   const nodes: FlowNode[] = g.nodes.map((n) => {
     const p = d.node(n.id);
     const mark =
-      n.id === root ? 'root' : n.id === selected ? 'selected' : impacted?.has(n.id) ? 'impacted' : '';
+      n.id === root
+        ? 'root'
+        : n.id === selected
+          ? 'selected'
+          : impacted?.has(n.id)
+            ? 'impacted'
+            : '';
     return {
       id: n.id,
       type: 'lineage',
@@ -172,7 +183,8 @@ function Search() {
                 navigate(`/lineage?node=${encodeURIComponent(n.id)}`);
               }}
             >
-              <span className={`dot k-${n.kind}`} /> {n.label} <span className="muted">{n.kind}</span>
+              <span className={`dot k-${n.kind}`} /> {n.label}{' '}
+              <span className="muted">{n.kind}</span>
             </a>
           </li>
         ))}

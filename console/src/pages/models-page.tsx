@@ -72,7 +72,11 @@ function ModelView({ model }: { model: ModelData }) {
         title={`${model.name}`}
         actions={
           mayRollback && (
-            <button onClick={() => doRollback({ model: model.name, reason: 'rolled back from the console' })}>
+            <button
+              onClick={() =>
+                doRollback({ model: model.name, reason: 'rolled back from the console' })
+              }
+            >
               Roll back production
             </button>
           )
@@ -83,7 +87,10 @@ function ModelView({ model }: { model: ModelData }) {
           Gates:{' '}
           {model.gates.length
             ? model.gates
-                .map((g) => `into ${g.into}: ${g.kind}${g.metric ? ` ${g.metric}` : ''} ≥ ${g.threshold}`)
+                .map(
+                  (g) =>
+                    `into ${g.into}: ${g.kind}${g.metric ? ` ${g.metric}` : ''} ≥ ${g.threshold}`,
+                )
                 .join('; ')
             : 'none'}
         </p>
@@ -189,7 +196,11 @@ function VersionRow({ v }: { v: VersionRowFragment }) {
                 key={to}
                 data-to={to}
                 onClick={() =>
-                  doTransition({ id: v.id, to: to as ModelState, reason: `from the console: ${to}` })
+                  doTransition({
+                    id: v.id,
+                    to: to as ModelState,
+                    reason: `from the console: ${to}`,
+                  })
                 }
               >
                 → {to}

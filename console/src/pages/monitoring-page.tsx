@@ -100,7 +100,10 @@ function Report({ id }: { id: string }) {
       {r && (
         <>
           <p>
-            {r.summary} <span className="muted">({when(r.windowStart)} – {when(r.windowEnd)}, {r.predictions} predictions)</span>
+            {r.summary}{' '}
+            <span className="muted">
+              ({when(r.windowStart)} – {when(r.windowEnd)}, {r.predictions} predictions)
+            </span>
           </p>
           {r.reasons.map((x, i) => (
             <div key={i} className="bad">
@@ -137,8 +140,8 @@ function Report({ id }: { id: string }) {
                   testId="histogram"
                 />
                 <div className="legend">
-                  <span className="sw ref" /> reference ({f.referenceCount}) <span className="sw cur" /> current (
-                  {f.currentCount})
+                  <span className="sw ref" /> reference ({f.referenceCount}){' '}
+                  <span className="sw cur" /> current ({f.currentCount})
                 </div>
                 <table className="stats">
                   <tbody>

@@ -166,7 +166,9 @@ export default function RunsPage() {
                       type="checkbox"
                       checked={columns.includes(c)}
                       onChange={(e) =>
-                        setColumns(e.target.checked ? [...columns, c] : columns.filter((x) => x !== c))
+                        setColumns(
+                          e.target.checked ? [...columns, c] : columns.filter((x) => x !== c),
+                        )
                       }
                     />{' '}
                     {c}
@@ -274,7 +276,10 @@ function RunDetail({ id }: { id: string }) {
   // Epochs as they end; joined with the history already stored.
   const [progress] = useSubscription(
     { query: RunProgressDocument, variables: { runId: id } },
-    (acc: RunProgressSubscription['runProgress'][] | undefined, e) => [...(acc ?? []), e.runProgress],
+    (acc: RunProgressSubscription['runProgress'][] | undefined, e) => [
+      ...(acc ?? []),
+      e.runProgress,
+    ],
   );
   const last = progress.data?.[progress.data.length - 1];
   useEffect(() => {
@@ -285,7 +290,9 @@ function RunDetail({ id }: { id: string }) {
   const run = data?.run;
 
   const { x, series } = useMemo(() => {
-    const points: Point[] = (run?.history ?? []).filter((p) => p.step === null || p.step === undefined);
+    const points: Point[] = (run?.history ?? []).filter(
+      (p) => p.step === null || p.step === undefined,
+    );
     for (const e of progress.data ?? [])
       for (const [name, value] of Object.entries(e.metrics))
         if (typeof value === 'number') points.push({ epoch: e.epoch, name, value });
@@ -323,7 +330,8 @@ function RunDetail({ id }: { id: string }) {
           <p className="muted">
             Epoch <span data-testid="epochs-done">{last?.epoch ?? run.epochsDone}</span>
             {run.epochsTotal ? ` of ${run.epochsTotal}` : ''} · started {when(run.startedAt)}
-            {run.modelVersion && ` · registered as ${run.modelVersion.model}@${run.modelVersion.version}`}
+            {run.modelVersion &&
+              ` · registered as ${run.modelVersion.model}@${run.modelVersion.version}`}
           </p>
           {run.error && <div className="error">{run.error}</div>}
           <h3>Loss</h3>
@@ -343,7 +351,9 @@ function RunDetail({ id }: { id: string }) {
                 { label: 'memory MB', values: hw.map((h) => h.memoryMb ?? null) },
                 ...[...new Set(hw.flatMap((h) => h.gpus.map((g) => g.index)))].map((i) => ({
                   label: `gpu${i} %`,
-                  values: hw.map((h) => h.gpus.find((g) => g.index === i)?.utilizationPercent ?? null),
+                  values: hw.map(
+                    (h) => h.gpus.find((g) => g.index === i)?.utilizationPercent ?? null,
+                  ),
                 })),
               ]}
               xLabel="time"
