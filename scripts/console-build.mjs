@@ -37,7 +37,7 @@ export function ensureConsoleBuilt() {
   }
   const built = path.join(consoleDir, 'dist', 'index.html');
   const sources = Math.max(
-    ...['src', 'index.html', 'graphiql.html', 'vite.config.ts', 'package-lock.json'].map((f) =>
+    ...['src', 'index.html', 'graphiql.html', 'vite.config.mts', 'package-lock.json'].map((f) =>
       newest(path.join(consoleDir, f)),
     ),
   );
