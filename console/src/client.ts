@@ -29,6 +29,8 @@ export function createClient(key: string): { client: Client; close(): void } {
       }),
     ],
     fetchOptions: () => ({ headers: { authorization: `Bearer ${key}` } }),
+    // POST with a JSON body: the api's CSRF prevention refuses simple GET requests.
+    preferGetMethod: false,
     requestPolicy: 'cache-and-network',
   });
   return { client, close: () => void ws.dispose() };

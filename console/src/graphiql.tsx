@@ -5,11 +5,14 @@ import 'graphiql/style.css';
 import { useMemo } from 'react';
 import { graphqlUrl, websocketUrl } from './session';
 
-const EXAMPLE = `# Every request needs an API key: set it in the Headers tab below as
+const EXAMPLE = `# Every request needs an API key. Set it in the
+# Headers tab below:
 #   {"Authorization": "Bearer aek_…"}
-# (npm start saved the first admin key in .data/admin-key; createApiKey makes others).
-# Subscriptions go over graphql-ws on this same URL with the key as the
-# connection parameter "authorization", which this page sets from the same header.
+# npm start saved the first admin key in
+# .data/admin-key; createApiKey makes others.
+# Subscriptions use graphql-ws on this same URL;
+# this page passes the same header to the socket
+# as its "authorization" connection parameter.
 query {
   viewer {
     name

@@ -53,10 +53,17 @@ export async function offlineContext(
 /** Opens the console at `pathname`, signing in with `key` on the way. */
 export async function signIn(context: BrowserContext, origin: string, key: string, pathname = '/') {
   const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
   await page.goto(`${origin}${pathname}`);
   await page.fill('input[name=apiKey]', key);
   await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=viewer]:not(:empty)');
+  await page.waitForSelector('[data-testid=viewer]:not(:empty), [role=alert]').catch((e: Error) => {
+    throw new Error(`${e.message}\n${problems.join('\n')}`);
+  });
   return page;
 }
 
