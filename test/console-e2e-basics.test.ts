@@ -67,7 +67,7 @@ it('signs in with a pasted key, keeps it for the tab, and shows who is signed in
   const { context: ctx, external } = await context();
   const page = await signIn(ctx, origin, app.adminToken);
   await page.waitForSelector('[data-testid=viewer]:has-text("ADMIN")');
-  expect(await page.evaluate(() => sessionStorage.getItem('aether.apiKey'))).toBe(app.adminToken);
+  expect(await page.evaluate('sessionStorage.getItem("aether.apiKey")')).toBe(app.adminToken);
   // A reload keeps the session; a client route loads the app, not a 404.
   await page.goto(`${origin}/features`);
   await page.waitForSelector('[data-testid=viewer]:has-text("ADMIN")');
@@ -109,12 +109,12 @@ it('GraphiQL at /graphql runs a query with the key, offline', async () => {
   const page = await signIn(ctx, origin, app.adminToken);
   await page.goto(`${origin}/graphql`);
   await page.waitForSelector('.graphiql-container');
-  await page.waitForFunction(() =>
-    document.querySelector('.graphiql-editor-tool')?.textContent?.includes('Authorization'),
+  await page.waitForFunction(
+    `document.querySelector('.graphiql-editor-tool')?.textContent?.includes('Authorization')`,
   );
   await page.click('.graphiql-execute-button');
-  await page.waitForFunction(() =>
-    /"role":\s*"ADMIN"/.test(document.querySelector('.graphiql-response')?.textContent ?? ''),
+  await page.waitForFunction(
+    `/"role":\\s*"ADMIN"/.test(document.querySelector('.graphiql-response')?.textContent ?? '')`,
   );
   await screenshot(page, 'console-graphiql');
   expect(external).toEqual([]);

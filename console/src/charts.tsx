@@ -19,6 +19,7 @@ export function LineChart({
   xLabel,
   height = 220,
   time = false,
+  integerX = false,
   testId,
 }: {
   x: number[];
@@ -26,6 +27,8 @@ export function LineChart({
   xLabel: string;
   height?: number;
   time?: boolean;
+  /** Whole-number x values (versions, epochs): ticks only on integers. */
+  integerX?: boolean;
   testId?: string;
 }) {
   const box = useRef<HTMLDivElement>(null);
@@ -39,8 +42,14 @@ export function LineChart({
       {
         width: Math.max(320, el.clientWidth),
         height,
-        scales: { x: { time } },
-        axes: [{ label: xLabel }, {}],
+        scales: {
+          x: {
+            time,
+            // One point alone still gets an axis around it.
+            range: (_u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]),
+          },
+        },
+        axes: [{ label: xLabel, incrs: integerX ? [1, 2, 5, 10, 20, 50, 100] : undefined }, {}],
         series: [
           { label: xLabel },
           ...series.map((s, i) => ({
@@ -65,7 +74,7 @@ export function LineChart({
       plot.current = null;
     };
     // The plot is rebuilt only when the set of series changes; data flows in below.
-  }, [shape, height, time, xLabel]);
+  }, [shape, height, time, xLabel, integerX]);
 
   useEffect(() => {
     plot.current?.setData([x, ...series.map((s) => s.values)] as uPlot.AlignedData);

@@ -71,7 +71,8 @@ function ModelView({ model }: { model: ModelData }) {
       <Card
         title={`${model.name}`}
         actions={
-          mayRollback && (
+          mayRollback &&
+          model.productionVersion && (
             <button
               onClick={() =>
                 doRollback({ model: model.name, reason: 'rolled back from the console' })
@@ -134,6 +135,7 @@ function ModelView({ model }: { model: ModelData }) {
               },
             ]}
             xLabel="version"
+            integerX
             height={180}
             testId="versions-chart"
           />
@@ -178,7 +180,7 @@ function VersionRow({ v }: { v: VersionRowFragment }) {
         </td>
         <td>{when(v.createdAt)}</td>
         <td className="actions">
-          {mayValidate && v.allowedTransitions.includes('VALIDATED') && (
+          {mayValidate && v.state === 'REGISTERED' && (
             <span className="row">
               <input
                 className="short"

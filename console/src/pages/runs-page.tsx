@@ -335,11 +335,11 @@ function RunDetail({ id }: { id: string }) {
           </p>
           {run.error && <div className="error">{run.error}</div>}
           <h3>Loss</h3>
-          <LineChart x={x} series={losses} xLabel="epoch" testId="loss-chart" />
+          <LineChart x={x} series={losses} xLabel="epoch" integerX testId="loss-chart" />
           {others.length > 0 && (
             <>
               <h3>Metrics</h3>
-              <LineChart x={x} series={others} xLabel="epoch" testId="metric-chart" />
+              <LineChart x={x} series={others} xLabel="epoch" integerX testId="metric-chart" />
             </>
           )}
           <h3>Hardware</h3>
