@@ -21,7 +21,7 @@ import {
   type LineageGraphQuery,
 } from '../generated/graphql';
 import { navigate, useLocation, withParams } from '../router';
-import { Card, ErrorNote, num, StateBadge, when } from '../ui';
+import { Card, ErrorNote, num, pct, StateBadge, when } from '../ui';
 
 const KINDS = [
   'Source',
@@ -269,6 +269,7 @@ function GraphView({
             edges={flow.edges}
             nodeTypes={nodeTypes}
             fitView
+            fitViewOptions={{ padding: 0.1 }}
             minZoom={0.02}
             nodesDraggable={false}
             nodesConnectable={false}
@@ -361,7 +362,7 @@ function Details({ id, start }: { id: string; start: string | null }) {
             <dt>Model</dt>
             <dd>{n.served?.name ?? '—'}</dd>
             <dt>Canary share</dt>
-            <dd>{n.canaryShare}</dd>
+            <dd>{pct(n.canaryShare)}</dd>
           </dl>
         )}
         {n?.__typename === 'Alert' && (
