@@ -2,7 +2,6 @@ import { Graph, layout } from '@dagrejs/dagre';
 import {
   Background,
   Controls,
-  Handle,
   MarkerType,
   Position,
   ReactFlow,
@@ -41,8 +40,87 @@ type FlowNode = Node<{ kind: string; label: string; mark: 'root' | 'impacted' | 
 
 const NODE_W = 190;
 const NODE_H = 46;
+const HANDLES = [
+  { type: 'target' as const, position: Position.Left, x: 0, y: NODE_H / 2, width: 1, height: 1 },
+  {
+    type: 'source' as const,
+    position: Position.Right,
+    x: NODE_W,
+    y: NODE_H / 2,
+    width: 1,
+    height: 1,
+  },
+];
 
-/** Left-to-right layers (upstream on the left), laid out by dagre. */
+/** Above this many nodes dagre's crossing minimization takes seconds; layers are enough. */
+const DAGRE_MAX_NODES = 300;
+
+type Positions = Map<string, { x: number; y: number }>;
+
+/** dagre: network-simplex ranks and crossing minimization, for graphs people read. */
+function dagrePositions(g: Lineage): Positions {
+  const d = new Graph();
+  d.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 70 });
+  d.setDefaultEdgeLabel(() => ({}));
+  for (const n of g.nodes) d.setNode(n.id, { width: NODE_W, height: NODE_H });
+  for (const e of g.edges) d.setEdge(e.from, e.to);
+  layout(d);
+  return new Map(
+    g.nodes.map((n) => {
+      const p = d.node(n.id);
+      return [n.id, { x: p.x - NODE_W / 2, y: p.y - NODE_H / 2 }];
+    }),
+  );
+}
+
+/**
+ * Layers in linear time for large graphs (impact graphs of hundreds of nodes): a node's
+ * layer is its longest path from a source, and each layer is ordered by the mean position of
+ * its parents, which leaves a tree without crossings. Layers are centred on one another.
+ */
+function layeredPositions(g: Lineage): Positions {
+  const preds = new Map<string, string[]>(g.nodes.map((n) => [n.id, []]));
+  const succs = new Map<string, string[]>(g.nodes.map((n) => [n.id, []]));
+  for (const e of g.edges) {
+    preds.get(e.to)?.push(e.from);
+    succs.get(e.from)?.push(e.to);
+  }
+  const rank = new Map<string, number>();
+  const waiting = new Map(g.nodes.map((n) => [n.id, preds.get(n.id)?.length ?? 0]));
+  const queue = g.nodes.filter((n) => waiting.get(n.id) === 0).map((n) => n.id);
+  for (const id of queue) rank.set(id, 0);
+  for (let i = 0; i < queue.length; i++) {
+    const v = queue[i];
+    for (const w of succs.get(v) ?? []) {
+      rank.set(w, Math.max(rank.get(w) ?? 0, (rank.get(v) ?? 0) + 1));
+      const left = (waiting.get(w) ?? 1) - 1;
+      waiting.set(w, left);
+      if (left === 0) queue.push(w);
+    }
+  }
+  const layers: string[][] = [];
+  for (const n of g.nodes) (layers[rank.get(n.id) ?? 0] ??= []).push(n.id);
+  const position = new Map<string, number>();
+  for (const layer of layers) {
+    if (!layer) continue;
+    const key = (id: string) => {
+      const ps = (preds.get(id) ?? []).map((p) => position.get(p)).filter((x) => x !== undefined);
+      return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : -1;
+    };
+    const keys = new Map(layer.map((id) => [id, key(id)]));
+    layer.sort((a, b) => (keys.get(a) ?? 0) - (keys.get(b) ?? 0));
+    layer.forEach((id, i) => position.set(id, i));
+  }
+  const out: Positions = new Map();
+  layers.forEach((layer, r) =>
+    layer?.forEach((id, i) =>
+      out.set(id, { x: r * (NODE_W + 70), y: (i - (layer.length - 1) / 2) * (NODE_H + 14) }),
+    ),
+  );
+  return out;
+}
+
+/** Left to right: upstream on the left, downstream on the right. */
 function layoutGraph(
   g: Lineage,
   root: string,
@@ -52,21 +130,9 @@ function layoutGraph(
   nodes: FlowNode[];
   edges: Edge[];
 } {
-  const d = new Graph();
-  // Network simplex ranks best but grows steeply; past a few hundred nodes the longest path
-  // ranks in linear time, and impact graphs (trees below one node) lose nothing by it.
-  d.setGraph({
-    rankdir: 'LR',
-    nodesep: 14,
-    ranksep: 70,
-    ranker: g.nodes.length > 300 ? 'longest-path' : 'network-simplex',
-  });
-  d.setDefaultEdgeLabel(() => ({}));
-  for (const n of g.nodes) d.setNode(n.id, { width: NODE_W, height: NODE_H });
-  for (const e of g.edges) d.setEdge(e.from, e.to);
-  layout(d);
+  const positions = g.nodes.length > DAGRE_MAX_NODES ? layeredPositions(g) : dagrePositions(g);
   const nodes: FlowNode[] = g.nodes.map((n) => {
-    const p = d.node(n.id);
+    const p = positions.get(n.id) ?? { x: 0, y: 0 };
     const mark =
       n.id === root
         ? 'root'
@@ -78,10 +144,15 @@ function layoutGraph(
     return {
       id: n.id,
       type: 'lineage',
-      position: { x: p.x - NODE_W / 2, y: p.y - NODE_H / 2 },
+      position: p,
       data: { kind: n.kind, label: n.label, mark },
       draggable: false,
       connectable: false,
+      // Sizes and handles known up front: nodes and edges are drawn at once instead of after
+      // every node has been measured in the page (seconds for a thousand of them).
+      width: NODE_W,
+      height: NODE_H,
+      handles: HANDLES,
     };
   });
   const edges: Edge[] = g.edges.map((e) => ({
@@ -95,13 +166,12 @@ function layoutGraph(
   return { nodes, edges };
 }
 
+/** No <Handle> elements: edges attach to the handles each node declares (HANDLES). */
 function LineageNodeView({ data }: NodeProps<FlowNode>) {
   return (
     <div className={`lnode k-${data.kind} ${data.mark}`} title={`${data.kind}: ${data.label}`}>
-      <Handle type="target" position={Position.Left} />
       <div className="lkind">{data.kind}</div>
       <div className="llabel">{data.label}</div>
-      <Handle type="source" position={Position.Right} />
     </div>
   );
 }

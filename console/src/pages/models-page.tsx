@@ -7,6 +7,7 @@ import {
   RollbackModelDocument,
   TransitionVersionDocument,
   ValidateVersionDocument,
+  type ModelEventsSubscription,
   type ModelState,
   type ModelsQuery,
   type VersionRowFragment,
@@ -17,11 +18,15 @@ import { Card, ErrorNote, num, StateBadge, useMay, when } from '../ui';
 export default function ModelsPage() {
   const { params } = useLocation();
   const [{ data, error }, refetch] = useQuery({ query: ModelsDocument });
-  // Any transition, by anyone, anywhere: read the registry again.
-  const [events] = useSubscription({ query: ModelEventsDocument });
+  // Any transition, by anyone, anywhere: shown as it arrives, and the registry read again.
+  const [events] = useSubscription(
+    { query: ModelEventsDocument },
+    (acc: ModelEvent[] | undefined, e) => [e.modelEvents, ...(acc ?? [])].slice(0, 12),
+  );
+  const latest = events.data?.[0];
   useEffect(() => {
-    if (events.data) refetch({ requestPolicy: 'network-only' });
-  }, [events.data, refetch]);
+    if (latest) refetch({ requestPolicy: 'network-only' });
+  }, [latest, refetch]);
   const models = data?.models.edges.map((e) => e.node) ?? [];
   const name = params.get('model') ?? models[0]?.name;
   const model = models.find((m) => m.name === name);
@@ -49,6 +54,15 @@ export default function ModelsPage() {
           ))}
         </ul>
         {!models.length && <p className="muted">No models registered.</p>}
+        <h3>Transitions (live)</h3>
+        <ol className="timeline small" data-testid="model-events">
+          {events.data?.map((e, i) => (
+            <li key={`${e.at}-${i}`}>
+              {e.model}@{e.version} {e.from ?? '∅'} → <strong>{e.to}</strong> by {e.actor}:{' '}
+              {e.reason}
+            </li>
+          ))}
+        </ol>
       </Card>
       {model && <ModelView key={model.name} model={model} />}
     </div>
@@ -56,6 +70,7 @@ export default function ModelsPage() {
 }
 
 type ModelData = ModelsQuery['models']['edges'][number]['node'];
+type ModelEvent = ModelEventsSubscription['modelEvents'];
 
 function ModelView({ model }: { model: ModelData }) {
   const mayRollback = useMay('rollbackModel');
