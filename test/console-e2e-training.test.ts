@@ -143,6 +143,18 @@ it('validates and promotes a version through the gates; a refused move shows why
     const r = await s.training.get(submitted.id);
     return r.status === RunStatus.SUCCEEDED && r.modelVersionId ? r : undefined;
   }, 90_000);
+  // A second version, so that the page has a metric to plot across versions.
+  const second = await s.training.submit({
+    experiment: 'risk',
+    builtinTrainer: 'logistic_regression',
+    datasetId,
+    hyperparameters: { epochs: 5 },
+    registerAs: 'risk',
+  });
+  await until(async () => {
+    const r = await s.training.get(second.id);
+    return r.status === RunStatus.SUCCEEDED && r.modelVersionId ? r : undefined;
+  }, 90_000);
   await s.registry.setGates('risk', [
     { into: ModelState.PRODUCTION, kind: 'MIN_METRIC', metric: 'auc', threshold: 0.999 },
   ]);

@@ -95,12 +95,25 @@ export default function RunsPage() {
     (acc: Map<string, RunRowFragment> | undefined, e) =>
       new Map(acc ?? []).set(e.runUpdates.id, e.runUpdates),
   );
+  // The open run's epochs as they end, so its row moves with its curve.
+  const [progressOf, setProgressOf] = useState<{
+    id: string;
+    epoch: number;
+    metrics: Record<string, unknown>;
+  } | null>(null);
   const runs = useMemo(() => {
     const byId = new Map<string, RunRowFragment>();
     for (const e of data?.runs.edges ?? []) byId.set(e.node.id, e.node);
     for (const [id, r] of live.data ?? []) byId.set(id, r);
+    const open = progressOf && byId.get(progressOf.id);
+    if (open && open.status === 'RUNNING' && progressOf.epoch > open.epochsDone)
+      byId.set(open.id, {
+        ...open,
+        epochsDone: progressOf.epoch,
+        metrics: { ...open.metrics, ...progressOf.metrics },
+      });
     return [...byId.values()];
-  }, [data, live.data]);
+  }, [data, live.data, progressOf]);
 
   const [columns, setColumns] = useColumns();
   const [sort, setSort] = useState<{ col: string; desc: boolean }>({ col: 'created', desc: true });
@@ -226,7 +239,7 @@ export default function RunsPage() {
         </Card>
         {comparing && <Compare runIds={comparing} onClose={() => setComparing(null)} />}
       </div>
-      {selectedRun && <RunDetail id={selectedRun} />}
+      {selectedRun && <RunDetail id={selectedRun} onEpoch={setProgressOf} />}
     </div>
   );
 }
@@ -271,7 +284,13 @@ function Compare({ runIds, onClose }: { runIds: string[]; onClose: () => void })
 
 type Point = { epoch: number; name: string; value: number };
 
-function RunDetail({ id }: { id: string }) {
+function RunDetail({
+  id,
+  onEpoch,
+}: {
+  id: string;
+  onEpoch: (p: { id: string; epoch: number; metrics: Record<string, unknown> }) => void;
+}) {
   const [{ data, error }, refetch] = useQuery({ query: RunDetailDocument, variables: { id } });
   // Epochs as they end; joined with the history already stored.
   const [progress] = useSubscription(
@@ -283,8 +302,10 @@ function RunDetail({ id }: { id: string }) {
   );
   const last = progress.data?.[progress.data.length - 1];
   useEffect(() => {
-    if (last && last.status !== 'RUNNING') refetch({ requestPolicy: 'network-only' });
-  }, [last, refetch]);
+    if (!last) return;
+    if (last.status !== 'RUNNING') refetch({ requestPolicy: 'network-only' });
+    else if (last.epoch > 0) onEpoch({ id, epoch: last.epoch, metrics: last.metrics });
+  }, [last, refetch, onEpoch, id]);
   const [cancel, doCancel] = useMutation(CancelRunDocument);
   const mayCancel = useMay('cancelTrainingJob');
   const run = data?.run;
