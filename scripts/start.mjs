@@ -155,7 +155,7 @@ if (!(await waitReady(120_000))) {
       AETHER_RUNNER_KEY: key,
     });
     log(
-      `Aether is up: GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`,
+      `Aether is up: the console at http://localhost:${port}/, GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`,
     );
   } else {
     log(`no usable ${path.join(dataDir, 'admin-key')}: not starting a local gpu-runner`);
