@@ -184,9 +184,12 @@ export class MonitoringService {
     return a;
   }
 
-  /** An alert not tied to a monitor (a retraining whose data failed validation). */
+  /**
+   * An alert not tied to a monitor (a retraining whose data failed validation, dead-lettered
+   * records): one open alert per version and kind, its summary kept current.
+   */
   async raiseUnmonitored(versionId: string, kind: AlertKind, summary: string): Promise<Alert> {
-    const { alert } = await this.repo.raise({
+    const { alert, opened } = await this.repo.raise({
       monitorId: null,
       versionId,
       kind,
@@ -194,7 +197,7 @@ export class MonitoringService {
       summary,
       openedAt: this.clock.now(),
     });
-    await this.publish({ endpoint: null, status: 'OPENED', alert });
+    if (opened) await this.publish({ endpoint: null, status: 'OPENED', alert });
     return alert;
   }
 

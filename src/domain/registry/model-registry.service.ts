@@ -87,6 +87,8 @@ export class ModelRegistryService {
         RegistryErrorCode.RUN_NOT_REGISTRABLE,
         `Run ${runId} is ${run.status}${run.model ? '' : ' without a model'}: only a SUCCEEDED run with a model can be registered`,
       );
+    const already = await this.d.repo.versionOfRun(modelName, run.id);
+    if (already) return already;
     let bytes: Uint8Array;
     try {
       bytes = await this.d.artifacts.getBytes(run.model.key, run.model.sha256);

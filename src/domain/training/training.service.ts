@@ -1,6 +1,7 @@
 import { ArtifactIntegrityError, ArtifactNotFoundError } from '../artifacts/artifact-errors';
 import { type ArtifactRef, type ArtifactStore, type ByteSource } from '../artifacts/artifact-store';
 import { type Principal } from '../auth/api-key';
+import { Permission, requirePermission } from '../auth/role';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
 import { type RunnerService } from '../runners/runner.service';
@@ -123,8 +124,14 @@ export class TrainingService {
     private readonly leaseMs = RUN_LEASE_MS,
   ) {}
 
-  async submit(input: SubmitRunInput): Promise<TrainingRun> {
+  /**
+   * `actor` is the caller through the API; platform loops (retraining) submit as themselves
+   * and only with built-in trainers.
+   */
+  async submit(input: SubmitRunInput, actor?: Principal): Promise<TrainingRun> {
     const { trainer, version, hyperparameters } = checkTrainer(input);
+    if (actor && trainer.kind === TrainerKind.COMMAND)
+      requirePermission(actor, Permission.COMMAND_TRAINERS, 'A command trainer');
     const gpuCount = input.gpuCount ?? 0;
     if (!Number.isInteger(gpuCount) || gpuCount < 0 || gpuCount > MAX_GPUS_PER_RUN)
       throw invalid(`gpuCount must be an integer from 0 to ${MAX_GPUS_PER_RUN}`, 'gpuCount');
