@@ -14,7 +14,11 @@ import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
-import { type EmbeddedRedis, startEmbeddedRedis } from '../infra/redis/embedded-redis';
+import {
+  type EmbeddedRedis,
+  redactRedisUrl,
+  startEmbeddedRedis,
+} from '../infra/redis/embedded-redis';
 import { RedisRateLimiter } from '../infra/redis/rate-limiter';
 import { closeRedis, createRedisClient, pingRedis } from '../infra/redis/redis-client';
 import { startHttpServer } from './http-server';
@@ -71,7 +75,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       });
       stack.push('embedded redis', () => redis.stop());
       redisUrl = redis.url;
-      logger.info({ url: redis.url, redisPid: redis.pid }, 'started embedded redis-server');
+      logger.info(
+        { url: redactRedisUrl(redis.url), redisPid: redis.pid },
+        'started embedded redis-server',
+      );
     }
 
     const db = await openDatabase({
@@ -276,6 +283,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         artifacts: () => artifacts.ping(),
         endpoints: () => services.serving.assertReady(),
       },
+      readinessDetail: async () => ({ failedModels: await services.serving.failedVersions() }),
     });
     stack.push('http server', () => http.close(config.shutdownGraceMs));
     sweepSockets = () => http.sweepSockets();

@@ -149,8 +149,6 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
 
   const handleGraphQL = async (req: IncomingMessage, res: ServerResponse): Promise<number> => {
     const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'POST')
-      throw new HttpError(405, 'BAD_REQUEST', `Method ${method} is not allowed on /graphql`);
     const headers = new HeaderMap();
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
@@ -229,6 +227,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     try {
       if (shuttingDown) res.setHeader('connection', 'close');
       if (!route) status = sendError(res, 404, 'NOT_FOUND', 'No such route');
+      else if (!route.methods.includes(req.method ?? 'GET'))
+        throw new HttpError(405, 'BAD_REQUEST', `${req.method} is not allowed on ${route.name}`);
       else status = await handlers[route.name](req, res);
     } catch (e) {
       // A stream that fails after its head was sent (a dataset failing verification at its

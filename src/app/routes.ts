@@ -17,30 +17,45 @@ export type AccessRule =
 export interface RouteSpec {
   name: RouteName;
   matches(path: string): boolean;
+  methods: readonly string[];
   access: AccessRule;
 }
 
+const READ = ['GET', 'HEAD'];
 const exact = (p: string) => (path: string) => path === p;
 const under = (p: string) => (path: string) => path.startsWith(p);
 
 /** Every HTTP route the api serves; anything else is 404. test/security checks the table. */
 export const ROUTES: readonly RouteSpec[] = [
-  { name: 'healthz', matches: exact('/healthz'), access: { kind: 'public', why: 'liveness' } },
-  { name: 'readyz', matches: exact('/readyz'), access: { kind: 'public', why: 'readiness' } },
-  { name: 'metrics', matches: exact('/metrics'), access: { kind: 'metricsKey' } },
+  {
+    name: 'healthz',
+    matches: exact('/healthz'),
+    methods: READ,
+    access: { kind: 'public', why: 'liveness' },
+  },
+  {
+    name: 'readyz',
+    matches: exact('/readyz'),
+    methods: READ,
+    access: { kind: 'public', why: 'readiness' },
+  },
+  { name: 'metrics', matches: exact('/metrics'), methods: READ, access: { kind: 'metricsKey' } },
   {
     name: 'graphql',
     matches: exact('/graphql'),
+    methods: ['GET', 'POST'],
     access: { kind: 'anyKey', why: 'each field checks its own role (resolvers/guard.ts)' },
   },
   {
     name: 'predict',
     matches: under('/v1/predict/'),
+    methods: ['POST'],
     access: { kind: 'sameAs', field: 'Mutation.predict' },
   },
   {
     name: 'runs',
     matches: under('/runs/'),
+    methods: ['GET', 'PUT'],
     access: { kind: 'sameAs', field: 'Mutation.reportRunProgress' },
   },
 ];

@@ -18,6 +18,7 @@ import {
   MAX_GPUS_PER_RUN,
   type RunCheckpoint,
   MAX_RETRIES,
+  METRIC_NAME_RE,
   RUN_LEASE_MS,
   RunStatus,
   TrainerKind,
@@ -102,7 +103,6 @@ export const LOG_TAIL_BYTES = 16 * 1024;
 const MAX_STALE_CLAIMS = 16;
 const MAX_POINTS_PER_REPORT = 5_000;
 const MAX_COMPARED_RUNS = 500;
-const METRIC_RE = /^[a-z][a-z0-9_.]{0,62}$/;
 const progressTopic = (runId: string) => `${Topics.runs}:${runId}`;
 
 /**
@@ -410,7 +410,7 @@ export class TrainingService {
     if (points.length > MAX_POINTS_PER_REPORT)
       throw badReport(`At most ${MAX_POINTS_PER_REPORT} metric points per report`);
     for (const p of points) {
-      if (!METRIC_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
+      if (!METRIC_NAME_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
       if (!Number.isFinite(p.value)) throw badReport(`${p.name} must be a finite number`);
       if (!Number.isInteger(p.epoch) || p.epoch < 0)
         throw badReport('epoch must be a non-negative integer');

@@ -59,9 +59,13 @@ export class SqlMonitorRepository implements MonitorRepository {
   constructor(private readonly ds: DataSource) {}
 
   async create(m: Omit<Monitor, 'id' | 'createdAt' | 'lastRunAt'>): Promise<Monitor> {
+    // One monitor per (endpoint, kind): two callers racing to create it both configure it.
     const rows: MonitorRow[] = await this.ds.query(
       `INSERT INTO monitor (deployment_id, kind, window_ms, step_ms, settings)
-       VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (deployment_id, kind) DO UPDATE
+         SET window_ms = EXCLUDED.window_ms, step_ms = EXCLUDED.step_ms, settings = EXCLUDED.settings
+       RETURNING *`,
       [
         m.deploymentId,
         m.kind,
