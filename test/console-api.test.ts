@@ -102,7 +102,11 @@ describe('lineageSearch', () => {
     });
     expect(kind.errors?.[0].message).toMatch(/unknown lineage kinds: Banana/);
     const size = await gql.request(LineageSearchDocument, { query: 'x', first: 101 });
-    expect(size.errors?.[0].extensions).toMatchObject({ reason: 'INVALID_LINEAGE_QUERY' });
+    // Page sizes are held to the api's limit before the query runs.
+    expect(size.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_PAGE_SIZE',
+    });
   });
 
   it('leads to lineage nodes that node(id) fetches, deployments included', async () => {

@@ -75,18 +75,20 @@ export function createConsoleRoute(o: { production: boolean; dir?: string }): Co
     return 200;
   };
 
-  const plain = (res: ServerResponse, status: number, text: string): number => {
+  /** Errors in the api's own shape: a GraphQL-style `errors` list with a code. */
+  const fail = (res: ServerResponse, status: number, code: string, message: string): number => {
     res.statusCode = status;
-    res.setHeader('content-type', 'text/plain; charset=utf-8');
-    res.end(text);
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
     return status;
   };
 
   const notBuilt = (res: ServerResponse): number =>
-    plain(
+    fail(
       res,
       503,
-      'The console is not built: run `npm --prefix console install && npm --prefix console run build` (npm start does it).',
+      'SERVICE_UNAVAILABLE',
+      'The console is not built: run `npm run console:build` (npm start does it).',
     );
 
   /** The file a URL path names inside `dir`, or null when it names none. */
@@ -137,7 +139,7 @@ export function createConsoleRoute(o: { production: boolean; dir?: string }): Co
         (!path.posix.extname(urlPath) &&
           !urlPath.startsWith('/assets/') &&
           String(req.headers.accept ?? '').includes('text/html'));
-      if (!page) return plain(res, 404, `No route ${urlPath}`);
+      if (!page) return fail(res, 404, 'NOT_FOUND', 'No such route');
       const index = path.join(dir, 'index.html');
       return fs.existsSync(index) ? send(req, res, index, 'no-cache') : notBuilt(res);
     },

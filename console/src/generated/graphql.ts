@@ -14,6 +14,7 @@ export type AggregationFn =
 export type AlertKind =
   | 'DATA_DRIFT'
   | 'DATA_VALIDATION'
+  | 'DEAD_LETTER'
   | 'PERFORMANCE';
 
 export type AlertStatus =
