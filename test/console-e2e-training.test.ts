@@ -30,6 +30,8 @@ let runner: RunnerProcess;
 let origin: string;
 let datasetId: string;
 const gateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-paced-'));
+// The runner runs trainers as an unprivileged user (docs/adr/0019): it must see the gates.
+fs.chmodSync(gateDir, 0o755);
 
 beforeAll(async () => {
   app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
