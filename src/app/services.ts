@@ -30,6 +30,7 @@ import { DeadLetterService } from '../domain/shared/dead-letter';
 import { AlertKind } from '../domain/monitoring/monitor';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
+import { ambientDataSource } from '../infra/db/ambient-transaction';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
 import { TypeOrmRunnerRepository } from '../infra/db/repositories/runner.repository';
 import { SqlDatasetRepository } from '../infra/db/features/dataset.repository';
@@ -79,7 +80,8 @@ export function createServices(deps: {
   clock: Clock;
   trainingLeaseMs: number;
 }): Services {
-  const ds = deps.db.dataSource;
+  // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
+  const ds = ambientDataSource(deps.db.dataSource);
   const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
   const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
   const featureRegistry = new FeatureRegistryService(
