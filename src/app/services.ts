@@ -30,6 +30,7 @@ import { DeadLetterService } from '../domain/shared/dead-letter';
 import { AlertKind } from '../domain/monitoring/monitor';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
+import { ambientDataSource, SqlUnitOfWork } from '../infra/db/ambient-transaction';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
 import { TypeOrmRunnerRepository } from '../infra/db/repositories/runner.repository';
 import { SqlDatasetRepository } from '../infra/db/features/dataset.repository';
@@ -79,7 +80,9 @@ export function createServices(deps: {
   clock: Clock;
   trainingLeaseMs: number;
 }): Services {
-  const ds = deps.db.dataSource;
+  // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
+  const ds = ambientDataSource(deps.db.dataSource);
+  const uow = new SqlUnitOfWork(deps.db.dataSource);
   const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
   const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
   const featureRegistry = new FeatureRegistryService(
@@ -93,6 +96,7 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
     runQueue,
+    uow,
   );
   const datasets = new DatasetService(
     featureRegistry,
@@ -120,6 +124,7 @@ export function createServices(deps: {
     runs: training,
     datasets,
     events: deps.events,
+    uow,
     clock: deps.clock,
   });
   const onlineFeatures = new OnlineFeatureService(featureRegistry, online, deps.clock);
@@ -140,6 +145,7 @@ export function createServices(deps: {
     snapshots,
     deps.events,
     deps.clock,
+    uow,
   );
   const retraining = new RetrainingService({
     repo: new SqlRetrainingRepository(ds, deps.clock),
@@ -181,6 +187,7 @@ export function createServices(deps: {
     new RedisKeyEpoch(deps.redis, deps.redisPrefix),
     deps.events,
     deps.clock,
+    uow,
   );
   return {
     apiKeys,
