@@ -31,9 +31,20 @@ export class Fleet1764900000000 implements MigrationInterface {
     );
     await q.query(`CREATE INDEX outbox_topic_idx ON outbox (topic, seq)`);
     await q.query(`CREATE INDEX outbox_published_idx ON outbox (published_at)`);
+    // Steps of workflows carry idempotency keys: a retried step finds what it made before.
+    await q.query(`ALTER TABLE training_run ADD COLUMN idempotency_key text NULL UNIQUE`);
+    await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN idempotency_key text NULL UNIQUE`);
+    // A retraining reads the labelled traffic of a fixed window, whenever its step runs.
+    await q.query(`ALTER TABLE retraining ADD COLUMN window_end timestamptz(3) NULL`);
+    await q.query(`CREATE UNIQUE INDEX retraining_one_open_idx ON retraining (model_id)
+      WHERE status NOT IN ('PROMOTED', 'REJECTED', 'STOPPED_BAD_DATA', 'FAILED')`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP INDEX retraining_one_open_idx`);
+    await q.query(`ALTER TABLE retraining DROP COLUMN window_end`);
+    await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN idempotency_key`);
+    await q.query(`ALTER TABLE training_run DROP COLUMN idempotency_key`);
     await q.query(`DROP TABLE outbox`);
     await q.query(`DROP SEQUENCE outbox_seq`);
     await q.query(`DROP TABLE lease`);

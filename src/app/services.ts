@@ -116,6 +116,7 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
     deps.trainingLeaseMs,
+    uow,
   );
   const registry = new ModelRegistryService({
     repo: new SqlModelRegistryRepository(ds, deps.clock),

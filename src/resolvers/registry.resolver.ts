@@ -20,7 +20,7 @@ import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import { DatasetSnapshotType, FeatureViewVersionType } from '../schema/feature.types';
-import { fromGlobalId, localIdOf, Node } from '../schema/node.types';
+import { AFTER_DESCRIPTION, fromGlobalId, localIdOf, Node } from '../schema/node.types';
 import {
   GateInput,
   LineageNodeType,
@@ -161,11 +161,17 @@ export class ModelVersionResolver {
 
   @Subscription(() => ModelEventType, {
     description: 'Every model version transition, from any api process.',
-    subscribe: ({ context }) =>
-      (context as GraphQLContext).services.events.subscribe<ModelEvent>(Topics.models),
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.events.subscribe<ModelEvent>(Topics.models, {
+        after: (args as { after?: string | null }).after,
+      }),
   })
   @Allow(Role.VIEWER)
-  modelEvents(@Root() e: ModelEvent): ModelEventType {
+  modelEvents(
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
+    @Root() e: ModelEvent,
+  ): ModelEventType {
     return ModelEventType.from(e);
   }
 

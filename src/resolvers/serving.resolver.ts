@@ -16,7 +16,7 @@ import {
   Subscription,
 } from 'type-graphql';
 import { type DeploymentEvent } from '../domain/serving/deployment';
-import { localIdOf, toGlobalId } from '../schema/node.types';
+import { AFTER_DESCRIPTION, localIdOf, toGlobalId } from '../schema/node.types';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -218,11 +218,14 @@ export class DeploymentResolver {
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.serving.deploymentEvents(
         (args as { endpoint: string }).endpoint,
+        (args as { after?: string | null }).after ?? null,
       ),
   })
   @Allow(Role.VIEWER)
   deploymentEvents(
     @Arg('endpoint') _endpoint: string,
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
     @Root() e: DeploymentEvent,
   ): DeploymentEventType {
     return DeploymentEventType.from(e);

@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type Deployment, type DeploymentEvent, ServingRole } from '../domain/serving/deployment';
 import { type AutoscalePolicy } from '../domain/serving/autoscaler';
@@ -147,11 +149,15 @@ export class DeploymentEventType {
   @Field()
   at!: Date;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: DeploymentEvent): DeploymentEventType {
     return Object.assign(new DeploymentEventType(), {
       ...e,
       versionId: e.versionId ? toGlobalId('ModelVersion', e.versionId) : null,
       at: new Date(e.at),
+      cursor: eventCursor(e),
     });
   }
 }

@@ -308,7 +308,8 @@ export type RetrainingStatus =
   | 'REJECTED'
   | 'SHADOW'
   | 'STOPPED_BAD_DATA'
-  | 'TRAINING';
+  | 'TRAINING'
+  | 'TRIGGERED';
 
 /** VIEWER < EDITOR < ADMIN; RUNNER is for gpu-runner processes. */
 export type Role =

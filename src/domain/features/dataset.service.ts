@@ -45,6 +45,8 @@ export class DatasetService {
     name: string;
     featureRefs: string[];
     spine: SpineRow[];
+    /** The same key twice is one snapshot (a workflow step retried after a crash). */
+    idempotencyKey?: string | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name))
       throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
@@ -56,25 +58,29 @@ export class DatasetService {
         throw invalid(`spine row ${i} needs an entityKey and a valid timestamp`, { row: i });
     });
     const resolved = await this.registry.resolveRefs(input.featureRefs);
-    const snapshot = await this.repo.create({
-      name: input.name,
-      status: DatasetStatus.BUILDING,
-      featureRefs: resolved.map((r) => r.ref),
-      featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
-      spineSha256: spineHash(input.spine),
-      rowCount: input.spine.length,
-      columns: [
-        { name: 'entity_key', type: FeatureType.STRING },
-        { name: 'ts', type: 'TIMESTAMP' },
-        { name: 'label', type: FeatureType.FLOAT },
-        ...resolved.map((r) => ({ name: r.ref, type: r.type })),
-      ],
-      contentHash: null,
-      artifact: null,
-      progress: 0,
-      error: null,
-      completedAt: null,
-    });
+    const { snapshot, created } = await this.repo.create(
+      {
+        name: input.name,
+        status: DatasetStatus.BUILDING,
+        featureRefs: resolved.map((r) => r.ref),
+        featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
+        spineSha256: spineHash(input.spine),
+        rowCount: input.spine.length,
+        columns: [
+          { name: 'entity_key', type: FeatureType.STRING },
+          { name: 'ts', type: 'TIMESTAMP' },
+          { name: 'label', type: FeatureType.FLOAT },
+          ...resolved.map((r) => ({ name: r.ref, type: r.type })),
+        ],
+        contentHash: null,
+        artifact: null,
+        progress: 0,
+        error: null,
+        completedAt: null,
+      },
+      input.idempotencyKey ?? null,
+    );
+    if (!created) return { snapshot, done: this.settled(snapshot.id) };
     const done = this.materialize(snapshot, resolved, input.spine);
     done.catch(() => undefined);
     return { snapshot, done };
@@ -113,6 +119,16 @@ export class DatasetService {
     } finally {
       await live.close();
     }
+  }
+
+  /** Resolves with the snapshot once READY, rejects once FAILED. */
+  private async settled(id: string): Promise<DatasetSnapshot> {
+    for await (const e of this.progress(id)) {
+      if (e.status === DatasetStatus.READY) return this.get(id);
+      if (e.status === DatasetStatus.FAILED)
+        throw new Error(`dataset snapshot ${id} failed: ${e.error ?? ''}`);
+    }
+    return this.get(id);
   }
 
   byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {

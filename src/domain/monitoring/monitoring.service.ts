@@ -215,9 +215,11 @@ export class MonitoringService {
   }
 
   /** `driftEvents` / `performanceEvents`: every endpoint's, or one endpoint's. */
-  subscribe(kind: MonitorKind, endpoint: string | null) {
+  subscribe(kind: MonitorKind, endpoint: string | null, after: string | null = null) {
     const topic = kind === MonitorKind.DATA_DRIFT ? MonitorTopics.drift : MonitorTopics.performance;
-    return this.events.subscribe<AlertEvent>(endpoint ? `${topic}:${endpoint}` : topic);
+    return this.events.subscribe<AlertEvent>(endpoint ? `${topic}:${endpoint}` : topic, {
+      after,
+    });
   }
 
   private async driftCheck(

@@ -697,8 +697,8 @@ export class PredictionService {
   }
 
   /** Events of one endpoint (readiness, canary steps, rollbacks, promotions). */
-  deploymentEvents(endpoint: string) {
-    return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`);
+  deploymentEvents(endpoint: string, after: string | null = null) {
+    return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`, { after });
   }
 
   private async publish(

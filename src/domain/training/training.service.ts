@@ -6,6 +6,7 @@ import { type EventBus, Topics } from '../events/event-bus';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
 import { type RunnerService } from '../runners/runner.service';
 import { type Clock } from '../shared/clock';
+import { NO_TRANSACTION, type UnitOfWork } from '../shared/unit-of-work';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { type Page, type PageRequest } from '../shared/pagination';
 import { MODEL_NAME_RE } from '../registry/model';
@@ -50,6 +51,11 @@ export interface SubmitRunInput {
   gitCommit?: string | null;
   /** Register the trained model under this name when the run succeeds. */
   registerAs?: string | null;
+  /**
+   * The same key twice is one run: a retried submission (a client's, or a workflow step's
+   * after a crash) gets the run the first one made, queued once.
+   */
+  idempotencyKey?: string | null;
 }
 
 export interface RunEvent {
@@ -122,6 +128,8 @@ export class TrainingService {
     private readonly events: EventBus,
     private readonly clock: Clock,
     private readonly leaseMs = RUN_LEASE_MS,
+    /** A run's change and its event commit together (the outbox). */
+    private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {}
 
   /**
@@ -132,6 +140,20 @@ export class TrainingService {
     const { trainer, version, hyperparameters } = checkTrainer(input);
     if (actor && trainer.kind === TrainerKind.COMMAND)
       requirePermission(actor, Permission.COMMAND_TRAINERS, 'A command trainer');
+    const key = input.idempotencyKey ?? null;
+    if (key !== null && !/^[A-Za-z0-9:._-]{1,200}$/.test(key))
+      throw invalid(
+        'idempotencyKey must be 1-200 characters of letters, digits and : . _ -',
+        'idempotencyKey',
+      );
+    if (key !== null) {
+      const earlier = await this.repo.findByIdempotencyKey(key);
+      if (earlier) {
+        // Queued before a crash that came ahead of the queue write: the queue gets it now.
+        if (earlier.status === RunStatus.QUEUED) await this.queue.enqueue(earlier);
+        return earlier;
+      }
+    }
     const gpuCount = input.gpuCount ?? 0;
     if (!Number.isInteger(gpuCount) || gpuCount < 0 || gpuCount > MAX_GPUS_PER_RUN)
       throw invalid(`gpuCount must be an integer from 0 to ${MAX_GPUS_PER_RUN}`, 'gpuCount');
@@ -179,20 +201,28 @@ export class TrainingService {
       dataset = found;
     }
 
-    const run = await this.repo.insert({
-      status: built ? RunStatus.PENDING : RunStatus.QUEUED,
-      experimentName: input.experiment,
-      trainer,
-      trainerVersion: version,
-      datasetId: dataset.id,
-      hyperparameters,
-      gpuCount,
-      gpuMemoryMb,
-      maxRetries,
-      gitCommit,
-      registerAs,
+    const { run, created } = await this.uow.run(async () => {
+      const r = await this.repo.insert({
+        status: built ? RunStatus.PENDING : RunStatus.QUEUED,
+        experimentName: input.experiment,
+        trainer,
+        trainerVersion: version,
+        datasetId: dataset.id,
+        hyperparameters,
+        gpuCount,
+        gpuMemoryMb,
+        maxRetries,
+        gitCommit,
+        registerAs,
+        idempotencyKey: key,
+      });
+      if (r.created) await this.publish(r.run);
+      return r;
     });
-    await this.publish(run);
+    if (!created) {
+      if (run.status === RunStatus.QUEUED) await this.queue.enqueue(run);
+      return run;
+    }
     if (!built) {
       await this.queue.enqueue(run);
       return run;
