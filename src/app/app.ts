@@ -257,7 +257,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       'training-reaper',
       Math.max(100, config.trainingLeaseMs / 4),
       async () => {
-        const ids = await services.training.reapExpired();
+        const ids = await services.runExecution.reapExpired();
         if (ids.length) logger.warn({ runs: ids }, 'training leases expired; runs requeued');
       },
       'training lease reaper failed',

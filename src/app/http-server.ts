@@ -216,7 +216,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     },
     runs: async (req, res) => {
       const principal = await admit(access.runs, req.headers.authorization);
-      return handleRunFiles(req, res, principal, o.services.training, pathText);
+      return handleRunFiles(req, res, principal, o.services.runExecution, pathText);
     },
     console: (req, res) => consoleRoute.serve(req, res, pathOf(req)),
   };

@@ -10,6 +10,8 @@ import { QuarantineService } from '../domain/features/quarantine.service';
 import { type StreamLag } from '../domain/features/feature-store.ports';
 import { RunnerService } from '../domain/runners/runner.service';
 import { TrainingService } from '../domain/training/training.service';
+import { RunExecutionService } from '../domain/training/run-execution.service';
+import { RunEvents } from '../domain/training/run-events';
 import { ModelRegistryService } from '../domain/registry/model-registry.service';
 import { LineageService } from '../domain/lineage/lineage';
 import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
@@ -55,6 +57,7 @@ export interface Services {
   compaction: OfflineCompactionService;
   datasets: DatasetService;
   training: TrainingService;
+  runExecution: RunExecutionService;
   registry: ModelRegistryService;
   lineage: LineageService;
   serving: PredictionService;
@@ -107,13 +110,23 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
   );
+  const runEvents = new RunEvents(deps.events, deps.clock);
+  const trainingRuns = new SqlTrainingRunRepository(ds);
   const training = new TrainingService(
-    new SqlTrainingRunRepository(ds),
+    trainingRuns,
+    runQueue,
+    datasets,
+    runEvents,
+    deps.clock,
+    uow,
+  );
+  const runExecution = new RunExecutionService(
+    trainingRuns,
     runQueue,
     runners,
     datasets,
     deps.artifacts,
-    deps.events,
+    runEvents,
     deps.clock,
     deps.trainingLeaseMs,
     uow,
@@ -132,7 +145,7 @@ export function createServices(deps: {
   const deadLetterStore = new SqlDeadLetterStore(ds);
   const predictionLog = new SqlPredictionLog(ds, deadLetterStore);
   const runner = new OnnxModelRunner((v) => registry.modelBytes(v));
-  training.onRegistrableRun((run) =>
+  runExecution.onRegistrableRun((run) =>
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
   const deployments = new SqlDeploymentRepository(ds);
@@ -200,6 +213,7 @@ export function createServices(deps: {
     compaction: new OfflineCompactionService(featureRegistry, offline),
     datasets,
     training,
+    runExecution,
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
     serving: new PredictionService(
