@@ -172,22 +172,37 @@ export class RunExecutionService {
    * whose cancel was asked for ends CANCELLED instead.
    */
   async reapExpired(): Promise<string[]> {
-    const ids = await this.queue.requeueExpired(this.clock.now().getTime());
+    const now = this.clock.now();
+    const ids = await this.queue.requeueExpired(now.getTime());
     for (const run of await this.repo.findByIds(ids)) {
       if (run.cancelRequestedAt) await this.queue.remove(run.id);
-      await this.uow.run(async () => {
-        const changed = run.cancelRequestedAt
-          ? await this.repo.finish(run.id, {
-              status: RunStatus.CANCELLED,
-              error: 'cancelled; the runner stopped answering',
-              logTail: null,
-              at: this.clock.now(),
-            })
-          : await this.repo.backToQueue(run.id, { failed: false, error: null, logTail: null });
-        if (changed) await this.runEvents.changed(changed);
-      });
+      await this.settleExpired(run);
     }
-    return ids;
+    // Runs of record whose lease lapsed but that Redis does not hold (it lost its data, or a
+    // process died between the two stores' updates): back in line too, never stuck RUNNING.
+    const stale = await this.repo.leaseExpired(new Date(now.getTime() - this.leaseMs));
+    const leased = await this.queue.leased(stale);
+    const orphans = stale.filter((_, i) => !leased[i]);
+    for (const run of await this.repo.findByIds(orphans)) {
+      const back = await this.settleExpired(run);
+      if (back?.status === RunStatus.QUEUED) await this.queue.enqueue(back);
+    }
+    return [...ids, ...orphans];
+  }
+
+  private settleExpired(run: TrainingRun): Promise<TrainingRun | null> {
+    return this.uow.run(async () => {
+      const changed = run.cancelRequestedAt
+        ? await this.repo.finish(run.id, {
+            status: RunStatus.CANCELLED,
+            error: 'cancelled; the runner stopped answering',
+            logTail: null,
+            at: this.clock.now(),
+          })
+        : await this.repo.backToQueue(run.id, { failed: false, error: null, logTail: null });
+      if (changed) await this.runEvents.changed(changed);
+      return changed;
+    });
   }
 
   /** Metrics and hardware samples from the runner holding the run. */

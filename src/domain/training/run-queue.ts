@@ -37,6 +37,8 @@ export interface RunQueue {
   requeue(runId: string, runnerId: string): Promise<boolean>;
   /** Leases that ran out: back in line at their own place, their GPUs freed. */
   requeueExpired(now: number): Promise<string[]>;
+  /** Whether each run is leased to a runner now. */
+  leased(runIds: readonly string[]): Promise<boolean[]>;
   /** 1 for the head, null when not queued. */
   positions(runIds: readonly string[]): Promise<(number | null)[]>;
   /** The run next in line, with its submission seq. */

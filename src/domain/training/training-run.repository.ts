@@ -43,6 +43,8 @@ export interface TrainingRunRepository {
   queued(): Promise<{ id: string; seq: number; gpuCount: number; gpuMemoryMb: number | null }[]>;
   /** PENDING runs with their dataset ids. */
   pending(): Promise<{ id: string; datasetId: string }[]>;
+  /** RUNNING runs whose recorded lease ran out before `before`. */
+  leaseExpired(before: Date): Promise<string[]>;
   /** PENDING → QUEUED once the dataset is READY. */
   markQueued(id: string): Promise<TrainingRun | null>;
   /** QUEUED → RUNNING on a runner; null when the run is no longer QUEUED. */

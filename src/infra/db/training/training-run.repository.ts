@@ -143,6 +143,14 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
     return rows.map((r) => ({ id: r.id, datasetId: r.dataset_id }));
   }
 
+  async leaseExpired(before: Date): Promise<string[]> {
+    const rows: { id: string }[] = await this.ds.query(
+      `SELECT id FROM training_run WHERE status = 'RUNNING' AND lease_expires_at < $1 ORDER BY seq LIMIT 1000`,
+      [before],
+    );
+    return rows.map((r) => r.id);
+  }
+
   markQueued(id: string): Promise<TrainingRun | null> {
     return this.transition(`status = 'QUEUED'`, `status = 'PENDING'`, [id]);
   }
