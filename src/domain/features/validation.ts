@@ -33,6 +33,8 @@ export enum ValidationRule {
   NOT_ALLOWED_VALUE = 'NOT_ALLOWED_VALUE',
   NULL_FRACTION_EXCEEDED = 'NULL_FRACTION_EXCEEDED',
   LATE_EVENT = 'LATE_EVENT',
+  /** The known time of a stored version of the event, with another payload. */
+  CONFLICTING_DUPLICATE = 'CONFLICTING_DUPLICATE',
 }
 
 export interface Violation {
@@ -47,8 +49,20 @@ export interface QuarantinedRecord {
 }
 
 export interface ValidationOutcome {
-  accepted: { entityKey: string; event: Omit<FeatureEvent, 'createdTs'>; knownAt?: number }[];
+  accepted: {
+    entityKey: string;
+    event: Omit<FeatureEvent, 'createdTs'>;
+    knownAt?: number;
+    record: IngestRecord;
+  }[];
   quarantined: QuarantinedRecord[];
+}
+
+export interface ValidationOptions {
+  /** Quarantine records too far behind their entity's newest event (LATE_EVENT). */
+  lateness: boolean;
+  /** Quarantine records without knownAt (backfills of history must say when it was known). */
+  requireKnownAt: boolean;
 }
 
 /**
@@ -63,6 +77,7 @@ export function validateBatch(
   schema: FeatureViewSchema,
   records: readonly IngestRecord[],
   watermarks: Map<string, number>,
+  options: ValidationOptions = { lateness: true, requireKnownAt: false },
 ): ValidationOutcome {
   const violations: Violation[][] = records.map(() => []);
   const nulls = new Map<string, number[]>();
@@ -86,7 +101,13 @@ export function validateBatch(
         message: 'eventId must be a non-empty string of at most 256 characters',
       });
     }
-    if (
+    if (r.knownAt === undefined && options.requireKnownAt) {
+      v.push({
+        rule: ValidationRule.INVALID_EVENT_TIME,
+        feature: null,
+        message: 'a backfill record needs knownAt: when its value became known',
+      });
+    } else if (
       r.knownAt !== undefined &&
       (typeof r.knownAt !== 'number' || !Number.isFinite(r.knownAt) || r.knownAt < r.eventTs)
     ) {
@@ -102,7 +123,7 @@ export function validateBatch(
         feature: null,
         message: 'eventTs must be a valid time',
       });
-    } else if (typeof r.entityKey === 'string') {
+    } else if (options.lateness && typeof r.entityKey === 'string') {
       const mark = marks.get(r.entityKey);
       if (mark !== undefined && r.eventTs < mark - schema.allowedLatenessSeconds * 1000) {
         v.push({
@@ -155,6 +176,7 @@ export function validateBatch(
       entityKey: r.entityKey,
       event: { eventId: r.eventId, eventTs: r.eventTs, values },
       knownAt: r.knownAt,
+      record: r,
     });
   });
   return out;
