@@ -18,6 +18,7 @@ import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
+import { handleDatasetFiles, isDatasetFilePath } from './dataset-files';
 import { predictJson } from './predict-route';
 import { handleRunFiles } from './run-files';
 import { buildAppSchema } from './schema';
@@ -159,6 +160,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         const body = await readJsonBody(req, o.maxBodyBytes);
         const endpoint = decodeURIComponent(path.slice('/v1/predict/'.length));
         status = sendJson(res, 200, await predictJson(endpoint, body, o.services.serving));
+      } else if (isDatasetFilePath(path)) {
+        route = 'datasets';
+        const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
+        status = await handleDatasetFiles(req, res, principal, o.services.datasets);
       } else if (path.startsWith('/runs/')) {
         route = 'runs';
         const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));

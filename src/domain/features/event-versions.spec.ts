@@ -1,4 +1,9 @@
-import { type CandidateVersion, judgeVersions, VersionVerdict } from './event-versions';
+import {
+  type CandidateVersion,
+  judgeVersions,
+  type StoredVersion,
+  VersionVerdict,
+} from './event-versions';
 
 const row = (
   eventId: string,
@@ -16,7 +21,10 @@ const stored = (createdTs: number, v: number, eventTs = 100) => ({
   createdTs,
   values: [v],
 });
-const verdicts = (rows: CandidateVersion[], previous = rows.map(() => null)) =>
+const verdicts = (
+  rows: CandidateVersion[],
+  previous: (StoredVersion | null)[] = rows.map(() => null),
+) =>
   judgeVersions(rows, previous).map((j) => [j.verdict, j.createdTs, j.online]);
 
 describe('judgeVersions', () => {

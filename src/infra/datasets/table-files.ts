@@ -1,0 +1,129 @@
+import { DataType, type Table, tableFromIPC, type Vector } from 'apache-arrow';
+import { type ArtifactStore } from '../../domain/artifacts/artifact-store';
+import { FeatureErrorCode } from '../../domain/features/feature-errors';
+import {
+  formatOf,
+  type TableColumn,
+  type TableColumns,
+  type TableFile,
+  TableFileFormat,
+  type TableFileReader,
+} from '../../domain/features/table-file';
+import { InvalidInputError } from '../../domain/shared/domain-error';
+import { readParquet } from './parquet';
+
+/**
+ * Reads Parquet (parquet-wasm), Arrow IPC (file or stream) and CSV (RFC 4180, a header row)
+ * files from the artifact store into columns. Arrow and Parquet columns stay columnar: a
+ * numeric column is its typed array and a null mask, so millions of rows hold no boxed value.
+ */
+export class ArtifactTableReader implements TableFileReader {
+  constructor(private readonly artifacts: ArtifactStore) {}
+
+  async read(file: TableFile): Promise<TableColumns> {
+    const format = formatOf(file);
+    const bytes = await this.artifacts.getBytes(file.artifactKey);
+    try {
+      if (format === TableFileFormat.CSV) return csvColumns(Buffer.from(bytes).toString('utf8'));
+      return arrowColumns(
+        format === TableFileFormat.PARQUET ? await readParquet(bytes) : tableFromIPC(bytes),
+      );
+    } catch (e) {
+      throw new InvalidInputError(
+        FeatureErrorCode.INVALID_TABLE_FILE,
+        `${file.artifactKey} is not a readable ${format} file: ${e instanceof Error ? e.message : String(e)}`,
+        { artifactKey: file.artifactKey, format },
+      );
+    }
+  }
+}
+
+function arrowColumns(table: Table): TableColumns {
+  const names = table.schema.fields.map((f) => f.name);
+  const cache = new Map<string, TableColumn>();
+  return {
+    length: table.numRows,
+    names,
+    column(name) {
+      let c = cache.get(name);
+      if (c) return c;
+      const v = table.getChild(name);
+      if (!v) return null;
+      cache.set(name, (c = vectorColumn(v)));
+      return c;
+    },
+  };
+}
+
+function vectorColumn(v: Vector): TableColumn {
+  const t = v.type as DataType;
+  if (DataType.isFloat(t) || (DataType.isInt(t) && t.bitWidth <= 32)) {
+    const values = v.toArray() as ArrayLike<number>;
+    const valid = validity(v);
+    return { get: (i) => (valid && !valid[i] ? null : values[i]) };
+  }
+  // Timestamps read as epoch ms; 64-bit integers as numbers.
+  return {
+    get: (i) => {
+      const x: unknown = v.get(i);
+      return typeof x === 'bigint' ? Number(x) : (x ?? null);
+    },
+  };
+}
+
+/** 1 where the vector holds a value, or null when it holds no null at all. */
+function validity(v: Vector): Uint8Array | null {
+  if (v.nullCount === 0) return null;
+  const out = new Uint8Array(v.length);
+  let at = 0;
+  for (const d of v.data) {
+    for (let i = 0; i < d.length; i++) out[at + i] = d.getValid(i) ? 1 : 0;
+    at += d.length;
+  }
+  return out;
+}
+
+/** RFC 4180: quoted fields may hold commas, quotes ("") and line breaks. Empty cells are null. */
+function csvColumns(text: string): TableColumns {
+  const rows = parseCsv(text);
+  const names = rows.shift() ?? [];
+  const cols = new Map(
+    names.map((n, j) => [
+      n,
+      { get: (i: number) => (rows[i][j] === undefined || rows[i][j] === '' ? null : rows[i][j]) },
+    ]),
+  );
+  return { length: rows.length, names, column: (name) => cols.get(name) ?? null };
+}
+
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
+  }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}
