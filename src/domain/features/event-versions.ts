@@ -81,14 +81,28 @@ export function judgeVersions(
     createdTs: r.event.createdTs,
     online: true,
   }));
-  const groups = new Map<string, number[]>();
-  rows.forEach((r, i) => {
-    const key = `${r.entityKey}\u0000${r.event.eventId}`;
-    const list = groups.get(key);
-    if (list) list.push(i);
-    else groups.set(key, [i]);
-  });
-  for (const members of groups.values()) {
+  // Most events appear once in a batch: only those that repeat are grouped.
+  const first = new Map<string, number>();
+  let repeated: Map<string, number[]> | null = null;
+  for (let i = 0; i < rows.length; i++) {
+    const key = `${rows[i].entityKey}\u0000${rows[i].event.eventId}`;
+    const at = first.get(key);
+    if (at === undefined) first.set(key, i);
+    else {
+      repeated ??= new Map();
+      const list = repeated.get(key) ?? [at];
+      list.push(i);
+      repeated.set(key, list);
+    }
+  }
+  const groups: number[][] = [];
+  for (const [key, i] of first) {
+    const list = repeated?.get(key);
+    if (list) groups.push(list);
+    else if (!previous[i]) out[i].verdict = VersionVerdict.NEW;
+    else groups.push([i]);
+  }
+  for (const members of groups) {
     // In known-time order, batch order within one instant (a stable sort keeps it).
     members.sort((a, b) => rows[a].event.createdTs - rows[b].event.createdTs);
     /** The versions this event has had so far in the batch (a duplicate: what it repeats). */

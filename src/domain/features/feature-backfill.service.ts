@@ -31,7 +31,12 @@ import {
   type TableFileReader,
   timeOf,
 } from './table-file';
-import { type IngestRecord, type QuarantinedRecord, validateBatch, ValidationRule } from './validation';
+import {
+  type IngestRecord,
+  type QuarantinedRecord,
+  validateColumns,
+  ValidationRule,
+} from './validation';
 
 /** Rows one backfill file may hold: the rows are judged and merged in memory. */
 export const MAX_BACKFILL_ROWS = 20_000_000;
@@ -105,34 +110,46 @@ export class FeatureBackfillService {
     const sourceCols = sources.map((s) => table.column(s));
     const valueOf = (i: number, p: number): FeatureValue =>
       cellValue(types[p], sourceCols[p]?.get(i));
+    const knownOf = (i: number): number | undefined => {
+      const raw = cols.known.get(i);
+      return raw === null || raw === undefined ? undefined : timeOf(raw);
+    };
+    /** A row as the record it stands for: what the quarantine keeps of a failing row. */
     const recordOf = (i: number): IngestRecord => {
-      const knownAt = cols.known.get(i);
+      const knownAt = knownOf(i);
       return {
         entityKey: text(cols.entity.get(i)),
         eventId: text(cols.id.get(i)),
         eventTs: timeOf(cols.ts.get(i)),
-        ...(knownAt === null || knownAt === undefined ? {} : { knownAt: timeOf(knownAt) }),
+        ...(knownAt === undefined ? {} : { knownAt }),
         fields: Object.fromEntries(sources.map((s, p) => [s, valueOf(i, p)])),
       };
     };
 
-    // Validated in batches of the ingestion's size, so a per-batch rule (the null fraction)
-    // means what it means for any ingestion.
+    // Validated column by column in batches of the ingestion's size, so a per-batch rule (the
+    // null fraction) means what it means for any ingestion; only failing rows become records.
     const accepted: number[] = [];
     const quarantined: QuarantinedRecord[] = [];
     for (let start = 0; start < table.length; start += MAX_BATCH) {
-      const batch: IngestRecord[] = [];
-      for (let i = start; i < Math.min(start + MAX_BATCH, table.length); i++)
-        batch.push(recordOf(i));
-      const outcome = validateBatch(v.schema, batch, new Map(), {
-        lateness: false,
-        requireKnownAt: true,
-      });
-      const ok = new Set(outcome.accepted.map((a) => a.record));
-      batch.forEach((r, k) => {
-        if (ok.has(r)) accepted.push(start + k);
-      });
-      quarantined.push(...outcome.quarantined);
+      const end = Math.min(start + MAX_BATCH, table.length);
+      const failed = validateColumns(
+        v.schema,
+        {
+          length: end - start,
+          entityKey: (i) => text(cols.entity.get(start + i)),
+          eventId: (i) => text(cols.id.get(start + i)),
+          eventTs: (i) => timeOf(cols.ts.get(start + i)),
+          knownAt: (i) => knownOf(start + i),
+          field: (i, p) => valueOf(start + i, p),
+        },
+        new Map(),
+        { lateness: false, requireKnownAt: true },
+      );
+      for (let i = start; i < end; i++) {
+        const violations = failed.get(i - start);
+        if (violations) quarantined.push({ record: recordOf(i), violations });
+        else accepted.push(i);
+      }
     }
 
     const now = this.clock.now().getTime();
@@ -141,7 +158,7 @@ export class FeatureBackfillService {
       entityKey: (k) => text(cols.entity.get(accepted[k])),
       eventId: (k) => text(cols.id.get(accepted[k])),
       eventTs: (k) => timeOf(cols.ts.get(accepted[k])),
-      createdTs: (k) => Math.min(timeOf(cols.known.get(accepted[k])), now),
+      createdTs: (k) => Math.min(knownOf(accepted[k]) as number, now),
       values: (k) => sources.map((_, p) => valueOf(accepted[k], p)),
     };
     const verdicts = await this.offline.backfill(v, rows);
@@ -199,31 +216,31 @@ export class FeatureBackfillService {
     verdicts: readonly VersionVerdict[],
   ): Promise<void> {
     const retention = onlineRetention(v.schema);
-    const isNew = (k: number) =>
-      verdicts[k] === VersionVerdict.NEW || verdicts[k] === VersionVerdict.CORRECTION;
+    const fresh: number[] = [];
+    const keys: string[] = [];
     const newest = new Map<string, number>();
     for (let k = 0; k < rows.length; k++) {
-      if (!isNew(k)) continue;
+      if (verdicts[k] !== VersionVerdict.NEW && verdicts[k] !== VersionVerdict.CORRECTION) continue;
       const key = rows.entityKey(k);
       const ts = rows.eventTs(k);
+      fresh.push(k);
+      keys.push(key);
       if (!(ts <= (newest.get(key) ?? -Infinity))) newest.set(key, ts);
     }
     const byEntity = new Map<string, FeatureEvent[]>();
-    for (let k = 0; k < rows.length; k++) {
-      if (!isNew(k)) continue;
-      const key = rows.entityKey(k);
-      const top = newest.get(key) as number;
+    fresh.forEach((k, j) => {
+      const top = newest.get(keys[j]) as number;
       const ts = rows.eventTs(k);
-      if (retention.windowMs > 0 ? ts <= top - retention.windowMs : ts < top) continue;
-      const list = byEntity.get(key) ?? [];
+      if (retention.windowMs > 0 ? ts <= top - retention.windowMs : ts < top) return;
+      const list = byEntity.get(keys[j]) ?? [];
       list.push({
         eventId: rows.eventId(k),
         eventTs: ts,
         createdTs: rows.createdTs(k),
         values: rows.values(k),
       });
-      byEntity.set(key, list);
-    }
+      byEntity.set(keys[j], list);
+    });
     const entries: (OnlineKey & { events: FeatureEvent[] })[] = [...byEntity].map(
       ([entityKey, events]) => ({ versionId: v.id, entityKey, events }),
     );

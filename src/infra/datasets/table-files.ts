@@ -55,20 +55,34 @@ function arrowColumns(table: Table): TableColumns {
   };
 }
 
+/** Milliseconds per unit of an Arrow timestamp (TimeUnit: SECOND, MILLISECOND, MICRO, NANO). */
+const MS_PER_UNIT = [1000, 1, 1e-3, 1e-6];
+
+/**
+ * A column decoded once, into a typed array (numbers, timestamps as epoch ms) or an array
+ * (strings), so the several reads a row gets cost an array access each.
+ */
 function vectorColumn(v: Vector): TableColumn {
   const t = v.type as DataType;
-  if (DataType.isFloat(t) || (DataType.isInt(t) && t.bitWidth <= 32)) {
-    const values = v.toArray() as ArrayLike<number>;
-    const valid = validity(v);
-    return { get: (i) => (valid && !valid[i] ? null : values[i]) };
+  const valid = validity(v);
+  const numbers = (values: ArrayLike<number>): TableColumn => ({
+    get: (i) => (valid && !valid[i] ? null : values[i]),
+  });
+  if (DataType.isFloat(t) || (DataType.isInt(t) && t.bitWidth <= 32))
+    return numbers(v.toArray() as ArrayLike<number>);
+  if (DataType.isTimestamp(t) || (DataType.isInt(t) && t.bitWidth === 64)) {
+    const raw = v.toArray() as BigInt64Array | BigUint64Array;
+    const factor = DataType.isTimestamp(t) ? MS_PER_UNIT[t.unit] : 1;
+    const ms = new Float64Array(raw.length);
+    for (let i = 0; i < raw.length; i++) ms[i] = Number(raw[i]) * factor;
+    return numbers(ms);
   }
-  // Timestamps read as epoch ms; 64-bit integers as numbers.
-  return {
-    get: (i) => {
-      const x: unknown = v.get(i);
-      return typeof x === 'bigint' ? Number(x) : (x ?? null);
-    },
-  };
+  const values = new Array<unknown>(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const x: unknown = v.get(i);
+    values[i] = typeof x === 'bigint' ? Number(x) : (x ?? null);
+  }
+  return { get: (i) => values[i] };
 }
 
 /** 1 where the vector holds a value, or null when it holds no null at all. */
