@@ -16,9 +16,7 @@ export class FeatureVersions1764816000000 implements MigrationInterface {
       `ALTER TABLE feature_event ADD PRIMARY KEY (version_id, entity_key, event_id, created_ts)`,
     );
     await q.query(`DROP INDEX feature_event_pit_idx`);
-    await q.query(
-      `ALTER TABLE feature_compaction ADD COLUMN generation bigint NOT NULL DEFAULT 0`,
-    );
+    await q.query(`ALTER TABLE feature_compaction ADD COLUMN generation bigint NOT NULL DEFAULT 0`);
     await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN parquet jsonb NULL`);
   }
 

@@ -19,12 +19,7 @@ import {
   type SpineRow,
 } from './dataset';
 import { evaluateViewInto, NO_EVENTS, type RowSink } from './point-in-time';
-import {
-  requireColumns,
-  type TableFile,
-  type TableFileReader,
-  timeOf,
-} from './table-file';
+import { requireColumns, type TableFile, type TableFileReader, timeOf } from './table-file';
 
 /** The two forms a snapshot is downloaded in. */
 export type SnapshotFormat = 'arrow' | 'parquet';
@@ -188,7 +183,8 @@ export class DatasetService {
       const raw = entity.get(i);
       const l = label?.get(i);
       spine[i] = {
-        entityKey: typeof raw === 'string' ? raw : raw === null || raw === undefined ? '' : String(raw),
+        entityKey:
+          typeof raw === 'string' ? raw : raw === null || raw === undefined ? '' : String(raw),
         ts: timeOf(ts.get(i)),
         label: l === null || l === undefined ? null : Number(l),
       };

@@ -24,8 +24,7 @@ const stored = (createdTs: number, v: number, eventTs = 100) => ({
 const verdicts = (
   rows: CandidateVersion[],
   previous: (StoredVersion | null)[] = rows.map(() => null),
-) =>
-  judgeVersions(rows, previous).map((j) => [j.verdict, j.createdTs, j.online]);
+) => judgeVersions(rows, previous).map((j) => [j.verdict, j.createdTs, j.online]);
 
 describe('judgeVersions', () => {
   it('against stored versions: new, correction, duplicate of the version known before, conflict', () => {

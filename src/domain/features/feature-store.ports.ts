@@ -97,7 +97,10 @@ export interface OfflineStore {
    * Stores each row as a version of its event unless a version with the same (entity, event
    * id, known time) is stored already; per row, null when stored, else that stored version.
    */
-  append(version: FeatureViewVersion, rows: readonly AppendRow[]): Promise<(StoredVersion | null)[]>;
+  append(
+    version: FeatureViewVersion,
+    rows: readonly AppendRow[],
+  ): Promise<(StoredVersion | null)[]>;
   /**
    * Bulk history (a backfill file): judges each row against every stored version of its
    * event (judgeVersions) and writes the new versions straight into the columnar segments,

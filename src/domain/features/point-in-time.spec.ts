@@ -89,9 +89,9 @@ describe('evaluateView (point in time)', () => {
     expect(at(3.5)).toEqual([31, 2, 27]);
     const sameInstant = [...events, ev('b2', 3, 3, 32)].sort(compareEvents);
     // c and b2 happened at 3h and were learned at 3h: the greater id, c, is the latest.
-    expect(evaluateView(schema, seriesOf(sameInstant), 3 * H, { nullWhenStale: true }).values[0]).toBe(
-      30,
-    );
+    expect(
+      evaluateView(schema, seriesOf(sameInstant), 3 * H, { nullWhenStale: true }).values[0],
+    ).toBe(30);
   });
 
   it('counts a corrected event once, with the version known at t, in the value and every window', () => {

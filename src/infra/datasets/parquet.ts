@@ -34,7 +34,8 @@ export async function writeParquet(
     .setCompression(pw.Compression.SNAPPY)
     .setMaxRowGroupSize(ROW_GROUP_ROWS)
     .setCreatedBy('aether');
-  if (Object.keys(metadata).length) props = props.setKeyValueMetadata(new Map(Object.entries(metadata)));
+  if (Object.keys(metadata).length)
+    props = props.setKeyValueMetadata(new Map(Object.entries(metadata)));
   const wasmTable = pw.Table.fromIPCStream(tableToIPC(table, 'stream'));
   return pw.writeParquet(wasmTable, props.build());
 }

@@ -175,8 +175,7 @@ export function encodeSegment(
   let versions = false;
   for (let i = 0; i <= n; i++) {
     if (i === n || (i > 0 && rows[i].entityKey !== rows[i - 1].entityKey)) {
-      if (versions)
-        supersededTs.set(supersession(rows.slice(start, i).map((r) => r.event)), start);
+      if (versions) supersededTs.set(supersession(rows.slice(start, i).map((r) => r.event)), start);
       seen.clear();
       start = i;
       versions = false;
