@@ -6,6 +6,7 @@ import { ModelRegistry1764400000000 } from './1764400000000-model-registry';
 import { Serving1764500000000 } from './1764500000000-serving';
 import { Autoscaling1764600000000 } from './1764600000000-autoscaling';
 import { Monitoring1764700000000 } from './1764700000000-monitoring';
+import { Security1764800000000 } from './1764800000000-security';
 import { FeatureVersions1764816000000 } from './1764816000000-feature-versions';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
@@ -18,5 +19,6 @@ export const migrations = [
   Serving1764500000000,
   Autoscaling1764600000000,
   Monitoring1764700000000,
+  Security1764800000000,
   FeatureVersions1764816000000,
 ];

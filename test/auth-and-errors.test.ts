@@ -167,15 +167,32 @@ describe('bad input is answered with a code, never a crash', () => {
   it('the same query costs what its Int variables say, however often it is sent', async () => {
     // The cost is cached per document and Int variable values: a cheap call first must not
     // let the expensive one through.
-    const query =
-      'query Keys($n: Int) { apiKeys(first: $n) { edges { node { id createdBy { id createdBy { id } } } } } }';
+    const inner = 'edges { node { id name createdBy { id name createdBy { id name } } } }';
+    const query = `query Keys($n: Int) { ${['a', 'b', 'c', 'd', 'e']
+      .map((a) => `${a}: apiKeys(first: $n) { ${inner} }`)
+      .join(' ')} }`;
     const send = (n: number) => admin.raw(JSON.stringify({ query, variables: { n } }));
     expect((await send(5)).status).toBe(200);
-    const heavy = await send(5_000);
+    const heavy = await send(100);
     expect(heavy.status).toBe(400);
     expect(JSON.stringify(heavy.json)).toContain('too complex');
     expect((await send(5)).status).toBe(200);
-    expect((await send(5_000)).status).toBe(400);
+    expect((await send(100)).status).toBe(400);
+  });
+
+  it('a negative or oversized page size is BAD_USER_INPUT before it can lower a cost', async () => {
+    const inner = 'edges { node { id name createdBy { id name createdBy { id name } } } }';
+    for (const n of [-1_000_000, 0, 5_000]) {
+      const r = await admin.raw(
+        JSON.stringify({
+          query: `{ a: apiKeys(first: ${n}) { ${inner} } b: apiKeys(first: 100) { ${inner} } c: apiKeys(first: 100) { ${inner} } d: apiKeys(first: 100) { ${inner} } e: apiKeys(first: 100) { ${inner} } }`,
+        }),
+      );
+      expect(r.status).toBe(400);
+      expect(r.json).toMatchObject({
+        errors: [{ extensions: { code: 'BAD_USER_INPUT', reason: 'INVALID_PAGE_SIZE' } }],
+      });
+    }
   });
 
   it('a 10 MB body', async () => {
@@ -280,10 +297,10 @@ describe('observability endpoints', () => {
     });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(
-      /aether_graphql_requests_total\{operation="Viewer",type="query",outcome="ok"\} \d+/,
+      /aether_graphql_requests_total\{operation="viewer",type="query",outcome="ok"\} \d+/,
     );
     expect(metrics).toContain(
-      'aether_graphql_request_duration_seconds_bucket{le="0.005",operation="Viewer",type="query"}',
+      'aether_graphql_request_duration_seconds_bucket{le="0.005",operation="viewer",type="query"}',
     );
   });
 });

@@ -6,6 +6,7 @@ import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type ApiKeyEvent } from '../domain/auth/api-key.service';
 import { Topics } from '../domain/events/event-bus';
 import { type Clock, systemClock } from '../domain/shared/clock';
+import { UNLIMITED } from '../domain/auth/rate-limit';
 import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
 import { type Config } from '../infra/config/config';
 import { type Database, openDatabase } from '../infra/db/data-source';
@@ -13,7 +14,12 @@ import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
-import { type EmbeddedRedis, startEmbeddedRedis } from '../infra/redis/embedded-redis';
+import {
+  type EmbeddedRedis,
+  redactRedisUrl,
+  startEmbeddedRedis,
+} from '../infra/redis/embedded-redis';
+import { RedisRateLimiter } from '../infra/redis/rate-limiter';
 import { closeRedis, createRedisClient, pingRedis } from '../infra/redis/redis-client';
 import { startHttpServer } from './http-server';
 import { createServices, type Services } from './services';
@@ -69,7 +75,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       });
       stack.push('embedded redis', () => redis.stop());
       redisUrl = redis.url;
-      logger.info({ url: redis.url, redisPid: redis.pid }, 'started embedded redis-server');
+      logger.info(
+        { url: redactRedisUrl(redis.url), redisPid: redis.pid },
+        'started embedded redis-server',
+      );
     }
 
     const db = await openDatabase({
@@ -78,6 +87,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       pgliteDir: path.join(config.dataDir, 'pg'),
       onQuery: () => metrics.dbQueries.inc(),
       onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
+      queryTimeoutMs: config.databaseQueryTimeoutMs,
     });
     stack.push('database', () => db.close());
     if (db.kind === 'pglite') {
@@ -89,9 +99,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       );
     }
 
-    const pub = createRedisClient(redisUrl, 'aether-pub');
+    const commandTimeoutMs = config.redisCommandTimeoutMs;
+    const pub = createRedisClient(redisUrl, 'aether-pub', { commandTimeoutMs });
     const sub = createRedisClient(redisUrl, 'aether-sub', { subscriber: true });
-    const data = createRedisClient(redisUrl, 'aether-data');
+    const data = createRedisClient(redisUrl, 'aether-data', { commandTimeoutMs });
     stack.push('redis clients', async () => {
       await Promise.all([closeRedis(sub), closeRedis(pub), closeRedis(data)]);
     });
@@ -114,6 +125,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     // Unwound after the HTTP server: in-flight predictions finish, then the log is flushed.
     stack.push('prediction log and model sessions', () => services.close());
     metrics.streamLagSource = () => services.streamLag();
+    services.predictionLog.onDeadLetters((rows, error) => {
+      metrics.deadLetters.inc({ source: 'prediction_log' }, rows.length);
+      logger.error({ rows: rows.length, error }, 'prediction log rows dead-lettered');
+    });
     services.serving.observe((o) => {
       metrics.predictions.inc({
         endpoint: o.endpoint,
@@ -221,11 +236,15 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       stack.push('monitors', () => monitors.stop());
     }
 
-    // Revocations anywhere evict cached keys here.
+    // Revocations and key changes anywhere evict cached keys here and re-check open sockets.
+    let sweepSockets: () => Promise<void> = async () => undefined;
     const keyEvents = events.subscribe<ApiKeyEvent>(Topics.apiKeys);
     stack.push('key event subscription', () => keyEvents.close());
     void (async () => {
-      for await (const e of keyEvents) services.apiKeys.onKeyEvent(e);
+      for await (const e of keyEvents) {
+        services.apiKeys.onKeyEvent(e);
+        await sweepSockets().catch((err) => logger.warn({ err }, 'socket key sweep failed'));
+      }
     })();
     await keyEvents.ready;
     // Serving routes follow model version moves made by any process.
@@ -241,20 +260,33 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       port: config.port,
       host: config.host,
       production: config.env === 'production',
+      debugErrors: config.debugErrors,
       maxBodyBytes: config.maxBodyBytes,
       maxQueryDepth: config.maxQueryDepth,
       maxQueryComplexity: config.maxQueryComplexity,
+      maxQueryTokens: config.maxQueryTokens,
       services,
       metrics,
       logger,
+      rateLimiter:
+        config.rateLimitPerSecond > 0
+          ? new RedisRateLimiter(data, config.redisPrefix, {
+              perSecond: config.rateLimitPerSecond,
+              burst: config.rateLimitBurst,
+            })
+          : UNLIMITED,
+      metricsKey: config.metricsKey,
+      socketSweepMs: config.keyRecheckMs,
       readiness: {
         postgres: () => db.ping(),
         redis: () => pingRedis(pub),
         artifacts: () => artifacts.ping(),
         endpoints: () => services.serving.assertReady(),
       },
+      readinessDetail: async () => ({ failedModels: await services.serving.failedVersions() }),
     });
     stack.push('http server', () => http.close(config.shutdownGraceMs));
+    sweepSockets = () => http.sweepSockets();
     logger.info(
       { url: http.url, database: db.kind, artifacts: artifacts.location },
       'aether api ready',

@@ -1,6 +1,4 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { ApiKeyErrorCode, type Principal } from '../domain/auth/api-key';
-import { Role, roleSatisfies } from '../domain/auth/role';
 import { type DatasetService, type SnapshotFormat } from '../domain/features/dataset.service';
 import { DomainError, ErrorCategory } from '../domain/shared/domain-error';
 import { localIdOf } from '../schema/node.types';
@@ -12,13 +10,9 @@ const CONTENT_TYPES: Record<SnapshotFormat, string> = {
   arrow: 'application/vnd.apache.arrow.file',
 };
 
-/** Whether the path is a snapshot download (the server routes it here). */
-export function isDatasetFilePath(path: string): boolean {
-  return path.startsWith('/datasets/');
-}
-
 /**
- * Training data for anyone who may read the graph (VIEWER or above, the graph's rule):
+ * Training data for anyone who may read snapshots in the graph (the route takes the role of
+ * `node`, VIEWER or above; routes.ts; the server checked it before this runs):
  *
  *   GET /datasets/<id>/snapshot.parquet   the snapshot as Parquet
  *   GET /datasets/<id>/snapshot.arrow     the snapshot's Arrow IPC file
@@ -31,8 +25,8 @@ export function isDatasetFilePath(path: string): boolean {
 export async function handleDatasetFiles(
   req: IncomingMessage,
   res: ServerResponse,
-  principal: Principal,
   datasets: DatasetService,
+  pathText: (raw: string, name: string) => string,
 ): Promise<number> {
   const path = (req.url ?? '/').split('?')[0];
   const m = ROUTE.exec(path);
@@ -42,16 +36,9 @@ export async function handleDatasetFiles(
       'ROUTE_NOT_FOUND',
       `No route ${req.method ?? ''} ${path}: GET /datasets/<id>/snapshot.parquet or .arrow`,
     );
-  if (!roleSatisfies(principal.role, Role.VIEWER))
-    throw new DomainError(
-      ErrorCategory.FORBIDDEN,
-      ApiKeyErrorCode.INSUFFICIENT_ROLE,
-      `Downloading a snapshot requires role ${Role.VIEWER}; this key has ${principal.role}`,
-      { required: Role.VIEWER, held: principal.role },
-    );
   const format = m[2] as SnapshotFormat;
   const { snapshot, ref, body } = await datasets.open(
-    localIdOf(decodeURIComponent(m[1]), 'DatasetSnapshot'),
+    localIdOf(pathText(m[1], 'dataset'), 'DatasetSnapshot'),
     format,
   );
   res.statusCode = 200;

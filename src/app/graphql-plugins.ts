@@ -1,87 +1,32 @@
 import { type ApolloServerPlugin } from '@apollo/server';
-import { type DocumentNode, GraphQLError, Kind, type OperationDefinitionNode } from 'graphql';
-import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import { type Metrics, operationLabel } from '../infra/observability/metrics';
+import { Kind, type OperationDefinitionNode } from 'graphql';
+import { type Metrics } from '../infra/observability/metrics';
 import { type GraphQLContext } from '../resolvers/context';
-
-/** Lists cost their page size times their children: `first: 100` of a heavy type is heavy. */
-const connectionEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
-  const n =
-    typeof args.first === 'number'
-      ? args.first
-      : typeof args.last === 'number'
-        ? args.last
-        : undefined;
-  return n === undefined ? undefined : 1 + n * Math.max(childComplexity, 1);
-};
+import { type QueryGate } from './query-gate';
 
 /**
- * Rejects operations over the complexity budget before any resolver runs.
- *
- * The cost depends only on the document, the operation and the `first`/`last` arguments,
- * which are Ints, so it is cached per parsed document (Apollo keeps one object per query
- * string) and the values of its Int variables: a client repeating one query pays for the
- * walk once.
+ * Rejects operations over the cost budget (or with an invalid page size) before any resolver
+ * runs; the rule itself is the QueryGate's, shared with the websocket path.
  */
-export function complexityPlugin(max: number): ApolloServerPlugin<GraphQLContext> {
-  const cache = new WeakMap<DocumentNode, Map<string, number>>();
-  const estimators = [connectionEstimator, simpleEstimator({ defaultComplexity: 1 })];
+export function complexityPlugin(gate: QueryGate): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document, schema, operation }) {
-          const variables = request.variables ?? {};
-          const key = `${request.operationName ?? ''}\u0000${operation ? intVariables(operation, variables) : ''}`;
-          let byKey = cache.get(document);
-          if (!byKey) cache.set(document, (byKey = new Map()));
-          let complexity = byKey.get(key);
-          if (complexity === undefined) {
-            complexity = getComplexity({
-              schema,
-              query: document,
-              operationName: request.operationName,
-              variables,
-              estimators,
-            });
-            if (byKey.size < 64) byKey.set(key, complexity);
-          }
-          if (complexity > max) {
-            throw new GraphQLError(`Query is too complex: cost ${complexity}, limit ${max}`, {
-              extensions: {
-                code: 'GRAPHQL_VALIDATION_FAILED',
-                cost: complexity,
-                limit: max,
-                http: { status: 400 },
-              },
-            });
-          }
+        async didResolveOperation({ request, document }) {
+          gate.assertAffordable(document, request.operationName, request.variables ?? {});
         },
       };
     },
   };
 }
 
-/** The values of the operation's Int variables: all that the estimators read from variables. */
-function intVariables(
-  operation: OperationDefinitionNode,
-  variables: Record<string, unknown>,
-): string {
-  let out = '';
-  for (const d of operation.variableDefinitions ?? []) {
-    const t = d.type.kind === Kind.NON_NULL_TYPE ? d.type.type : d.type;
-    if (t.kind === Kind.NAMED_TYPE && t.name.value === 'Int')
-      out += `${d.variable.name.value}=${String(variables[d.variable.name.value])};`;
-  }
-  return out;
-}
-
 export function metricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
   return {
-    async requestDidStart({ request }) {
+    async requestDidStart() {
       const start = process.hrtime.bigint();
       return {
         async willSendResponse({ response, operation }) {
-          const op = operationLabel(request.operationName ?? operation?.name?.value);
+          const op = operationLabel(operation);
           const type = operation?.operation ?? 'unknown';
           const errors =
             response.body.kind === 'single' ? response.body.singleResult.errors : undefined;
@@ -96,4 +41,17 @@ export function metricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLConte
       };
     },
   };
+}
+
+/**
+ * The `operation` label of the GraphQL metrics: the root field an operation calls (or
+ * `multiple`, or `invalid` for one that never validated). Operation names are the client's
+ * to choose, so labelling by them let any caller grow /metrics without bound; root fields
+ * are the schema's, a fixed set.
+ */
+export function operationLabel(operation: OperationDefinitionNode | undefined): string {
+  if (!operation) return 'invalid';
+  const fields = operation.selectionSet.selections;
+  if (fields.length !== 1 || fields[0].kind !== Kind.FIELD) return 'multiple';
+  return fields[0].name.value;
 }

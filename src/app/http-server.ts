@@ -4,43 +4,62 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { type GraphQLFormattedError, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { type Principal } from '../domain/auth/api-key';
-import { DomainError } from '../domain/shared/domain-error';
+import { ApiKeyErrorCode, type Principal } from '../domain/auth/api-key';
+import { type RateLimiter } from '../domain/auth/rate-limit';
+import { roleSatisfies } from '../domain/auth/role';
+import { DomainError, ErrorCategory } from '../domain/shared/domain-error';
+import { assertCleanText } from '../domain/shared/input-text';
+import { classifyDependencyError } from '../infra/dependency-errors';
 import { type Logger } from '../infra/observability/logger';
 import { type Metrics } from '../infra/observability/metrics';
 import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
+import { handleDatasetFiles } from './dataset-files';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
-import { handleDatasetFiles, isDatasetFilePath } from './dataset-files';
 import { predictJson } from './predict-route';
+import { DEFAULT_QUERY_SHAPE, QueryGate } from './query-gate';
+import { type Access, resolveAccess, ROUTES, type RouteName } from './routes';
 import { handleRunFiles } from './run-files';
 import { buildAppSchema } from './schema';
 import { type Services } from './services';
+import { CLOSE_KEY_REFUSED, refusal, type SocketSession, SocketSessions } from './socket-sessions';
 
 export interface HttpServerOptions {
   port: number;
   host: string;
   production: boolean;
+  /** DEBUG_ERRORS=1: unexpected errors keep their message and stack in responses. */
+  debugErrors: boolean;
   maxBodyBytes: number;
   maxQueryDepth: number;
   maxQueryComplexity: number;
+  maxQueryTokens: number;
   services: Services;
   metrics: Metrics;
   logger: Logger;
+  rateLimiter: RateLimiter;
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsKey>`. */
+  metricsKey?: string;
+  /** How often open sockets' keys are checked again, besides on every key event. */
+  socketSweepMs: number;
   /** Readiness checks by name; each resolves when healthy and rejects with the reason. */
   readiness: Record<string, () => Promise<void>>;
+  /** Facts shown beside the checks in /readyz, e.g. endpoints that failed to load. */
+  readinessDetail?: () => Promise<Record<string, unknown>>;
 }
 
 export interface RunningHttpServer {
   port: number;
   url: string;
+  /** Checks every open socket's key again now (call on key events). */
+  sweepSockets(): Promise<void>;
   /** Stop accepting, finish in-flight requests (up to graceMs), close subscriptions. */
   close(graceMs: number): Promise<void>;
 }
@@ -50,6 +69,7 @@ class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly extensions: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -57,39 +77,35 @@ class HttpError extends Error {
 
 export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttpServer> {
   const schema = buildAppSchema();
+  const access = resolveAccess(schema);
+  const gate = new QueryGate(schema, {
+    ...DEFAULT_QUERY_SHAPE,
+    maxTokens: o.maxQueryTokens,
+    maxDepth: o.maxQueryDepth,
+    maxComplexity: o.maxQueryComplexity,
+  });
   const format = formatError({
-    production: o.production,
+    debug: o.debugErrors,
     logInternal: (err) => o.logger.error({ err }, 'unexpected error while serving a request'),
+    classify: classifyDependencyError,
   });
   const apollo = new ApolloServer<GraphQLContext>({
     schema,
     formatError: format,
-    includeStacktraceInErrorResponses: !o.production,
+    includeStacktraceInErrorResponses: o.debugErrors,
     introspection: true,
     csrfPrevention: true,
     // Shutdown order is ours (see close()); Apollo must not race us on signals.
     stopOnTerminationSignals: false,
-    validationRules: [
-      maxDepthRule({
-        n: o.maxQueryDepth,
-        exposeLimits: true,
-        ignoreIntrospection: true,
-        flattenFragments: true,
-        // Report as a validation error (400, GRAPHQL_VALIDATION_FAILED) instead of throwing.
-        propagateOnRejection: false,
-        onReject: [
-          (ctx, err) =>
-            ctx?.reportError(new GraphQLError(err.message.replace(/^Syntax Error: /, ''))),
-        ],
-      }),
-    ],
+    parseOptions: { maxTokens: o.maxQueryTokens },
+    validationRules: gate.validationRules,
     plugins: [
       o.production
         ? ApolloServerPluginLandingPageDisabled()
         : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
       // No field sets cache hints; left on, it wraps every resolver to collect none.
       ApolloServerPluginCacheControlDisabled(),
-      complexityPlugin(o.maxQueryComplexity),
+      complexityPlugin(gate),
       metricsPlugin(o.metrics),
     ],
   });
@@ -98,6 +114,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   let shuttingDown = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
+  const sockets = new SocketSessions();
+  const authenticate = (token: string) => o.services.apiKeys.authenticate(token);
 
   const contextFor = (principal: Principal, cache: boolean): GraphQLContext => ({
     principal,
@@ -105,10 +123,33 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     loaders: createLoaders(o.services, { cache }),
   });
 
+  /** Authentication, the route's role, then the key's request budget. */
+  const admit = async (route: Access, header: string | undefined): Promise<Principal> => {
+    const principal = await o.services.apiKeys.authenticate(bearer(header));
+    if (route.kind === 'role' && !roleSatisfies(principal.role, route.role))
+      throw new DomainError(
+        ErrorCategory.FORBIDDEN,
+        ApiKeyErrorCode.INSUFFICIENT_ROLE,
+        `${route.what} requires role ${route.role}; this key has ${principal.role}`,
+        { required: route.role, held: principal.role },
+      );
+    await spend(principal);
+    return principal;
+  };
+
+  const spend = async (principal: Principal): Promise<void> => {
+    const d = await o.rateLimiter.take(principal.keyId);
+    if (!d.allowed)
+      throw new DomainError(
+        ErrorCategory.RATE_LIMITED,
+        ApiKeyErrorCode.RATE_LIMITED,
+        `This API key is over its request rate; retry in ${Math.ceil(d.retryAfterMs / 1000)} s`,
+        { retryAfterMs: d.retryAfterMs },
+      );
+  };
+
   const handleGraphQL = async (req: IncomingMessage, res: ServerResponse): Promise<number> => {
     const method = req.method ?? 'GET';
-    if (method !== 'GET' && method !== 'POST')
-      throw new HttpError(405, 'BAD_REQUEST', `Method ${method} is not allowed on /graphql`);
     const headers = new HeaderMap();
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
@@ -119,9 +160,21 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       !url.searchParams.has('query') &&
       (headers.get('accept') ?? '').includes('text/html');
     let principal: Principal | undefined;
-    if (!wantsLandingPage)
-      principal = await o.services.apiKeys.authenticate(bearer(headers.get('authorization')));
+    if (!wantsLandingPage) principal = await admit(access.graphql, headers.get('authorization'));
     const body = method === 'POST' ? await readJsonBody(req, o.maxBodyBytes) : undefined;
+    // The shape limits hold before Apollo parses or validates anything.
+    const query =
+      method === 'POST'
+        ? (body as { query?: unknown } | undefined)?.query
+        : url.searchParams.get('query');
+    if (typeof query === 'string') {
+      try {
+        gate.document(query);
+      } catch (e) {
+        if (e instanceof GraphQLError) return sendGraphQLErrors(res, 400, [e]);
+        throw e;
+      }
+    }
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method, headers, search: url.search, body },
       context: async () => contextFor(principal as Principal, true),
@@ -138,48 +191,58 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     return status;
   };
 
+  const handlers: Record<
+    RouteName,
+    (req: IncomingMessage, res: ServerResponse) => Promise<number>
+  > = {
+    healthz: async (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    readyz: async (_req, res) => sendReadiness(res),
+    metrics: async (req, res) => {
+      if (o.metricsKey && !sameSecret(bearer(req.headers.authorization), o.metricsKey))
+        throw new HttpError(401, 'UNAUTHENTICATED', 'GET /metrics needs the METRICS_KEY');
+      res.setHeader('content-type', o.metrics.registry.contentType);
+      res.end(await o.metrics.registry.metrics());
+      return 200;
+    },
+    graphql: handleGraphQL,
+    predict: async (req, res) => {
+      if (req.method !== 'POST')
+        throw new HttpError(405, 'BAD_REQUEST', 'POST a JSON body to /v1/predict/<endpoint>');
+      await admit(access.predict, req.headers.authorization);
+      const body = await readJsonBody(req, o.maxBodyBytes);
+      assertCleanText(body, 'body');
+      const endpoint = pathText(pathOf(req).slice('/v1/predict/'.length), 'endpoint');
+      return sendJson(res, 200, await predictJson(endpoint, body, o.services.serving));
+    },
+    runs: async (req, res) => {
+      const principal = await admit(access.runs, req.headers.authorization);
+      return handleRunFiles(req, res, principal, o.services.training, pathText);
+    },
+    datasets: async (req, res) => {
+      await admit(access.datasets, req.headers.authorization);
+      return handleDatasetFiles(req, res, o.services.datasets, pathText);
+    },
+  };
+
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0];
-    let route = path === '/graphql' ? 'graphql' : path.slice(1) || 'root';
+    const path = pathOf(req);
+    const route = ROUTES.find((r) => r.matches(path));
     let status = 500;
     inFlight++;
     try {
       if (shuttingDown) res.setHeader('connection', 'close');
-      if (path === '/healthz') status = sendJson(res, 200, { status: 'ok' });
-      else if (path === '/readyz') status = await sendReadiness(res);
-      else if (path === '/metrics') {
-        res.setHeader('content-type', o.metrics.registry.contentType);
-        res.end(await o.metrics.registry.metrics());
-        status = 200;
-      } else if (path === '/graphql') status = await handleGraphQL(req, res);
-      else if (path.startsWith('/v1/predict/')) {
-        route = 'predict';
-        if (req.method !== 'POST')
-          throw new HttpError(405, 'BAD_REQUEST', 'POST a JSON body to /v1/predict/<endpoint>');
-        await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
-        const body = await readJsonBody(req, o.maxBodyBytes);
-        const endpoint = decodeURIComponent(path.slice('/v1/predict/'.length));
-        status = sendJson(res, 200, await predictJson(endpoint, body, o.services.serving));
-      } else if (isDatasetFilePath(path)) {
-        route = 'datasets';
-        const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
-        status = await handleDatasetFiles(req, res, principal, o.services.datasets);
-      } else if (path.startsWith('/runs/')) {
-        route = 'runs';
-        const principal = await o.services.apiKeys.authenticate(bearer(req.headers.authorization));
-        status = await handleRunFiles(req, res, principal, o.services.training);
-      } else {
-        route = 'other';
-        status = sendError(res, 404, 'NOT_FOUND', `No route ${path}`);
-      }
+      if (!route) status = sendError(res, 404, 'NOT_FOUND', 'No such route');
+      else if (!route.methods.includes(req.method ?? 'GET'))
+        throw new HttpError(405, 'BAD_REQUEST', `${req.method} is not allowed on ${route.name}`);
+      else status = await handlers[route.name](req, res);
     } catch (e) {
       // A stream that fails after its head was sent (a dataset failing verification at its
       // end) can only be cut off: the client sees a truncated body, never a complete one.
       if (res.headersSent) res.destroy(e instanceof Error ? e : new Error(String(e)));
       status = res.headersSent ? 500 : sendFailure(res, e);
-      if (status >= 500) o.logger.error({ err: e }, 'request failed');
+      if (status >= 500 && status !== 503) o.logger.error({ err: e }, 'request failed');
     } finally {
-      o.metrics.httpRequests.inc({ route, status: String(status) });
+      o.metrics.httpRequests.inc({ route: route?.name ?? 'other', status: String(status) });
       inFlight--;
       if (inFlight === 0 && drained) drained();
     }
@@ -200,23 +263,34 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     const failing = Object.keys(checks).filter((k) => !checks[k].ok);
     if (shuttingDown) failing.push('shutting-down');
     const ok = failing.length === 0;
-    return sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'unavailable', failing, checks });
+    const detail = o.readinessDetail
+      ? await withTimeout(o.readinessDetail(), 2_000, 'detail timed out').catch(() => ({}))
+      : {};
+    return sendJson(res, ok ? 200 : 503, {
+      status: ok ? 'ready' : 'unavailable',
+      failing,
+      checks,
+      ...detail,
+    });
   };
 
   const sendFailure = (res: ServerResponse, e: unknown): number => {
-    if (e instanceof HttpError) return sendError(res, e.status, e.code, e.message);
-    if (e instanceof DomainError) {
-      const g = toGraphQLError(e);
-      const http = (g.extensions.http as { status: number }).status;
+    if (e instanceof HttpError) return sendError(res, e.status, e.code, e.message, e.extensions);
+    const domain = e instanceof DomainError ? e : classifyDependencyError(e);
+    if (domain) {
+      const g = toGraphQLError(domain);
+      const status = (g.extensions.http as { status: number }).status;
       const ext: Record<string, unknown> = { ...g.extensions };
       delete ext.http;
-      return sendJson(res, http, { errors: [{ message: g.message, extensions: ext }] });
+      if (status === 429)
+        res.setHeader('retry-after', String(retryAfterSeconds(domain.details?.retryAfterMs)));
+      return sendJson(res, status, { errors: [{ message: g.message, extensions: ext }] });
     }
     return sendError(
       res,
       500,
       'INTERNAL_SERVER_ERROR',
-      o.production ? 'Internal server error' : String(e),
+      o.debugErrors ? String(e) : 'Internal server error',
     );
   };
 
@@ -225,22 +299,59 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   server.headersTimeout = 10_000;
 
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: o.maxBodyBytes });
-  const wsServer = useServer<Record<string, unknown>, { principal?: Principal }>(
+  const wsServer = useServer<Record<string, unknown>, { session?: SocketSession }>(
     {
       schema,
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
+        const token = bearer(typeof raw === 'string' ? raw : undefined);
         try {
-          ctx.extra.principal = await o.services.apiKeys.authenticate(
-            bearer(typeof raw === 'string' ? raw : undefined),
-          );
+          const principal = await admit(access.graphql, token);
+          const socket = ctx.extra.socket;
+          const session: SocketSession = {
+            token: token as string,
+            principal,
+            close: (code, reason) => socket.close(code, reason.slice(0, 120)),
+          };
+          ctx.extra.session = session;
+          sockets.add(session);
           return true;
         } catch {
           return false;
         }
       },
-      context: (ctx) => contextFor(ctx.extra.principal as Principal, false),
-      // Errors that end a subscription (its source failed) get codes like any other.
+      onClose: (ctx) => {
+        if (ctx.extra.session) sockets.remove(ctx.extra.session);
+      },
+      // Every operation on a socket is admitted like an HTTP request: its key checked again
+      // (a revoked key closes the socket), its budget charged, its document limited.
+      onSubscribe: async (ctx, _id, payload) => {
+        const session = ctx.extra.session as SocketSession;
+        const why = await refusal(authenticate, session.token, session.principal);
+        if (why !== null && why !== 'unknown') {
+          sockets.remove(session);
+          session.close(CLOSE_KEY_REFUSED, why);
+          return [codedError(why, 'UNAUTHENTICATED', { reason: ApiKeyErrorCode.REVOKED_KEY })];
+        }
+        try {
+          await spend(session.principal);
+          const document = gate.document(payload.query);
+          const invalid = gate.validate(document);
+          if (invalid.length) return invalid;
+          gate.assertAffordable(document, payload.operationName, payload.variables ?? {});
+          return {
+            schema,
+            document,
+            operationName: payload.operationName,
+            variableValues: payload.variables,
+            contextValue: contextFor(session.principal, false),
+          };
+        } catch (e) {
+          if (e instanceof GraphQLError) return [e];
+          if (e instanceof DomainError) return [toGraphQLError(e)];
+          throw e;
+        }
+      },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => format(e.toJSON(), e)),
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!('errors' in result) || !result.errors) return result;
@@ -254,6 +365,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     },
     wss,
   );
+  const sweepTimer = setInterval(() => void sockets.sweep(authenticate), o.socketSweepMs);
+  sweepTimer.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -265,8 +378,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   return {
     port,
     url: `http://${hostForUrl}:${port}/graphql`,
+    sweepSockets: () => sockets.sweep(authenticate),
     async close(graceMs: number) {
       shuttingDown = true;
+      clearInterval(sweepTimer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await wsServer.dispose();
@@ -284,10 +399,52 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   };
 }
 
-function bearer(header: string | undefined): string | undefined {
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0];
+}
+
+/** A percent-decoded path segment, held to the edge rule for strings. */
+function pathText(raw: string, name: string): string {
+  let text: string;
+  try {
+    text = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(
+      400,
+      'BAD_USER_INPUT',
+      `The ${name} in the path is not valid percent-encoding`,
+      {
+        reason: 'INVALID_PATH',
+        argument: name,
+      },
+    );
+  }
+  assertCleanText(text, name);
+  return text;
+}
+
+function bearer(header: string | undefined | null): string | undefined {
   if (!header) return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(header.trim());
   return m ? m[1].trim() : header.trim();
+}
+
+function sameSecret(given: string | undefined, expected: string): boolean {
+  const a = Buffer.from(given ?? '');
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function retryAfterSeconds(ms: unknown): number {
+  return Math.max(1, Math.ceil((typeof ms === 'number' ? ms : 1000) / 1000));
+}
+
+function codedError(
+  message: string,
+  code: string,
+  extensions: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...extensions } });
 }
 
 /** Reads at most `limit` bytes; a larger body is refused with 413 without buffering it. */
@@ -342,8 +499,24 @@ function sendJson(res: ServerResponse, status: number, body: unknown): number {
   return status;
 }
 
-function sendError(res: ServerResponse, status: number, code: string, message: string): number {
-  return sendJson(res, status, { errors: [{ message, extensions: { code } }] });
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  extensions: Record<string, unknown> = {},
+): number {
+  return sendJson(res, status, { errors: [{ message, extensions: { code, ...extensions } }] });
+}
+
+function sendGraphQLErrors(res: ServerResponse, status: number, errors: GraphQLError[]): number {
+  return sendJson(res, status, {
+    errors: errors.map((e) => {
+      const ext: Record<string, unknown> = { ...e.extensions };
+      delete ext.http;
+      return { message: e.message, extensions: ext };
+    }),
+  });
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

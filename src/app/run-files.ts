@@ -18,10 +18,11 @@ export async function handleRunFiles(
   res: ServerResponse,
   principal: Principal,
   training: TrainingService,
+  pathText: (raw: string, name: string) => string,
 ): Promise<number> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const [, , rawRun, what, arg] = url.pathname.split('/');
-  const runId = localIdOf(decodeURIComponent(rawRun ?? ''), 'Run');
+  const runId = localIdOf(pathText(rawRun ?? '', 'run'), 'Run');
   const runnerId = localIdOf(url.searchParams.get('runner') ?? '', 'Runner');
   const sha256 = String(req.headers['x-content-sha256'] ?? '');
   const json = (status: number, body: unknown) => {

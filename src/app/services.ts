@@ -26,6 +26,9 @@ import { SnapshotReferenceReader } from '../infra/datasets/reference-reader';
 import { PredictionService } from '../domain/serving/prediction.service';
 import { SqlDeploymentRepository } from '../infra/db/serving/deployment.repository';
 import { SqlPredictionLog } from '../infra/db/serving/prediction-log';
+import { SqlDeadLetterStore } from '../infra/db/dead-letters';
+import { DeadLetterService } from '../domain/shared/dead-letter';
+import { AlertKind } from '../domain/monitoring/monitor';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
@@ -38,6 +41,7 @@ import { ArtifactTableReader } from '../infra/datasets/table-files';
 import { RedisOnlineStore } from '../infra/redis/online-store';
 import { readStreamLag } from '../infra/redis/feature-stream';
 import { RedisRunQueue } from '../infra/redis/run-queue';
+import { RedisKeyEpoch } from '../infra/redis/key-epoch';
 import { SqlTrainingRunRepository } from '../infra/db/training/training-run.repository';
 import type Redis from 'ioredis';
 
@@ -59,6 +63,7 @@ export interface Services {
   predictionLog: SqlPredictionLog;
   monitoring: MonitoringService;
   retraining: RetrainingService;
+  deadLetters: DeadLetterService;
   /** Stops background writers and releases model sessions (after the HTTP server closed). */
   close(): Promise<void>;
   /** Consumer lag of every feature source stream. */
@@ -123,7 +128,8 @@ export function createServices(deps: {
     clock: deps.clock,
   });
   const onlineFeatures = new OnlineFeatureService(featureRegistry, online, deps.clock);
-  const predictionLog = new SqlPredictionLog(ds);
+  const deadLetterStore = new SqlDeadLetterStore(ds);
+  const predictionLog = new SqlPredictionLog(ds, deadLetterStore);
   const runner = new OnnxModelRunner((v) => registry.modelBytes(v));
   training.onRegistrableRun((run) =>
     registry.registerFromRun(null, run.registerAs as string, run.id),
@@ -161,8 +167,28 @@ export function createServices(deps: {
     clock: deps.clock,
   });
   monitoring.onAlert((e) => retraining.onAlert(e).then(() => undefined));
+  const deadPerVersion = new Map<string, number>();
+  predictionLog.onDeadLetters((rows, error) => {
+    for (const r of rows) {
+      const n = (deadPerVersion.get(r.versionId) ?? 0) + 1;
+      deadPerVersion.set(r.versionId, n);
+      void monitoring
+        .raiseUnmonitored(
+          r.versionId,
+          AlertKind.DEAD_LETTER,
+          `${n} prediction log row(s) of this version could not be stored and were dead-lettered (see deadLetters): ${error.slice(0, 200)}`,
+        )
+        .catch(() => undefined);
+    }
+  });
+  const apiKeys = new ApiKeyService(
+    new TypeOrmApiKeyRepository(ds),
+    new RedisKeyEpoch(deps.redis, deps.redisPrefix),
+    deps.events,
+    deps.clock,
+  );
   return {
-    apiKeys: new ApiKeyService(new TypeOrmApiKeyRepository(ds), deps.events, deps.clock),
+    apiKeys,
     runners,
     featureRegistry,
     ingestion,
@@ -194,7 +220,9 @@ export function createServices(deps: {
     predictionLog,
     monitoring,
     retraining,
+    deadLetters: new DeadLetterService(deadLetterStore),
     close: async () => {
+      apiKeys.close();
       await predictionLog.close();
       await runner.close();
     },

@@ -20,6 +20,7 @@ import {
   ApiKeyType,
   CreateApiKeyInput,
   CreateApiKeyPayload,
+  UpdateApiKeyInput,
   ViewerType,
 } from '../schema/api-key.types';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -37,6 +38,7 @@ export class ApiKeyResolver {
       keyId: toGlobalId('ApiKey', ctx.principal.keyId),
       name: ctx.principal.name,
       role: ctx.principal.role,
+      permissions: [...(ctx.principal.permissions ?? [])],
     });
   }
 
@@ -75,8 +77,26 @@ export class ApiKeyResolver {
     );
   }
 
+  @Mutation(() => ApiKeyType, {
+    description:
+      'Changes a key’s role or permissions. Every api process applies it at once: open sockets of the key are closed (4403) and must reconnect.',
+  })
+  @Allow(Role.ADMIN)
+  async updateApiKey(
+    @Arg('id', () => ID) id: string,
+    @Arg('input') input: UpdateApiKeyInput,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ApiKeyType> {
+    return ApiKeyType.from(
+      await ctx.services.apiKeys.update(ctx.principal, localIdOf(id, 'ApiKey'), {
+        role: input.role ?? undefined,
+        permissions: input.permissions ?? undefined,
+      }),
+    );
+  }
+
   @Subscription(() => ApiKeyEventType, {
-    description: 'API keys created and revoked, from any api process.',
+    description: 'API keys created, changed and revoked, from any api process.',
     subscribe: ({ context }) =>
       (context as GraphQLContext).services.events.subscribe<ApiKeyEvent>(Topics.apiKeys),
   })

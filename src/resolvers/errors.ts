@@ -9,6 +9,8 @@ export type ClientErrorCode =
   | 'BAD_USER_INPUT'
   | 'NOT_FOUND'
   | 'CONFLICT'
+  | 'TOO_MANY_REQUESTS'
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL_SERVER_ERROR';
 
 /** The one mapper from domain categories to client codes; exhaustive by construction. */
@@ -18,7 +20,8 @@ const CODE_OF: Record<ErrorCategory, { code: ClientErrorCode; http: number }> = 
   [ErrorCategory.INVALID_INPUT]: { code: 'BAD_USER_INPUT', http: 400 },
   [ErrorCategory.NOT_FOUND]: { code: 'NOT_FOUND', http: 404 },
   [ErrorCategory.CONFLICT]: { code: 'CONFLICT', http: 409 },
-  [ErrorCategory.UNAVAILABLE]: { code: 'INTERNAL_SERVER_ERROR', http: 503 },
+  [ErrorCategory.UNAVAILABLE]: { code: 'SERVICE_UNAVAILABLE', http: 503 },
+  [ErrorCategory.RATE_LIMITED]: { code: 'TOO_MANY_REQUESTS', http: 429 },
   [ErrorCategory.INTERNAL]: { code: 'INTERNAL_SERVER_ERROR', http: 500 },
 };
 
@@ -36,15 +39,13 @@ export function toGraphQLError(e: DomainError): GraphQLError {
 }
 
 export interface ErrorFormatOptions {
-  production: boolean;
+  /** DEBUG_ERRORS=1: unexpected errors keep their message and stack in responses. */
+  debug: boolean;
   logInternal: (err: unknown) => void;
+  /** Recognises failures of a dependency (Redis, PostgreSQL) as retryable domain errors. */
+  classify?: (err: unknown) => DomainError | null;
 }
 
-/**
- * Every error leaves with `extensions.code`. Domain errors keep their message and reason;
- * anything unexpected is logged in full and, in production, reaches the client only as
- * "Internal server error", with no stack, SQL or path.
- */
 /** The error a resolver or a subscription source threw, through GraphQL's wrappers. */
 function rootCause(error: unknown): unknown {
   let e = unwrapResolverError(error);
@@ -52,25 +53,36 @@ function rootCause(error: unknown): unknown {
   return e;
 }
 
+/**
+ * Every error leaves with `extensions.code`. Domain errors keep their message and reason;
+ * GraphQL's own (parse, validation, limits) keep their code and whatever extensions they
+ * set; anything unexpected is logged in full and reaches the client only as "Internal
+ * server error", with no stack, SQL or path, unless DEBUG_ERRORS is on.
+ */
 export function formatError(opts: ErrorFormatOptions) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = rootCause(error);
-    if (original instanceof DomainError) {
-      const g = toGraphQLError(original);
+    const domain = original instanceof DomainError ? original : (opts.classify?.(original) ?? null);
+    if (domain) {
+      const g = toGraphQLError(domain);
       return { ...formatted, message: g.message, extensions: stripHttp(g.extensions) };
     }
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR') {
-      return opts.production ? { ...formatted, extensions: { code } } : formatted;
+      if (opts.debug) return formatted;
+      const ext: Record<string, unknown> = { ...formatted.extensions };
+      delete ext.stacktrace;
+      delete ext.http;
+      return { ...formatted, extensions: ext };
     }
     opts.logInternal(original);
     return {
-      message: opts.production ? 'Internal server error' : formatted.message,
+      message: opts.debug ? formatted.message : 'Internal server error',
       locations: formatted.locations,
       path: formatted.path,
-      extensions: opts.production
-        ? { code: 'INTERNAL_SERVER_ERROR' }
-        : { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR' },
+      extensions: opts.debug
+        ? { ...formatted.extensions, code: 'INTERNAL_SERVER_ERROR' }
+        : { code: 'INTERNAL_SERVER_ERROR' },
     };
   };
 }

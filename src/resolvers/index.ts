@@ -1,4 +1,5 @@
 import { ApiKeyResolver } from './api-key.resolver';
+import { DeadLetterResolver } from './dead-letter.resolver';
 import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resolver';
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
@@ -20,6 +21,7 @@ import {
 export const resolvers = [
   NodeResolver,
   ApiKeyResolver,
+  DeadLetterResolver,
   RunnerResolver,
   FeatureViewResolver,
   FeatureViewVersionResolver,

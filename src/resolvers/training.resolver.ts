@@ -86,11 +86,14 @@ export class TrainingResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<RunType> {
     return RunType.from(
-      await ctx.services.training.submit({
-        ...input,
-        datasetId: input.datasetId == null ? null : localIdOf(input.datasetId, 'DatasetSnapshot'),
-        buildDataset: input.buildDataset?.toRequest() ?? null,
-      }),
+      await ctx.services.training.submit(
+        {
+          ...input,
+          datasetId: input.datasetId == null ? null : localIdOf(input.datasetId, 'DatasetSnapshot'),
+          buildDataset: input.buildDataset?.toRequest() ?? null,
+        },
+        ctx.principal,
+      ),
     );
   }
 

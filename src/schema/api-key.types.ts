@@ -3,7 +3,7 @@ import { type ApiKey } from '../domain/auth/api-key';
 import { type ApiKeyEvent, ApiKeyEventKind } from '../domain/auth/api-key.service';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
-import { Role } from './role.types';
+import { Permission, Role } from './role.types';
 
 registerEnumType(ApiKeyEventKind, { name: 'ApiKeyEventKind' });
 
@@ -21,6 +21,9 @@ export class ApiKeyType extends Node {
 
   @Field(() => Role)
   role!: Role;
+
+  @Field(() => [Permission])
+  permissions!: Permission[];
 
   @Field({ description: 'Public part of the key (aek_<prefix>_…), to tell keys apart.' })
   prefix!: string;
@@ -41,6 +44,7 @@ export class ApiKeyType extends Node {
     t.createdById = k.createdById;
     t.name = k.name;
     t.role = k.role;
+    t.permissions = k.permissions;
     t.prefix = k.prefix;
     t.createdAt = k.createdAt;
     t.lastUsedAt = k.lastUsedAt;
@@ -59,6 +63,18 @@ export class CreateApiKeyInput {
 
   @Field(() => Role)
   role!: Role;
+
+  @Field(() => [Permission], { nullable: true, description: 'None unless given.' })
+  permissions?: Permission[] | null;
+}
+
+@InputType({ description: 'What to change; fields left out keep their values.' })
+export class UpdateApiKeyInput {
+  @Field(() => Role, { nullable: true })
+  role?: Role | null;
+
+  @Field(() => [Permission], { nullable: true, description: 'The whole new set.' })
+  permissions?: Permission[] | null;
 }
 
 @ObjectType()
@@ -104,4 +120,7 @@ export class ViewerType {
 
   @Field(() => Role)
   role!: Role;
+
+  @Field(() => [Permission])
+  permissions!: Permission[];
 }

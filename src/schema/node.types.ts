@@ -31,9 +31,14 @@ export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 export function localIdOf(id: string, type: string): string {
   const g = fromGlobalId(id);
   if (!g || g.type !== type || !UUID_RE.test(g.localId)) {
-    throw new InvalidInputError(GlobalIdErrorCode.INVALID_ID, `"${id}" is not a valid ${type} ID`, {
-      expectedType: type,
-    });
+    const shown = id.length > 80 ? `${id.slice(0, 80)}…` : id;
+    throw new InvalidInputError(
+      GlobalIdErrorCode.INVALID_ID,
+      `"${shown}" is not a valid ${type} ID`,
+      {
+        expectedType: type,
+      },
+    );
   }
   return g.localId;
 }

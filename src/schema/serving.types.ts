@@ -207,6 +207,13 @@ export class DeploymentVersionType {
 
   @Field(() => Int, { description: 'Replicas running it in this api process.' })
   replicas!: number;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'Why it could not be loaded (a corrupt or missing file, not valid ONNX); requests it would answer fail with MODEL_UNAVAILABLE.',
+  })
+  error!: string | null;
 }
 
 @ObjectType('Deployment', {
@@ -285,7 +292,13 @@ export class DeploymentStatusType {
   static from(s: {
     deployment: Deployment;
     ready: boolean;
-    versions: { role: ServingRole; version: ModelVersion; ready: boolean; replicas: number }[];
+    versions: {
+      role: ServingRole;
+      version: ModelVersion;
+      ready: boolean;
+      replicas: number;
+      error: string | null;
+    }[];
   }): DeploymentStatusType {
     return Object.assign(new DeploymentStatusType(), {
       deployment: DeploymentType.from(s.deployment),
@@ -296,6 +309,7 @@ export class DeploymentStatusType {
           version: ModelVersionType.from(v.version),
           ready: v.ready,
           replicas: v.replicas,
+          error: v.error,
         }),
       ),
     });

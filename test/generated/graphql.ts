@@ -25,6 +25,7 @@ export type AggregationInput = {
 export type AlertKind =
   | 'DATA_DRIFT'
   | 'DATA_VALIDATION'
+  | 'DEAD_LETTER'
   | 'PERFORMANCE';
 
 export type AlertStatus =
@@ -34,7 +35,8 @@ export type AlertStatus =
 
 export type ApiKeyEventKind =
   | 'CREATED'
-  | 'REVOKED';
+  | 'REVOKED'
+  | 'UPDATED';
 
 export type AutoscalePolicyInput = {
   cooldownMs?: number | null | undefined;
@@ -79,6 +81,8 @@ export type CommandTrainerInput = {
 
 export type CreateApiKeyInput = {
   name: string;
+  /** None unless given. */
+  permissions?: Array<Permission> | null | undefined;
   role: Role;
 };
 
@@ -264,6 +268,11 @@ export type PerformanceSettingsInput = {
   /** CLASSIFICATION (default) or REGRESSION. */
   task?: string | null | undefined;
 };
+
+/** Capabilities an ADMIN grants a key on top of its role (ADMINs hold them all). */
+export type Permission =
+  /** Submit command trainers: programs that run on the runner hosts. */
+  | 'COMMAND_TRAINERS';
 
 export type RegisterRunnerInput = {
   gpus: Array<GpuInput>;

@@ -1,6 +1,6 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type ApiKey } from './api-key';
-import { type Role } from './role';
+import { type Permission, type Role } from './role';
 
 export interface StoredApiKey extends ApiKey {
   secretHash: string;
@@ -9,9 +9,15 @@ export interface StoredApiKey extends ApiKey {
 export interface NewApiKey {
   name: string;
   role: Role;
+  permissions: Permission[];
   prefix: string;
   secretHash: string;
   createdById: string | null;
+}
+
+export interface ApiKeyChange {
+  role?: Role;
+  permissions?: Permission[];
 }
 
 /** Port: persistence of API keys. Only hashes of secrets ever reach it. */
@@ -22,6 +28,22 @@ export interface ApiKeyRepository {
   list(page: PageRequest, includeRevoked: boolean): Promise<Page<ApiKey>>;
   /** Sets revoked_at if not yet set; returns the key as it is afterwards, or null if absent. */
   revoke(id: string, at: Date): Promise<{ key: ApiKey; changed: boolean } | null>;
+  /** Changes an active key's role or permissions; null if absent or revoked. */
+  update(id: string, change: ApiKeyChange): Promise<ApiKey | null>;
   touch(id: string, at: Date): Promise<void>;
   countActiveAdmins(): Promise<number>;
+}
+
+/**
+ * Port: a token that changes whenever any key is revoked, created or changed, shared by every
+ * api process. A process trusts its cached verdict on a key only while the token it read
+ * before verifying the key is still current, so a revocation is honoured everywhere from the
+ * moment the revoking call returns (docs/adr/0017).
+ */
+export interface KeyEpoch {
+  /** The current token; a Redis that lost it gets a fresh one (every cache misses once). */
+  read(): Promise<string>;
+  bump(): Promise<void>;
+  /** Called when the shared store was unreachable or reconnected: trust nothing cached. */
+  onDisruption(listener: () => void): void;
 }

@@ -1,9 +1,10 @@
-import { Role } from './role';
+import { type Permission, type Role } from './role';
 
 export interface ApiKey {
   id: string;
   name: string;
   role: Role;
+  permissions: Permission[];
   /** Public part of the token, shown in listings so a person can tell keys apart. */
   prefix: string;
   createdAt: Date;
@@ -17,6 +18,8 @@ export interface Principal {
   keyId: string;
   name: string;
   role: Role;
+  /** Capabilities beyond the role (absent: none). */
+  permissions?: readonly Permission[];
 }
 
 export enum ApiKeyErrorCode {
@@ -29,4 +32,7 @@ export enum ApiKeyErrorCode {
   INVALID_KEY_NAME = 'INVALID_KEY_NAME',
   ALREADY_REVOKED = 'ALREADY_REVOKED',
   LAST_ADMIN_KEY = 'LAST_ADMIN_KEY',
+  MISSING_PERMISSION = 'MISSING_PERMISSION',
+  RATE_LIMITED = 'RATE_LIMITED',
+  INVALID_PERMISSIONS = 'INVALID_PERMISSIONS',
 }

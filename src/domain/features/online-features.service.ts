@@ -50,6 +50,8 @@ export function onlineValues(row: OnlineRow): OnlineValue[] {
 }
 
 export const MAX_ONLINE_ENTITIES = 1_000;
+/** The same bound ingestion holds records to (validation.ts). */
+export const MAX_ENTITY_KEY_LENGTH = 256;
 
 /**
  * Online reads: one packed key per (entity, view version), all fetched in one pipelined
@@ -77,6 +79,13 @@ export class OnlineFeatureService {
     entityKeys: readonly string[],
     resolved: readonly ResolvedRef[],
   ): Promise<OnlineRow[]> {
+    for (const k of entityKeys)
+      if (k.length === 0 || k.length > MAX_ENTITY_KEY_LENGTH)
+        throw new InvalidInputError(
+          FeatureErrorCode.INVALID_ENTITY_KEY,
+          `Entity keys are 1 to ${MAX_ENTITY_KEY_LENGTH} characters (got ${k.length})`,
+          { max: MAX_ENTITY_KEY_LENGTH },
+        );
     const { versions, freshnessIndex, refs, wholeVersion } = readPlan(resolved);
     const keys = entityKeys.flatMap((entityKey) =>
       versions.map((v) => ({ versionId: v.id, entityKey })),

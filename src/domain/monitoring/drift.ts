@@ -211,7 +211,8 @@ function verdict(
 /** A settings problem, or null. */
 export function driftSettingsProblem(s: DriftSettings): string | null {
   if (!Number.isInteger(s.bins) || s.bins < 2 || s.bins > 100) return 'bins must be 2 to 100';
-  if (!Number.isInteger(s.minSamples) || s.minSamples < 1) return 'minSamples must be positive';
+  if (!Number.isInteger(s.minSamples) || s.minSamples < 1 || s.minSamples > 1_000_000)
+    return 'minSamples must be an integer from 1 to 1000000';
   for (const [name, r] of [['rule', s.rule], ...Object.entries(s.perFeature)] as [
     string,
     DriftRule,

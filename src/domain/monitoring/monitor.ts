@@ -14,6 +14,8 @@ export enum AlertKind {
   PERFORMANCE = 'PERFORMANCE',
   /** A retraining's data failed validation: nothing was trained. */
   DATA_VALIDATION = 'DATA_VALIDATION',
+  /** Records about the version (its prediction log) could not be stored and were set aside. */
+  DEAD_LETTER = 'DEAD_LETTER',
 }
 
 /** A monitor of one deployment: every `stepMs` it judges the last `windowMs` of traffic. */

@@ -184,9 +184,12 @@ export class MonitoringService {
     return a;
   }
 
-  /** An alert not tied to a monitor (a retraining whose data failed validation). */
+  /**
+   * An alert not tied to a monitor (a retraining whose data failed validation, dead-lettered
+   * records): one open alert per version and kind, its summary kept current.
+   */
   async raiseUnmonitored(versionId: string, kind: AlertKind, summary: string): Promise<Alert> {
-    const { alert } = await this.repo.raise({
+    const { alert, opened } = await this.repo.raise({
       monitorId: null,
       versionId,
       kind,
@@ -194,7 +197,7 @@ export class MonitoringService {
       summary,
       openedAt: this.clock.now(),
     });
-    await this.publish({ endpoint: null, status: 'OPENED', alert });
+    if (opened) await this.publish({ endpoint: null, status: 'OPENED', alert });
     return alert;
   }
 
@@ -364,6 +367,11 @@ export class MonitoringService {
     for (const k of ['windowMs', 'stepMs'] as const)
       if (!Number.isInteger(input[k]) || input[k] < 1_000 || input[k] > 365 * 86_400_000)
         throw bad(`${k} must be 1 second to a year, in ms`);
+    // Settings for the other kind of monitor would be stored and never read.
+    if (input.kind === MonitorKind.DATA_DRIFT && input.performance)
+      throw bad('performance settings belong to a PERFORMANCE monitor');
+    if (input.kind === MonitorKind.PERFORMANCE && input.drift)
+      throw bad('drift settings belong to a DATA_DRIFT monitor');
     if (input.kind === MonitorKind.DATA_DRIFT) {
       const drift = { ...DEFAULT_DRIFT_SETTINGS, ...(input.drift ?? {}) };
       const problem = driftSettingsProblem(drift);

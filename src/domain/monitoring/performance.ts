@@ -106,9 +106,12 @@ export function judgePerformance(
 export function performanceSettingsProblem(s: PerformanceSettings): string | null {
   if (s.task !== 'CLASSIFICATION' && s.task !== 'REGRESSION')
     return 'task must be CLASSIFICATION or REGRESSION';
-  if (!Number.isInteger(s.minLabels) || s.minLabels < 1) return 'minLabels must be positive';
-  if (!(s.maxAucDrop >= 0)) return 'maxAucDrop must be non-negative';
-  for (const [k, v] of [...Object.entries(s.floors), ...Object.entries(s.ceilings)])
-    if (v !== undefined && !Number.isFinite(v)) return `${k} must be a number`;
+  if (!Number.isInteger(s.minLabels) || s.minLabels < 1 || s.minLabels > 1_000_000)
+    return 'minLabels must be an integer from 1 to 1000000';
+  if (!(s.maxAucDrop >= 0 && s.maxAucDrop <= 1)) return 'maxAucDrop must be within [0, 1]';
+  for (const [k, v] of Object.entries(s.floors))
+    if (v !== undefined && !(v >= 0 && v <= 1)) return `${k} floor must be within [0, 1]`;
+  for (const [k, v] of Object.entries(s.ceilings))
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) return `${k} ceiling must be a non-negative number`;
   return null;
 }

@@ -1,3 +1,4 @@
+import { METRIC_NAME_RE } from '../training/training-run';
 import { type Evaluation, type Gate, type GateResult, ModelState } from './model';
 
 const BOUND_STATES = new Set([
@@ -13,6 +14,9 @@ export function gateProblem(g: Gate): string | null {
     return `gates guard STAGING, SHADOW, CANARY or PRODUCTION (got ${g.into})`;
   if (!Number.isFinite(g.threshold)) return 'threshold must be a finite number';
   if (g.kind === 'MIN_METRIC' && !g.metric) return 'MIN_METRIC needs a metric';
+  if (g.metric != null && !METRIC_NAME_RE.test(g.metric))
+    return 'metric must be a metric name like val_auc (lower-case letters, digits, _ and .)';
+  if (g.kind !== 'MIN_METRIC' && g.metric != null) return `${g.kind} takes no metric`;
   if (g.kind === 'MAX_P99_LATENCY_MS' && g.threshold <= 0)
     return 'a latency budget must be positive';
   return null;

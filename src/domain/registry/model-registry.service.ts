@@ -1,4 +1,4 @@
-import { ArtifactIntegrityError } from '../artifacts/artifact-errors';
+import { ArtifactIntegrityError, ArtifactNotFoundError } from '../artifacts/artifact-errors';
 import { type ArtifactStore } from '../artifacts/artifact-store';
 import { type Principal } from '../auth/api-key';
 import { type EventBus, Topics } from '../events/event-bus';
@@ -87,6 +87,8 @@ export class ModelRegistryService {
         RegistryErrorCode.RUN_NOT_REGISTRABLE,
         `Run ${runId} is ${run.status}${run.model ? '' : ' without a model'}: only a SUCCEEDED run with a model can be registered`,
       );
+    const already = await this.d.repo.versionOfRun(modelName, run.id);
+    if (already) return already;
     let bytes: Uint8Array;
     try {
       bytes = await this.d.artifacts.getBytes(run.model.key, run.model.sha256);
@@ -307,6 +309,21 @@ export class ModelRegistryService {
   /** The version's model file, verified against its SHA-256 (serving loads this). */
   async modelBytes(v: ModelVersion): Promise<Uint8Array> {
     return this.d.artifacts.getBytes(v.artifact.key, v.artifact.sha256);
+  }
+
+  /** Reads the version's stored model and checks it against its SHA-256: CONFLICT if not. */
+  async verifyModelFile(v: ModelVersion): Promise<void> {
+    try {
+      await this.modelBytes(v);
+    } catch (e) {
+      if (e instanceof ArtifactIntegrityError || e instanceof ArtifactNotFoundError)
+        throw new ConflictError(
+          RegistryErrorCode.ARTIFACT_CHECKSUM_MISMATCH,
+          `The model file of ${v.modelName}@${v.version} is ${e instanceof ArtifactNotFoundError ? 'missing' : 'corrupt (its SHA-256 does not match)'}: it cannot be served`,
+          { key: v.artifact.key, expected: v.artifact.sha256 },
+        );
+      throw e;
+    }
   }
 
   private async evaluate(v: ModelVersion, datasetId: string): Promise<Evaluation> {

@@ -59,6 +59,8 @@ export interface ModelRegistryRepository {
    * one transaction with its first transition: numbers never repeat or skip.
    */
   insertVersion(v: NewVersion): Promise<ModelVersion>;
+  /** The version of `modelName` registered from `runId`, if there is one. */
+  versionOfRun(modelName: string, runId: string): Promise<ModelVersion | null>;
   findModel(name: string): Promise<Model | null>;
   findModelsByIds(ids: readonly string[]): Promise<Model[]>;
   listModels(page: PageRequest): Promise<Page<Model>>;

@@ -35,6 +35,10 @@ export interface RegisterRunnerInput {
 
 const MAX_GPUS = 64;
 const MAX_SLOTS = 256;
+/** CUDA device ordinals on one host; nothing real comes near. */
+const MAX_GPU_INDEX = 1_023;
+/** 16 TiB: far beyond any GPU, well inside exact integers. */
+const MAX_GPU_MEMORY_MB = 16 * 1024 * 1024;
 
 export class RunnerService {
   constructor(
@@ -142,10 +146,14 @@ function validate(input: RegisterRunnerInput): void {
     throw bad(`slots must be an integer from 1 to ${MAX_SLOTS}`, 'slots');
   const seen = new Set<number>();
   for (const g of input.gpus) {
-    if (!Number.isInteger(g.index) || g.index < 0 || seen.has(g.index))
-      throw bad(`GPU indexes must be distinct non-negative integers (got ${g.index})`, 'gpus');
-    if (g.memoryMb != null && (!Number.isFinite(g.memoryMb) || g.memoryMb < 0))
-      throw bad(`GPU ${g.index} memoryMb must be non-negative`, 'gpus');
+    if (!Number.isInteger(g.index) || g.index < 0 || g.index > MAX_GPU_INDEX || seen.has(g.index))
+      throw bad(
+        `GPU indexes must be distinct integers from 0 to ${MAX_GPU_INDEX} (got ${g.index})`,
+        'gpus',
+      );
+    if (g.memoryMb != null && !(Number.isInteger(g.memoryMb) && g.memoryMb >= 0 && g.memoryMb <= MAX_GPU_MEMORY_MB))
+      throw bad(`GPU ${g.index} memoryMb must be an integer from 0 to ${MAX_GPU_MEMORY_MB}`, 'gpus');
+    if (g.name.length > 200) throw bad(`GPU ${g.index} name is longer than 200 characters`, 'gpus');
     seen.add(g.index);
   }
 }

@@ -58,6 +58,8 @@ export enum ServingErrorCode {
   NO_SERVING_VERSION = 'NO_SERVING_VERSION',
   INVALID_FEATURES = 'INVALID_FEATURES',
   PREDICTION_NOT_FOUND = 'PREDICTION_NOT_FOUND',
+  /** The version's model could not be loaded (corrupt or missing file, not valid ONNX). */
+  MODEL_UNAVAILABLE = 'MODEL_UNAVAILABLE',
 }
 
 export interface PredictionRecord {
@@ -101,6 +103,11 @@ export interface ModelRunner {
   /** Loads (file verified against its SHA-256) and warms the version up; idempotent. */
   load(v: ModelVersion, warmupRequests: number): Promise<void>;
   isReady(versionId: string): boolean;
+  /**
+   * Why the version's last load failed, while that failure stands (further loads fail at
+   * once with it until it expires), or null.
+   */
+  loadError(versionId: string): string | null;
   /** One row through the version's micro-batcher; resolves to its probability. */
   score(
     v: ModelVersion,

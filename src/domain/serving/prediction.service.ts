@@ -53,6 +53,8 @@ export interface Prediction {
 
 const ENDPOINT_RE = /^[a-z][a-z0-9-]{0,62}$/;
 const MAX_ROWS = 1_000;
+/** Weights are relative; bounding them keeps their sum finite and their ratios meaningful. */
+const MAX_ARM_WEIGHT = 1_000_000;
 const ROUTE_TTL_MS = 1_000;
 
 interface Route {
@@ -132,6 +134,11 @@ export class PredictionService {
         ServingErrorCode.INVALID_DEPLOYMENT,
         `Endpoint ${input.endpoint} exists`,
       );
+    // The stored files are checked now, not trusted from a copy another endpoint holds in
+    // memory: an endpoint is never created over a model that cannot load again.
+    const served = [ModelState.PRODUCTION, ModelState.CANARY, ModelState.SHADOW];
+    for (const v of await this.registry.versionsOf([model.id]))
+      if (served.includes(v.state)) await this.registry.verifyModelFile(v);
     const d = await this.repo.create({
       endpoint: input.endpoint,
       modelId: model.id,
@@ -164,7 +171,13 @@ export class PredictionService {
 
   async status(endpoint: string): Promise<{
     deployment: Deployment;
-    versions: { role: ServingRole; version: ModelVersion; ready: boolean; replicas: number }[];
+    versions: {
+      role: ServingRole;
+      version: ModelVersion;
+      ready: boolean;
+      replicas: number;
+      error: string | null;
+    }[];
     ready: boolean;
   }> {
     const r = await this.route(endpoint, true);
@@ -177,7 +190,7 @@ export class PredictionService {
       if (!version) return [];
       const ready = this.runner.isReady(version.id);
       const replicas = ready ? this.scaling(r.deployment, version.id).replicas : 0;
-      return [{ role, version, ready, replicas }];
+      return [{ role, version, ready, replicas, error: this.runner.loadError(version.id) }];
     });
     const answering = versions.filter((v) => v.role !== ServingRole.SHADOW);
     return {
@@ -591,7 +604,8 @@ export class PredictionService {
       throw bad('an arm is given twice');
     const versions = await this.registry.versionsByIds(arms.map((a) => a.versionId));
     for (const a of arms) {
-      if (!(a.weight > 0 && Number.isFinite(a.weight))) throw bad('arm weights must be positive');
+      if (!(a.weight > 0 && a.weight <= MAX_ARM_WEIGHT))
+        throw bad(`arm weights must be within (0, ${MAX_ARM_WEIGHT}]`);
       const v = versions.find((x) => x.id === a.versionId);
       if (!v || v.modelId !== r.deployment.modelId)
         throw bad(`${a.versionId} is not a version of the endpoint's model`);
@@ -631,15 +645,33 @@ export class PredictionService {
     for (const d of await this.repo.all()) await this.prepare(d.endpoint).catch(() => undefined);
   }
 
-  /** For /readyz: resolves when every endpoint's answering versions are ready. */
+  /**
+   * For /readyz: resolves when every endpoint's answering versions are ready or have failed
+   * to load. A failed one fails its own endpoint (see `failedVersions`), not the process.
+   */
   async assertReady(): Promise<void> {
     const waiting: string[] = [];
     for (const d of await this.repo.all()) {
       const s = await this.status(d.endpoint);
-      if (!s.ready && s.versions.some((v) => v.role !== ServingRole.SHADOW))
+      if (s.versions.some((v) => v.role !== ServingRole.SHADOW && !v.ready && v.error === null))
         waiting.push(d.endpoint);
     }
     if (waiting.length) throw new Error(`endpoints not warmed up yet: ${waiting.join(', ')}`);
+  }
+
+  /** Versions that failed to load, per endpoint: the detail /readyz shows. */
+  async failedVersions(): Promise<{ endpoint: string; version: string; error: string }[]> {
+    const out: { endpoint: string; version: string; error: string }[] = [];
+    for (const d of await this.repo.all()) {
+      for (const v of (await this.status(d.endpoint)).versions)
+        if (v.error !== null)
+          out.push({
+            endpoint: d.endpoint,
+            version: `${v.version.modelName}@${v.version.version}`,
+            error: v.error,
+          });
+    }
+    return out;
   }
 
   /** Requests, errors and p99 per version of an endpoint over `windowMs`, in this process. */

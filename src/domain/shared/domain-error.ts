@@ -11,6 +11,8 @@ export enum ErrorCategory {
   CONFLICT = 'CONFLICT',
   /** Something the platform depends on failed; a retry may succeed. */
   UNAVAILABLE = 'UNAVAILABLE',
+  /** The caller spent its request budget; it may retry after `details.retryAfterMs`. */
+  RATE_LIMITED = 'RATE_LIMITED',
   /** A broken invariant (corrupt data, bug); retrying will not help. */
   INTERNAL = 'INTERNAL',
 }
@@ -29,7 +31,9 @@ export class DomainError extends Error {
   }
 
   get retryable(): boolean {
-    return this.category === ErrorCategory.UNAVAILABLE;
+    return (
+      this.category === ErrorCategory.UNAVAILABLE || this.category === ErrorCategory.RATE_LIMITED
+    );
   }
 }
 

@@ -112,5 +112,8 @@ export enum TrainingErrorCode {
 
 /** A runner that has not renewed a run's lease for this long has lost it; the run is requeued. */
 export const RUN_LEASE_MS = 30_000;
+/** Metric names, as trainers report them and gates and comparisons name them. */
+export const METRIC_NAME_RE = /^[a-z][a-z0-9_.]{0,62}$/;
+
 export const MAX_GPUS_PER_RUN = 64;
 export const MAX_RETRIES = 20;

@@ -1,6 +1,7 @@
 import { ArtifactIntegrityError, ArtifactNotFoundError } from '../artifacts/artifact-errors';
 import { type ArtifactRef, type ArtifactStore, type ByteSource } from '../artifacts/artifact-store';
 import { type Principal } from '../auth/api-key';
+import { Permission, requirePermission } from '../auth/role';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
 import { type RunnerService } from '../runners/runner.service';
@@ -17,6 +18,7 @@ import {
   MAX_GPUS_PER_RUN,
   type RunCheckpoint,
   MAX_RETRIES,
+  METRIC_NAME_RE,
   RUN_LEASE_MS,
   RunStatus,
   TrainerKind,
@@ -104,7 +106,6 @@ export const LOG_TAIL_BYTES = 16 * 1024;
 const MAX_STALE_CLAIMS = 16;
 const MAX_POINTS_PER_REPORT = 5_000;
 const MAX_COMPARED_RUNS = 500;
-const METRIC_RE = /^[a-z][a-z0-9_.]{0,62}$/;
 const progressTopic = (runId: string) => `${Topics.runs}:${runId}`;
 
 /**
@@ -126,8 +127,14 @@ export class TrainingService {
     private readonly leaseMs = RUN_LEASE_MS,
   ) {}
 
-  async submit(input: SubmitRunInput): Promise<TrainingRun> {
+  /**
+   * `actor` is the caller through the API; platform loops (retraining) submit as themselves
+   * and only with built-in trainers.
+   */
+  async submit(input: SubmitRunInput, actor?: Principal): Promise<TrainingRun> {
     const { trainer, version, hyperparameters } = checkTrainer(input);
+    if (actor && trainer.kind === TrainerKind.COMMAND)
+      requirePermission(actor, Permission.COMMAND_TRAINERS, 'A command trainer');
     const gpuCount = input.gpuCount ?? 0;
     if (!Number.isInteger(gpuCount) || gpuCount < 0 || gpuCount > MAX_GPUS_PER_RUN)
       throw invalid(`gpuCount must be an integer from 0 to ${MAX_GPUS_PER_RUN}`, 'gpuCount');
@@ -406,7 +413,7 @@ export class TrainingService {
     if (points.length > MAX_POINTS_PER_REPORT)
       throw badReport(`At most ${MAX_POINTS_PER_REPORT} metric points per report`);
     for (const p of points) {
-      if (!METRIC_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
+      if (!METRIC_NAME_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
       if (!Number.isFinite(p.value)) throw badReport(`${p.name} must be a finite number`);
       if (!Number.isInteger(p.epoch) || p.epoch < 0)
         throw badReport('epoch must be a non-negative integer');

@@ -26,6 +26,19 @@ const intIn = (name: string, min: number, max: number, fallback: number) =>
       return n;
     });
 
+const flag = (name: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const raw = nonEmpty(v) ?? '0';
+      if (!['0', '1', 'true', 'false'].includes(raw)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be 0 or 1 (got "${raw}")` });
+        return z.NEVER;
+      }
+      return raw === '1' || raw === 'true';
+    });
+
 const urlWith = (name: string, protocols: string[], example: string) =>
   z
     .string()
@@ -160,6 +173,24 @@ const envSchema = z.object({
   CANARY_INTERVAL_MS: intIn('CANARY_INTERVAL_MS', 0, 3_600_000, 10_000),
   AUTOSCALE_INTERVAL_MS: intIn('AUTOSCALE_INTERVAL_MS', 0, 3_600_000, 30_000),
   MONITOR_INTERVAL_MS: intIn('MONITOR_INTERVAL_MS', 0, 86_400_000, 60_000),
+  MAX_QUERY_TOKENS: intIn('MAX_QUERY_TOKENS', 100, 100_000, 3_000),
+  DEBUG_ERRORS: flag('DEBUG_ERRORS'),
+  RATE_LIMIT_PER_SECOND: intIn('RATE_LIMIT_PER_SECOND', 0, 1_000_000, 1_000),
+  RATE_LIMIT_BURST: intIn('RATE_LIMIT_BURST', 1, 10_000_000, 2_000),
+  METRICS_KEY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const raw = nonEmpty(v);
+      if (raw !== undefined && raw.length < 16) {
+        ctx.addIssue({ code: 'custom', message: 'METRICS_KEY must be at least 16 characters' });
+        return z.NEVER;
+      }
+      return raw;
+    }),
+  KEY_RECHECK_MS: intIn('KEY_RECHECK_MS', 100, 600_000, 2_000),
+  REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
+  DATABASE_QUERY_TIMEOUT_MS: intIn('DATABASE_QUERY_TIMEOUT_MS', 100, 3_600_000, 60_000),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -218,6 +249,21 @@ export interface Config {
   autoscaleIntervalMs: number;
   /** How often this process runs the monitors whose step has passed (0: never). */
   monitorIntervalMs: number;
+  /** Tokens a GraphQL document may have; the parser stops there. */
+  maxQueryTokens: number;
+  /** Unexpected errors keep their message and stack in responses (never in production). */
+  debugErrors: boolean;
+  /** Requests per second each API key may make, sustained (0: unlimited), and its burst. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_KEY>`. */
+  metricsKey?: string;
+  /** How often open websockets' keys are checked again (besides on every key event). */
+  keyRecheckMs: number;
+  /** A Redis command unanswered this long fails (503) instead of hanging the request. */
+  redisCommandTimeoutMs: number;
+  /** A PostgreSQL statement running this long is cancelled (503). */
+  databaseQueryTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -257,6 +303,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
     autoscaleIntervalMs: e.AUTOSCALE_INTERVAL_MS,
     monitorIntervalMs: e.MONITOR_INTERVAL_MS,
+    maxQueryTokens: e.MAX_QUERY_TOKENS,
+    debugErrors: e.DEBUG_ERRORS,
+    rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
+    rateLimitBurst: e.RATE_LIMIT_BURST,
+    metricsKey: e.METRICS_KEY,
+    keyRecheckMs: e.KEY_RECHECK_MS,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
   };
 }
 

@@ -15,6 +15,12 @@ export interface DatabaseOptions {
   /** Called once per SQL statement sent, for the query-count metric. */
   onQuery?: (sql: string) => void;
   onSlowQuery?: (sql: string, ms: number) => void;
+  /**
+   * PostgreSQL only: statements are cancelled by the server after this long, and the client
+   * gives up on a server that stops answering shortly after; waiting for a pooled connection
+   * is bounded too. A stalled database then fails requests (503) instead of hanging them.
+   */
+  queryTimeoutMs?: number;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';
@@ -49,6 +55,13 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       extra: {
         max: 10,
         ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+        ...(opts.queryTimeoutMs
+          ? {
+              statement_timeout: opts.queryTimeoutMs,
+              query_timeout: opts.queryTimeoutMs + 1_000,
+              connectionTimeoutMillis: 5_000,
+            }
+          : {}),
       },
     });
   } else {

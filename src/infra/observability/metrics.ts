@@ -6,14 +6,14 @@ export class Metrics {
 
   readonly graphqlRequests = new Counter({
     name: 'aether_graphql_requests_total',
-    help: 'GraphQL operations by operation name, type and outcome.',
+    help: 'GraphQL operations by the root field called, type and outcome.',
     labelNames: ['operation', 'type', 'outcome'] as const,
     registers: [this.registry],
   });
 
   readonly graphqlDuration = new Histogram({
     name: 'aether_graphql_request_duration_seconds',
-    help: 'GraphQL operation latency by operation name.',
+    help: 'GraphQL operation latency by the root field called.',
     labelNames: ['operation', 'type'] as const,
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
@@ -36,6 +36,13 @@ export class Metrics {
     name: 'aether_events_dropped_total',
     help: 'Subscription events dropped because a subscriber fell too far behind.',
     labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deadLetters = new Counter({
+    name: 'aether_dead_letters_total',
+    help: 'Records set aside because the database refused their content, by writer.',
+    labelNames: ['source'] as const,
     registers: [this.registry],
   });
 
@@ -92,10 +99,4 @@ export class Metrics {
   constructor(opts: { defaultMetrics: boolean }) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'aether_' });
   }
-}
-
-/** Operation names come from clients: keep label values short and tame. */
-export function operationLabel(name: string | null | undefined): string {
-  if (!name) return 'anonymous';
-  return name.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 64);
 }

@@ -1,6 +1,11 @@
 import { inputFeatures, type ModelVersion } from '../../domain/registry/model';
 import { MicroBatcher } from '../../domain/serving/micro-batcher';
-import { type ModelRunner, type RunnerPressure } from '../../domain/serving/deployment';
+import {
+  type ModelRunner,
+  type RunnerPressure,
+  ServingErrorCode,
+} from '../../domain/serving/deployment';
+import { DomainError, ErrorCategory } from '../../domain/shared/domain-error';
 import { Replica } from './replica';
 
 interface Loaded {
@@ -23,9 +28,16 @@ interface Loaded {
  * scores go through a micro-batcher per version, which runs one batch per ready replica at
  * once, each on the replica with the fewest batches in flight.
  */
+/**
+ * A version that failed to load is not tried again for this long: requests to it fail at
+ * once with the reason, instead of each re-reading and re-checking its file.
+ */
+const LOAD_FAILURE_HOLD_MS = 15_000;
+
 export class OnnxModelRunner implements ModelRunner {
   private readonly loading = new Map<string, Promise<Loaded>>();
   private readonly ready = new Set<string>();
+  private readonly failures = new Map<string, { reason: string; until: number }>();
 
   constructor(private readonly bytesOf: (v: ModelVersion) => Promise<Uint8Array>) {}
 
@@ -35,6 +47,14 @@ export class OnnxModelRunner implements ModelRunner {
 
   isReady(versionId: string): boolean {
     return this.ready.has(versionId);
+  }
+
+  loadError(versionId: string): string | null {
+    const f = this.failures.get(versionId);
+    if (!f) return null;
+    if (f.until > Date.now()) return f.reason;
+    this.failures.delete(versionId);
+    return null;
   }
 
   async score(
@@ -109,6 +129,8 @@ export class OnnxModelRunner implements ModelRunner {
 
   private loaded(v: ModelVersion, warmupRequests: number): Promise<Loaded> {
     let p = this.loading.get(v.id);
+    const failed = p ? null : this.loadError(v.id);
+    if (failed !== null) return Promise.reject(unavailable(v, failed));
     if (!p) {
       p = (async () => {
         const bytes = await this.bytesOf(v);
@@ -127,7 +149,16 @@ export class OnnxModelRunner implements ModelRunner {
         this.ready.add(v.id);
         return m;
       })();
-      p.catch(() => this.loading.delete(v.id));
+      p.catch((e: unknown) => {
+        this.loading.delete(v.id);
+        const reason = e instanceof Error ? e.message : String(e);
+        this.failures.set(v.id, { reason, until: Date.now() + LOAD_FAILURE_HOLD_MS });
+      });
+      p = p.catch((e: unknown) => {
+        throw e instanceof DomainError
+          ? e
+          : unavailable(v, e instanceof Error ? e.message : String(e));
+      });
       this.loading.set(v.id, p);
     }
     return p;
@@ -160,4 +191,13 @@ export class OnnxModelRunner implements ModelRunner {
     rows.forEach((row, i) => x.set(row, i * m.width));
     return Array.from(await r.run(x, rows.length));
   }
+}
+
+function unavailable(v: ModelVersion, reason: string): DomainError {
+  return new DomainError(
+    ErrorCategory.UNAVAILABLE,
+    ServingErrorCode.MODEL_UNAVAILABLE,
+    `${v.modelName}@${v.version} cannot be served: its model did not load (${reason})`,
+    { version: `${v.modelName}@${v.version}` },
+  );
 }

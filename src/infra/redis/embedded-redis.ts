@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -6,9 +7,12 @@ import path from 'node:path';
 /**
  * The embedded default: a redis-server child on a free loopback port, data under
  * `dir`. A pid file lets the next start clean up a server orphaned by a crash (kill -9
- * of the parent leaves no chance to stop the child).
+ * of the parent leaves no chance to stop the child). Loopback is reachable by every local
+ * user, so the server requires a password generated at each start; it is passed in a
+ * config file only the owner can read (never on the command line, which `ps` shows).
  */
 export interface EmbeddedRedis {
+  /** redis://:<password>@127.0.0.1:<port>: a secret; log `redactRedisUrl(url)`. */
   url: string;
   port: number;
   pid: number;
@@ -51,11 +55,17 @@ export async function startEmbeddedRedis(opts: {
   binary?: string;
 }): Promise<EmbeddedRedis> {
   const binary = findRedisBinary(opts.binary);
-  fs.mkdirSync(opts.dir, { recursive: true });
+  fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(opts.dir, 0o700);
   const pidFile = path.join(opts.dir, 'aether-redis.pid');
   killOrphan(pidFile);
   const port = opts.port ?? (await freePort());
+  const password = randomBytes(24).toString('hex');
+  const confFile = path.join(opts.dir, 'aether-redis.conf');
+  fs.rmSync(confFile, { force: true });
+  fs.writeFileSync(confFile, `requirepass ${password}\n`, { mode: 0o600 });
   const args = [
+    confFile,
     '--port',
     String(port),
     '--bind',
@@ -77,7 +87,7 @@ export async function startEmbeddedRedis(opts: {
   fs.writeFileSync(pidFile, String(child.pid));
   await waitForReady(child, port);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://:${password}@127.0.0.1:${port}`,
     port,
     pid: child.pid,
     stop: () => stopChild(child, pidFile),
@@ -148,4 +158,9 @@ function killOrphan(pidFile: string): void {
     // Not running any more.
   }
   fs.rmSync(pidFile, { force: true });
+}
+
+/** A Redis URL fit for logs: the password replaced. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

@@ -8,10 +8,18 @@ import Redis from 'ioredis';
 export function createRedisClient(
   url: string,
   name: string,
-  opts: { subscriber?: boolean } = {},
+  opts: {
+    subscriber?: boolean;
+    /**
+     * A command unanswered this long is rejected ("Command timed out"): a paused Redis fails
+     * requests fast. Not for connections that block on purpose (XREADGROUP BLOCK).
+     */
+    commandTimeoutMs?: number;
+  } = {},
 ): Redis {
   return new Redis(url, {
     connectionName: name,
+    commandTimeout: opts.commandTimeoutMs,
     // A subscriber connection that reconnects resubscribes first; the ready check's INFO
     // would then be refused ("only subscriber commands may be used") and fail the client.
     enableReadyCheck: !opts.subscriber,

@@ -11,6 +11,9 @@ export class ApiKeyEntity {
   @Column('text')
   role!: string;
 
+  @Column('text', { array: true, default: () => "'{}'" })
+  permissions!: string[];
+
   @Column('text')
   prefix!: string;
 

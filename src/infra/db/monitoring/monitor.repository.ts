@@ -59,9 +59,13 @@ export class SqlMonitorRepository implements MonitorRepository {
   constructor(private readonly ds: DataSource) {}
 
   async create(m: Omit<Monitor, 'id' | 'createdAt' | 'lastRunAt'>): Promise<Monitor> {
+    // One monitor per (endpoint, kind): two callers racing to create it both configure it.
     const rows: MonitorRow[] = await this.ds.query(
       `INSERT INTO monitor (deployment_id, kind, window_ms, step_ms, settings)
-       VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (deployment_id, kind) DO UPDATE
+         SET window_ms = EXCLUDED.window_ms, step_ms = EXCLUDED.step_ms, settings = EXCLUDED.settings
+       RETURNING *`,
       [
         m.deploymentId,
         m.kind,
@@ -159,21 +163,28 @@ export class SqlMonitorRepository implements MonitorRepository {
       'id' | 'acknowledgedAt' | 'acknowledgedBy' | 'clearedAt' | 'lastSeenAt' | 'createdAt'
     >,
   ): Promise<{ alert: Alert; opened: boolean }> {
-    // Insert unless an alert is open for (monitor, version) — the partial unique index
-    // decides, so two processes racing open one alert, not two.
+    // Insert unless an alert is open for (monitor, version), or for (version, kind) when no
+    // monitor raised it — partial unique indexes decide, so two processes racing open one
+    // alert, not two.
+    const monitored = a.monitorId !== null;
     const inserted: AlertRow[] = await this.ds.query(
       `INSERT INTO monitor_alert (monitor_id, model_version_id, kind, report_id, summary, opened_at, last_seen_at)
        VALUES ($1, $2, $3, $4, $5, $6, $6)
-       ON CONFLICT (monitor_id, model_version_id) WHERE cleared_at IS NULL AND monitor_id IS NOT NULL DO NOTHING
+       ON CONFLICT ${
+         monitored
+           ? '(monitor_id, model_version_id) WHERE cleared_at IS NULL AND monitor_id IS NOT NULL'
+           : '(model_version_id, kind) WHERE cleared_at IS NULL AND monitor_id IS NULL'
+       } DO NOTHING
        RETURNING *`,
       [a.monitorId, a.versionId, a.kind, a.reportId, a.summary, a.openedAt],
     );
     if (inserted[0]) return { alert: toAlert(inserted[0]), opened: true };
     const updated = returnedRows<AlertRow>(
       await this.ds.query(
-        `UPDATE monitor_alert SET report_id = $3, summary = $4, last_seen_at = $5
-       WHERE monitor_id = $1 AND model_version_id = $2 AND cleared_at IS NULL RETURNING *`,
-        [a.monitorId, a.versionId, a.reportId, a.summary, a.openedAt],
+        `UPDATE monitor_alert SET report_id = $4, summary = $5, last_seen_at = $6
+         WHERE monitor_id IS NOT DISTINCT FROM $1 AND model_version_id = $2
+           AND ($1::uuid IS NOT NULL OR kind = $3) AND cleared_at IS NULL RETURNING *`,
+        [a.monitorId, a.versionId, a.kind, a.reportId, a.summary, a.openedAt],
       ),
     );
     return { alert: toAlert(updated[0]), opened: false };

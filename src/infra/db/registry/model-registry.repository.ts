@@ -72,6 +72,15 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
       const [model] = (await m.query(`SELECT id FROM model WHERE name = $1 FOR UPDATE`, [
         v.modelName,
       ])) as { id: string }[];
+      // A run is one version of a model: registering it again (a retry, a double click)
+      // answers the version it already is.
+      if (v.runId) {
+        const [already] = (await m.query(
+          `SELECT id FROM model_version WHERE model_id = $1 AND run_id = $2`,
+          [model.id, v.runId],
+        )) as { id: string }[];
+        if (already) return (await this.versions(m, [already.id]))[0];
+      }
       const [row] = (await m.query(
         `INSERT INTO model_version (model_id, version, state, run_id, artifact, dataset_id, dataset_hash,
            feature_refs, hyperparameters, metrics, git_commit, trainer, signature, created_at, state_changed_at)
@@ -108,6 +117,15 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
         ]);
       return (await this.versions(m, [row.id]))[0];
     });
+  }
+
+  async versionOfRun(modelName: string, runId: string): Promise<ModelVersion | null> {
+    const rows = (await this.ds.query(
+      `SELECT v.id FROM model_version v JOIN model m ON m.id = v.model_id
+       WHERE m.name = $1 AND v.run_id = $2`,
+      [modelName, runId],
+    )) as { id: string }[];
+    return rows[0] ? ((await this.findVersions([rows[0].id]))[0] ?? null) : null;
   }
 
   async findModel(name: string): Promise<Model | null> {

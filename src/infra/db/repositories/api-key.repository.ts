@@ -1,11 +1,12 @@
 import { type DataSource, In, IsNull, type Repository } from 'typeorm';
 import { type ApiKey } from '../../../domain/auth/api-key';
 import {
+  type ApiKeyChange,
   type ApiKeyRepository,
   type NewApiKey,
   type StoredApiKey,
 } from '../../../domain/auth/api-key.repository';
-import { Role } from '../../../domain/auth/role';
+import { type Permission, Role } from '../../../domain/auth/role';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { ApiKeyEntity } from '../entities/api-key.entity';
 import { keysetPage } from './keyset';
@@ -47,6 +48,19 @@ export class TypeOrmApiKeyRepository implements ApiKeyRepository {
     return row ? { key: toDomain(row), changed: (res.affected ?? 0) > 0 } : null;
   }
 
+  async update(id: string, change: ApiKeyChange): Promise<ApiKey | null> {
+    const res = await this.repo.update(
+      { id, revokedAt: IsNull() },
+      {
+        ...(change.role ? { role: change.role } : {}),
+        ...(change.permissions ? { permissions: change.permissions } : {}),
+      },
+    );
+    if (!res.affected) return null;
+    const row = await this.repo.findOneBy({ id });
+    return row ? toDomain(row) : null;
+  }
+
   async touch(id: string, at: Date): Promise<void> {
     await this.repo.update({ id }, { lastUsedAt: at });
   }
@@ -61,6 +75,7 @@ function toDomain(r: ApiKeyEntity): ApiKey {
     id: r.id,
     name: r.name,
     role: r.role as Role,
+    permissions: r.permissions as Permission[],
     prefix: r.prefix,
     createdAt: r.createdAt,
     createdById: r.createdById,

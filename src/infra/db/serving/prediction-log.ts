@@ -4,7 +4,9 @@ import {
   type PredictionRecord,
   type ShadowComparison,
 } from '../../../domain/serving/deployment';
+import { type DeadLetterStore } from '../../../domain/shared/dead-letter';
 import { returnedRows } from '../returned-rows';
+import { isPoisonError } from '../storable-text';
 
 const FLUSH_ROWS = 1_000;
 const FLUSH_MS = 100;
@@ -13,17 +15,24 @@ const MAX_BUFFERED = 100_000;
 
 /**
  * The prediction log in Postgres, written by one background writer in multi-row INSERTs. A
- * failed write keeps its rows and is retried; a full buffer makes callers wait. Nothing is
- * dropped, so `lost` stays 0 (it is counted so a reader can check).
+ * write that fails because the database is away keeps its rows and is retried; a full
+ * buffer makes callers wait. A write that fails because of what a row holds (a poison row)
+ * is split in halves until the bad rows are found: they go to the dead-letter store (and
+ * its listeners raise an alert), the rest is written, and nothing behind them waits.
+ * Nothing is dropped, so `lost` stays 0 (it is counted so a reader can check).
  */
 export class SqlPredictionLog implements PredictionLog {
   private buffer: PredictionRecord[] = [];
   private writing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
-  private readonly counts = { written: 0, lost: 0, failedFlushes: 0 };
+  private readonly counts = { written: 0, lost: 0, failedFlushes: 0, deadLettered: 0 };
   private waiters: (() => void)[] = [];
+  private readonly deadListeners: ((rows: PredictionRecord[], error: string) => void)[] = [];
 
-  constructor(private readonly ds: DataSource) {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly deadLetters: DeadLetterStore,
+  ) {
     this.timer = setInterval(() => void this.flush().catch(() => undefined), FLUSH_MS);
     this.timer.unref();
   }
@@ -41,9 +50,9 @@ export class SqlPredictionLog implements PredictionLog {
     while (this.writing) await this.writing;
     if (!this.buffer.length) return;
     const rows = this.buffer.splice(0, 5_000);
-    this.writing = this.write(rows)
-      .then(() => {
-        this.counts.written += rows.length;
+    this.writing = this.writeIsolating(rows)
+      .then((written) => {
+        this.counts.written += written;
       })
       .catch((e: unknown) => {
         this.counts.failedFlushes++;
@@ -59,8 +68,19 @@ export class SqlPredictionLog implements PredictionLog {
     if (this.buffer.length) await this.flush();
   }
 
-  stats(): { written: number; buffered: number; lost: number; failedFlushes: number } {
+  stats(): {
+    written: number;
+    buffered: number;
+    lost: number;
+    failedFlushes: number;
+    deadLettered: number;
+  } {
     return { ...this.counts, buffered: this.buffer.length };
+  }
+
+  /** Called with the rows set aside and the database's reason, after they are stored. */
+  onDeadLetters(listener: (rows: PredictionRecord[], error: string) => void): void {
+    this.deadListeners.push(listener);
   }
 
   async close(): Promise<void> {
@@ -114,6 +134,29 @@ export class SqlPredictionLog implements PredictionLog {
           [by.requestKey, label, at],
         );
     return returnedRows(res).length;
+  }
+
+  /** Writes `rows`, dead-lettering poison ones; returns how many were written. */
+  private async writeIsolating(rows: PredictionRecord[]): Promise<number> {
+    try {
+      await this.write(rows);
+      return rows.length;
+    } catch (e) {
+      // The database away or busy: the whole batch is retried (the insert is idempotent).
+      if (!isPoisonError(e)) throw e;
+      if (rows.length > 1) {
+        const mid = rows.length >> 1;
+        return (
+          (await this.writeIsolating(rows.slice(0, mid))) +
+          (await this.writeIsolating(rows.slice(mid)))
+        );
+      }
+      const error = e instanceof Error ? e.message : String(e);
+      await this.deadLetters.put([{ source: 'prediction_log', error, payload: rows[0] }]);
+      this.counts.deadLettered++;
+      for (const l of this.deadListeners) l(rows, error);
+      return 0;
+    }
   }
 
   private async write(rows: PredictionRecord[]): Promise<void> {
