@@ -112,6 +112,7 @@ export function performanceSettingsProblem(s: PerformanceSettings): string | nul
   for (const [k, v] of Object.entries(s.floors))
     if (v !== undefined && !(v >= 0 && v <= 1)) return `${k} floor must be within [0, 1]`;
   for (const [k, v] of Object.entries(s.ceilings))
-    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) return `${k} ceiling must be a non-negative number`;
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0))
+      return `${k} ceiling must be a non-negative number`;
   return null;
 }

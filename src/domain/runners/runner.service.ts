@@ -151,8 +151,14 @@ function validate(input: RegisterRunnerInput): void {
         `GPU indexes must be distinct integers from 0 to ${MAX_GPU_INDEX} (got ${g.index})`,
         'gpus',
       );
-    if (g.memoryMb != null && !(Number.isInteger(g.memoryMb) && g.memoryMb >= 0 && g.memoryMb <= MAX_GPU_MEMORY_MB))
-      throw bad(`GPU ${g.index} memoryMb must be an integer from 0 to ${MAX_GPU_MEMORY_MB}`, 'gpus');
+    if (
+      g.memoryMb != null &&
+      !(Number.isInteger(g.memoryMb) && g.memoryMb >= 0 && g.memoryMb <= MAX_GPU_MEMORY_MB)
+    )
+      throw bad(
+        `GPU ${g.index} memoryMb must be an integer from 0 to ${MAX_GPU_MEMORY_MB}`,
+        'gpus',
+      );
     if (g.name.length > 200) throw bad(`GPU ${g.index} name is longer than 200 characters`, 'gpus');
     seen.add(g.index);
   }

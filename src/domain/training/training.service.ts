@@ -413,7 +413,8 @@ export class TrainingService {
     if (points.length > MAX_POINTS_PER_REPORT)
       throw badReport(`At most ${MAX_POINTS_PER_REPORT} metric points per report`);
     for (const p of points) {
-      if (!METRIC_NAME_RE.test(p.name)) throw badReport(`"${p.name}" is not a metric name like val_auc`);
+      if (!METRIC_NAME_RE.test(p.name))
+        throw badReport(`"${p.name}" is not a metric name like val_auc`);
       if (!Number.isFinite(p.value)) throw badReport(`${p.name} must be a finite number`);
       if (!Number.isInteger(p.epoch) || p.epoch < 0)
         throw badReport('epoch must be a non-negative integer');
