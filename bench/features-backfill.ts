@@ -126,15 +126,22 @@ async function copyRows(url: string, schema: string, h: History): Promise<number
 export async function main(): Promise<void> {
   const sc = scale();
   const repeats = 3;
-  const h = history(Math.round(100_000 * sc), 49);
+  let h: History | null = history(Math.round(100_000 * sc), 49);
   const p = await startBenchPlatform('features_backfill', {
     FEATURE_STREAM_CONSUMER: 'off',
     OFFLINE_COMPACTION_INTERVAL_MS: '0',
   });
   try {
     const s = p.app.services;
+    const rows = h.n;
     const parquet = await writeParquet(asTable(h));
     await s.artifacts.put('uploads/history.parquet', parquet);
+    const copies: number[] = [];
+    for (let i = 0; i < repeats; i++)
+      copies.push(await copyRows(p.env.DATABASE_URL, p.env.DATABASE_SCHEMA, h));
+    // The generated rows are the harness's: the api process that loads the file never holds
+    // them, and neither does this one while it times the load.
+    h = null;
     await s.featureRegistry.createEntity({ name: 'thing', joinKeys: ['id'] });
     const ours: number[] = [];
     let report = null;
@@ -162,21 +169,18 @@ export async function main(): Promise<void> {
         'bench',
       );
       ours.push(Number(process.hrtime.bigint() - start) / 1e9);
-      if (report.accepted !== h.n) throw new Error(`backfill: ${JSON.stringify(report)}`);
+      if (report.accepted !== rows) throw new Error(`backfill: ${JSON.stringify(report)}`);
     }
-    const copies: number[] = [];
-    for (let i = 0; i < repeats; i++)
-      copies.push(await copyRows(p.env.DATABASE_URL, p.env.DATABASE_SCHEMA, h));
     const seconds = median(ours);
     const copySeconds = median(copies);
     writeResult('features-backfill', {
-      rows: h.n,
+      rows,
       parquet_mb: round(parquet.length / 2 ** 20, 1),
       seconds: round(seconds, 2),
-      rows_per_second: round(h.n / seconds, 0),
+      rows_per_second: round(rows / seconds, 0),
       corrections: report?.corrections ?? 0,
       postgres_copy_seconds: round(copySeconds, 2),
-      postgres_copy_rows_per_second: round(h.n / copySeconds, 0),
+      postgres_copy_rows_per_second: round(rows / copySeconds, 0),
       ratio_vs_postgres_copy: round(copySeconds / seconds, 2),
     });
   } finally {

@@ -77,10 +77,31 @@ function vectorColumn(v: Vector): TableColumn {
     for (let i = 0; i < raw.length; i++) ms[i] = Number(raw[i]) * factor;
     return numbers(ms);
   }
+  return repeatedValues(v) ?? { get: (i) => cell(v.get(i)) };
+}
+
+function cell(x: unknown): unknown {
+  return typeof x === 'bigint' ? Number(x) : (x ?? null);
+}
+
+/**
+ * A column of few distinct values (entity keys) decoded once into shared values: a read is an
+ * array access, and millions of rows hold one string per distinct value. A column of mostly
+ * distinct values (event ids) stays in Arrow and is decoded per read instead: holding millions
+ * of strings would cost more in garbage collection than decoding them again.
+ */
+function repeatedValues(v: Vector): TableColumn | null {
+  const limit = Math.max(65_536, v.length / 16);
+  const distinct = new Map<unknown, unknown>();
   const values = new Array<unknown>(v.length);
   for (let i = 0; i < v.length; i++) {
-    const x: unknown = v.get(i);
-    values[i] = typeof x === 'bigint' ? Number(x) : (x ?? null);
+    const x = cell(v.get(i));
+    let shared = distinct.get(x);
+    if (shared === undefined) {
+      if (distinct.size >= limit) return null;
+      distinct.set(x, (shared = x));
+    }
+    values[i] = shared;
   }
   return { get: (i) => values[i] };
 }

@@ -332,28 +332,28 @@ export class PostgresOfflineStore implements OfflineStore {
         if (!wanted.length) continue;
         const old = state.segments.find((x) => x.bucket === bucket);
         const kept = old ? await this.segmentEvents(version, old) : [];
-        const candidates: CandidateVersion[] = wanted.map((i) => ({
-          entityKey: rows.entityKey(i),
-          event: {
-            eventId: rows.eventId(i),
-            eventTs: rows.eventTs(i),
-            createdTs: rows.createdTs(i),
-            values: rows.values(i),
-          },
-          explicitKnownAt: true,
-        }));
-        const judged = judgeVersions(
-          candidates,
-          previousIn([...kept, ...(pending.get(bucket) ?? [])], candidates),
+        // In segment order, so each entity's rows are one range and the new versions need
+        // no second sort when the bucket had no segment yet.
+        const candidates = sortBucketRows(
+          wanted.map((i) => ({
+            row: i,
+            entityKey: rows.entityKey(i),
+            event: {
+              eventId: rows.eventId(i),
+              eventTs: rows.eventTs(i),
+              createdTs: rows.createdTs(i),
+              values: rows.values(i),
+            },
+            explicitKnownAt: true,
+          })),
         );
+        const judged = judgeByEntity(candidates, [...kept, ...(pending.get(bucket) ?? [])]);
         const fresh = candidates.filter(
-          (_, k) =>
-            judged[k].verdict === VersionVerdict.NEW ||
-            judged[k].verdict === VersionVerdict.CORRECTION,
+          (_, k) => judged[k] === VersionVerdict.NEW || judged[k] === VersionVerdict.CORRECTION,
         );
-        wanted.forEach((i, k) => (verdicts[i] = judged[k].verdict));
+        candidates.forEach((c, k) => (verdicts[c.row] = judged[k]));
         if (!fresh.length) continue;
-        const all = sortBucketRows([...kept, ...fresh]);
+        const all = kept.length ? sortBucketRows([...kept, ...fresh]) : fresh;
         const ref = await this.artifacts.put(
           `offline/${version.id}/${bucket}-${state.throughSeq}-${randomUUID()}.arrow`,
           encodeSegment(version.schema, all),
@@ -619,6 +619,45 @@ interface CompactionState {
   /** Advanced by every swap of segments (compaction or backfill): what a swap compares. */
   generation: number;
   segments: { bucket: number; artifactKey: string; sha256: string }[];
+}
+
+/**
+ * judgeVersions over candidates sorted by entity, one entity at a time: an event that appears
+ * once, with no stored history, is NEW without building a key for it (a file of millions of
+ * rows is nearly all such events).
+ */
+function judgeByEntity(
+  candidates: readonly CandidateVersion[],
+  history: readonly { entityKey: string; event: FeatureEvent }[],
+): VersionVerdict[] {
+  const out = new Array<VersionVerdict>(candidates.length).fill(VersionVerdict.NEW);
+  const stored = new Map<string, { entityKey: string; event: FeatureEvent }[]>();
+  for (const h of history) {
+    const list = stored.get(h.entityKey);
+    if (list) list.push(h);
+    else stored.set(h.entityKey, [h]);
+  }
+  const ids = new Map<string, number>();
+  let start = 0;
+  for (let i = 1; i <= candidates.length; i++) {
+    if (i < candidates.length && candidates[i].entityKey === candidates[start].entityKey) continue;
+    ids.clear();
+    let repeats = false;
+    for (let k = start; k < i && !repeats; k++) {
+      const id = candidates[k].event.eventId;
+      repeats = ids.has(id);
+      ids.set(id, k);
+    }
+    const known = stored.get(candidates[start].entityKey);
+    if (repeats || known) {
+      const range = candidates.slice(start, i);
+      judgeVersions(range, previousIn(known ?? [], range)).forEach(
+        (j, k) => (out[start + k] = j.verdict),
+      );
+    }
+    start = i;
+  }
+  return out;
 }
 
 /**
