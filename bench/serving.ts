@@ -120,7 +120,18 @@ export async function main(): Promise<void> {
     const floorGraph = await thrice(() =>
       post(p.app.url, JSON.stringify({ query: '{ __typename }' }), 32),
     );
-    const floorHttp = await thrice(() => post(`${base}/healthz`, '{}', 32));
+    const floorHttp = await thrice(() =>
+      runLoad({
+        mode: 'http',
+        method: 'GET',
+        url: `${base}/healthz`,
+        headers: {},
+        body: '',
+        concurrency: 32,
+        seconds,
+        warmupSeconds: 1,
+      }),
+    );
 
     // Baseline: the same session kind, in process, one row of the same features per call.
     const [row] = await s.onlineFeatures.readResolved(

@@ -44,9 +44,8 @@ export class ApiClient {
     return { headers: res.headers };
   }
 
-  /** Uploads a file with its SHA-256, which the api checks before recording anything. */
-  async upload(route: string, file: string): Promise<void> {
-    const bytes = await fs.promises.readFile(file);
+  /** Uploads a file's bytes with their SHA-256, which the api checks before recording anything. */
+  async upload(route: string, bytes: Buffer): Promise<void> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     await this.fetchFile(route, {
       method: 'PUT',

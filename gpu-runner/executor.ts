@@ -1,11 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { type ApiClient, ApiError } from './api-client';
 import { HardwareSampler, type HardwareSampleInput } from './hardware';
-import { EXIT_RETRYABLE, parseTrainerEvent } from './protocol';
+import { createLogScrubber, type Scrubber } from './log-scrubber';
+import { EXIT_RETRYABLE, parseTrainerEvent, protocolEnvironment } from './protocol';
+import {
+  limitSignalReason,
+  readLines,
+  TrainerFileError,
+  type TrainerSandbox,
+  type Workspace,
+} from './trainer-sandbox';
 
 /** A run as `claimRun` hands it to the runner. */
 export interface ClaimedRun {
@@ -14,6 +18,9 @@ export interface ClaimedRun {
   hyperparameters: Record<string, unknown>;
   trainer: { kind: 'BUILTIN' | 'COMMAND'; name: string; command: string[] | null };
 }
+
+/** The built-in trainers' process; the trainer user must be able to read it (see main.ts). */
+export const BUILTIN_TRAINER = path.join(__dirname, 'builtin-trainer.js');
 
 export const CLAIM = `mutation Claim($runnerId: ID!) {
   claimRun(runnerId: $runnerId) { id gpus hyperparameters trainer { kind name command } }
@@ -33,76 +40,85 @@ export interface ExecutorOptions {
   cancelGraceMs: number;
   reportMs: number;
   hardwareMs: number;
+  /** Never to appear in a run's log (the runner's own key). */
+  secrets: string[];
   log(msg: string): void;
 }
 
 const LOG_KEEP = 32 * 1024;
+// Long enough for a model event listing thousands of features.
+const MAX_LINE = 1024 * 1024;
 
 /**
  * Runs claimed runs: downloads the dataset and the newest verified checkpoint, starts the
- * trainer with exactly the run's GPUs in CUDA_VISIBLE_DEVICES, relays its metrics,
- * checkpoints and model, renews the lease, honours a cancel, and reports how it ended.
+ * trainer in its sandbox with exactly the run's GPUs in CUDA_VISIBLE_DEVICES, relays its
+ * metrics, checkpoints and model, renews the lease, honours a cancel, and reports how it
+ * ended, with a log from which secrets are scrubbed.
  */
 export class RunExecutor {
-  private readonly children = new Set<ChildProcess>();
+  private readonly running = new Set<Workspace>();
+  private readonly scrub: Scrubber;
 
   constructor(
     private readonly api: ApiClient,
     private readonly runnerId: string,
+    private readonly sandbox: TrainerSandbox,
     private readonly o: ExecutorOptions,
-  ) {}
+  ) {
+    this.scrub = createLogScrubber(o.secrets);
+  }
 
   /** Stops every trainer (the runner is going away); their leases run out and they requeue. */
   killAll(): void {
-    for (const c of this.children) c.kill('SIGKILL');
+    for (const ws of this.running) ws.kill('SIGKILL');
   }
 
   async execute(run: ClaimedRun): Promise<void> {
-    const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'aether-run-'));
+    const ws = await this.sandbox.workspace();
     const q = `?runner=${encodeURIComponent(this.runnerId)}`;
     const route = `/runs/${encodeURIComponent(run.id)}`;
     const ids = { runId: run.id, runnerId: this.runnerId };
     let log = '';
     const appendLog = (s: string) => {
-      log += s;
+      log += this.scrub(s);
       if (log.length > 2 * LOG_KEEP) log = log.slice(-LOG_KEEP);
     };
     let leaseLost = false;
     const finish = (input: Record<string, unknown>) =>
-      this.api.request(FINISH, { ...ids, input: { ...input, logTail: log.slice(-16 * 1024) } });
+      this.api.request(FINISH, {
+        ...ids,
+        input: {
+          ...input,
+          ...(typeof input.error === 'string' ? { error: this.scrub(input.error) } : {}),
+          logTail: log.slice(-16 * 1024),
+        },
+      });
     try {
-      const datasetPath = path.join(dir, 'dataset.arrow');
-      const resumePath = path.join(dir, 'resume.ckpt');
-      const outDir = path.join(dir, 'output');
-      const ckptDir = path.join(dir, 'checkpoints');
-      await fs.promises.mkdir(outDir);
-      await fs.promises.mkdir(ckptDir);
-      await this.api.download(`${route}/dataset${q}`, datasetPath);
-      const resumed = await this.api.download(`${route}/checkpoint${q}`, resumePath);
+      await this.api.download(`${route}/dataset${q}`, ws.datasetPath);
+      const resumed = await this.api.download(`${route}/checkpoint${q}`, ws.resumePath);
       if (resumed)
         appendLog(
           `[runner] resuming from the checkpoint of epoch ${resumed.headers.get('x-checkpoint-epoch')}\n`,
         );
       const [cmd, ...args] =
         run.trainer.kind === 'BUILTIN'
-          ? [process.execPath, path.join(__dirname, 'builtin-trainer.js')]
+          ? [process.execPath, BUILTIN_TRAINER]
           : (run.trainer.command ?? []);
-      const child = spawn(cmd, args, {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          CUDA_VISIBLE_DEVICES: run.gpus.join(','),
-          AETHER_RUN_ID: run.id,
-          AETHER_TRAINER: run.trainer.name,
-          AETHER_HYPERPARAMETERS: JSON.stringify(run.hyperparameters),
-          AETHER_DATASET_PATH: datasetPath,
-          AETHER_OUTPUT_DIR: outDir,
-          AETHER_CHECKPOINT_DIR: ckptDir,
-          ...(resumed ? { AETHER_RESUME_CHECKPOINT: resumePath } : {}),
-        },
-      });
-      this.children.add(child);
+      this.running.add(ws);
+      const child = await ws.start(
+        cmd,
+        args,
+        protocolEnvironment({
+          runId: run.id,
+          trainer: run.trainer.name,
+          hyperparameters: run.hyperparameters,
+          datasetPath: ws.datasetPath,
+          outputDir: ws.outputDir,
+          checkpointDir: ws.checkpointDir,
+          resumeCheckpoint: resumed ? ws.resumePath : null,
+          gpus: run.gpus,
+        }),
+      );
       const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
         child.on('close', (code, signal) => r({ code, signal })),
       );
@@ -118,15 +134,16 @@ export class RunExecutor {
       let modelUploaded = false;
       const upload = (to: string, file: string, then?: () => void) => {
         uploads = uploads.then(() =>
-          this.api
-            .upload(to, file)
+          ws
+            .readTrainerFile(file)
+            .then((bytes) => this.api.upload(to, bytes))
             .then(then)
             .catch((e: Error) => {
               uploadError ??= e;
             }),
         );
       };
-      readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      readLines(child.stdout, MAX_LINE, (line) => {
         const e = parseTrainerEvent(line);
         if (!e) return appendLog(line + '\n');
         if (e.type === 'epoch') {
@@ -143,7 +160,7 @@ export class RunExecutor {
           upload(`${route}/model${q}`, e.path, () => (modelUploaded = true));
         }
       });
-      readline.createInterface({ input: child.stderr }).on('line', (l) => appendLog(l + '\n'));
+      readLines(child.stderr, MAX_LINE, (l) => appendLog(l + '\n'));
 
       let reporting: Promise<void> = Promise.resolve();
       const report = () => {
@@ -165,12 +182,12 @@ export class RunExecutor {
       const stop = (why: 'lease' | 'cancel') => {
         if (why === 'lease') {
           leaseLost = true;
-          child.kill('SIGKILL');
+          ws.kill('SIGKILL');
         } else if (!cancelled) {
           cancelled = true;
           appendLog('[runner] cancel requested: stopping the trainer\n');
-          child.kill('SIGTERM');
-          setTimeout(() => child.kill('SIGKILL'), this.o.cancelGraceMs).unref();
+          ws.kill('SIGTERM');
+          setTimeout(() => ws.kill('SIGKILL'), this.o.cancelGraceMs).unref();
         }
       };
       const sampler = child.pid ? new HardwareSampler(child.pid, run.gpus) : null;
@@ -194,7 +211,6 @@ export class RunExecutor {
         spawnFailed.then((e) => ({ code: null, signal: null, error: e })),
       ]);
       timers.forEach(clearInterval);
-      this.children.delete(child);
       if (leaseLost) return void this.o.log(`run ${run.id}: lease lost, trainer stopped`);
       await uploads;
       await report();
@@ -206,11 +222,19 @@ export class RunExecutor {
         }));
       const { code, signal } = outcome;
       if (cancelled) return void (await finish({ outcome: 'CANCELLED' }));
-      if (code === 0 && uploadError)
+      // A file the sandbox refused is the trainer's doing; another attempt would do it again.
+      const failedUpload = uploadError as Error | null;
+      if (failedUpload instanceof TrainerFileError)
+        return void (await finish({
+          outcome: 'FAILED',
+          retryable: false,
+          error: failedUpload.message,
+        }));
+      if (code === 0 && failedUpload)
         return void (await finish({
           outcome: 'FAILED',
           retryable: true,
-          error: `upload failed: ${(uploadError as Error).message}`,
+          error: `upload failed: ${failedUpload.message}`,
         }));
       if (code === 0 && run.trainer.kind === 'BUILTIN' && !modelUploaded)
         return void (await finish({
@@ -219,6 +243,8 @@ export class RunExecutor {
           error: 'the trainer exited without a model',
         }));
       if (code === 0) return void (await finish({ outcome: 'SUCCEEDED' }));
+      const limit = signal ? limitSignalReason(signal) : null;
+      if (limit) return void (await finish({ outcome: 'FAILED', retryable: false, error: limit }));
       // Killed by a signal (a crash, the OOM killer) or asking for another try: retryable.
       const retryable = signal !== null || code === EXIT_RETRYABLE;
       await finish({
@@ -235,7 +261,12 @@ export class RunExecutor {
         this.o.log(`could not report the failure of run ${run.id}: ${x.message}`),
       );
     } finally {
-      await fs.promises.rm(dir, { recursive: true, force: true });
+      this.running.delete(ws);
+      await ws
+        .remove()
+        .catch((e: Error) =>
+          this.o.log(`could not remove the directory of run ${run.id}: ${e.message}`),
+        );
     }
   }
 }

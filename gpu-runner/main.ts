@@ -1,8 +1,9 @@
-import fs from 'node:fs';
 import os from 'node:os';
 import { ApiClient, ApiError } from './api-client';
-import { CLAIM, type ClaimedRun, RunExecutor } from './executor';
+import { BUILTIN_TRAINER, CLAIM, type ClaimedRun, RunExecutor } from './executor';
 import { detectGpus } from './gpus';
+import { loadRunnerConfig, loadSandboxConfig } from './runner-config';
+import { TrainerSandbox } from './trainer-sandbox';
 
 /**
  * gpu-runner: registers its GPU inventory with the API, heartbeats, claims runs from the
@@ -11,51 +12,6 @@ import { detectGpus } from './gpus';
  *
  *   AETHER_API_URL=http://localhost:4000/graphql AETHER_RUNNER_KEY=aek_… npm run runner
  */
-interface RunnerConfig {
-  apiUrl: string;
-  key: string;
-  name: string;
-  heartbeatMs: number;
-  slots: number | null;
-  pollMs: number;
-  renewMs: number;
-  cancelGraceMs: number;
-  reportMs: number;
-  hardwareMs: number;
-}
-
-function intEnv(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number): number {
-  const v = Number(env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}`);
-  return v;
-}
-
-function loadRunnerConfig(env: NodeJS.ProcessEnv): RunnerConfig {
-  const apiUrl = env.AETHER_API_URL ?? 'http://localhost:4000/graphql';
-  let key = env.AETHER_RUNNER_KEY;
-  if (!key && env.AETHER_RUNNER_KEY_FILE)
-    key = fs.readFileSync(env.AETHER_RUNNER_KEY_FILE, 'utf8').trim();
-  if (!key)
-    throw new Error(
-      'AETHER_RUNNER_KEY (or AETHER_RUNNER_KEY_FILE) must hold an API key with role RUNNER',
-    );
-  const name = (env.RUNNER_NAME ?? `${os.hostname()}-${process.pid}`)
-    .replace(/[^A-Za-z0-9._-]/g, '-')
-    .slice(0, 100);
-  return {
-    apiUrl,
-    key,
-    name,
-    heartbeatMs: intEnv(env, 'RUNNER_HEARTBEAT_MS', 10_000, 100),
-    slots: env.RUNNER_SLOTS ? intEnv(env, 'RUNNER_SLOTS', 1, 1) : null,
-    pollMs: intEnv(env, 'RUNNER_POLL_MS', 1_000, 10),
-    renewMs: intEnv(env, 'RUNNER_LEASE_RENEW_MS', 10_000, 50),
-    cancelGraceMs: intEnv(env, 'RUNNER_CANCEL_GRACE_MS', 10_000, 0),
-    reportMs: intEnv(env, 'RUNNER_REPORT_MS', 1_000, 50),
-    hardwareMs: intEnv(env, 'RUNNER_HARDWARE_MS', 5_000, 100),
-  };
-}
-
 const REGISTER = `mutation Register($input: RegisterRunnerInput!) {
   registerRunner(input: $input) { id name gpus { index } }
 }`;
@@ -65,6 +21,14 @@ const STOP = `mutation Stop($id: ID!) { stopRunner(id: $id) { id status } }`;
 async function main(): Promise<void> {
   const cfg = loadRunnerConfig(process.env);
   const gpus = detectGpus(process.env);
+  const { config: sandboxConfig, warning } = loadSandboxConfig(
+    process.env,
+    process.getuid?.() ?? -1,
+  );
+  const sandbox = new TrainerSandbox(sandboxConfig);
+  sandbox.check([BUILTIN_TRAINER]);
+  if (warning) log(`warning: ${warning}`);
+  else log(`trainers run as ${sandboxConfig.user?.name} (uid ${sandboxConfig.user?.uid})`);
   const api = new ApiClient(cfg.apiUrl, cfg.key);
 
   // Signals are handled from the first moment: a stop that arrives while registering
@@ -105,7 +69,11 @@ async function main(): Promise<void> {
   }, cfg.heartbeatMs);
 
   const runnerId = id;
-  const exec = (executor = new RunExecutor(api, runnerId, { ...cfg, log }));
+  const exec = (executor = new RunExecutor(api, runnerId, sandbox, {
+    ...cfg,
+    secrets: [cfg.key],
+    log,
+  }));
   const slots = cfg.slots ?? Math.max(1, gpus.length);
   let active = 0;
   let polling = false;

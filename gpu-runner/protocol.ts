@@ -36,6 +36,31 @@ export type TrainerEvent =
       features?: string[];
     };
 
+/** What the runner gives a trainer: exactly the variables docs/trainer-protocol.md lists. */
+export interface TrainerInputs {
+  runId: string;
+  trainer: string;
+  hyperparameters: Record<string, unknown>;
+  datasetPath: string;
+  outputDir: string;
+  checkpointDir: string;
+  resumeCheckpoint: string | null;
+  gpus: number[];
+}
+
+export function protocolEnvironment(i: TrainerInputs): Record<string, string> {
+  return {
+    AETHER_RUN_ID: i.runId,
+    AETHER_TRAINER: i.trainer,
+    AETHER_HYPERPARAMETERS: JSON.stringify(i.hyperparameters),
+    AETHER_DATASET_PATH: i.datasetPath,
+    AETHER_OUTPUT_DIR: i.outputDir,
+    AETHER_CHECKPOINT_DIR: i.checkpointDir,
+    ...(i.resumeCheckpoint ? { AETHER_RESUME_CHECKPOINT: i.resumeCheckpoint } : {}),
+    CUDA_VISIBLE_DEVICES: i.gpus.join(','),
+  };
+}
+
 /** Exit codes: 0 done; this one "failed, but another attempt may succeed"; any other: failed for good. */
 export const EXIT_RETRYABLE = 75;
 

@@ -130,6 +130,9 @@ async function runnerKey() {
   return token;
 }
 
+// Owner only (docs/adr/0019): the runner key written below and everything the api keeps.
+fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+fs.chmodSync(dataDir, 0o700);
 start('api', [path.join(root, 'dist', 'src', 'main.js')], {
   PORT: String(port),
   DATA_DIR: dataDir,

@@ -2,7 +2,9 @@
  * @jest-environment ./test/support/onnx-environment.cjs
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { type ArtifactStore } from '../src/domain/artifacts/artifact-store';
+import { type Principal } from '../src/domain/auth/api-key';
 import { Role } from '../src/domain/auth/role';
 import { type DatasetSnapshot } from '../src/domain/features/dataset';
 import { RunStatus, type TrainingRun } from '../src/domain/training/training-run';
@@ -101,17 +103,54 @@ beforeAll(async () => {
     const x = await app.services.training.get(id);
     return x.status === RunStatus.SUCCEEDED && x.modelVersionId ? x : undefined;
   }, 60_000);
+  // Later runs are made in-process (freshRun): the runner must not claim them.
+  runner.child.kill('SIGKILL');
+  await runner.exited;
 }, 120_000);
 
 afterAll(async () => {
-  runner.child.kill('SIGKILL');
-  await runner.exited;
   await app.stop();
   await s3.stop();
 });
 
-const register = (model: string) =>
-  gql.request(RegisterModelVersionDocument, { model, runId: toGlobalId('Run', run.id) });
+let copier: { actor: Principal; runnerId: string } | null = null;
+
+/**
+ * Another SUCCEEDED run with the trained run's model (its own copy of the file): a run is
+ * registered once per model, so each new version needs a run of its own.
+ */
+async function freshRun(): Promise<string> {
+  const s = app.services;
+  if (!copier) {
+    const key = await s.apiKeys.create(null, { name: 'copier', role: Role.RUNNER });
+    const actor = { keyId: key.key.id, name: key.key.name, role: Role.RUNNER };
+    const r = await s.runners.register(actor, { name: 'copier', hostname: 'test', gpus: [] });
+    copier = { actor, runnerId: r.id };
+  }
+  const bytes = await s.artifacts.getBytes(run.model!.key);
+  const next = await s.training.submit({
+    experiment: 'delay',
+    builtinTrainer: 'logistic_regression',
+    datasetId: train.id,
+  });
+  const claimed = await s.training.claim(copier.actor, copier.runnerId);
+  if (claimed?.id !== next.id) throw new Error('another run was at the head of the queue');
+  await s.training.saveModel(
+    copier.actor,
+    next.id,
+    copier.runnerId,
+    bytes,
+    createHash('sha256').update(bytes).digest('hex'),
+  );
+  await s.training.finish(copier.actor, next.id, copier.runnerId, { outcome: RunStatus.SUCCEEDED });
+  return next.id;
+}
+
+const register = async (model: string, runId?: string) =>
+  gql.request(RegisterModelVersionDocument, {
+    model,
+    runId: toGlobalId('Run', runId ?? (await freshRun())),
+  });
 const move = (id: string, to: string, reason = 'test') =>
   gql.request(TransitionModelVersionDocument, { id, to: to as never, reason });
 const validate = (id: string) =>
@@ -206,7 +245,6 @@ it('walks flights snapshot → run → version → VALIDATED → STAGING, refuse
 });
 
 it('numbers 50 concurrent registrations 1..50 with no gap, and never shows a version before its file is stored', async () => {
-  putDelayMs = 300;
   const seen = new Set<string>();
   let polling = true;
   const poller = (async () => {
@@ -222,7 +260,10 @@ it('numbers 50 concurrent registrations 1..50 with no gap, and never shows a ver
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
-  const results = await Promise.all(Array.from({ length: 50 }, () => register('many')));
+  const runs: string[] = [];
+  for (let i = 0; i < 50; i++) runs.push(await freshRun());
+  putDelayMs = 300;
+  const results = await Promise.all(runs.map((id) => register('many', id)));
   polling = false;
   await poller;
   putDelayMs = 0;
@@ -285,7 +326,8 @@ it('refuses bad input with a code and leaves the registry unchanged', async () =
     reason: 'MODEL_NOT_FOUND',
   });
   // Wrong state.
-  const v = (await register('delay')).data!.registerModelVersion.id;
+  const vRun = await freshRun();
+  const v = (await register('delay', vRun)).data!.registerModelVersion.id;
   const wrong = await move(v, 'STAGING');
   expect(wrong.errors?.[0].extensions).toMatchObject({
     code: 'CONFLICT',
@@ -294,25 +336,30 @@ it('refuses bad input with a code and leaves the registry unchanged', async () =
   const afterGood = await count();
   expect(afterGood).toBe(before + 1);
 
+  // The same run again: the version it already is, not another.
+  const twice = await register('delay', vRun);
+  expect(twice.data?.registerModelVersion.id).toBe(v);
+  expect((await register('delay', run.id)).data?.registerModelVersion.version).toBe(1);
+  const settled = await count();
+  expect(settled).toBe(afterGood);
+
   // A model file whose bytes no longer match their checksum.
+  const tampered = await freshRun();
+  const tamperedModel = (await app.services.training.get(tampered)).model!;
   const raw = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true });
-  const original = await app.services.artifacts.getBytes(run.model!.key);
   await raw.send(
     new PutObjectCommand({
       Bucket: s3.bucket,
-      Key: `${PREFIX}/${run.model!.key}`,
+      Key: `${PREFIX}/${tamperedModel.key}`,
       Body: Buffer.from('tampered'),
     }),
   );
-  const corrupt = await register('delay');
+  raw.destroy();
+  const corrupt = await register('delay', tampered);
   expect(corrupt.errors?.[0].extensions).toMatchObject({
     code: 'CONFLICT',
     reason: 'ARTIFACT_CHECKSUM_MISMATCH',
   });
-  await raw.send(
-    new PutObjectCommand({ Bucket: s3.bucket, Key: `${PREFIX}/${run.model!.key}`, Body: original }),
-  );
-  raw.destroy();
 
   // A model whose inputs are not the dataset's features.
   const wrongModel = exportDense(
@@ -323,21 +370,18 @@ it('refuses bad input with a code and leaves the registry unchanged', async () =
       layers: [{ w: [1, 1], b: [0], in: 2, out: 1 }],
     },
   );
-  const ref = await app.services.artifacts.put(`runs/${run.id}/wrong.onnx`, wrongModel);
+  const wrongRun = await freshRun();
+  const ref = await app.services.artifacts.put(`runs/${wrongRun}/wrong.onnx`, wrongModel);
   await app.db.dataSource.query(`UPDATE training_run SET model = $2 WHERE id = $1`, [
-    run.id,
+    wrongRun,
     JSON.stringify(ref),
   ]);
-  const mismatch = await register('delay');
+  const mismatch = await register('delay', wrongRun);
   expect(mismatch.errors?.[0].extensions).toMatchObject({
     code: 'BAD_USER_INPUT',
     reason: 'SIGNATURE_MISMATCH',
   });
   expect(mismatch.errors?.[0].message).toContain('not in the dataset: delay_x, delay_y');
-  await app.db.dataSource.query(`UPDATE training_run SET model = $2 WHERE id = $1`, [
-    run.id,
-    JSON.stringify(run.model),
-  ]);
 
-  expect(await count()).toBe(afterGood);
+  expect(await count()).toBe(settled);
 });

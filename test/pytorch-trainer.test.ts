@@ -4,6 +4,7 @@ import { Role } from '../src/domain/auth/role';
 import { FeatureType } from '../src/domain/features/feature-definition';
 import { RunStatus } from '../src/domain/training/training-run';
 import { Rng } from '../src/domain/training/rng';
+import { loadSandboxConfig } from '../gpu-runner/runner-config';
 import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import { SubmitTrainingJobDocument } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
@@ -13,13 +14,23 @@ import { startTestApp, type TestApp } from './support/test-app';
 /**
  * The reference PyTorch trainer (gpu-runner/examples/pytorch_trainer.py) run by a real
  * gpu-runner as an external command: it trains, checkpoints, and its ONNX model is stored.
- * It needs python3 with torch and pyarrow; without them the test is skipped, and says so.
+ * It needs a python with torch, pyarrow, onnx and onnxscript that the sandboxed trainer can
+ * run: with the runner's minimal PATH and, under a root runner, as the trainer user (a
+ * pyenv under /root will not do). TEST_PYTHON names it (default: python3 on that PATH);
+ * without one the test is skipped, and says so.
  */
-const probe = spawnSync('python3', ['-c', 'import torch, pyarrow'], { encoding: 'utf8' });
+const python = process.env.TEST_PYTHON || 'python3';
+const { config: sandbox } = loadSandboxConfig({}, process.getuid?.() ?? -1);
+const probe = spawnSync(python, ['-c', 'import torch, pyarrow, onnx, onnxscript'], {
+  encoding: 'utf8',
+  cwd: '/',
+  env: { PATH: sandbox.path },
+  ...(sandbox.user ? { uid: sandbox.user.uid, gid: sandbox.user.gid } : {}),
+});
 const available = probe.status === 0;
 const reason = available
   ? ''
-  : `python3 with torch and pyarrow is not installed here (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`;
+  : `${python} with torch, pyarrow, onnx and onnxscript cannot be run${sandbox.user ? ` by ${sandbox.user.name}` : ''} here; set TEST_PYTHON (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`;
 
 if (!available) {
   it.skip(`runs the reference PyTorch trainer (skipped: ${reason})`, () => undefined);
@@ -83,7 +94,7 @@ if (!available) {
         datasetId: toGlobalId('DatasetSnapshot', snapshot.id),
         command: {
           name: 'pytorch_mlp',
-          argv: ['python3', path.resolve(__dirname, '../gpu-runner/examples/pytorch_trainer.py')],
+          argv: [python, path.resolve(__dirname, '../gpu-runner/examples/pytorch_trainer.py')],
         },
         hyperparameters: { epochs: 3 },
       },

@@ -58,6 +58,8 @@ export type LoadSpec =
   | {
       mode: 'http';
       url: string;
+      /** POST unless given. */
+      method?: 'GET' | 'POST';
       headers: Record<string, string>;
       body: string;
       concurrency: number;
@@ -75,12 +77,17 @@ export type LoadSpec =
 
 /** Runs the load client in a separate process, so client work never shares the server's event loop. */
 export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  // Large bodies travel in a file: the command line has a size limit (E2BIG).
+  let arg = JSON.stringify(spec);
+  if (arg.length > 64 * 1024) {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'aether-load-')), 'spec.json');
+    fs.writeFileSync(file, arg);
+    arg = `@${file}`;
+  }
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [path.join(__dirname, 'load-client.js'), JSON.stringify(spec)],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = spawn(process.execPath, [path.join(__dirname, 'load-client.js'), arg], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.on('exit', (code) =>

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import http from 'node:http';
 import Redis from 'ioredis';
 import { type LoadResult, type LoadSpec, percentile } from './bench';
@@ -7,7 +8,10 @@ import { type LoadResult, type LoadSpec, percentile } from './bench';
  * answered, for `seconds` after a warm-up. Prints one JSON LoadResult on stdout.
  */
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2]) as LoadSpec;
+  const arg = process.argv[2];
+  const spec = JSON.parse(
+    arg.startsWith('@') ? fs.readFileSync(arg.slice(1), 'utf8') : arg,
+  ) as LoadSpec;
   const send = spec.mode === 'http' ? httpSender(spec) : await redisSender(spec);
   const latencies: number[] = [];
   let errors = 0;
@@ -65,13 +69,16 @@ function httpSender(spec: Extract<LoadSpec, { mode: 'http' }>): () => Promise<bo
           host: url.hostname,
           port: url.port,
           path: url.pathname,
-          method: 'POST',
+          method: spec.method ?? 'POST',
           agent,
-          headers: {
-            ...spec.headers,
-            'content-type': 'application/json',
-            'content-length': body.length,
-          },
+          headers:
+            spec.method === 'GET'
+              ? spec.headers
+              : {
+                  ...spec.headers,
+                  'content-type': 'application/json',
+                  'content-length': body.length,
+                },
         },
         (res) => {
           let size = 0;
@@ -80,7 +87,7 @@ function httpSender(spec: Extract<LoadSpec, { mode: 'http' }>): () => Promise<bo
         },
       );
       req.on('error', reject);
-      req.end(body);
+      req.end(spec.method === 'GET' ? undefined : body);
     });
 }
 

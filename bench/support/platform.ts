@@ -34,6 +34,8 @@ export async function startBenchPlatform(
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    // Load generators send one key's requests far past any per-key budget.
+    RATE_LIMIT_PER_SECOND: '0',
     DATABASE_URL: services.databaseUrl,
     DATABASE_SCHEMA: id,
     REDIS_URL: services.redisUrl,

@@ -68,6 +68,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
   };
 
   try {
+    // Keys, the embedded database and the artifacts live here: no other user (a sandboxed
+    // trainer on this host among them, docs/adr/0019) may read it, even if it was made
+    // before with a wider mode.
+    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(config.dataDir, 0o700);
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       const redis: EmbeddedRedis = await startEmbeddedRedis({

@@ -158,7 +158,8 @@ export class QueryGate {
       doc = parse(source, { maxTokens: this.limits.maxTokens, noLocation: false });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
-      if (/maximum number of tokens/i.test(message))
+      // graphql-js says "Document contains more that N tokens" (sic).
+      if (/contains more \w+ \d+ tokens/i.test(message))
         throw limitError(
           QueryLimitReason.TOO_MANY_TOKENS,
           `The document has more than ${this.limits.maxTokens} tokens`,

@@ -33,6 +33,8 @@ export function isolatedEnv(
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    // Tests drive one key hard; those about the budget set their own.
+    RATE_LIMIT_PER_SECOND: '0',
     DATABASE_URL: testDatabaseUrl(),
     DATABASE_SCHEMA: name,
     REDIS_URL: testRedisUrl(),

@@ -60,10 +60,13 @@ export async function startEmbeddedRedis(opts: {
   const pidFile = path.join(opts.dir, 'aether-redis.pid');
   killOrphan(pidFile);
   const port = opts.port ?? (await freePort());
-  const password = randomBytes(24).toString('hex');
+  // The password stays with the data directory: clients holding the URL reconnect to a
+  // server restarted on it (the file is the owner's alone).
   const confFile = path.join(opts.dir, 'aether-redis.conf');
-  fs.rmSync(confFile, { force: true });
-  fs.writeFileSync(confFile, `requirepass ${password}\n`, { mode: 0o600 });
+  const kept = /^requirepass ([0-9a-f]{48})$/m.exec(readIfPresent(confFile))?.[1];
+  const password = kept ?? randomBytes(24).toString('hex');
+  if (!kept) fs.writeFileSync(confFile, `requirepass ${password}\n`, { mode: 0o600 });
+  fs.chmodSync(confFile, 0o600);
   const args = [
     confFile,
     '--port',
@@ -158,6 +161,14 @@ function killOrphan(pidFile: string): void {
     // Not running any more.
   }
   fs.rmSync(pidFile, { force: true });
+}
+
+function readIfPresent(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** A Redis URL fit for logs: the password replaced. */
