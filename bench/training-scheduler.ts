@@ -80,11 +80,11 @@ export async function main(): Promise<void> {
       total: runs,
       seqOf,
       claim: async (runnerId) => {
-        const r = await s.training.claim(actor, runnerId);
+        const r = await s.runExecution.claim(actor, runnerId);
         return r ? { runId: r.id, gpus: r.gpus } : null;
       },
       finish: async (runnerId, runId) => {
-        await s.training.finish(actor, runId, runnerId, { outcome: RunStatus.SUCCEEDED });
+        await s.runExecution.finish(actor, runId, runnerId, { outcome: RunStatus.SUCCEEDED });
       },
       head: () => sampler.head(),
     });

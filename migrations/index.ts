@@ -7,7 +7,8 @@ import { Serving1764500000000 } from './1764500000000-serving';
 import { Autoscaling1764600000000 } from './1764600000000-autoscaling';
 import { Monitoring1764700000000 } from './1764700000000-monitoring';
 import { Security1764800000000 } from './1764800000000-security';
-import { FeatureVersions1764816000000 } from './1764816000000-feature-versions';
+import { Fleet1764900000000 } from './1764900000000-fleet';
+import { FeatureVersions1764960000000 } from './1764960000000-feature-versions';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -20,5 +21,6 @@ export const migrations = [
   Autoscaling1764600000000,
   Monitoring1764700000000,
   Security1764800000000,
-  FeatureVersions1764816000000,
+  Fleet1764900000000,
+  FeatureVersions1764960000000,
 ];

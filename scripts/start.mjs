@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureConsoleBuilt } from './console-build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = path.resolve(root, process.env.DATA_DIR ?? '.data');
@@ -40,6 +41,13 @@ run(process.execPath, [
   '-p',
   'tsconfig.build.json',
 ]);
+
+try {
+  ensureConsoleBuilt();
+} catch (e) {
+  log(e.message);
+  process.exit(1);
+}
 
 /** Children run in their own process groups so a Ctrl-C reaches only us and we stop them in order. */
 const children = new Map();
@@ -150,7 +158,7 @@ if (!(await waitReady(120_000))) {
       AETHER_RUNNER_KEY: key,
     });
     log(
-      `Aether is up: GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`,
+      `Aether is up: the console at http://localhost:${port}/, GraphQL at http://localhost:${port}/graphql (admin key in ${path.join(dataDir, 'admin-key')})`,
     );
   } else {
     log(`no usable ${path.join(dataDir, 'admin-key')}: not starting a local gpu-runner`);

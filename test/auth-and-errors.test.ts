@@ -12,7 +12,10 @@ let app: TestApp;
 let admin: GraphQLTestClient;
 
 beforeAll(async () => {
-  app = await startTestApp(__filename);
+  // Background loops stay quiet: one test counts the SQL statements a request sends.
+  app = await startTestApp(__filename, {
+    env: { LEASE_TTL_MS: '600000', RELAY_INTERVAL_MS: '600000' },
+  });
   admin = new GraphQLTestClient(app.url, app.adminToken);
 });
 afterAll(() => app.stop());

@@ -133,16 +133,18 @@ async function freshRun(): Promise<string> {
     builtinTrainer: 'logistic_regression',
     datasetId: train.id,
   });
-  const claimed = await s.training.claim(copier.actor, copier.runnerId);
+  const claimed = await s.runExecution.claim(copier.actor, copier.runnerId);
   if (claimed?.id !== next.id) throw new Error('another run was at the head of the queue');
-  await s.training.saveModel(
+  await s.runExecution.saveModel(
     copier.actor,
     next.id,
     copier.runnerId,
     bytes,
     createHash('sha256').update(bytes).digest('hex'),
   );
-  await s.training.finish(copier.actor, next.id, copier.runnerId, { outcome: RunStatus.SUCCEEDED });
+  await s.runExecution.finish(copier.actor, next.id, copier.runnerId, {
+    outcome: RunStatus.SUCCEEDED,
+  });
   return next.id;
 }
 

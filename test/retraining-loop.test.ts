@@ -168,7 +168,7 @@ it('alert → retrain on validated data → gate → shadow → canary → produ
   expect(done.status).toBe('PROMOTED');
   expect(done.challenger).toMatchObject({ version: 2, state: 'PRODUCTION' });
   expect(done.steps.map((s) => s.status)).toEqual([
-    'BUILDING',
+    'TRIGGERED',
     'BUILDING',
     'TRAINING',
     'SHADOW',

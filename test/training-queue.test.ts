@@ -120,7 +120,7 @@ async function drain(): Promise<void> {
       for (const r of open) {
         if (r.status === RunStatus.QUEUED) await app.services.training.cancel(r.id);
         else
-          await app.services.training.finish(runnerPrincipal, r.id, r.runnerId as string, {
+          await app.services.runExecution.finish(runnerPrincipal, r.id, r.runnerId as string, {
             outcome: RunStatus.CANCELLED,
           });
       }
@@ -260,7 +260,7 @@ describe('the queue', () => {
       await Promise.all(
         runners.map(async (id) => {
           for (;;) {
-            const r = await app.services.training.claim(runnerPrincipal, id);
+            const r = await app.services.runExecution.claim(runnerPrincipal, id);
             if (!r) return;
             claimed.push(r.id);
           }
@@ -286,7 +286,7 @@ describe('the queue', () => {
       // Some runs end, freeing their GPUs.
       for (const r of running)
         if (random() < 0.5)
-          await app.services.training.finish(runnerPrincipal, r.id, r.runnerId as string, {
+          await app.services.runExecution.finish(runnerPrincipal, r.id, r.runnerId as string, {
             outcome: RunStatus.SUCCEEDED,
           });
     }
@@ -297,11 +297,11 @@ describe('the queue', () => {
     const small = await register('small-2gpu', 2);
     const big = await submit({ gpuCount: 4 });
     const later = await submit({ gpuCount: 1 });
-    expect(await app.services.training.claim(runnerPrincipal, small)).toBeNull();
+    expect(await app.services.runExecution.claim(runnerPrincipal, small)).toBeNull();
     expect(await app.services.training.queuePositions([big.id, later.id])).toEqual([1, 2]);
     const large = await register('large-4gpu', 4);
-    expect((await app.services.training.claim(runnerPrincipal, large))?.id).toBe(big.id);
-    expect((await app.services.training.claim(runnerPrincipal, small))?.id).toBe(later.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, large))?.id).toBe(big.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, small))?.id).toBe(later.id);
   });
 });
 
@@ -309,9 +309,9 @@ describe('GPU memory', () => {
   it('gives a run only GPUs with the memory it asked for', async () => {
     const small = await register('mem-16g', 2);
     const big = await submit({ gpuCount: 1, gpuMemoryMb: 40_000 });
-    expect(await app.services.training.claim(runnerPrincipal, small)).toBeNull();
+    expect(await app.services.runExecution.claim(runnerPrincipal, small)).toBeNull();
     const large = await register('mem-80g', 2, undefined, 81_559);
-    expect(await app.services.training.claim(runnerPrincipal, large)).toMatchObject({
+    expect(await app.services.runExecution.claim(runnerPrincipal, large)).toMatchObject({
       id: big.id,
       gpus: [0],
     });
@@ -322,10 +322,10 @@ describe('checkpoints', () => {
   it('never resumes from a checkpoint whose stored bytes no longer verify', async () => {
     const runnerId = await register('ckpt', 0);
     const run = await submit();
-    expect((await app.services.training.claim(runnerPrincipal, runnerId))?.id).toBe(run.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, runnerId))?.id).toBe(run.id);
     const put = (epoch: number, text: string) => {
       const bytes = Buffer.from(text);
-      return app.services.training.saveCheckpoint(
+      return app.services.runExecution.saveCheckpoint(
         runnerPrincipal,
         run.id,
         runnerId,
@@ -338,7 +338,7 @@ describe('checkpoints', () => {
     const second = await put(2, 'state after epoch 2');
     // An upload whose bytes do not match the checksum sent is refused and not recorded.
     await expect(
-      app.services.training.saveCheckpoint(
+      app.services.runExecution.saveCheckpoint(
         runnerPrincipal,
         run.id,
         runnerId,
@@ -350,7 +350,11 @@ describe('checkpoints', () => {
     expect((await app.services.training.checkpointsOf(run.id)).map((c) => c.epoch)).toEqual([2, 1]);
     // The newest checkpoint's file is damaged on disk: the one before it is served.
     fs.writeFileSync(path.join(app.dataDir, 'artifacts', second.key), 'state after epoch 9');
-    const latest = await app.services.training.latestCheckpoint(runnerPrincipal, run.id, runnerId);
+    const latest = await app.services.runExecution.latestCheckpoint(
+      runnerPrincipal,
+      run.id,
+      runnerId,
+    );
     expect(latest?.epoch).toBe(1);
     expect(Buffer.from(latest!.bytes).toString()).toBe('state after epoch 1');
   });
@@ -360,39 +364,39 @@ describe('leases, retries and cancellation', () => {
   it('sends a dead runner’s run back to its own place, and another runner resumes it', async () => {
     const a = await register('lease-a', 1);
     const first = await submit({ gpuCount: 1 });
-    expect((await app.services.training.claim(runnerPrincipal, a))?.id).toBe(first.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, a))?.id).toBe(first.id);
     const second = await submit({ gpuCount: 1 });
 
     clock.set(clock.ms + 61_000); // runner a stops renewing: its lease runs out
-    expect(await app.services.training.reapExpired()).toEqual([first.id]);
+    expect(await app.services.runExecution.reapExpired()).toEqual([first.id]);
     expect(await app.services.training.queuePositions([first.id, second.id])).toEqual([1, 2]);
     const back = await app.services.training.get(first.id);
     expect(back).toMatchObject({ status: RunStatus.QUEUED, failures: 0, runnerId: null });
 
     // The old runner cannot act on it any more.
     await expect(
-      app.services.training.renewLease(runnerPrincipal, first.id, a),
+      app.services.runExecution.renewLease(runnerPrincipal, first.id, a),
     ).rejects.toMatchObject({ reason: 'LEASE_LOST' });
     const b = await register('lease-b', 1);
-    expect((await app.services.training.claim(runnerPrincipal, b))?.id).toBe(first.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, b))?.id).toBe(first.id);
   });
 
   it('keeps a run in line when a claim lands between the reaper requeueing it and recording that', async () => {
     const a = await register('race-a', 0);
     const run = await submit();
-    expect((await app.services.training.claim(runnerPrincipal, a))?.id).toBe(run.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, a))?.id).toBe(run.id);
     clock.set(clock.ms + 61_000);
     // The reaper's first half: Redis has the run back in line, Postgres still says RUNNING.
     const redisSide = new RedisRunQueue(redis, app.redisPrefix);
     expect(await redisSide.requeueExpired(clock.ms)).toEqual([run.id]);
     const b = await register('race-b', 0);
-    expect(await app.services.training.claim(runnerPrincipal, b)).toBeNull();
+    expect(await app.services.runExecution.claim(runnerPrincipal, b)).toBeNull();
     // The reaper's second half, then the claim succeeds: the run was not lost.
     await app.db.dataSource.query(
       `UPDATE training_run SET status = 'QUEUED', runner_id = NULL, gpus = '[]' WHERE id = $1`,
       [run.id],
     );
-    expect((await app.services.training.claim(runnerPrincipal, b))?.id).toBe(run.id);
+    expect((await app.services.runExecution.claim(runnerPrincipal, b))?.id).toBe(run.id);
   });
 
   it('retries a crashing trainer up to its limit, then fails with the log tail in the graph', async () => {

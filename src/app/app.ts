@@ -10,6 +10,10 @@ import { UNLIMITED } from '../domain/auth/rate-limit';
 import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
 import { type Config } from '../infra/config/config';
 import { type Database, openDatabase } from '../infra/db/data-source';
+import { ambientDataSource } from '../infra/db/ambient-transaction';
+import { SqlLeases } from '../infra/db/leases';
+import { OutboxEventBus } from '../infra/events/outbox-event-bus';
+import { OutboxRelay } from '../infra/events/outbox-relay';
 import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
@@ -22,6 +26,7 @@ import {
 import { RedisRateLimiter } from '../infra/redis/rate-limiter';
 import { closeRedis, createRedisClient, pingRedis } from '../infra/redis/redis-client';
 import { startHttpServer } from './http-server';
+import { type LeasedLoop, startLeased, startPeriodic } from './leased-loop';
 import { createServices, type Services } from './services';
 
 export interface App {
@@ -114,9 +119,31 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     for (const c of [pub, sub, data]) {
       c.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
     }
-    const events = new RedisEventBus(pub, sub, config.redisPrefix, (topic) =>
+    const live = new RedisEventBus(pub, sub, config.redisPrefix, (topic) =>
       metrics.eventsDropped.inc({ topic }),
     );
+    const events = new OutboxEventBus(ambientDataSource(db.dataSource), live);
+    const leases = new SqlLeases(db.dataSource);
+    const holder = `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const leased = (
+      name: string,
+      intervalMs: number,
+      pass: () => Promise<void>,
+      failure: string,
+    ): LeasedLoop => {
+      const loop = startLeased({
+        leases,
+        name,
+        holder,
+        ttlMs: config.leaseTtlMs,
+        intervalMs,
+        pass,
+        onError: (err) => logger.warn({ err, lease: name }, failure),
+        onChange: (holding) => logger.info({ lease: name, holding }, 'lease'),
+      });
+      stack.push(`${name} loop`, () => loop.stop());
+      return loop;
+    };
     const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
     const services = createServices({
       db,
@@ -181,30 +208,60 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       stack.push('feature stream consumer', () => consumer.stop());
     }
 
-    if (config.offlineCompactionIntervalMs > 0) {
-      const compactor = startPeriodic(
+    // Committed events leave for Redis from one process at a time, in one order. Passes run
+    // one at a time: on the poll, and at once when any process's commit wakes the holder.
+    const relay = new OutboxRelay(db.dataSource, live);
+    let relaying: Promise<void> | null = null;
+    let again = false;
+    let passes = 0;
+    const relayPass = (): Promise<void> => {
+      if (relaying) {
+        again = true;
+        return relaying;
+      }
+      relaying = (async () => {
+        do {
+          again = false;
+          const p = await relay.pass();
+          for (const d of p.delaysMs) metrics.outboxRelayDelay.observe(d / 1000);
+          if (++passes % 1_000 === 0) await relay.prune();
+        } while (again);
+      })().finally(() => (relaying = null));
+      return relaying;
+    };
+    const relayLoop = leased(
+      'outbox-relay',
+      config.relayIntervalMs,
+      relayPass,
+      'outbox relay pass failed',
+    );
+    events.onPublished(() => {
+      if (relayLoop.holding()) void relayPass().catch(() => undefined);
+    });
+
+    if (config.offlineCompactionIntervalMs > 0)
+      leased(
+        'offline-compaction',
         config.offlineCompactionIntervalMs,
         async () => {
           for (const c of await services.compaction.compactDue())
             logger.info({ version: c.version, ...c.report }, 'offline history compacted');
         },
-        (err) => logger.warn({ err }, 'offline compaction failed'),
+        'offline compaction failed',
       );
-      stack.push('offline compaction', () => compactor.stop());
-    }
 
     // Runs queued before a Redis loss are put back; leases that ran out go back in line.
     const requeued = await services.training.rebuildQueue();
     if (requeued) logger.info({ runs: requeued }, 'training queue rebuilt from the runs of record');
-    const reaper = startPeriodic(
+    leased(
+      'training-reaper',
       Math.max(100, config.trainingLeaseMs / 4),
       async () => {
-        const ids = await services.training.reapExpired();
+        const ids = await services.runExecution.reapExpired();
         if (ids.length) logger.warn({ runs: ids }, 'training leases expired; runs requeued');
       },
-      (err) => logger.warn({ err }, 'training lease reaper failed'),
+      'training lease reaper failed',
     );
-    stack.push('training lease reaper', () => reaper.stop());
     if (config.canaryIntervalMs > 0) {
       const canaries = startPeriodic(
         config.canaryIntervalMs,
@@ -227,8 +284,9 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       );
       stack.push('autoscaler', () => autoscaler.stop());
     }
-    if (config.monitorIntervalMs > 0) {
-      const monitors = startPeriodic(
+    if (config.monitorIntervalMs > 0)
+      leased(
+        'monitors',
         config.monitorIntervalMs,
         async () => {
           for (const r of await services.monitoring.runDue())
@@ -236,10 +294,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
           for (const r of await services.retraining.advance())
             logger.info({ retraining: r.id, status: r.status }, 'retraining');
         },
-        (err) => logger.warn({ err }, 'monitor or retraining pass failed'),
+        'monitor or retraining pass failed',
       );
-      stack.push('monitors', () => monitors.stop());
-    }
 
     // Revocations and key changes anywhere evict cached keys here and re-check open sockets.
     let sweepSockets: () => Promise<void> = async () => undefined;
@@ -327,35 +383,4 @@ function writeAdminKey(dataDir: string, token: string, logger: Logger, print: bo
   );
   if (print)
     process.stdout.write(`\n  Admin API key: ${token}\n  Saved to ${file} (mode 0600)\n\n`);
-}
-
-/**
- * Runs `pass` every `intervalMs`, one pass at a time (a pass never overlaps the next). Passes
- * that race another process's (compaction, the lease reaper) lose cleanly by design.
- */
-function startPeriodic(
-  intervalMs: number,
-  pass: () => Promise<void>,
-  onError: (message: unknown) => void,
-): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-  const timer = setInterval(() => {
-    running = running.then(async () => {
-      if (stopped) return;
-      try {
-        await pass();
-      } catch (err) {
-        onError(err instanceof Error ? err.message : err);
-      }
-    });
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
 }

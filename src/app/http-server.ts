@@ -3,7 +3,6 @@ import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { type GraphQLFormattedError, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { timingSafeEqual } from 'node:crypto';
@@ -21,6 +20,7 @@ import { type Metrics } from '../infra/observability/metrics';
 import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
+import { createConsoleRoute } from './console-route';
 import { handleDatasetFiles } from './dataset-files';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
@@ -100,9 +100,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     parseOptions: { maxTokens: o.maxQueryTokens },
     validationRules: gate.validationRules,
     plugins: [
-      o.production
-        ? ApolloServerPluginLandingPageDisabled()
-        : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+      // Browsers get the console's own GraphiQL (console-route.ts), not a CDN-loaded page.
+      ApolloServerPluginLandingPageDisabled(),
       // No field sets cache hints; left on, it wraps every resolver to collect none.
       ApolloServerPluginCacheControlDisabled(),
       complexityPlugin(gate),
@@ -111,6 +110,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   });
   await apollo.start();
 
+  const consoleRoute = createConsoleRoute({ production: o.production });
   let shuttingDown = false;
   let inFlight = 0;
   let drained: (() => void) | null = null;
@@ -204,7 +204,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       res.end(await o.metrics.registry.metrics());
       return 200;
     },
-    graphql: handleGraphQL,
+    graphql: (req, res) =>
+      consoleRoute.wantsGraphiQL(req) ? consoleRoute.graphiql(req, res) : handleGraphQL(req, res),
     predict: async (req, res) => {
       if (req.method !== 'POST')
         throw new HttpError(405, 'BAD_REQUEST', 'POST a JSON body to /v1/predict/<endpoint>');
@@ -216,12 +217,13 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     },
     runs: async (req, res) => {
       const principal = await admit(access.runs, req.headers.authorization);
-      return handleRunFiles(req, res, principal, o.services.training, pathText);
+      return handleRunFiles(req, res, principal, o.services.runExecution, pathText);
     },
     datasets: async (req, res) => {
       await admit(access.datasets, req.headers.authorization);
       return handleDatasetFiles(req, res, o.services.datasets, pathText);
     },
+    console: (req, res) => consoleRoute.serve(req, res, pathOf(req)),
   };
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -3,7 +3,7 @@ import { type Role } from '../domain/auth/role';
 import { requiredRole } from '../resolvers/guard';
 
 export type RouteName =
-  'healthz' | 'readyz' | 'metrics' | 'graphql' | 'predict' | 'runs' | 'datasets';
+  'healthz' | 'readyz' | 'metrics' | 'graphql' | 'predict' | 'runs' | 'datasets' | 'console';
 
 /**
  * Who may call a route. A REST route that does what a GraphQL field does takes that field's
@@ -65,6 +65,13 @@ export const ROUTES: readonly RouteSpec[] = [
     matches: under('/datasets/'),
     methods: READ,
     access: { kind: 'sameAs', field: 'Query.node' },
+  },
+  {
+    // Last: whatever no API route claims is a file or a client route of the console.
+    name: 'console',
+    matches: () => true,
+    methods: READ,
+    access: { kind: 'public', why: 'the console’s built files; all it asks the api needs a key' },
   },
 ];
 

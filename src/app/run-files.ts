@@ -1,6 +1,6 @@
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Principal } from '../domain/auth/api-key';
-import { type TrainingService } from '../domain/training/training.service';
+import { type RunExecutionService } from '../domain/training/run-execution.service';
 import { localIdOf } from '../schema/node.types';
 
 /**
@@ -17,7 +17,7 @@ export async function handleRunFiles(
   req: IncomingMessage,
   res: ServerResponse,
   principal: Principal,
-  training: TrainingService,
+  runs: RunExecutionService,
   pathText: (raw: string, name: string) => string,
 ): Promise<number> {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -33,7 +33,7 @@ export async function handleRunFiles(
   };
 
   if (req.method === 'GET' && what === 'dataset' && arg === undefined) {
-    const { ref, body } = await training.openDataset(principal, runId, runnerId);
+    const { ref, body } = await runs.openDataset(principal, runId, runnerId);
     res.statusCode = 200;
     res.setHeader('content-type', 'application/vnd.apache.arrow.file');
     res.setHeader('content-length', String(ref.size));
@@ -45,7 +45,7 @@ export async function handleRunFiles(
     return 200;
   }
   if (req.method === 'GET' && what === 'checkpoint' && arg === undefined) {
-    const c = await training.latestCheckpoint(principal, runId, runnerId);
+    const c = await runs.latestCheckpoint(principal, runId, runnerId);
     if (!c) {
       res.statusCode = 204;
       res.end();
@@ -58,11 +58,11 @@ export async function handleRunFiles(
     return 200;
   }
   if (req.method === 'PUT' && what === 'checkpoints' && arg !== undefined) {
-    const ref = await training.saveCheckpoint(principal, runId, runnerId, Number(arg), req, sha256);
+    const ref = await runs.saveCheckpoint(principal, runId, runnerId, Number(arg), req, sha256);
     return json(201, ref);
   }
   if (req.method === 'PUT' && what === 'model' && arg === undefined) {
-    return json(201, await training.saveModel(principal, runId, runnerId, req, sha256));
+    return json(201, await runs.saveModel(principal, runId, runnerId, req, sha256));
   }
   return json(404, {
     errors: [

@@ -11,6 +11,8 @@ import { QuarantineService } from '../domain/features/quarantine.service';
 import { type StreamLag } from '../domain/features/feature-store.ports';
 import { RunnerService } from '../domain/runners/runner.service';
 import { TrainingService } from '../domain/training/training.service';
+import { RunExecutionService } from '../domain/training/run-execution.service';
+import { RunEvents } from '../domain/training/run-events';
 import { ModelRegistryService } from '../domain/registry/model-registry.service';
 import { LineageService } from '../domain/lineage/lineage';
 import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
@@ -31,6 +33,7 @@ import { DeadLetterService } from '../domain/shared/dead-letter';
 import { AlertKind } from '../domain/monitoring/monitor';
 import { type Clock } from '../domain/shared/clock';
 import { type Database } from '../infra/db/data-source';
+import { ambientDataSource, SqlUnitOfWork } from '../infra/db/ambient-transaction';
 import { TypeOrmApiKeyRepository } from '../infra/db/repositories/api-key.repository';
 import { TypeOrmRunnerRepository } from '../infra/db/repositories/runner.repository';
 import { SqlDatasetRepository } from '../infra/db/features/dataset.repository';
@@ -57,6 +60,7 @@ export interface Services {
   compaction: OfflineCompactionService;
   datasets: DatasetService;
   training: TrainingService;
+  runExecution: RunExecutionService;
   registry: ModelRegistryService;
   lineage: LineageService;
   serving: PredictionService;
@@ -82,7 +86,9 @@ export function createServices(deps: {
   clock: Clock;
   trainingLeaseMs: number;
 }): Services {
-  const ds = deps.db.dataSource;
+  // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
+  const ds = ambientDataSource(deps.db.dataSource);
+  const uow = new SqlUnitOfWork(deps.db.dataSource);
   const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
   const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
   const featureRegistry = new FeatureRegistryService(
@@ -97,6 +103,7 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
     runQueue,
+    uow,
   );
   const datasets = new DatasetService(
     featureRegistry,
@@ -108,15 +115,26 @@ export function createServices(deps: {
     deps.clock,
     tableFiles,
   );
+  const runEvents = new RunEvents(deps.events, deps.clock);
+  const trainingRuns = new SqlTrainingRunRepository(ds);
   const training = new TrainingService(
-    new SqlTrainingRunRepository(ds),
+    trainingRuns,
+    runQueue,
+    datasets,
+    runEvents,
+    deps.clock,
+    uow,
+  );
+  const runExecution = new RunExecutionService(
+    trainingRuns,
     runQueue,
     runners,
     datasets,
     deps.artifacts,
-    deps.events,
+    runEvents,
     deps.clock,
     deps.trainingLeaseMs,
+    uow,
   );
   const registry = new ModelRegistryService({
     repo: new SqlModelRegistryRepository(ds, deps.clock),
@@ -125,13 +143,14 @@ export function createServices(deps: {
     runs: training,
     datasets,
     events: deps.events,
+    uow,
     clock: deps.clock,
   });
   const onlineFeatures = new OnlineFeatureService(featureRegistry, online, deps.clock);
   const deadLetterStore = new SqlDeadLetterStore(ds);
   const predictionLog = new SqlPredictionLog(ds, deadLetterStore);
   const runner = new OnnxModelRunner((v) => registry.modelBytes(v));
-  training.onRegistrableRun((run) =>
+  runExecution.onRegistrableRun((run) =>
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
   const deployments = new SqlDeploymentRepository(ds);
@@ -145,6 +164,7 @@ export function createServices(deps: {
     snapshots,
     deps.events,
     deps.clock,
+    uow,
   );
   const retraining = new RetrainingService({
     repo: new SqlRetrainingRepository(ds, deps.clock),
@@ -186,6 +206,7 @@ export function createServices(deps: {
     new RedisKeyEpoch(deps.redis, deps.redisPrefix),
     deps.events,
     deps.clock,
+    uow,
   );
   return {
     apiKeys,
@@ -205,6 +226,7 @@ export function createServices(deps: {
     compaction: new OfflineCompactionService(featureRegistry, offline),
     datasets,
     training,
+    runExecution,
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
     serving: new PredictionService(

@@ -25,7 +25,7 @@ import {
 } from '../schema/api-key.types';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
-import { localIdOf, toGlobalId } from '../schema/node.types';
+import { AFTER_DESCRIPTION, localIdOf, toGlobalId } from '../schema/node.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
 
@@ -97,11 +97,17 @@ export class ApiKeyResolver {
 
   @Subscription(() => ApiKeyEventType, {
     description: 'API keys created, changed and revoked, from any api process.',
-    subscribe: ({ context }) =>
-      (context as GraphQLContext).services.events.subscribe<ApiKeyEvent>(Topics.apiKeys),
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.events.subscribe<ApiKeyEvent>(Topics.apiKeys, {
+        after: (args as { after?: string | null }).after,
+      }),
   })
   @Allow(Role.ADMIN)
-  apiKeyEvents(@Root() event: ApiKeyEvent): ApiKeyEventType {
+  apiKeyEvents(
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
+    @Root() event: ApiKeyEvent,
+  ): ApiKeyEventType {
     return ApiKeyEventType.from(event);
   }
 

@@ -4,7 +4,7 @@ import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resol
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
-import { DeploymentResolver } from './serving.resolver';
+import { DeploymentResolver, VersionTrafficResolver } from './serving.resolver';
 import {
   AlertResolver,
   MonitorReportResolver,
@@ -31,6 +31,7 @@ export const resolvers = [
   LineageNodeResolver,
   RunModelResolver,
   DeploymentResolver,
+  VersionTrafficResolver,
   MonitorResolver,
   MonitorReportResolver,
   AlertResolver,

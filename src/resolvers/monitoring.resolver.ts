@@ -31,7 +31,7 @@ import {
   RetrainingPolicyInput,
   RetrainingType,
 } from '../schema/monitoring.types';
-import { localIdOf } from '../schema/node.types';
+import { AFTER_DESCRIPTION, localIdOf } from '../schema/node.types';
 import { ModelVersionType } from '../schema/registry.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
@@ -132,11 +132,14 @@ export class MonitorResolver {
       (context as GraphQLContext).services.monitoring.subscribe(
         MonitorKind.DATA_DRIFT,
         (args as { endpoint?: string | null }).endpoint ?? null,
+        (args as { after?: string | null }).after ?? null,
       ),
   })
   @Allow(Role.VIEWER)
   driftEvents(
     @Arg('endpoint', () => String, { nullable: true }) _endpoint: string | null,
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
     @Root() e: AlertEvent,
   ): AlertEventType {
     return AlertEventType.from(e);
@@ -149,11 +152,14 @@ export class MonitorResolver {
       (context as GraphQLContext).services.monitoring.subscribe(
         MonitorKind.PERFORMANCE,
         (args as { endpoint?: string | null }).endpoint ?? null,
+        (args as { after?: string | null }).after ?? null,
       ),
   })
   @Allow(Role.VIEWER)
   performanceEvents(
     @Arg('endpoint', () => String, { nullable: true }) _endpoint: string | null,
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
     @Root() e: AlertEvent,
   ): AlertEventType {
     return AlertEventType.from(e);

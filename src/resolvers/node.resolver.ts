@@ -7,6 +7,7 @@ import { MonitorKind } from '../domain/monitoring/monitor';
 import { AlertType, MonitorReportType, MonitorType } from '../schema/monitoring.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
+import { DeploymentType } from '../schema/serving.types';
 import { ModelType } from '../schema/registry.types';
 import {
   DatasetSnapshotType,
@@ -92,6 +93,13 @@ const FETCHERS: Record<
     fetch: async (ctx, id) => {
       const r = await ctx.loaders.runner.load(id);
       return r ? RunnerType.from(r, ctx.services.clock.now()) : null;
+    },
+  },
+  Deployment: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const d = await ctx.services.serving.deployment(id);
+      return d ? DeploymentType.from(d) : null;
     },
   },
   Monitor: {

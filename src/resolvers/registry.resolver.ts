@@ -20,7 +20,7 @@ import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import { DatasetSnapshotType, FeatureViewVersionType } from '../schema/feature.types';
-import { fromGlobalId, localIdOf, Node } from '../schema/node.types';
+import { AFTER_DESCRIPTION, fromGlobalId, localIdOf, Node } from '../schema/node.types';
 import {
   GateInput,
   LineageNodeType,
@@ -161,11 +161,17 @@ export class ModelVersionResolver {
 
   @Subscription(() => ModelEventType, {
     description: 'Every model version transition, from any api process.',
-    subscribe: ({ context }) =>
-      (context as GraphQLContext).services.events.subscribe<ModelEvent>(Topics.models),
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.events.subscribe<ModelEvent>(Topics.models, {
+        after: (args as { after?: string | null }).after,
+      }),
   })
   @Allow(Role.VIEWER)
-  modelEvents(@Root() e: ModelEvent): ModelEventType {
+  modelEvents(
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
+    @Root() e: ModelEvent,
+  ): ModelEventType {
     return ModelEventType.from(e);
   }
 
@@ -187,6 +193,23 @@ export class ModelVersionResolver {
     return LineageType.from(
       await ctx.services.lineage.lineage(`${g.type}:${g.localId}`, direction, depth, limit),
     );
+  }
+
+  @Query(() => [LineageNodeType], {
+    description:
+      'Lineage nodes whose label or id contains `query` (case-insensitive; the newest when empty), of the given `kinds` (all when none): label prefixes first, then shorter labels. Each has depth 0: pass its id to `lineage`.',
+  })
+  @Allow(Role.VIEWER)
+  async lineageSearch(
+    @Arg('query') query: string,
+    @Arg('kinds', () => [String], { nullable: true }) kinds: string[] | null,
+    @Arg('first', () => Int, { defaultValue: 20 }) first: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<LineageNodeType[]> {
+    return LineageType.from({
+      nodes: await ctx.services.lineage.search(query, kinds ?? [], first),
+      edges: [],
+    }).nodes;
   }
 
   @FieldResolver(() => RunType, { nullable: true, description: 'The run it was trained in.' })

@@ -17,7 +17,7 @@ import { toPageRequest } from '../domain/shared/pagination';
 import { ApiKeyType } from '../schema/api-key.types';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
-import { localIdOf } from '../schema/node.types';
+import { AFTER_DESCRIPTION, localIdOf } from '../schema/node.types';
 import {
   RegisterRunnerInput,
   RunnerConnection,
@@ -80,11 +80,17 @@ export class RunnerResolver {
 
   @Subscription(() => RunnerEventType, {
     description: 'Runners registering and stopping, from any api process.',
-    subscribe: ({ context }) =>
-      (context as GraphQLContext).services.events.subscribe<RunnerEvent>(Topics.runners),
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.events.subscribe<RunnerEvent>(Topics.runners, {
+        after: (args as { after?: string | null }).after,
+      }),
   })
   @Allow(Role.VIEWER)
-  runnerEvents(@Root() event: RunnerEvent): RunnerEventType {
+  runnerEvents(
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
+    @Root() event: RunnerEvent,
+  ): RunnerEventType {
     return RunnerEventType.from(event);
   }
 

@@ -16,7 +16,7 @@ import {
   Subscription,
 } from 'type-graphql';
 import { type DeploymentEvent } from '../domain/serving/deployment';
-import { localIdOf, toGlobalId } from '../schema/node.types';
+import { AFTER_DESCRIPTION, localIdOf, toGlobalId } from '../schema/node.types';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -33,9 +33,11 @@ import {
   PredictionType,
   ScalingDecisionType,
   ShadowComparisonType,
+  VersionTrafficType,
 } from '../schema/serving.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import { versionField } from './loaders';
 
 @ObjectType('CanaryReview')
 class CanaryReviewType {
@@ -125,6 +127,22 @@ export class DeploymentResolver {
     return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
   }
 
+  @Query(() => [VersionTrafficType], {
+    description:
+      'Requests, error rate and p99 per version of an endpoint over the last `windowSeconds`, as this api process served them.',
+  })
+  @Allow(Role.VIEWER)
+  async deploymentTraffic(
+    @Arg('endpoint') endpoint: string,
+    @Arg('windowSeconds', () => Int, { defaultValue: 60 }) windowSeconds: number,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<VersionTrafficType[]> {
+    const windowMs = windowSeconds * 1000;
+    return (await ctx.services.serving.outcomesOf(endpoint, windowMs)).map((o) =>
+      VersionTrafficType.from(o, windowMs),
+    );
+  }
+
   @Query(() => [ShadowComparisonType], {
     description: 'How the SHADOW version’s logged scores compare with the answers given.',
   })
@@ -200,11 +218,14 @@ export class DeploymentResolver {
     subscribe: ({ args, context }) =>
       (context as GraphQLContext).services.serving.deploymentEvents(
         (args as { endpoint: string }).endpoint,
+        (args as { after?: string | null }).after ?? null,
       ),
   })
   @Allow(Role.VIEWER)
   deploymentEvents(
     @Arg('endpoint') _endpoint: string,
+    @Arg('after', () => String, { nullable: true, description: AFTER_DESCRIPTION })
+    _after: string | null,
     @Root() e: DeploymentEvent,
   ): DeploymentEventType {
     return DeploymentEventType.from(e);
@@ -214,5 +235,16 @@ export class DeploymentResolver {
   async model(@Root() d: DeploymentType, @Ctx() ctx: GraphQLContext): Promise<ModelType | null> {
     const m = await ctx.loaders.model.load(d.modelLocalId);
     return m ? ModelType.from(m) : null;
+  }
+}
+
+@Resolver(() => VersionTrafficType)
+export class VersionTrafficResolver {
+  @FieldResolver(() => ModelVersionType, { nullable: true })
+  version(
+    @Root() t: VersionTrafficType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<ModelVersionType | null> {
+    return versionField(ctx.loaders, t.versionLocalId);
   }
 }

@@ -15,7 +15,7 @@ import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { BUILTIN_TRAINERS } from '../domain/training/trainers';
 import { RunStatus } from '../domain/training/training-run';
-import { type RunEvent, type RunProgressEvent } from '../domain/training/training.service';
+import { type RunEvent, type RunProgressEvent } from '../domain/training/run-events';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import { DatasetSnapshotType } from '../schema/feature.types';
@@ -118,7 +118,7 @@ export class TrainingResolver {
     @Arg('runnerId', () => ID) runnerId: string,
     @Ctx() ctx: GraphQLContext,
   ): Promise<RunType | null> {
-    const r = await ctx.services.training.claim(ctx.principal, localIdOf(runnerId, 'Runner'));
+    const r = await ctx.services.runExecution.claim(ctx.principal, localIdOf(runnerId, 'Runner'));
     return r ? RunType.from(r) : null;
   }
 
@@ -132,7 +132,7 @@ export class TrainingResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<RunType> {
     return RunType.from(
-      await ctx.services.training.renewLease(
+      await ctx.services.runExecution.renewLease(
         ctx.principal,
         localIdOf(runId, 'Run'),
         localIdOf(runnerId, 'Runner'),
@@ -152,7 +152,7 @@ export class TrainingResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<RunType> {
     return RunType.from(
-      await ctx.services.training.finish(
+      await ctx.services.runExecution.finish(
         ctx.principal,
         localIdOf(runId, 'Run'),
         localIdOf(runnerId, 'Runner'),
@@ -192,7 +192,7 @@ export class TrainingResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<RunType> {
     return RunType.from(
-      await ctx.services.training.reportProgress(
+      await ctx.services.runExecution.reportProgress(
         ctx.principal,
         localIdOf(runId, 'Run'),
         localIdOf(runnerId, 'Runner'),

@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { Field, ID, InputType, ObjectType, registerEnumType } from 'type-graphql';
 import { type ApiKey } from '../domain/auth/api-key';
 import { type ApiKeyEvent, ApiKeyEventKind } from '../domain/auth/api-key.service';
@@ -100,12 +102,16 @@ export class ApiKeyEventType {
   @Field()
   at!: Date;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: ApiKeyEvent): ApiKeyEventType {
     const t = new ApiKeyEventType();
     t.kind = e.kind;
     t.keyId = toGlobalId('ApiKey', e.keyId);
     t.actorKeyId = e.actorKeyId ? toGlobalId('ApiKey', e.actorKeyId) : null;
     t.at = new Date(e.at);
+    t.cursor = eventCursor(e);
     return t;
   }
 }

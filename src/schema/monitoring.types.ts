@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DriftTest, type FeatureDrift } from '../domain/monitoring/drift';
@@ -333,11 +335,15 @@ export class AlertEventType {
   @Field(() => AlertType)
   alert!: AlertType;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: AlertEvent): AlertEventType {
     return Object.assign(new AlertEventType(), {
       endpoint: e.endpoint,
       status: e.status,
       alert: AlertType.from(reviveAlert(e.alert)),
+      cursor: eventCursor(e),
     });
   }
 }

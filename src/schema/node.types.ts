@@ -42,3 +42,9 @@ export function localIdOf(id: string, type: string): string {
   }
   return g.localId;
 }
+
+/** The `cursor` of subscription events, and the `after` that resumes from one. */
+export const EVENT_CURSOR_DESCRIPTION =
+  'Where this event sits in the one order every api process shares: give it as `after` to resume a subscription after it (events are delivered at least once; drop a cursor seen before).';
+export const AFTER_DESCRIPTION =
+  'Resume after this event cursor: the events since are delivered first, then live ones.';

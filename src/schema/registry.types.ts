@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { LineageDirection, type LineageGraph } from '../domain/lineage/lineage';
@@ -322,11 +324,15 @@ export class ModelEventType {
   @Field()
   at!: Date;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: ModelEvent): ModelEventType {
     return Object.assign(new ModelEventType(), {
       ...e,
       versionId: toGlobalId('ModelVersion', e.versionId),
       at: new Date(e.at),
+      cursor: eventCursor(e),
     });
   }
 }

@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type Gpu, type Runner, RunnerStatus, runnerStatus } from '../domain/runners/runner';
 import { type RunnerEvent, RunnerEventKind } from '../domain/runners/runner.service';
@@ -108,11 +110,15 @@ export class RunnerEventType {
   @Field()
   at!: Date;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: RunnerEvent): RunnerEventType {
     const t = new RunnerEventType();
     t.kind = e.kind;
     t.runnerId = toGlobalId('Runner', e.runnerId);
     t.at = new Date(e.at);
+    t.cursor = eventCursor(e);
     return t;
   }
 }

@@ -1,3 +1,5 @@
+import { eventCursor } from '../domain/events/event-bus';
+import { EVENT_CURSOR_DESCRIPTION } from './node.types';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type Deployment, type DeploymentEvent, ServingRole } from '../domain/serving/deployment';
 import { type AutoscalePolicy } from '../domain/serving/autoscaler';
@@ -147,11 +149,15 @@ export class DeploymentEventType {
   @Field()
   at!: Date;
 
+  @Field(() => String, { nullable: true, description: EVENT_CURSOR_DESCRIPTION })
+  cursor!: string | null;
+
   static from(e: DeploymentEvent): DeploymentEventType {
     return Object.assign(new DeploymentEventType(), {
       ...e,
       versionId: e.versionId ? toGlobalId('ModelVersion', e.versionId) : null,
       at: new Date(e.at),
+      cursor: eventCursor(e),
     });
   }
 }
@@ -380,4 +386,42 @@ export class CreateDeploymentInput {
       'Defaults: 1 to 4 replicas, p99 target 50 ms, queue 8 per replica, up after 2 hot intervals, down after 3 cold, 60 s cool-down.',
   })
   autoscalePolicy?: AutoscalePolicyInput | null;
+}
+
+@ObjectType('VersionTraffic', {
+  description:
+    'What one version of an endpoint answered over a recent window, as this api process saw it (the figures the canary controller judges).',
+})
+export class VersionTrafficType {
+  /** Local id; the resolver loads the version. */
+  versionLocalId!: string;
+
+  @Field(() => Int)
+  requests!: number;
+
+  @Field(() => Int)
+  errors!: number;
+
+  @Field(() => Float, { description: 'Requests per second over the window.' })
+  rate!: number;
+
+  @Field(() => Float, { description: 'errors / requests (0 without requests).' })
+  errorRate!: number;
+
+  @Field(() => Float, { nullable: true, description: 'Null without requests.' })
+  p99Ms!: number | null;
+
+  static from(
+    o: { versionId: string; n: number; errors: number; p99Ms: number | null },
+    windowMs: number,
+  ): VersionTrafficType {
+    return Object.assign(new VersionTrafficType(), {
+      versionLocalId: o.versionId,
+      requests: o.n,
+      errors: o.errors,
+      rate: o.n / (windowMs / 1000),
+      errorRate: o.n ? o.errors / o.n : 0,
+      p99Ms: o.p99Ms,
+    });
+  }
 }

@@ -9,7 +9,8 @@ import {
   TrainerKind,
   type TrainingRun,
 } from '../domain/training/training-run';
-import { type ComparedRun, type RunProgressEvent } from '../domain/training/training.service';
+import { type RunProgressEvent } from '../domain/training/run-events';
+import { type ComparedRun } from '../domain/training/training.service';
 import { type BuiltinTrainer, type ParamSpec } from '../domain/training/trainers';
 import { Connection } from './connection.types';
 import { BuildDatasetInput } from './feature.types';

@@ -56,10 +56,14 @@ describe('REST routes', () => {
         expect.objectContaining({ kind: 'role', role: requiredRole(f as never) }),
       );
     }
+    // The console's built files are public and read-only; every request they make needs a key.
     expect(ROUTES.filter((r) => r.access.kind === 'public').map((r) => r.name)).toEqual([
       'healthz',
       'readyz',
+      'console',
     ]);
+    expect(ROUTES.find((r) => r.name === 'console')?.methods).toEqual(['GET', 'HEAD']);
+    expect(ROUTES[ROUTES.length - 1].name).toBe('console');
   });
 
   it('refuses a RUNNER key on /v1/predict and a VIEWER key on /runs, as the graph does', async () => {

@@ -38,7 +38,7 @@ export async function registerKnownModel(
     builtinTrainer: 'logistic_regression',
     datasetId: o.datasetId,
   });
-  const claimed = await s.training.claim(actor, runner.id);
+  const claimed = await s.runExecution.claim(actor, runner.id);
   if (claimed?.id !== run.id) throw new Error('another run was at the head of the queue');
   const d = o.features.length;
   const bytes =
@@ -49,14 +49,14 @@ export async function registerKnownModel(
       { mean: new Array<number>(d).fill(0), std: new Array<number>(d).fill(1) },
       { layers: [{ w: o.weights, b: [o.bias], in: d, out: 1 }] },
     );
-  await s.training.saveModel(
+  await s.runExecution.saveModel(
     actor,
     run.id,
     runner.id,
     bytes,
     createHash('sha256').update(bytes).digest('hex'),
   );
-  await s.training.finish(actor, run.id, runner.id, { outcome: RunStatus.SUCCEEDED });
+  await s.runExecution.finish(actor, run.id, runner.id, { outcome: RunStatus.SUCCEEDED });
   await s.runners.stop(actor, runner.id);
   return s.registry.registerFromRun(null, o.model, run.id);
 }

@@ -1,4 +1,5 @@
 import { type Clock } from '../shared/clock';
+import { NO_TRANSACTION, type UnitOfWork } from '../shared/unit-of-work';
 import {
   ConflictError,
   DomainError,
@@ -59,6 +60,8 @@ export class ApiKeyService {
     private readonly epoch: KeyEpoch,
     private readonly events: EventBus,
     private readonly clock: Clock,
+    /** A key's change and its event commit together (the outbox). */
+    private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {
     epoch.onDisruption(() => this.cache.clear());
   }
@@ -116,17 +119,20 @@ export class ApiKeyService {
     }
     const permissions = checkPermissions(input.role, input.permissions ?? []);
     const issued = issueToken();
-    const key = await this.repo.insert({
-      name,
-      role: input.role,
-      permissions,
-      prefix: issued.prefix,
-      secretHash: issued.secretHash,
-      createdById: actor?.keyId ?? null,
+    const key = await this.uow.run(async () => {
+      const k = await this.repo.insert({
+        name,
+        role: input.role,
+        permissions,
+        prefix: issued.prefix,
+        secretHash: issued.secretHash,
+        createdById: actor?.keyId ?? null,
+      });
+      await this.publish(ApiKeyEventKind.CREATED, k.id, actor);
+      return k;
     });
     // A key's prefix may have been cached as unknown by a process probing it before.
     await this.changed();
-    await this.publish(ApiKeyEventKind.CREATED, key.id, actor);
     return { key, token: issued.token };
   }
 
@@ -146,11 +152,14 @@ export class ApiKeyService {
         'Refusing to revoke the last active admin key: create another admin key first',
       );
     }
-    const result = await this.repo.revoke(id, this.clock.now());
-    if (!result) throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
+    const result = await this.uow.run(async () => {
+      const r = await this.repo.revoke(id, this.clock.now());
+      if (!r) throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
+      await this.publish(ApiKeyEventKind.REVOKED, id, actor);
+      return r;
+    });
     this.forget(result.key.prefix);
     await this.changed();
-    await this.publish(ApiKeyEventKind.REVOKED, id, actor);
     return result.key;
   }
 
@@ -176,12 +185,14 @@ export class ApiKeyService {
         'Refusing to demote the last active admin key: create another admin key first',
       );
     }
-    const updated = await this.repo.update(id, { role, permissions });
-    if (!updated)
-      throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
+    const updated = await this.uow.run(async () => {
+      const u = await this.repo.update(id, { role, permissions });
+      if (!u) throw new NotFoundError(ApiKeyErrorCode.KEY_NOT_FOUND, `No API key with id ${id}`);
+      await this.publish(ApiKeyEventKind.UPDATED, id, actor);
+      return u;
+    });
     this.forget(updated.prefix);
     await this.changed();
-    await this.publish(ApiKeyEventKind.UPDATED, id, actor);
     return updated;
   }
 
@@ -265,9 +276,7 @@ export class ApiKeyService {
       actorKeyId: actor?.keyId ?? null,
       at: this.clock.now().toISOString(),
     };
-    // The change is committed and the epoch moved: a lost notification delays nothing
-    // that matters (open sockets are also swept), so it must not fail the call.
-    await this.events.publish(Topics.apiKeys, event).catch(() => undefined);
+    await this.events.publish(Topics.apiKeys, event);
   }
 }
 

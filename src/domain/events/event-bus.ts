@@ -1,11 +1,26 @@
 /**
- * Port: publish/subscribe across every `api` process. Delivery is at-most-once and
- * fire-and-forget (a live view, not a log): anything that must not be lost is stored
- * first and the event only says where to look.
+ * Port: publish/subscribe across every `api` process (docs/adr/0027). `publish` records the
+ * event in the caller's transaction (it exists exactly when the change does); subscribers get
+ * each event at least once, in one order shared by all processes, each tagged with a cursor
+ * (`eventCursor`) from which a later subscription can resume (`after`).
  */
 export interface EventBus {
   publish<T>(topic: string, payload: T): Promise<void>;
-  subscribe<T>(topic: string): EventSubscription<T>;
+  subscribe<T>(topic: string, opts?: SubscribeOptions): EventSubscription<T>;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this cursor: events since are delivered first. */
+  after?: string | null;
+}
+
+/** Where a delivered event sits in the order: a non-enumerable property of the event. */
+export const EVENT_CURSOR: unique symbol = Symbol('aether.eventCursor');
+
+export function eventCursor(event: unknown): string | null {
+  return event && typeof event === 'object'
+    ? ((event as { [EVENT_CURSOR]?: string })[EVENT_CURSOR] ?? null)
+    : null;
 }
 
 export interface EventSubscription<T> extends AsyncIterableIterator<T> {

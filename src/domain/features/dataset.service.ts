@@ -55,6 +55,8 @@ export class DatasetService {
     featureRefs: string[];
     spine?: SpineRow[];
     spineFile?: TableFile;
+    /** The same key twice is one snapshot (a workflow step retried after a crash). */
+    idempotencyKey?: string | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name))
       throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
@@ -62,13 +64,14 @@ export class DatasetService {
     if ((input.spine === undefined) === (input.spineFile === undefined))
       throw invalid('give the spine as rows or as spineFile, one of the two');
     const spine = input.spine ?? (await this.readSpine(input.spineFile as TableFile));
-    return this.buildFrom({ name: input.name, featureRefs: input.featureRefs, spine });
+    return this.buildFrom({ ...input, spine });
   }
 
   private async buildFrom(input: {
     name: string;
     featureRefs: string[];
     spine: SpineRow[];
+    idempotencyKey?: string | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS)
       throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
@@ -79,26 +82,30 @@ export class DatasetService {
         throw invalid(`spine row ${i} has a label that is not a number`, { row: i });
     });
     const resolved = await this.registry.resolveRefs(input.featureRefs);
-    const snapshot = await this.repo.create({
-      name: input.name,
-      status: DatasetStatus.BUILDING,
-      featureRefs: resolved.map((r) => r.ref),
-      featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
-      spineSha256: spineHash(input.spine),
-      rowCount: input.spine.length,
-      columns: [
-        { name: 'entity_key', type: FeatureType.STRING },
-        { name: 'ts', type: 'TIMESTAMP' },
-        { name: 'label', type: FeatureType.FLOAT },
-        ...resolved.map((r) => ({ name: r.ref, type: r.type })),
-      ],
-      contentHash: null,
-      artifact: null,
-      parquet: null,
-      progress: 0,
-      error: null,
-      completedAt: null,
-    });
+    const { snapshot, created } = await this.repo.create(
+      {
+        name: input.name,
+        status: DatasetStatus.BUILDING,
+        featureRefs: resolved.map((r) => r.ref),
+        featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
+        spineSha256: spineHash(input.spine),
+        rowCount: input.spine.length,
+        columns: [
+          { name: 'entity_key', type: FeatureType.STRING },
+          { name: 'ts', type: 'TIMESTAMP' },
+          { name: 'label', type: FeatureType.FLOAT },
+          ...resolved.map((r) => ({ name: r.ref, type: r.type })),
+        ],
+        contentHash: null,
+        artifact: null,
+        parquet: null,
+        progress: 0,
+        error: null,
+        completedAt: null,
+      },
+      input.idempotencyKey ?? null,
+    );
+    if (!created) return { snapshot, done: this.settled(snapshot.id) };
     const done = this.materialize(snapshot, resolved, input.spine);
     done.catch(() => undefined);
     return { snapshot, done };
@@ -137,6 +144,16 @@ export class DatasetService {
     } finally {
       await live.close();
     }
+  }
+
+  /** Resolves with the snapshot once READY, rejects once FAILED. */
+  private async settled(id: string): Promise<DatasetSnapshot> {
+    for await (const e of this.progress(id)) {
+      if (e.status === DatasetStatus.READY) return this.get(id);
+      if (e.status === DatasetStatus.FAILED)
+        throw new Error(`dataset snapshot ${id} failed: ${e.error ?? ''}`);
+    }
+    return this.get(id);
   }
 
   byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {

@@ -92,7 +92,14 @@ export interface DatasetEncoder {
 }
 
 export interface DatasetRepository {
-  create(d: Omit<DatasetSnapshot, 'id' | 'createdAt'>): Promise<DatasetSnapshot>;
+  /**
+   * Records a snapshot; with an idempotency key already used, returns that snapshot instead
+   * (`created` false).
+   */
+  create(
+    d: Omit<DatasetSnapshot, 'id' | 'createdAt'>,
+    idempotencyKey?: string | null,
+  ): Promise<{ snapshot: DatasetSnapshot; created: boolean }>;
   update(
     id: string,
     patch: Partial<

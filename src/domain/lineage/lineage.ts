@@ -35,6 +35,20 @@ export enum LineageErrorCode {
 
 export const MAX_DEPTH = 12;
 export const MAX_NODES = 5_000;
+export const MAX_SEARCH_RESULTS = 100;
+/** What a search may ask for by kind: every kind of node the lineage triggers write. */
+export const LINEAGE_KINDS = [
+  'Source',
+  'FeatureViewVersion',
+  'DatasetSnapshot',
+  'Run',
+  'ModelVersion',
+  'Deployment',
+  'DriftReport',
+  'PerformanceReport',
+  'Alert',
+  'Retraining',
+] as const;
 
 /** Port: a bounded walk, one recursive query per direction. */
 export interface LineageRepository {
@@ -48,6 +62,11 @@ export interface LineageRepository {
   ): Promise<LineageNode[]>;
   /** Edges between the given nodes. */
   edgesAmong(nodes: readonly string[]): Promise<LineageEdge[]>;
+  /**
+   * Nodes whose label or id contains `text` (case-insensitive; every node when empty), of
+   * the given kinds (all when empty): label prefixes first, then shorter labels, then newest.
+   */
+  search(text: string, kinds: readonly string[], limit: number): Promise<LineageNode[]>;
 }
 
 /** Lineage walks: bounded in depth and size, with a clear error past either bound. */
@@ -91,6 +110,24 @@ export class LineageService {
     }
     const nodes = [...byId.values()].sort((a, b) => a.depth - b.depth || a.id.localeCompare(b.id));
     return { nodes, edges: await this.repo.edgesAmong(nodes.map((n) => n.id)) };
+  }
+
+  /** Finds nodes to start a walk from, by a piece of their label or id (depth 0 each). */
+  async search(text: string, kinds: readonly string[], limit: number): Promise<LineageNode[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_RESULTS)
+      throw new InvalidInputError(
+        LineageErrorCode.INVALID_LINEAGE_QUERY,
+        `first must be an integer from 1 to ${MAX_SEARCH_RESULTS}`,
+        { max: MAX_SEARCH_RESULTS },
+      );
+    const unknown = kinds.filter((k) => !(LINEAGE_KINDS as readonly string[]).includes(k));
+    if (unknown.length)
+      throw new InvalidInputError(
+        LineageErrorCode.INVALID_LINEAGE_QUERY,
+        `unknown lineage kinds: ${unknown.join(', ')} (known: ${LINEAGE_KINDS.join(', ')})`,
+        { unknown, known: [...LINEAGE_KINDS] },
+      );
+    return this.repo.search(text.trim(), [...new Set(kinds)], limit);
   }
 }
 

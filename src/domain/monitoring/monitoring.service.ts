@@ -4,6 +4,7 @@ import { inputFeatures, ModelState, type ModelVersion } from '../registry/model'
 import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type DeploymentRepository } from '../serving/deployment';
 import { type Clock } from '../shared/clock';
+import { NO_TRANSACTION, type UnitOfWork } from '../shared/unit-of-work';
 import { InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../shared/pagination';
 import {
@@ -67,6 +68,8 @@ export class MonitoringService {
     private readonly referenceReader: ReferenceReader,
     private readonly events: EventBus,
     private readonly clock: Clock,
+    /** An alert's change and its event commit together (the outbox). */
+    private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {}
 
   async create(
@@ -178,10 +181,12 @@ export class MonitoringService {
   }
 
   async acknowledge(actor: Principal, alertId: string): Promise<Alert> {
-    const a = await this.repo.acknowledge(alertId, actor.name, this.clock.now());
-    if (!a) throw new NotFoundError(MonitoringErrorCode.ALERT_NOT_FOUND, `No alert ${alertId}`);
-    await this.publish({ endpoint: await this.endpointOf(a), status: 'ACKNOWLEDGED', alert: a });
-    return a;
+    return this.uow.run(async () => {
+      const a = await this.repo.acknowledge(alertId, actor.name, this.clock.now());
+      if (!a) throw new NotFoundError(MonitoringErrorCode.ALERT_NOT_FOUND, `No alert ${alertId}`);
+      await this.announce({ endpoint: await this.endpointOf(a), status: 'ACKNOWLEDGED', alert: a });
+      return a;
+    });
   }
 
   /**
@@ -189,22 +194,32 @@ export class MonitoringService {
    * records): one open alert per version and kind, its summary kept current.
    */
   async raiseUnmonitored(versionId: string, kind: AlertKind, summary: string): Promise<Alert> {
-    const { alert, opened } = await this.repo.raise({
-      monitorId: null,
-      versionId,
-      kind,
-      reportId: null,
-      summary,
-      openedAt: this.clock.now(),
+    const { alert, event } = await this.uow.run(async () => {
+      const r = await this.repo.raise({
+        monitorId: null,
+        versionId,
+        kind,
+        reportId: null,
+        summary,
+        openedAt: this.clock.now(),
+      });
+      return {
+        alert: r.alert,
+        event: r.opened
+          ? await this.announce({ endpoint: null, status: 'OPENED', alert: r.alert })
+          : null,
+      };
     });
-    if (opened) await this.publish({ endpoint: null, status: 'OPENED', alert });
+    if (event) await this.notify(event);
     return alert;
   }
 
   /** `driftEvents` / `performanceEvents`: every endpoint's, or one endpoint's. */
-  subscribe(kind: MonitorKind, endpoint: string | null) {
+  subscribe(kind: MonitorKind, endpoint: string | null, after: string | null = null) {
     const topic = kind === MonitorKind.DATA_DRIFT ? MonitorTopics.drift : MonitorTopics.performance;
-    return this.events.subscribe<AlertEvent>(endpoint ? `${topic}:${endpoint}` : topic);
+    return this.events.subscribe<AlertEvent>(endpoint ? `${topic}:${endpoint}` : topic, {
+      after,
+    });
   }
 
   private async driftCheck(
@@ -285,7 +300,9 @@ export class MonitoringService {
     report: MonitorReport,
     kind: AlertKind,
   ): Promise<void> {
-    if (report.alerting) {
+    if (!report.alerting) return this.clear(m, v.id, report.windowEnd);
+    const endpoint = await this.endpointOfMonitor(m);
+    const e = await this.uow.run(async () => {
       const { alert, opened } = await this.repo.raise({
         monitorId: m.id,
         versionId: v.id,
@@ -294,28 +311,32 @@ export class MonitoringService {
         summary: report.summary,
         openedAt: report.windowEnd,
       });
-      if (opened)
-        await this.publish({ endpoint: await this.endpointOfMonitor(m), status: 'OPENED', alert });
-    } else await this.clear(m, v.id, report.windowEnd);
+      return opened ? this.announce({ endpoint, status: 'OPENED', alert }) : null;
+    });
+    if (e) await this.notify(e);
   }
 
   /** Clears the open alert of (monitor, version), if any, and says so. */
   private async clear(m: Monitor, versionId: string, at: Date): Promise<void> {
-    const cleared = await this.repo.clear(m.id, versionId, at);
-    if (cleared)
-      await this.publish({
-        endpoint: await this.endpointOfMonitor(m),
-        status: 'CLEARED',
-        alert: cleared,
-      });
+    const endpoint = await this.endpointOfMonitor(m);
+    await this.uow.run(async () => {
+      const cleared = await this.repo.clear(m.id, versionId, at);
+      if (cleared) await this.announce({ endpoint, status: 'CLEARED', alert: cleared });
+    });
   }
 
-  private async publish(e: AlertEvent): Promise<void> {
-    // Data-validation alerts (a retraining stopped) travel with the performance ones.
+  /** Records the event in the caller's transaction (topic of its kind, and of its endpoint). */
+  private async announce(e: AlertEvent): Promise<AlertEvent> {
+    // Data-validation and dead-letter alerts travel with the performance ones.
     const topic =
       e.alert.kind === AlertKind.DATA_DRIFT ? MonitorTopics.drift : MonitorTopics.performance;
     await this.events.publish(topic, e);
     if (e.endpoint) await this.events.publish(`${topic}:${e.endpoint}`, e);
+    return e;
+  }
+
+  /** After the commit: the retraining policy hears of every alert opened. */
+  private async notify(e: AlertEvent): Promise<void> {
     if (e.status === 'OPENED') for (const l of this.listeners) await l(e);
   }
 

@@ -30,19 +30,28 @@ import {
 export interface RetrainingRepository {
   policy(modelId: string): Promise<RetrainingPolicy | null>;
   setPolicy(modelId: string, policy: RetrainingPolicy): Promise<void>;
+  /** Records a TRIGGERED retraining, or returns null when the model already has an open one. */
   create(
-    r: Pick<Retraining, 'modelId' | 'deploymentId' | 'alertId' | 'championId' | 'cause' | 'policy'>,
+    r: Pick<
+      Retraining,
+      'modelId' | 'deploymentId' | 'alertId' | 'championId' | 'cause' | 'policy' | 'windowEnd'
+    >,
     detail: string,
-  ): Promise<Retraining>;
-  /** Moves it on and appends a step to its timeline. */
+  ): Promise<Retraining | null>;
+  /**
+   * Moves it from `from` to `to` and appends the step to its timeline, only if it is still in
+   * `from` (compare-and-set); null when another pass moved it first.
+   */
   advance(
     id: string,
-    status: RetrainingStatus,
+    from: RetrainingStatus,
+    to: RetrainingStatus,
     detail: string,
     patch?: Partial<
       Pick<Retraining, 'trainDatasetId' | 'holdoutDatasetId' | 'runId' | 'challengerId'>
     >,
-  ): Promise<Retraining>;
+  ): Promise<Retraining | null>;
+  find(id: string): Promise<Retraining | null>;
   active(): Promise<Retraining[]>;
   latestOf(modelId: string): Promise<Retraining | null>;
   ofModel(modelId: string): Promise<Retraining[]>;
@@ -56,7 +65,12 @@ export interface RetrainingDeps {
   traffic: TrafficReader;
   snapshots: ReferenceReader;
   datasets: {
-    build(input: { name: string; featureRefs: string[]; spine: SpineRow[] }): Promise<{
+    build(input: {
+      name: string;
+      featureRefs: string[];
+      spine: SpineRow[];
+      idempotencyKey: string;
+    }): Promise<{
       snapshot: DatasetSnapshot;
     }>;
     byIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
@@ -155,22 +169,38 @@ export class RetrainingService {
       after = { createdAt: last.createdAt, id: last.id };
     }
     const out: Retraining[] = [];
-    for (const r of await this.d.repo.active()) {
-      let current = r;
-      for (let guard = 0; guard < 6; guard++) {
-        const next = await this.step(current).catch((e: unknown) =>
-          this.d.repo.advance(
-            current.id,
-            RetrainingStatus.FAILED,
-            `failed while ${current.status}: ${e instanceof Error ? e.message : String(e)}`,
-          ),
-        );
-        if (!next || next.status === current.status) break;
-        current = next;
-      }
-      out.push(current);
-    }
+    for (const r of await this.d.repo.active()) out.push(await this.drive(r));
     return out;
+  }
+
+  /**
+   * Takes the retraining's steps until one has to wait. Each step's side effects are
+   * idempotent (keys derived from the retraining, versions moved only from where they are),
+   * and its status moves by compare-and-set: a step retried after a crash, or raced by
+   * another process, finds what it did, never does it twice. A step that throws is tried
+   * again on the next pass; only a domain refusal ends the retraining as FAILED.
+   */
+  private async drive(r: Retraining): Promise<Retraining> {
+    let current = r;
+    for (let guard = 0; guard < 8; guard++) {
+      let next: Retraining | null;
+      try {
+        next = await this.step(current);
+      } catch (e) {
+        if (!(e instanceof DomainError) || e.retryable) return current;
+        next = await this.d.repo.advance(
+          current.id,
+          current.status,
+          RetrainingStatus.FAILED,
+          `failed while ${current.status}: ${e.message}`,
+        );
+      }
+      // Null: waiting, or another pass moved it; its record says which.
+      if (!next) return (await this.d.repo.find(current.id)) ?? current;
+      if (next.status === current.status) return next;
+      current = next;
+    }
+    return current;
   }
 
   /**
@@ -188,69 +218,80 @@ export class RetrainingService {
     const deployment = await this.d.deploymentOfMonitor(a.monitorId);
     if (!deployment) return null;
     const last = await this.d.repo.latestOf(champion.modelId);
-    const now = this.d.clock.now().getTime();
+    const now = this.d.clock.now();
     if (last && !FINISHED.has(last.status)) return null; // one at a time
-    if (last && now - last.createdAt.getTime() < policy.cooldownMs) return null;
-    return this.start(champion, deployment.id, a.id, `${a.kind} alert: ${a.summary}`, policy);
-  }
-
-  private async start(
-    champion: ModelVersion,
-    deploymentId: string,
-    alertId: string | null,
-    cause: string,
-    policy: RetrainingPolicy,
-  ): Promise<Retraining> {
+    if (last && now.getTime() - last.createdAt.getTime() < policy.cooldownMs) return null;
+    const cause = `${a.kind} alert: ${a.summary}`;
+    // The database keeps it to one open retraining per model, whoever races to start one.
     const r = await this.d.repo.create(
-      { modelId: champion.modelId, deploymentId, alertId, championId: champion.id, cause, policy },
+      {
+        modelId: champion.modelId,
+        deploymentId: deployment.id,
+        alertId: a.id,
+        championId: champion.id,
+        cause,
+        policy,
+        windowEnd: now,
+      },
       `triggered by ${cause}`,
     );
-    const to = this.d.clock.now();
-    const spine = (
-      await this.d.traffic.labelledSpine(
-        deploymentId,
-        new Date(to.getTime() - policy.dataWindowMs),
-        to,
-      )
-    ).sort((x, y) => x.ts - y.ts);
-    if (spine.length < 2)
-      return this.stopForData(r, champion, [
-        `${spine.length} labelled predictions with an entity in the data window`,
-      ]);
-    const cut = Math.max(
-      1,
-      Math.min(spine.length - 1, Math.round(spine.length * (1 - policy.holdoutShare))),
-    );
-    const refs = inputFeatures(champion);
-    const name = `${champion.modelName}-retrain-${to.toISOString().replace(/[:.]/g, '-')}`;
-    const train = await this.d.datasets.build({
-      name,
-      featureRefs: refs,
-      spine: spine.slice(0, cut),
-    });
-    const holdout = await this.d.datasets.build({
-      name: `${name}-holdout`,
-      featureRefs: refs,
-      spine: spine.slice(cut),
-    });
-    return this.d.repo.advance(
-      r.id,
-      RetrainingStatus.BUILDING,
-      `building ${train.snapshot.name} (${cut} rows) and its held-out ${holdout.snapshot.name} (${spine.length - cut} newest rows) from labelled traffic`,
-      { trainDatasetId: train.snapshot.id, holdoutDatasetId: holdout.snapshot.id },
-    );
+    return r ? this.drive(r) : null;
   }
 
   private async step(r: Retraining): Promise<Retraining | null> {
     const [champion] = await this.d.registry.versionsByIds([r.championId]);
     switch (r.status) {
+      case RetrainingStatus.TRIGGERED: {
+        const to = r.windowEnd;
+        const spine = (
+          await this.d.traffic.labelledSpine(
+            r.deploymentId,
+            new Date(to.getTime() - r.policy.dataWindowMs),
+            to,
+          )
+        ).sort((x, y) => x.ts - y.ts);
+        if (spine.length < 2)
+          return this.stopForData(r, champion, [
+            `${spine.length} labelled predictions with an entity in the data window`,
+          ]);
+        const cut = Math.max(
+          1,
+          Math.min(spine.length - 1, Math.round(spine.length * (1 - r.policy.holdoutShare))),
+        );
+        const refs = inputFeatures(champion);
+        const name = `${champion.modelName}-retrain-${to.toISOString().replace(/[:.]/g, '-')}`;
+        const train = await this.d.datasets.build({
+          name,
+          featureRefs: refs,
+          spine: spine.slice(0, cut),
+          idempotencyKey: `retraining:${r.id}:train`,
+        });
+        const holdout = await this.d.datasets.build({
+          name: `${name}-holdout`,
+          featureRefs: refs,
+          spine: spine.slice(cut),
+          idempotencyKey: `retraining:${r.id}:holdout`,
+        });
+        return this.d.repo.advance(
+          r.id,
+          RetrainingStatus.TRIGGERED,
+          RetrainingStatus.BUILDING,
+          `building ${train.snapshot.name} (${train.snapshot.rowCount} rows) and its held-out ${holdout.snapshot.name} (${holdout.snapshot.rowCount} newest rows) from labelled traffic`,
+          { trainDatasetId: train.snapshot.id, holdoutDatasetId: holdout.snapshot.id },
+        );
+      }
       case RetrainingStatus.BUILDING: {
         const sets = await this.d.datasets.byIds([
           r.trainDatasetId as string,
           r.holdoutDatasetId as string,
         ]);
         if (sets.some((s) => s.status === DatasetStatus.FAILED))
-          return this.d.repo.advance(r.id, RetrainingStatus.FAILED, 'a snapshot failed to build');
+          return this.d.repo.advance(
+            r.id,
+            r.status,
+            RetrainingStatus.FAILED,
+            'a snapshot failed to build',
+          );
         if (sets.length < 2 || sets.some((s) => s.status !== DatasetStatus.READY)) return null;
         const profile = await this.d.snapshots.profile(r.trainDatasetId as string);
         const problems = dataProblems(profile, r.policy.validation);
@@ -259,6 +300,7 @@ export class RetrainingService {
         if (!trainer || trainer.kind !== (TrainerKind.BUILTIN as string))
           return this.d.repo.advance(
             r.id,
+            r.status,
             RetrainingStatus.FAILED,
             `${champion.modelName}@${champion.version} was not trained by a built-in trainer; it cannot be retrained automatically`,
           );
@@ -268,9 +310,11 @@ export class RetrainingService {
           datasetId: r.trainDatasetId,
           hyperparameters: champion.hyperparameters,
           registerAs: champion.modelName,
+          idempotencyKey: `retraining:${r.id}:run`,
         });
         return this.d.repo.advance(
           r.id,
+          RetrainingStatus.BUILDING,
           RetrainingStatus.TRAINING,
           `data valid (${profile.rows} rows, ${profile.positives} positive); run ${run.id} submitted with ${trainer.name} and @${champion.version}'s hyperparameters`,
           { runId: run.id },
@@ -281,45 +325,57 @@ export class RetrainingService {
         if (run.status === RunStatus.FAILED || run.status === RunStatus.CANCELLED)
           return this.d.repo.advance(
             r.id,
+            r.status,
             RetrainingStatus.FAILED,
             `run ${run.id} ${run.status}: ${run.error ?? ''}`,
           );
         if (run.status !== RunStatus.SUCCEEDED || !run.modelVersionId) return null;
         const challenger = run.modelVersionId;
-        const validated = await this.d.registry.validate(
-          SYSTEM,
-          challenger,
-          r.holdoutDatasetId as string,
-        );
-        try {
-          await this.d.registry.transition(
+        // Each move is taken only from where the version is: after a crash half way, the
+        // moves already made are recognised and the rest taken.
+        let v = (await this.d.registry.versionsByIds([challenger]))[0];
+        if (v.state === ModelState.REGISTERED)
+          v = await this.d.registry.validate(SYSTEM, challenger, r.holdoutDatasetId as string);
+        if (v.state === ModelState.VALIDATED) {
+          try {
+            v = await this.d.registry.transition(
+              SYSTEM,
+              challenger,
+              ModelState.STAGING,
+              `retraining ${r.id}: challenger of @${champion.version}`,
+            );
+          } catch (e) {
+            if (e instanceof DomainError && !e.retryable)
+              return this.d.repo.advance(
+                r.id,
+                r.status,
+                RetrainingStatus.REJECTED,
+                `@${v.version} stays out: ${e.message}`,
+                { challengerId: challenger },
+              );
+            throw e;
+          }
+        }
+        if (v.state === ModelState.STAGING)
+          v = await this.d.registry.transition(
             SYSTEM,
             challenger,
-            ModelState.STAGING,
-            `retraining ${r.id}: challenger of @${champion.version}`,
+            ModelState.SHADOW,
+            `retraining ${r.id}: shadowing @${champion.version}`,
           );
-        } catch (e) {
-          if (e instanceof DomainError)
-            return this.d.repo.advance(
-              r.id,
-              RetrainingStatus.REJECTED,
-              `@${validated.version} stays out: ${e.message}`,
-              {
-                challengerId: challenger,
-              },
-            );
-          throw e;
-        }
-        await this.d.registry.transition(
-          SYSTEM,
-          challenger,
-          ModelState.SHADOW,
-          `retraining ${r.id}: shadowing @${champion.version}`,
-        );
+        if (v.state !== ModelState.SHADOW)
+          return this.d.repo.advance(
+            r.id,
+            r.status,
+            RetrainingStatus.FAILED,
+            `@${v.version} is ${v.state}, not on its way to SHADOW`,
+            { challengerId: challenger },
+          );
         return this.d.repo.advance(
           r.id,
+          RetrainingStatus.TRAINING,
           RetrainingStatus.SHADOW,
-          `@${validated.version} passed the gates on the held-out snapshot; it shadows @${champion.version} for ${r.policy.shadowMs} ms`,
+          `@${v.version} passed the gates on the held-out snapshot; it shadows @${champion.version} for ${r.policy.shadowMs} ms`,
           { challengerId: challenger },
         );
       }
@@ -334,14 +390,17 @@ export class RetrainingService {
         const compared = shadow.pairs
           ? `shadow: ${shadow.pairs} requests scored by both, mean |Δ| ${shadow.meanAbsDiff.toFixed(4)}, agreement ${(shadow.agreement * 100).toFixed(1)}%`
           : 'shadow: no requests scored by both';
-        const v = await this.d.registry.transition(
-          SYSTEM,
-          r.challengerId as string,
-          ModelState.CANARY,
-          `retraining ${r.id}: shadow phase over (${compared})`,
-        );
+        let [v] = await this.d.registry.versionsByIds([r.challengerId as string]);
+        if (v.state === ModelState.SHADOW)
+          v = await this.d.registry.transition(
+            SYSTEM,
+            v.id,
+            ModelState.CANARY,
+            `retraining ${r.id}: shadow phase over (${compared})`,
+          );
         return this.d.repo.advance(
           r.id,
+          RetrainingStatus.SHADOW,
           RetrainingStatus.CANARY,
           `${compared}; @${v.version} is the CANARY, the canary controller steps it up or rolls it back`,
         );
@@ -351,12 +410,14 @@ export class RetrainingService {
         if (v.state === ModelState.PRODUCTION)
           return this.d.repo.advance(
             r.id,
+            r.status,
             RetrainingStatus.PROMOTED,
             `@${v.version} is in PRODUCTION`,
           );
         if (v.state === ModelState.ROLLED_BACK || v.state === ModelState.ARCHIVED)
           return this.d.repo.advance(
             r.id,
+            r.status,
             RetrainingStatus.REJECTED,
             `@${v.version} was ${v.state}`,
           );
@@ -371,9 +432,10 @@ export class RetrainingService {
     r: Retraining,
     champion: ModelVersion,
     problems: string[],
-  ): Promise<Retraining> {
+  ): Promise<Retraining | null> {
     const summary = `retraining of ${champion.modelName} stopped, the data failed validation: ${problems.join('; ')}`;
+    // One open alert per version and kind: raising it again on a retry changes nothing.
     await this.d.monitoring.raiseUnmonitored(champion.id, AlertKind.DATA_VALIDATION, summary);
-    return this.d.repo.advance(r.id, RetrainingStatus.STOPPED_BAD_DATA, summary);
+    return this.d.repo.advance(r.id, r.status, RetrainingStatus.STOPPED_BAD_DATA, summary);
   }
 }

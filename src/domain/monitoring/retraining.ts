@@ -36,6 +36,8 @@ export const DEFAULT_RETRAINING_POLICY: RetrainingPolicy = {
 };
 
 export enum RetrainingStatus {
+  /** Recorded; its snapshots are about to be built from the data window's labelled traffic. */
+  TRIGGERED = 'TRIGGERED',
   /** Building the training and held-out snapshots. */
   BUILDING = 'BUILDING',
   TRAINING = 'TRAINING',
@@ -74,6 +76,8 @@ export interface Retraining {
   cause: string;
   status: RetrainingStatus;
   policy: RetrainingPolicy;
+  /** The end of the data window it reads (fixed when it starts, so a retried step reads the same). */
+  windowEnd: Date;
   trainDatasetId: string | null;
   holdoutDatasetId: string | null;
   runId: string | null;

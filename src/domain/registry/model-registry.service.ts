@@ -5,6 +5,7 @@ import { type EventBus, Topics } from '../events/event-bus';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
 import { FeatureType } from '../features/feature-definition';
 import { type Clock } from '../shared/clock';
+import { type UnitOfWork } from '../shared/unit-of-work';
 import {
   ConflictError,
   DomainError,
@@ -48,6 +49,8 @@ export interface RegistryDeps {
   runs: { get(id: string): Promise<TrainingRun> };
   datasets: { byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> };
   events: EventBus;
+  /** Changes and the events that announce them commit together (the outbox). */
+  uow: UnitOfWork;
   clock: Clock;
 }
 
@@ -129,24 +132,27 @@ export class ModelRegistryService {
         RegistryErrorCode.ARTIFACT_CHECKSUM_MISMATCH,
         'The copied model does not match its SHA-256; nothing was registered',
       );
-    const version = await this.d.repo.insertVersion({
-      modelName,
-      runId: run.id,
-      artifact,
-      datasetId: run.datasetId,
-      datasetHash: dataset?.contentHash ?? null,
-      featureRefs,
-      featureViewVersionIds: dataset?.featureViewVersionIds ?? [],
-      hyperparameters: run.hyperparameters,
-      metrics: run.summary,
-      gitCommit: run.gitCommit,
-      trainer: { kind: run.trainer.kind, name: run.trainer.name, version: run.trainerVersion },
-      signature,
-      actor: actorName(actor),
-      reason: reason || `registered from run ${run.id}`,
+    return this.d.uow.run(async () => {
+      const { version, created } = await this.d.repo.insertVersion({
+        modelName,
+        runId: run.id,
+        artifact,
+        datasetId: run.datasetId,
+        datasetHash: dataset?.contentHash ?? null,
+        featureRefs,
+        featureViewVersionIds: dataset?.featureViewVersionIds ?? [],
+        hyperparameters: run.hyperparameters,
+        metrics: run.summary,
+        gitCommit: run.gitCommit,
+        trainer: { kind: run.trainer.kind, name: run.trainer.name, version: run.trainerVersion },
+        signature,
+        actor: actorName(actor),
+        reason: reason || `registered from run ${run.id}`,
+      });
+      if (created)
+        await this.publish(version, null, ModelState.REGISTERED, actorName(actor), reason);
+      return version;
     });
-    await this.publish(version, null, ModelState.REGISTERED, actorName(actor), reason);
-    return version;
   }
 
   /**
@@ -207,25 +213,29 @@ export class ModelRegistryService {
             },
           );
       }
-      const moved = await this.d.repo.transition({
-        versionId: v.id,
-        from: v.state,
-        to,
-        expectedProductionId: model.productionVersionId,
-        actor: actorName(actor),
-        reason,
-        gates: results,
+      const moved = await this.d.uow.run(async () => {
+        const m = await this.d.repo.transition({
+          versionId: v.id,
+          from: v.state,
+          to,
+          expectedProductionId: model.productionVersionId,
+          actor: actorName(actor),
+          reason,
+          gates: results,
+        });
+        if (!m) return null;
+        await this.publish(m.version, v.state, to, actorName(actor), reason);
+        if (m.replaced)
+          await this.publish(
+            m.replaced,
+            ModelState.PRODUCTION,
+            ModelState.ARCHIVED,
+            actorName(actor),
+            `replaced by ${v.modelName}@${v.version}`,
+          );
+        return m;
       });
       if (!moved) continue; // the version or the model's production moved: judge again
-      await this.publish(moved.version, v.state, to, actorName(actor), reason);
-      if (moved.replaced)
-        await this.publish(
-          moved.replaced,
-          ModelState.PRODUCTION,
-          ModelState.ARCHIVED,
-          actorName(actor),
-          `replaced by ${v.modelName}@${v.version}`,
-        );
       return moved.version;
     }
     throw new DomainError(
@@ -238,27 +248,29 @@ export class ModelRegistryService {
   /** PRODUCTION goes back to the previous production version, in one step. */
   async rollback(actor: Principal, modelName: string, reason: string): Promise<ModelVersion> {
     const model = await this.model(modelName);
-    const r = await this.d.repo.rollback(model.id, actorName(actor), reason);
-    if (!r)
-      throw new ConflictError(
-        RegistryErrorCode.NO_PREVIOUS_PRODUCTION,
-        `${modelName} has no previous production version to return to`,
+    return this.d.uow.run(async () => {
+      const r = await this.d.repo.rollback(model.id, actorName(actor), reason);
+      if (!r)
+        throw new ConflictError(
+          RegistryErrorCode.NO_PREVIOUS_PRODUCTION,
+          `${modelName} has no previous production version to return to`,
+        );
+      await this.publish(
+        r.rolledBack,
+        ModelState.PRODUCTION,
+        ModelState.ROLLED_BACK,
+        actorName(actor),
+        reason,
       );
-    await this.publish(
-      r.rolledBack,
-      ModelState.PRODUCTION,
-      ModelState.ROLLED_BACK,
-      actorName(actor),
-      reason,
-    );
-    await this.publish(
-      r.restored,
-      ModelState.ARCHIVED,
-      ModelState.PRODUCTION,
-      actorName(actor),
-      `rollback: ${reason}`,
-    );
-    return r.restored;
+      await this.publish(
+        r.restored,
+        ModelState.ARCHIVED,
+        ModelState.PRODUCTION,
+        actorName(actor),
+        `rollback: ${reason}`,
+      );
+      return r.restored;
+    });
   }
 
   async setGates(modelName: string, gates: Gate[]): Promise<Model> {
@@ -374,17 +386,20 @@ export class ModelRegistryService {
     gates: Transition['gates'],
   ): Promise<ModelVersion> {
     const model = (await this.d.repo.findModelsByIds([v.modelId]))[0];
-    const moved = await this.d.repo.transition({
-      versionId: v.id,
-      from: v.state,
-      to,
-      expectedProductionId: model.productionVersionId,
-      actor: actorName(actor),
-      reason,
-      gates,
+    const moved = await this.d.uow.run(async () => {
+      const m = await this.d.repo.transition({
+        versionId: v.id,
+        from: v.state,
+        to,
+        expectedProductionId: model.productionVersionId,
+        actor: actorName(actor),
+        reason,
+        gates,
+      });
+      if (m) await this.publish(m.version, v.state, to, actorName(actor), reason);
+      return m;
     });
     if (!moved) throw illegal((await this.version(v.id)).state, to);
-    await this.publish(moved.version, v.state, to, actorName(actor), reason);
     return moved.version;
   }
 

@@ -58,7 +58,8 @@ export interface ModelRegistryRepository {
    * Creates the model if needed and the next version number under a lock on the model, in
    * one transaction with its first transition: numbers never repeat or skip.
    */
-  insertVersion(v: NewVersion): Promise<ModelVersion>;
+  /** `created` is false when the run was already a version of the model (that one is returned). */
+  insertVersion(v: NewVersion): Promise<{ version: ModelVersion; created: boolean }>;
   /** The version of `modelName` registered from `runId`, if there is one. */
   versionOfRun(modelName: string, runId: string): Promise<ModelVersion | null>;
   findModel(name: string): Promise<Model | null>;

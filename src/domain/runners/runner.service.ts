@@ -2,6 +2,7 @@ import { type Principal } from '../auth/api-key';
 import { Role } from '../auth/role';
 import { type EventBus, Topics } from '../events/event-bus';
 import { type Clock } from '../shared/clock';
+import { NO_TRANSACTION, type UnitOfWork } from '../shared/unit-of-work';
 import {
   ConflictError,
   DomainError,
@@ -46,23 +47,28 @@ export class RunnerService {
     private readonly events: EventBus,
     private readonly clock: Clock,
     private readonly queue: RunQueue,
+    /** A runner's change and its event commit together (the outbox). */
+    private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {}
 
   async register(actor: Principal, input: RegisterRunnerInput): Promise<Runner> {
     validate(input);
-    const runner = await this.repo.insert({
-      name: input.name,
-      hostname: input.hostname,
-      gpus: input.gpus,
-      keyId: actor.keyId,
-      at: this.clock.now(),
+    const runner = await this.uow.run(async () => {
+      const r = await this.repo.insert({
+        name: input.name,
+        hostname: input.hostname,
+        gpus: input.gpus,
+        keyId: actor.keyId,
+        at: this.clock.now(),
+      });
+      await this.publish(RunnerEventKind.REGISTERED, r.id);
+      return r;
     });
     await this.queue.registerRunner(
       runner.id,
       runner.gpus,
       input.slots ?? Math.max(1, runner.gpus.length),
     );
-    await this.publish(RunnerEventKind.REGISTERED, runner.id);
     return runner;
   }
 
@@ -91,10 +97,13 @@ export class RunnerService {
 
   async stop(actor: Principal, id: string): Promise<Runner> {
     await this.owned(actor, id);
-    const r = await this.repo.stop(id, this.clock.now());
-    if (!r) throw notFound(id);
+    const r = await this.uow.run(async () => {
+      const stopped = await this.repo.stop(id, this.clock.now());
+      if (!stopped) throw notFound(id);
+      await this.publish(RunnerEventKind.STOPPED, id);
+      return stopped;
+    });
     await this.queue.retireRunner(id);
-    await this.publish(RunnerEventKind.STOPPED, id);
     return r;
   }
 

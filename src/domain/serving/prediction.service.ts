@@ -200,6 +200,11 @@ export class PredictionService {
     };
   }
 
+  /** One deployment by its id (null when there is none). */
+  async deployment(id: string): Promise<Deployment | null> {
+    return (await this.repo.findByIds([id]))[0] ?? null;
+  }
+
   list(page: PageRequest): Promise<Page<Deployment>> {
     return this.repo.list(page);
   }
@@ -679,6 +684,11 @@ export class PredictionService {
     endpoint: string,
     windowMs: number,
   ): Promise<{ versionId: string; n: number; errors: number; p99Ms: number | null }[]> {
+    if (!Number.isInteger(windowMs) || windowMs < 1_000 || windowMs > 86_400_000)
+      throw new InvalidInputError(
+        ServingErrorCode.INVALID_DEPLOYMENT,
+        'the window must be 1 s to 24 h',
+      );
     const d = (await this.route(endpoint, false)).deployment;
     const now = this.clock.now().getTime();
     return [...this.outcomes.entries()]
@@ -687,8 +697,8 @@ export class PredictionService {
   }
 
   /** Events of one endpoint (readiness, canary steps, rollbacks, promotions). */
-  deploymentEvents(endpoint: string) {
-    return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`);
+  deploymentEvents(endpoint: string, after: string | null = null) {
+    return this.events.subscribe<DeploymentEvent>(`${Topics.deployments}:${endpoint}`, { after });
   }
 
   private async publish(

@@ -21,12 +21,19 @@ export interface NewRun {
   maxRetries: number;
   gitCommit: string | null;
   registerAs: string | null;
+  /** A caller's key for this submission: a second submission with it is the same run. */
+  idempotencyKey: string | null;
 }
 
 /** Port: runs and experiments, the state of record. Every transition is conditional. */
 export interface TrainingRunRepository {
-  /** Creates the experiment when it does not exist yet, and the run (PENDING or QUEUED) in it. */
-  insert(run: NewRun): Promise<TrainingRun>;
+  /**
+   * Creates the experiment when it does not exist yet, and the run (PENDING or QUEUED) in it;
+   * with an idempotency key already used, returns that run instead (`created` false).
+   */
+  insert(run: NewRun): Promise<{ run: TrainingRun; created: boolean }>;
+  /** The run submitted with this idempotency key, if any. */
+  findByIdempotencyKey(key: string): Promise<TrainingRun | null>;
   findByIds(ids: readonly string[]): Promise<TrainingRun[]>;
   list(
     page: PageRequest,

@@ -189,6 +189,8 @@ const envSchema = z.object({
       return raw;
     }),
   KEY_RECHECK_MS: intIn('KEY_RECHECK_MS', 100, 600_000, 2_000),
+  LEASE_TTL_MS: intIn('LEASE_TTL_MS', 300, 600_000, 10_000),
+  RELAY_INTERVAL_MS: intIn('RELAY_INTERVAL_MS', 5, 600_000, 1_000),
   REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
   DATABASE_QUERY_TIMEOUT_MS: intIn('DATABASE_QUERY_TIMEOUT_MS', 100, 3_600_000, 60_000),
   FEATURE_STREAM_CONSUMER: z
@@ -264,6 +266,10 @@ export interface Config {
   redisCommandTimeoutMs: number;
   /** A PostgreSQL statement running this long is cancelled (503). */
   databaseQueryTimeoutMs: number;
+  /** A singleton loop's lease lapses this long after its holder last extended it. */
+  leaseTtlMs: number;
+  /** How often the outbox relay looks for committed events besides when woken by a commit. */
+  relayIntervalMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -311,6 +317,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyRecheckMs: e.KEY_RECHECK_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+    leaseTtlMs: e.LEASE_TTL_MS,
+    relayIntervalMs: e.RELAY_INTERVAL_MS,
   };
 }
 

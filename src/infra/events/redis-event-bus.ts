@@ -5,12 +5,16 @@ import { type EventBus, type EventSubscription } from '../../domain/events/event
 const MAX_BUFFERED = 1_000;
 
 /**
- * Redis pub/sub: one publishing connection, one subscribing connection per process,
- * channels reference-counted across local subscribers.
+ * Redis pub/sub, the live transport under the outbox (OutboxEventBus): one publishing
+ * connection, one subscribing connection per process, channels reference-counted across
+ * local subscribers. At most once: what a subscriber misses while its connection is down,
+ * the outbox gives back (`onReconnect`).
  */
 export class RedisEventBus implements EventBus {
   private readonly listeners = new Map<string, Set<(payload: unknown) => void>>();
   private readonly subscribing = new Map<string, Promise<unknown>>();
+  private readonly reconnected: (() => void)[] = [];
+  private connectedOnce = false;
 
   constructor(
     private readonly pub: Redis,
@@ -18,6 +22,12 @@ export class RedisEventBus implements EventBus {
     private readonly prefix: string,
     private readonly onDropped: (topic: string) => void = () => undefined,
   ) {
+    // ioredis resubscribes the channels itself; what was published meanwhile is lost here.
+    this.sub.on('ready', () => {
+      if (this.connectedOnce) this.reconnected.forEach((f) => f());
+      this.connectedOnce = true;
+    });
+    if (this.sub.status === 'ready') this.connectedOnce = true;
     this.sub.on('message', (channel: string, message: string) => {
       const set = this.listeners.get(channel);
       if (!set) return;
@@ -29,6 +39,10 @@ export class RedisEventBus implements EventBus {
       }
       for (const l of set) l(payload);
     });
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnected.push(listener);
   }
 
   async publish<T>(topic: string, payload: T): Promise<void> {

@@ -39,6 +39,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly outboxRelayDelay = new Histogram({
+    name: 'aether_outbox_relay_delay_seconds',
+    help: 'Time from an event being committed to the outbox until the relay published it.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
   readonly deadLetters = new Counter({
     name: 'aether_dead_letters_total',
     help: 'Records set aside because the database refused their content, by writer.',

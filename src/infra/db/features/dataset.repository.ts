@@ -28,11 +28,15 @@ interface Row {
 export class SqlDatasetRepository implements DatasetRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async create(d: Omit<DatasetSnapshot, 'id' | 'createdAt'>): Promise<DatasetSnapshot> {
+  async create(
+    d: Omit<DatasetSnapshot, 'id' | 'createdAt'>,
+    idempotencyKey: string | null = null,
+  ): Promise<{ snapshot: DatasetSnapshot; created: boolean }> {
     return this.ds.transaction(async (m) => {
       const [row]: Row[] = await m.query(
-        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *`,
+        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         [
           d.name,
           d.status,
@@ -45,14 +49,26 @@ export class SqlDatasetRepository implements DatasetRepository {
           d.progress,
           d.error,
           d.completedAt,
+          idempotencyKey,
         ],
       );
+      if (!row) {
+        const [earlier]: Row[] = await m.query(
+          `SELECT d.*, (SELECT array_agg(version_id) FROM dataset_feature_view_version WHERE dataset_id = d.id) AS version_ids
+           FROM dataset_snapshot d WHERE idempotency_key = $1`,
+          [idempotencyKey],
+        );
+        return { snapshot: toSnapshot(earlier), created: false };
+      }
       // The link makes each view version list this dataset as a consumer.
       await m.query(
         `INSERT INTO dataset_feature_view_version (dataset_id, version_id) SELECT $1, unnest($2::uuid[])`,
         [row.id, d.featureViewVersionIds],
       );
-      return toSnapshot({ ...row, version_ids: d.featureViewVersionIds });
+      return {
+        snapshot: toSnapshot({ ...row, version_ids: d.featureViewVersionIds }),
+        created: true,
+      };
     });
   }
 

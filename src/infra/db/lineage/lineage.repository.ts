@@ -52,4 +52,18 @@ export class SqlLineageRepository implements LineageRepository {
     );
     return rows.map((r) => ({ from: r.from_node, to: r.to_node, relation: r.relation }));
   }
+
+  async search(text: string, kinds: readonly string[], limit: number): Promise<LineageNode[]> {
+    // LIKE's wildcards in the text are matched literally.
+    const pattern = text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`);
+    const rows: { id: string; kind: string; label: string }[] = await this.ds.query(
+      `SELECT id, kind, label FROM lineage_node
+       WHERE (cardinality($2::text[]) = 0 OR kind = ANY($2::text[]))
+         AND (lower(label) LIKE '%' || $1 || '%' OR lower(id) LIKE '%' || $1 || '%')
+       ORDER BY lower(label) LIKE $1 || '%' DESC, length(label), created_at DESC, id
+       LIMIT $3`,
+      [pattern, kinds, limit],
+    );
+    return rows.map((r) => ({ ...r, depth: 0 }));
+  }
 }

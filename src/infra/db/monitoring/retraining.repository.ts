@@ -3,7 +3,7 @@ import {
   FINISHED,
   type Retraining,
   type RetrainingPolicy,
-  type RetrainingStatus,
+  RetrainingStatus,
   type RetrainingStep,
 } from '../../../domain/monitoring/retraining';
 import { type RetrainingRepository } from '../../../domain/monitoring/retraining.service';
@@ -24,6 +24,7 @@ interface Row {
   run_id: string | null;
   challenger_id: string | null;
   steps: RetrainingStep[];
+  window_end: Date | null;
   updated_at: Date;
   created_at: Date;
 }
@@ -51,16 +52,22 @@ export class SqlRetrainingRepository implements RetrainingRepository {
   }
 
   async create(
-    r: Pick<Retraining, 'modelId' | 'deploymentId' | 'alertId' | 'championId' | 'cause' | 'policy'>,
+    r: Pick<
+      Retraining,
+      'modelId' | 'deploymentId' | 'alertId' | 'championId' | 'cause' | 'policy' | 'windowEnd'
+    >,
     detail: string,
-  ): Promise<Retraining> {
+  ): Promise<Retraining | null> {
     const at = this.clock.now();
     const steps: RetrainingStep[] = [
-      { at: at.toISOString(), status: 'BUILDING' as RetrainingStatus, detail },
+      { at: at.toISOString(), status: RetrainingStatus.TRIGGERED, detail },
     ];
+    // The partial unique index allows one open retraining per model.
     const rows: Row[] = await this.ds.query(
-      `INSERT INTO retraining (model_id, deployment_id, alert_id, champion_id, cause, status, policy, steps, updated_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, 'BUILDING', $6, $7, $8, $8) RETURNING *`,
+      `INSERT INTO retraining (model_id, deployment_id, alert_id, champion_id, cause, status, policy, steps, window_end, updated_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, 'TRIGGERED', $6, $7, $8, $9, $9)
+       ON CONFLICT (model_id) WHERE status NOT IN ('PROMOTED', 'REJECTED', 'STOPPED_BAD_DATA', 'FAILED')
+       DO NOTHING RETURNING *`,
       [
         r.modelId,
         r.deploymentId,
@@ -69,41 +76,49 @@ export class SqlRetrainingRepository implements RetrainingRepository {
         r.cause,
         JSON.stringify(r.policy),
         JSON.stringify(steps),
+        r.windowEnd,
         at,
       ],
     );
-    return toRetraining(rows[0]);
+    return rows[0] ? toRetraining(rows[0]) : null;
   }
 
   async advance(
     id: string,
-    status: RetrainingStatus,
+    from: RetrainingStatus,
+    to: RetrainingStatus,
     detail: string,
     patch: Partial<
       Pick<Retraining, 'trainDatasetId' | 'holdoutDatasetId' | 'runId' | 'challengerId'>
     > = {},
-  ): Promise<Retraining> {
+  ): Promise<Retraining | null> {
     const at = this.clock.now();
-    const step: RetrainingStep = { at: at.toISOString(), status, detail };
+    const step: RetrainingStep = { at: at.toISOString(), status: to, detail };
     const rows = returnedRows<Row>(
       await this.ds.query(
         `UPDATE retraining SET status = $2, steps = steps || $3::jsonb, updated_at = $4,
            train_dataset_id = COALESCE($5, train_dataset_id), holdout_dataset_id = COALESCE($6, holdout_dataset_id),
            run_id = COALESCE($7, run_id), challenger_id = COALESCE($8, challenger_id)
-         WHERE id = $1 RETURNING *`,
+         WHERE id = $1 AND status = $9 RETURNING *`,
         [
           id,
-          status,
+          to,
           JSON.stringify([step]),
           at,
           patch.trainDatasetId ?? null,
           patch.holdoutDatasetId ?? null,
           patch.runId ?? null,
           patch.challengerId ?? null,
+          from,
         ],
       ),
     );
-    return toRetraining(rows[0]);
+    return rows[0] ? toRetraining(rows[0]) : null;
+  }
+
+  async find(id: string): Promise<Retraining | null> {
+    const rows: Row[] = await this.ds.query(`SELECT * FROM retraining WHERE id = $1`, [id]);
+    return rows[0] ? toRetraining(rows[0]) : null;
   }
 
   async active(): Promise<Retraining[]> {
@@ -141,6 +156,7 @@ function toRetraining(r: Row): Retraining {
     cause: r.cause,
     status: r.status,
     policy: r.policy,
+    windowEnd: r.window_end ?? r.created_at,
     trainDatasetId: r.train_dataset_id,
     holdoutDatasetId: r.holdout_dataset_id,
     runId: r.run_id,

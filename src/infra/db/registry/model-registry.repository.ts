@@ -61,7 +61,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
     private readonly clock: Clock,
   ) {}
 
-  insertVersion(v: NewVersion): Promise<ModelVersion> {
+  insertVersion(v: NewVersion): Promise<{ version: ModelVersion; created: boolean }> {
     const at = this.clock.now();
     return this.ds.transaction(async (m) => {
       await m.query(
@@ -79,7 +79,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
           `SELECT id FROM model_version WHERE model_id = $1 AND run_id = $2`,
           [model.id, v.runId],
         )) as { id: string }[];
-        if (already) return (await this.versions(m, [already.id]))[0];
+        if (already) return { version: (await this.versions(m, [already.id]))[0], created: false };
       }
       const [row] = (await m.query(
         `INSERT INTO model_version (model_id, version, state, run_id, artifact, dataset_id, dataset_hash,
@@ -115,7 +115,7 @@ export class SqlModelRegistryRepository implements ModelRegistryRepository {
           v.runId,
           row.id,
         ]);
-      return (await this.versions(m, [row.id]))[0];
+      return { version: (await this.versions(m, [row.id]))[0], created: true };
     });
   }
 

@@ -54,7 +54,7 @@ const RUNS = `(SELECT r.*, e.name AS experiment_name FROM training_run r JOIN ex
 export class SqlTrainingRunRepository implements TrainingRunRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async insert(run: NewRun): Promise<TrainingRun> {
+  async insert(run: NewRun): Promise<{ run: TrainingRun; created: boolean }> {
     const rows: Row[] = await this.ds.query(
       `WITH e AS (
          INSERT INTO experiment (name) VALUES ($1)
@@ -62,8 +62,10 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
          RETURNING id, name
        )
        INSERT INTO training_run (experiment_id, trainer, trainer_version, dataset_id, hyperparameters,
-                                 gpu_count, gpu_memory_mb, max_retries, git_commit, status, register_as)
-       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM e
+                                 gpu_count, gpu_memory_mb, max_retries, git_commit, status, register_as,
+                                 idempotency_key)
+       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM e
+       ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING *, (SELECT name FROM e) AS experiment_name`,
       [
         run.experimentName,
@@ -77,9 +79,20 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
         run.gitCommit,
         run.status,
         run.registerAs,
+        run.idempotencyKey,
       ],
     );
-    return toRun(rows[0]);
+    if (rows[0]) return { run: toRun(rows[0]), created: true };
+    const earlier = run.idempotencyKey ? await this.findByIdempotencyKey(run.idempotencyKey) : null;
+    if (!earlier) throw new Error('training_run insert returned no row');
+    return { run: earlier, created: false };
+  }
+
+  async findByIdempotencyKey(key: string): Promise<TrainingRun | null> {
+    const rows: Row[] = await this.ds.query(`SELECT * FROM ${RUNS} WHERE idempotency_key = $1`, [
+      key,
+    ]);
+    return rows[0] ? toRun(rows[0]) : null;
   }
 
   async findByIds(ids: readonly string[]): Promise<TrainingRun[]> {

@@ -7,8 +7,8 @@ import { type MigrationInterface, type QueryRunner } from 'typeorm';
  * compared-and-set on a generation that compactions and backfills both advance (ADR 0023).
  * A snapshot keeps the Parquet copy served for download beside its Arrow file (ADR 0024).
  */
-export class FeatureVersions1764816000000 implements MigrationInterface {
-  name = 'FeatureVersions1764816000000';
+export class FeatureVersions1764960000000 implements MigrationInterface {
+  name = 'FeatureVersions1764960000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE feature_event DROP CONSTRAINT feature_event_pkey`);
