@@ -104,7 +104,7 @@ export async function main(): Promise<void> {
       explicitC1.push(...(await runs(http(p.app.url, explicitBody, 1), 1)));
     }
     const c32 = await runs(http(p.app.url, body, 32));
-    const key = `${p.env.REDIS_PREFIX}ol:${version.id}:c42`;
+    const key = `${p.env.REDIS_PREFIX}ol:{${version.id}:c42}`;
     const redisC1 = await runs(() =>
       runLoad({
         mode: 'redis',

@@ -9,15 +9,15 @@ import { startBenchPlatform, type BenchPlatform } from './support/platform';
 /**
  * features-pit: a point-in-time join of label rows against feature history, by Aether's
  * DatasetService (offline history compacted into columnar segments, `evaluateView` per row)
- * and, in the same run,
- * by DuckDB's ASOF JOIN on the same data. `results_identical` compares a checksum over every
- * joined value.
+ * and, in the same run, by DuckDB's ASOF JOIN on the same data. `results_identical` compares
+ * a checksum over every joined value.
  *
- * DuckDB cannot break ties on created time inside an ASOF join, so its query joins on the
- * time a row became visible, max(event_ts, created_ts): originals are created at their event
- * time and corrections seconds later, far less than the gap between an entity's events, so
- * ordering by visibility equals ordering by (event_ts, created_ts) here, and a label exactly
- * on an event time sees the original but not its later correction, in both engines.
+ * The history has corrections: about 2% of events get a second version (same event id and
+ * event time, another value, known 1-60 s later), some a third. Each event's first version
+ * is known at its event time, so DuckDB's query takes two ASOF joins: the latest event at or
+ * before the label time among first versions, then that event's version with the latest
+ * known time at or before the label time. A label exactly on an event time sees the original,
+ * not its later correction, in both engines.
  */
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -58,21 +58,18 @@ function synthetic(entities: number, rowsPerEntity: number, labels: number): Dat
     for (let n = 0; n < rowsPerEntity; n++) {
       const ts = T0 + Math.floor(((n + r() * 0.9) * span) / rowsPerEntity / 1000) * 1000;
       eventTimes[e].push(ts);
-      rows.push({
-        entityKey: k,
-        event: { eventId: `r${id++}`, eventTs: ts, createdTs: ts, fields: values() },
-      });
-      // About 2% of rows get a correction: same entity and event time, learned 1-60 s later.
-      if (r() < 0.02)
+      const eventId = `r${id++}`;
+      rows.push({ entityKey: k, event: { eventId, eventTs: ts, createdTs: ts, fields: values() } });
+      // About 2% of events get a correction (same event, learned 1-60 s later), a fifth of
+      // those a second one.
+      let known = ts;
+      for (let c = 0; c < 2 && r() < (c === 0 ? 0.02 : 0.2); c++) {
+        known += (1 + Math.floor(r() * 60)) * 1000;
         rows.push({
           entityKey: k,
-          event: {
-            eventId: `r${id++}`,
-            eventTs: ts,
-            createdTs: ts + (1 + Math.floor(r() * 60)) * 1000,
-            fields: values(),
-          },
+          event: { eventId, eventTs: ts, createdTs: known, fields: values() },
         });
+      }
     }
   });
   const ls: Data['labels'] = [];
@@ -108,6 +105,18 @@ async function flightsData(n: number): Promise<Data> {
     );
     return { entityKey: f.origin, event: { eventId: f.id, eventTs: ts, createdTs: ts, fields } };
   });
+  // One delay in a hundred is re-reported half an hour after departure.
+  const corrected = rows
+    .filter((_, i) => i % 100 === 7)
+    .map((r) => ({
+      entityKey: r.entityKey,
+      event: {
+        ...r.event,
+        createdTs: r.event.createdTs + 30 * 60_000,
+        fields: { ...r.event.fields, f0: r.event.fields.f0 + 5 },
+      },
+    }));
+  rows.push(...corrected);
   const labels = flights
     .filter((_, i) => i % 3 === 0)
     .map((f) => ({ entityKey: f.origin, ts: f.scheduled, label: f.delayMinutes > 15 ? 1 : 0 }));
@@ -149,6 +158,7 @@ async function runOne(
     })),
   });
   const loadStart = Date.now();
+  let corrections = 0;
   // Through the product's ingestion path (validation, offline append, online state), with
   // each row's created time as its knownAt.
   for (let i = 0; i < data.rows.length; i += 10_000) {
@@ -162,6 +172,7 @@ async function runOne(
     const [report] = await s.ingestion.ingest([version], batch, 'bench');
     if (report.quarantined)
       throw new Error(`unexpected quarantine: ${JSON.stringify(report.byRule)}`);
+    corrections += report.corrections;
   }
   await p.app.db.dataSource.query('ANALYZE feature_event');
   const loadSeconds = (Date.now() - loadStart) / 1000;
@@ -177,12 +188,13 @@ async function runOne(
   // DuckDB, same data, in memory.
   const duck = await (await DuckDBInstance.create(':memory:')).connect();
   await duck.run(
-    `CREATE TABLE feat (entity VARCHAR, event_ts BIGINT, created_ts BIGINT, ${Array.from({ length: FEATURES }, (_, j) => `f${j} DOUBLE`).join(', ')})`,
+    `CREATE TABLE feat (entity VARCHAR, event_id VARCHAR, event_ts BIGINT, created_ts BIGINT, ${Array.from({ length: FEATURES }, (_, j) => `f${j} DOUBLE`).join(', ')})`,
   );
   await duck.run('CREATE TABLE labels (i INTEGER, entity VARCHAR, ts BIGINT)');
   const fa = await duck.createAppender('feat');
   for (const r of data.rows) {
     fa.appendVarchar(r.entityKey);
+    fa.appendVarchar(r.event.eventId);
     fa.appendBigInt(BigInt(r.event.eventTs));
     fa.appendBigInt(BigInt(r.event.createdTs));
     for (let j = 0; j < FEATURES; j++) fa.appendDouble(r.event.fields[`f${j}`]);
@@ -219,10 +231,15 @@ async function runOne(
   for (let i = 0; i < repeats; i++) {
     const t = process.hrtime.bigint();
     const res = await duck.runAndReadAll(`
-      WITH vis AS (SELECT *, greatest(event_ts, created_ts) AS vis_ts FROM feat)
-      SELECT l.i, ${Array.from({ length: FEATURES }, (_, j) => `v.f${j}`).join(', ')}
-      FROM labels l ASOF LEFT JOIN vis v ON l.entity = v.entity AND l.ts >= v.vis_ts
-      ORDER BY l.i`);
+      WITH firsts AS (SELECT entity, event_id, event_ts FROM feat WHERE created_ts = event_ts),
+      latest AS (
+        SELECT l.i, l.entity, l.ts, e.event_id
+        FROM labels l ASOF LEFT JOIN firsts e ON l.entity = e.entity AND l.ts >= e.event_ts
+      )
+      SELECT a.i, ${Array.from({ length: FEATURES }, (_, j) => `v.f${j}`).join(', ')}
+      FROM latest a ASOF LEFT JOIN feat v
+        ON a.entity = v.entity AND a.event_id = v.event_id AND a.ts >= v.created_ts
+      ORDER BY a.i`);
     duckTimes.push(Number(process.hrtime.bigint() - t) / 1e9);
     const rows = res.getRows();
     duckCols = Array.from({ length: FEATURES }, (_, j) =>
@@ -246,6 +263,7 @@ async function runOne(
     results_identical: ourSum === duckSum ? 1 : 0,
     label_rows: data.labels.length,
     feature_rows: featureRows,
+    corrections: corrections,
     entities: data.entities.length,
     load_seconds: round(loadSeconds, 1),
     compaction_seconds: round(compactSeconds, 1),

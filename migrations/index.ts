@@ -8,6 +8,7 @@ import { Autoscaling1764600000000 } from './1764600000000-autoscaling';
 import { Monitoring1764700000000 } from './1764700000000-monitoring';
 import { Security1764800000000 } from './1764800000000-security';
 import { Fleet1764900000000 } from './1764900000000-fleet';
+import { FeatureVersions1764960000000 } from './1764960000000-feature-versions';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -21,4 +22,5 @@ export const migrations = [
   Monitoring1764700000000,
   Security1764800000000,
   Fleet1764900000000,
+  FeatureVersions1764960000000,
 ];

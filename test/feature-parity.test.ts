@@ -17,6 +17,7 @@ import {
   type Transform,
 } from '../src/domain/features/feature-definition';
 import { type ResolvedRef } from '../src/domain/features/feature-registry.service';
+import { type IngestRecord } from '../src/domain/features/validation';
 import { FeatureStreamsDocument, OnlineFeaturesDocument } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
 import { ManualClock } from '../src/domain/shared/clock';
@@ -100,46 +101,108 @@ async function offlineAt(resolved: ResolvedRef[], rows: { entityKey: string; ts:
   return rows.map((_, i) => cols.map((c) => columnValue(c, i)));
 }
 
+/** Features 2.. are windowed aggregates: they keep their window's value beyond the TTL. */
+const AGGREGATES_FROM = 2;
+
+type Step =
+  | { kind: 'event'; gapMin: number; lagMin: number; v: number }
+  | {
+      kind: 'correct';
+      gapMin: number;
+      target: number;
+      v: number;
+      moveMin: number | null;
+      knownLagMin: number | null;
+    }
+  | { kind: 'resend'; gapMin: number; target: number };
+
 describe('online/offline parity (property-based)', () => {
   let run = 0;
-  it('the online value at t equals the point-in-time offline value at t, for random event sequences (with part of the history compacted)', async () => {
+  let corrections = 0;
+  let duplicates = 0;
+  it('the online value at t equals the point-in-time offline value at t, for random events, corrections and re-sends (with part of the history compacted)', async () => {
     const resolved = await refs('pp');
     const versions = await app.services.featureRegistry.liveVersions('pp');
-    const event = fc.record({
-      gapMin: fc.integer({ min: 1, max: 90 }),
-      lagMin: fc.integer({ min: 0, max: 100 }),
-      v: fc.oneof(fc.integer({ min: -60, max: 60 }), fc.double({ min: -60, max: 60, noNaN: true })),
-    });
+    const gapMin = fc.integer({ min: 1, max: 90 });
+    const v = fc.oneof(
+      fc.integer({ min: -60, max: 60 }),
+      fc.double({ min: -60, max: 60, noNaN: true }),
+    );
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          kind: fc.constant('event' as const),
+          gapMin,
+          lagMin: fc.integer({ min: 0, max: 100 }),
+          v,
+        }),
+      },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          kind: fc.constant('correct' as const),
+          gapMin,
+          target: fc.nat(),
+          v,
+          // Some corrections move the event in time; some say when they were known.
+          moveMin: fc.option(fc.integer({ min: -40, max: 40 }), { freq: 3 }),
+          knownLagMin: fc.option(fc.integer({ min: 0, max: 30 }), { freq: 2 }),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('resend' as const), gapMin, target: fc.nat() }),
+      },
+    );
     await fc.assert(
       fc.asyncProperty(
-        fc.array(event, { minLength: 1, maxLength: 14 }),
+        fc.array(step, { minLength: 1, maxLength: 14 }),
         fc.integer({ min: 0, max: 200 }),
         fc.integer({ min: -1, max: 13 }),
-        async (events, tailMin, compactAfter) => {
+        async (steps, tailMin, compactAfter) => {
           const entityKey = `s${run++}`;
           let created = T0 + run * 1000 * MIN;
+          /** What each event was last sent as: a re-send sends it again unchanged. */
+          const sent: { eventId: string; eventTs: number; v: number }[] = [];
           const reads: { entityKey: string; ts: number; online: unknown[]; stale: boolean }[] = [];
-          for (let i = 0; i < events.length; i++) {
-            const e = events[i];
+          for (let i = 0; i < steps.length; i++) {
+            const s = steps[i];
             clock.set(created);
-            await app.services.ingestion.ingest(
-              versions,
-              [
-                {
-                  entityKey,
-                  eventId: `e${i}`,
-                  eventTs: created - e.lagMin * MIN,
-                  fields: { v: e.v },
-                },
-              ],
-              'test',
-            );
+            let record: IngestRecord;
+            if (s.kind === 'event' || !sent.length) {
+              const e = s.kind === 'event' ? s : { lagMin: 0, v: 0 };
+              sent.push({ eventId: `e${i}`, eventTs: created - e.lagMin * MIN, v: e.v });
+              record = { entityKey, ...recordOf(sent[sent.length - 1]) };
+            } else if (s.kind === 'correct') {
+              const e = sent[s.target % sent.length];
+              e.v = s.v;
+              if (s.moveMin !== null) e.eventTs += s.moveMin * MIN;
+              record = {
+                entityKey,
+                ...recordOf(e),
+                // Known before its ingestion, but after every read so far: what a read has
+                // seen stays what was known then.
+                ...(s.knownLagMin !== null
+                  ? {
+                      knownAt: Math.max(
+                        e.eventTs,
+                        created - s.knownLagMin * MIN,
+                        (reads[reads.length - 1]?.ts ?? 0) + 1,
+                      ),
+                    }
+                  : {}),
+              };
+            } else record = { entityKey, ...recordOf(sent[s.target % sent.length]) };
+            const [report] = await app.services.ingestion.ingest(versions, [record], 'test');
+            corrections += report.corrections;
+            duplicates += report.duplicates;
             // Part of the history goes into columnar segments, the rest stays in the log:
             // the offline join must read the two as one.
             if (i === compactAfter) await app.services.compaction.compact('pp', null);
             const next =
-              i + 1 < events.length
-                ? created + events[i + 1].gapMin * MIN
+              i + 1 < steps.length
+                ? created + steps[i + 1].gapMin * MIN
                 : created + tailMin * MIN + 1;
             // Read at the instant of ingestion and halfway to the next one.
             for (const t of [created, Math.floor((created + next) / 2)]) {
@@ -156,7 +219,10 @@ describe('online/offline parity (property-based)', () => {
           }
           const offline = await offlineAt(resolved, reads);
           reads.forEach((r, i) => {
-            const expected = r.stale ? FEATURES.map(() => null) : r.online;
+            // Offline, latest values are null beyond the TTL; windows keep their value.
+            const expected = r.stale
+              ? r.online.map((x, f) => (f < AGGREGATES_FROM ? null : x))
+              : r.online;
             expect({ t: r.ts - T0, values: offline[i] }).toEqual({
               t: r.ts - T0,
               values: expected,
@@ -166,8 +232,15 @@ describe('online/offline parity (property-based)', () => {
       ),
       { numRuns: 40 },
     );
+    // The runs did correct and re-send events, not only append new ones.
+    expect(corrections).toBeGreaterThan(10);
+    expect(duplicates).toBeGreaterThan(3);
   });
 });
+
+function recordOf(e: { eventId: string; eventTs: number; v: number }) {
+  return { eventId: e.eventId, eventTs: e.eventTs, fields: { v: e.v } };
+}
 
 async function drained(source: string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;

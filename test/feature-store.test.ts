@@ -309,7 +309,9 @@ describe('leakage', () => {
       [10, 1, 10], // 4h: b has not happened, the 3h backfill is not known yet
       [50, 2, 60], // 5h: b counts at exactly its event time
       [50, 2, 60], // 14.9h: b is 9.9h old, inside the 10h TTL
-      [null, null, null], // 15.5h: the newest known event is 10.5h old: beyond the TTL
+      // 15.5h: the newest known event is 10.5h old, beyond the TTL: no latest value; the 24h
+      // window still holds a and b (a window says how fresh it is itself).
+      [null, 2, 60],
       [5, 4, 1065], // 21h: the backfill is known now and falls in the 24h window
     ]);
   });

@@ -115,7 +115,7 @@ describe('a batch where one store write failed, delivered again', () => {
     const failing: OnlineStore = {
       readMany: (k) => online.readMany(k),
       newestEventTimes: (k) => online.newestEventTimes(k),
-      append: () => Promise.reject(new Error('append failed (injected)')),
+      merge: () => Promise.reject(new Error('merge failed (injected)')),
     };
     await expect(ingestion(offline, failing).ingest([v], batch, 'test')).rejects.toThrow(
       'injected',

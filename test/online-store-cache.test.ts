@@ -6,8 +6,8 @@ import { deleteRedisPrefix, isolationName, testRedisUrl } from './support/isolat
 
 /**
  * The online store keeps decoded events of recently read keys, keyed by a stamp every write
- * replaces in the same transaction. Two store instances stand for two api processes: what
- * one writes (or trims) the other must read at once, never a cached older window.
+ * replaces in the same script. Two store instances stand for two api processes: what one
+ * writes (or trims) the other must read at once, never a cached older window.
  */
 const prefix = `${isolationName(__filename)}:`;
 let redis: Redis;
@@ -20,6 +20,9 @@ const event = (id: string, eventTs: number, v: number): FeatureEvent => ({
   values: [v],
 });
 const ids = (events: FeatureEvent[]) => events.map((e) => e.eventId).sort();
+/** A 1 s window, trimmed on every update: the retention the tests below reason about. */
+const window1s = { windowMs: 1_000, trimStepMs: 0 };
+const noTrim = { windowMs: 1e12, trimStepMs: 1e12 };
 
 beforeAll(() => {
   redis = createRedisClient(testRedisUrl(), 'online-store-cache-test');
@@ -33,45 +36,67 @@ afterAll(async () => {
 it('serves an unchanged key from its decoded copy and a changed one fresh, across processes', async () => {
   const a = new RedisOnlineStore(redis, prefix);
   const b = new RedisOnlineStore(redis, prefix);
-  await b.append([{ ...key, events: [event('e1', 1_000, 1)], retention: null }]);
+  await b.merge(noTrim, [{ ...key, events: [event('e1', 1_000, 1)] }]);
 
   const [first] = await a.readMany([key]);
   const [again] = await a.readMany([key]);
   expect(ids(first)).toEqual(['e1']);
   expect(again).toBe(first); // the same decoded array: nothing was read or decoded again
 
-  await b.append([{ ...key, events: [event('e2', 2_000, 2)], retention: null }]);
+  await b.merge(noTrim, [{ ...key, events: [event('e2', 2_000, 2)] }]);
   const [afterWrite] = await a.readMany([key]);
   expect(ids(afterWrite)).toEqual(['e1', 'e2']);
 
-  // A trim is a write too.
-  await b.append([
-    { ...key, events: [event('e3', 3_000, 3)], retention: { before: 2_000, inclusive: true } },
-  ]);
-  expect(ids((await a.readMany([key]))[0])).toEqual(['e3']);
+  // A trim is a write too: newest 2 s, window 1 s, so e1 (at 1 s) can never count again.
+  await b.merge(window1s, [{ ...key, events: [event('e3', 5_000, 3)] }]);
+  expect(ids((await a.readMany([key]))[0])).toEqual(['e2', 'e3']);
+  // An update that changes nothing keeps the stamp: the decoded copy stays valid.
+  const [cached] = await a.readMany([key]);
+  expect(await b.merge(window1s, [{ ...key, events: [event('e3', 5_000, 3)] }])).toEqual([0]);
+  expect((await a.readMany([key]))[0]).toBe(cached);
 });
 
-it('reads a key without a stamp (written by anything but append) fresh every time', async () => {
+it('reads a key without a stamp (written by anything but merge) fresh every time', async () => {
   const store = new RedisOnlineStore(redis, prefix);
   const raw = { versionId: 'v1', entityKey: 'raw' };
   const probe = new RedisOnlineStore(redis, prefix);
-  await probe.append([{ ...raw, events: [event('r1', 1_000, 1)], retention: null }]);
-  await redis.del(`${prefix}ols:v1:raw`);
+  await probe.merge(noTrim, [{ ...raw, events: [event('r1', 1_000, 1)] }]);
+  const k = store.keys(raw);
+  await redis.del(k.stamp);
   expect(ids((await store.readMany([raw]))[0])).toEqual(['r1']);
-  // Another member lands behind the store's back (no stamp): the next read still sees it.
-  const members = await redis.zrangeBuffer(store.key(raw), 0, -1);
-  await redis.del(store.key(raw));
-  await redis.zadd(store.key(raw), 5, members[0]);
+  // The event is rewritten behind the store's back (no stamp): the next read still sees it.
+  const packed = await redis.hgetBuffer(k.events, 'r1');
+  await redis.del(k.events);
+  await redis.hset(k.events, 'r1', packed as Buffer);
   expect(ids((await store.readMany([raw]))[0])).toEqual(['r1']);
-  await redis.del(store.key(raw));
+  await redis.del(k.events);
   expect((await store.readMany([raw]))[0]).toEqual([]);
+});
+
+it('keeps the newest known version of each event, whatever order versions arrive in', async () => {
+  const store = new RedisOnlineStore(redis, prefix);
+  const k = { versionId: 'v3', entityKey: 'ORD' };
+  const version = (createdTs: number, v: number): FeatureEvent => ({
+    eventId: 'x',
+    eventTs: 1_000,
+    createdTs,
+    values: [v],
+  });
+  expect(await store.merge(noTrim, [{ ...k, events: [version(2_000, 2)] }])).toEqual([1]);
+  // An older version (a backfill of history) does not replace what is held.
+  expect(await store.merge(noTrim, [{ ...k, events: [version(1_500, 1)] }])).toEqual([0]);
+  // A newer one does, and may move the event in time.
+  await store.merge(noTrim, [{ ...k, events: [{ ...version(3_000, 3), eventTs: 900 }] }]);
+  expect((await store.readMany([k]))[0]).toEqual([{ ...version(3_000, 3), eventTs: 900 }]);
+  expect(await redis.zrange(store.keys(k).times, 0, -1, 'WITHSCORES')).toEqual(['x', '900']);
 });
 
 it('forgets the least recently read keys beyond its bound', async () => {
   const store = new RedisOnlineStore(redis, prefix, 2);
   const keys = ['k1', 'k2', 'k3'].map((entityKey) => ({ versionId: 'v2', entityKey }));
-  await store.append(
-    keys.map((k) => ({ ...k, events: [event(k.entityKey, 1, 1)], retention: null })),
+  await store.merge(
+    noTrim,
+    keys.map((k) => ({ ...k, events: [event(k.entityKey, 1, 1)] })),
   );
   const [k1] = await store.readMany([keys[0]]);
   await store.readMany([keys[1]]);

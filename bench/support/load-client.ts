@@ -96,8 +96,8 @@ async function redisSender(
 ): Promise<() => Promise<boolean>> {
   const redis = new Redis(spec.url);
   await redis.ping();
-  // The online store's read of one key: the whole sorted set of packed events.
-  return async () => (await redis.zrangeBuffer(spec.key, 0, -1)).length > 0;
+  // The online store's read of one key: every packed event of the entity's hash.
+  return async () => (await redis.hvalsBuffer(spec.key)).length > 0;
 }
 
 void main();

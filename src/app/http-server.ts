@@ -21,6 +21,7 @@ import { type GraphQLContext } from '../resolvers/context';
 import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
 import { createConsoleRoute } from './console-route';
+import { handleDatasetFiles } from './dataset-files';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
 import { DEFAULT_QUERY_SHAPE, QueryGate } from './query-gate';
@@ -217,6 +218,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     runs: async (req, res) => {
       const principal = await admit(access.runs, req.headers.authorization);
       return handleRunFiles(req, res, principal, o.services.runExecution, pathText);
+    },
+    datasets: async (req, res) => {
+      await admit(access.datasets, req.headers.authorization);
+      return handleDatasetFiles(req, res, o.services.datasets, pathText);
     },
     console: (req, res) => consoleRoute.serve(req, res, pathOf(req)),
   };

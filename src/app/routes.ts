@@ -3,7 +3,7 @@ import { type Role } from '../domain/auth/role';
 import { requiredRole } from '../resolvers/guard';
 
 export type RouteName =
-  'healthz' | 'readyz' | 'metrics' | 'graphql' | 'predict' | 'runs' | 'console';
+  'healthz' | 'readyz' | 'metrics' | 'graphql' | 'predict' | 'runs' | 'datasets' | 'console';
 
 /**
  * Who may call a route. A REST route that does what a GraphQL field does takes that field's
@@ -60,6 +60,13 @@ export const ROUTES: readonly RouteSpec[] = [
     access: { kind: 'sameAs', field: 'Mutation.reportRunProgress' },
   },
   {
+    // A snapshot's download: the graph reads a DatasetSnapshot through node(id).
+    name: 'datasets',
+    matches: under('/datasets/'),
+    methods: READ,
+    access: { kind: 'sameAs', field: 'Query.node' },
+  },
+  {
     // Last: whatever no API route claims is a file or a client route of the console.
     name: 'console',
     matches: () => true,
@@ -73,7 +80,7 @@ export type Access = { kind: 'key' } | { kind: 'role'; role: Role; what: string 
 /** The role each keyed route requires, read from the schema's guards once at start. */
 export function resolveAccess(
   schema: GraphQLSchema,
-): Record<'graphql' | 'predict' | 'runs', Access> {
+): Record<'graphql' | 'predict' | 'runs' | 'datasets', Access> {
   const out: Partial<Record<RouteName, Access>> = {};
   for (const r of ROUTES) {
     if (r.access.kind === 'anyKey') out[r.name] = { kind: 'key' };
@@ -86,5 +93,5 @@ export function resolveAccess(
       throw new Error(`Route ${r.name} takes its role from ${r.access.field}, which has none`);
     out[r.name] = { kind: 'role', role, what: `${r.name} (as ${r.access.field})` };
   }
-  return out as Record<'graphql' | 'predict' | 'runs', Access>;
+  return out as Record<'graphql' | 'predict' | 'runs' | 'datasets', Access>;
 }

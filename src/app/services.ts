@@ -3,6 +3,7 @@ import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type EventBus } from '../domain/events/event-bus';
 import { DatasetService } from '../domain/features/dataset.service';
 import { FeatureIngestionService } from '../domain/features/feature-ingestion.service';
+import { FeatureBackfillService } from '../domain/features/feature-backfill.service';
 import { OfflineCompactionService } from '../domain/features/offline-compaction.service';
 import { FeatureRegistryService } from '../domain/features/feature-registry.service';
 import { OnlineFeatureService } from '../domain/features/online-features.service';
@@ -39,6 +40,7 @@ import { SqlDatasetRepository } from '../infra/db/features/dataset.repository';
 import { SqlFeatureRegistryRepository } from '../infra/db/features/feature-registry.repository';
 import { PostgresOfflineStore } from '../infra/db/features/offline-store';
 import { ArrowDatasetEncoder } from '../infra/datasets/arrow-encoder';
+import { ArtifactTableReader } from '../infra/datasets/table-files';
 import { RedisOnlineStore } from '../infra/redis/online-store';
 import { readStreamLag } from '../infra/redis/feature-stream';
 import { RedisRunQueue } from '../infra/redis/run-queue';
@@ -52,6 +54,7 @@ export interface Services {
   runners: RunnerService;
   featureRegistry: FeatureRegistryService;
   ingestion: FeatureIngestionService;
+  backfill: FeatureBackfillService;
   onlineFeatures: OnlineFeatureService;
   quarantine: QuarantineService;
   compaction: OfflineCompactionService;
@@ -93,6 +96,7 @@ export function createServices(deps: {
     deps.clock,
   );
   const ingestion = new FeatureIngestionService(offline, online, deps.clock);
+  const tableFiles = new ArtifactTableReader(deps.artifacts);
   const runQueue = new RedisRunQueue(deps.redis, deps.redisPrefix);
   const runners = new RunnerService(
     new TypeOrmRunnerRepository(ds),
@@ -109,6 +113,7 @@ export function createServices(deps: {
     new ArrowDatasetEncoder(),
     deps.events,
     deps.clock,
+    tableFiles,
   );
   const runEvents = new RunEvents(deps.events, deps.clock);
   const trainingRuns = new SqlTrainingRunRepository(ds);
@@ -208,6 +213,14 @@ export function createServices(deps: {
     runners,
     featureRegistry,
     ingestion,
+    backfill: new FeatureBackfillService(
+      featureRegistry,
+      ingestion,
+      offline,
+      online,
+      tableFiles,
+      deps.clock,
+    ),
     onlineFeatures,
     quarantine: new QuarantineService(offline, featureRegistry, ingestion, deps.clock),
     compaction: new OfflineCompactionService(featureRegistry, offline),

@@ -20,6 +20,10 @@ import {
   type Transform,
 } from '../domain/features/feature-definition';
 import { toPageRequest } from '../domain/shared/pagination';
+import { InvalidInputError } from '../domain/shared/domain-error';
+import { FeatureErrorCode } from '../domain/features/feature-errors';
+import { type TableFile } from '../domain/features/table-file';
+import { type IngestRecord } from '../domain/features/validation';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import {
@@ -44,6 +48,7 @@ import {
   OnlineFeatureRowType,
   QuarantinedRecordConnection,
   QuarantinedRecordType,
+  TableFileInput,
   TransformKind,
   UpdateFeatureViewInput,
   UpdateFeatureViewPayload,
@@ -179,15 +184,29 @@ export class FeatureViewResolver {
     const versions = await ctx.services.featureRegistry.liveVersions(view);
     const reports = await ctx.services.ingestion.ingest(
       versions,
-      records.map((r) => ({
-        entityKey: r.entityKey,
-        eventId: r.eventId,
-        eventTs: r.eventTime.getTime(),
-        ...(r.knownAt ? { knownAt: r.knownAt.getTime() } : {}),
-        fields: r.fields,
-      })),
+      records.map(toIngestRecord),
       `batch:${ctx.principal.name}`,
     );
+    return reports.map(IngestionReportType.from);
+  }
+
+  @Mutation(() => [IngestionReportType], {
+    description:
+      'Loads history into every live version of the view: records (at most 10,000) or a file (Parquet, CSV or Arrow in the artifact store: columns entity_key, event_id, event_ts, known_at and the source fields). Each record needs knownAt, kept as given; lateness does not apply; validation and quarantine do. The online store takes a record only where it is newer than what it holds.',
+  })
+  @Allow(Role.ADMIN)
+  async backfillFeatures(
+    @Arg('view') view: string,
+    @Arg('records', () => [FeatureRecordInput], { nullable: true })
+    records: FeatureRecordInput[] | null,
+    @Arg('file', () => TableFileInput, { nullable: true }) file: TableFileInput | null,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<IngestionReportType[]> {
+    const source = `backfill:${ctx.principal.name}`;
+    const reports =
+      records && !file
+        ? await ctx.services.backfill.records(view, records.map(toIngestRecord), source)
+        : await ctx.services.backfill.file(view, fileArg(records, file), source);
     return reports.map(IngestionReportType.from);
   }
 
@@ -319,6 +338,26 @@ export class FeatureViewVersionResolver {
       }),
     );
   }
+}
+
+function toIngestRecord(r: FeatureRecordInput): IngestRecord {
+  return {
+    entityKey: r.entityKey,
+    eventId: r.eventId,
+    eventTs: r.eventTime.getTime(),
+    ...(r.knownAt ? { knownAt: r.knownAt.getTime() } : {}),
+    fields: r.fields,
+  };
+}
+
+/** The file of a backfill that names exactly one of records and file. */
+function fileArg(records: unknown[] | null, file: TableFileInput | null): TableFile {
+  if (!file || records)
+    throw new InvalidInputError(
+      FeatureErrorCode.INVALID_BACKFILL,
+      'A backfill takes records or a file, one of the two',
+    );
+  return file.toFile();
 }
 
 function toSchema(input: FeatureViewSchemaInput, entity: string): FeatureViewSchema {

@@ -1,6 +1,7 @@
 import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type DatasetEvent, type DatasetSnapshot, DatasetStatus } from '../domain/features/dataset';
+import { type TableFile, TableFileFormat } from '../domain/features/table-file';
 import {
   AggregationFn,
   BinClosure,
@@ -39,6 +40,10 @@ registerEnumType(AggregationFn, { name: 'AggregationFn' });
 registerEnumType(TransformKind, { name: 'TransformKind' });
 registerEnumType(ValidationRule, { name: 'ValidationRule' });
 registerEnumType(DatasetStatus, { name: 'DatasetStatus' });
+registerEnumType(TableFileFormat, {
+  name: 'TableFileFormat',
+  description: 'A file of rows in the artifact store.',
+});
 
 @ObjectType('FeatureEntity', { implements: Node })
 export class FeatureEntityType extends Node {
@@ -312,9 +317,16 @@ export class IngestionReportType {
   quarantined!: number;
 
   @Field(() => Int, {
-    description: 'Accepted records already stored (redelivery): they changed nothing.',
+    description:
+      'Accepted records that changed nothing: a redelivery, a re-send of the value already known, or a record replaced by a later one of the same event in its batch.',
   })
   duplicates!: number;
+
+  @Field(() => Int, {
+    description:
+      'Accepted records that are new versions of stored events (same eventId, known later, another value).',
+  })
+  corrections!: number;
 
   @Field(() => [RuleCountType])
   byRule!: RuleCountType[];
@@ -327,6 +339,7 @@ export class IngestionReportType {
       accepted: r.accepted,
       quarantined: r.quarantined,
       duplicates: r.duplicates,
+      corrections: r.corrections,
       byRule: Object.entries(r.byRule).map(([rule, count]) =>
         Object.assign(new RuleCountType(), { rule, count }),
       ),
@@ -487,6 +500,21 @@ export class DatasetColumnType {
   type!: string;
 }
 
+@ObjectType('DatasetDownload', {
+  description:
+    'Where to GET a READY snapshot over HTTP, relative to the server (Authorization: Bearer <key>, VIEWER or above). The response streams the file with its SHA-256 in x-content-sha256 and the snapshot’s content hash in x-aether-content-hash.',
+})
+export class DatasetDownloadType {
+  @Field({ description: '/datasets/<id>/snapshot.parquet' })
+  parquet!: string;
+
+  @Field({ description: '/datasets/<id>/snapshot.arrow (Arrow IPC file)' })
+  arrow!: string;
+
+  @Field({ description: 'The snapshot’s content hash (SHA-256 of its Arrow file).' })
+  contentHash!: string;
+}
+
 @ObjectType('DatasetSnapshot', {
   implements: Node,
   description: 'A point-in-time training set stored as an artifact.',
@@ -536,6 +564,12 @@ export class DatasetSnapshotType extends Node {
   @Field(() => Date, { nullable: true })
   completedAt!: Date | null;
 
+  @Field(() => DatasetDownloadType, {
+    nullable: true,
+    description: 'How to download the snapshot; null until it is READY.',
+  })
+  download!: DatasetDownloadType | null;
+
   featureViewVersionIds!: string[];
 
   static from(d: DatasetSnapshot): DatasetSnapshotType {
@@ -555,6 +589,14 @@ export class DatasetSnapshotType extends Node {
       error: d.error,
       createdAt: d.createdAt,
       completedAt: d.completedAt,
+      download:
+        d.status === DatasetStatus.READY && d.contentHash
+          ? Object.assign(new DatasetDownloadType(), {
+              parquet: `/datasets/${toGlobalId('DatasetSnapshot', d.id)}/snapshot.parquet`,
+              arrow: `/datasets/${toGlobalId('DatasetSnapshot', d.id)}/snapshot.arrow`,
+              contentHash: d.contentHash,
+            })
+          : null,
       featureViewVersionIds: d.featureViewVersionIds,
     });
   }
@@ -721,7 +763,10 @@ export class FeatureRecordInput {
   @Field()
   entityKey!: string;
 
-  @Field({ description: 'Idempotency key per entity: a record sent twice is stored once.' })
+  @Field({
+    description:
+      'Identifies the event per entity: the same eventId with the same value is a redelivery (changes nothing); known later with another value, a correction (a new version of the event).',
+  })
   eventId!: string;
 
   @Field()
@@ -750,6 +795,22 @@ export class SpineRowInput {
   label?: number;
 }
 
+@InputType({ description: 'A file of rows in the artifact store.' })
+export class TableFileInput {
+  @Field({ description: 'Its key in the artifact store, e.g. uploads/history-2025.parquet.' })
+  artifactKey!: string;
+
+  @Field(() => TableFileFormat, {
+    nullable: true,
+    description: 'Default: from the key’s extension (.parquet, .csv, .arrow).',
+  })
+  format?: TableFileFormat;
+
+  toFile(): TableFile {
+    return { artifactKey: this.artifactKey, format: this.format ?? null };
+  }
+}
+
 @InputType()
 export class BuildDatasetInput {
   @Field()
@@ -761,23 +822,36 @@ export class BuildDatasetInput {
   })
   featureRefs!: string[];
 
-  @Field(() => [SpineRowInput])
-  rows!: SpineRowInput[];
+  @Field(() => [SpineRowInput], { nullable: true, description: 'The spine inline; or spineFile.' })
+  rows?: SpineRowInput[];
+
+  @Field(() => TableFileInput, {
+    nullable: true,
+    description:
+      'The spine as a file (columns entity_key, ts, optional label), for spines larger than a request may carry.',
+  })
+  spineFile?: TableFileInput;
 
   /** What DatasetService.build takes. */
   toRequest(): {
     name: string;
     featureRefs: string[];
-    spine: { entityKey: string; ts: number; label: number | null }[];
+    spine?: { entityKey: string; ts: number; label: number | null }[];
+    spineFile?: TableFile;
   } {
     return {
       name: this.name,
       featureRefs: this.featureRefs,
-      spine: this.rows.map((r) => ({
-        entityKey: r.entityKey,
-        ts: r.timestamp.getTime(),
-        label: r.label ?? null,
-      })),
+      ...(this.rows
+        ? {
+            spine: this.rows.map((r) => ({
+              entityKey: r.entityKey,
+              ts: r.timestamp.getTime(),
+              label: r.label ?? null,
+            })),
+          }
+        : {}),
+      ...(this.spineFile ? { spineFile: this.spineFile.toFile() } : {}),
     };
   }
 }

@@ -377,11 +377,18 @@ it('answers hostile REST paths and bodies with specific codes', async () => {
     '/runs/x/checkpoints/-1?runner=x',
     '/runs/x/model?runner=x',
     '/runs/',
+    '/datasets/%E0%A4%A/snapshot.parquet',
+    '/datasets/%00/snapshot.arrow',
+    '/datasets/x/snapshot.csv',
     '/%00',
     '/metrics',
     '/healthz',
   ])
-    for (const method of ['PUT', 'DELETE', ...(path.startsWith('/runs') ? ['GET'] : [])])
+    for (const method of [
+      'PUT',
+      'DELETE',
+      ...(path.startsWith('/runs') || path.startsWith('/datasets') ? ['GET'] : []),
+    ])
       requests.push({
         label: `${method} ${path}`,
         path,

@@ -80,6 +80,7 @@ export type ServingRole =
   | 'SHADOW';
 
 export type ValidationRule =
+  | 'CONFLICTING_DUPLICATE'
   | 'INVALID_EVENT_TIME'
   | 'LATE_EVENT'
   | 'MALFORMED_RECORD'

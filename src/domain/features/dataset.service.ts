@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { type ArtifactStore } from '../artifacts/artifact-store';
+import { type ArtifactRef, type ArtifactStore } from '../artifacts/artifact-store';
 import { type EventBus } from '../events/event-bus';
 import { type Clock } from '../shared/clock';
-import { InvalidInputError, NotFoundError } from '../shared/domain-error';
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { FeatureType, type FeatureValue } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
@@ -19,6 +19,10 @@ import {
   type SpineRow,
 } from './dataset';
 import { evaluateViewInto, NO_EVENTS, type RowSink } from './point-in-time';
+import { requireColumns, type TableFile, type TableFileReader, timeOf } from './table-file';
+
+/** The two forms a snapshot is downloaded in. */
+export type SnapshotFormat = 'arrow' | 'parquet';
 
 const datasetTopic = (id: string) => `dataset:${id}`;
 export const MAX_SPINE_ROWS = 5_000_000;
@@ -38,24 +42,44 @@ export class DatasetService {
     private readonly encoder: DatasetEncoder,
     private readonly events: EventBus,
     private readonly clock: Clock,
+    private readonly files: TableFileReader,
   ) {}
 
-  /** Records the snapshot as BUILDING and builds it in the background; `done` settles when finished. */
+  /**
+   * Records the snapshot as BUILDING and builds it in the background; `done` settles when
+   * finished. The spine is given as rows or, when larger than a request may carry, as a
+   * file in the artifact store (columns `entity_key`, `ts`, optional `label`).
+   */
   async build(input: {
     name: string;
     featureRefs: string[];
-    spine: SpineRow[];
+    spine?: SpineRow[];
+    spineFile?: TableFile;
     /** The same key twice is one snapshot (a workflow step retried after a crash). */
     idempotencyKey?: string | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name))
       throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
     if (input.featureRefs.length === 0) throw invalid('featureRefs must not be empty');
+    if ((input.spine === undefined) === (input.spineFile === undefined))
+      throw invalid('give the spine as rows or as spineFile, one of the two');
+    const spine = input.spine ?? (await this.readSpine(input.spineFile as TableFile));
+    return this.buildFrom({ ...input, spine });
+  }
+
+  private async buildFrom(input: {
+    name: string;
+    featureRefs: string[];
+    spine: SpineRow[];
+    idempotencyKey?: string | null;
+  }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS)
       throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
     input.spine.forEach((r, i) => {
       if (!r.entityKey || !Number.isFinite(r.ts))
         throw invalid(`spine row ${i} needs an entityKey and a valid timestamp`, { row: i });
+      if (r.label !== null && !Number.isFinite(r.label))
+        throw invalid(`spine row ${i} has a label that is not a number`, { row: i });
     });
     const resolved = await this.registry.resolveRefs(input.featureRefs);
     const { snapshot, created } = await this.repo.create(
@@ -74,6 +98,7 @@ export class DatasetService {
         ],
         contentHash: null,
         artifact: null,
+        parquet: null,
         progress: 0,
         error: null,
         completedAt: null,
@@ -133,6 +158,55 @@ export class DatasetService {
 
   byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {
     return this.repo.findByIds(ids);
+  }
+
+  /**
+   * A READY snapshot's file for download, verified as it streams. Parquet is written from
+   * the Arrow file on the first download and kept (the conversion is deterministic, so two
+   * first downloads at once store the same bytes). `contentHash` is the snapshot's, whatever
+   * the format; `ref.sha256` is that of the bytes served.
+   */
+  async open(
+    id: string,
+    format: SnapshotFormat,
+  ): Promise<{ snapshot: DatasetSnapshot; ref: ArtifactRef; body: AsyncIterable<Uint8Array> }> {
+    const snapshot = await this.get(id);
+    if (snapshot.status !== DatasetStatus.READY || !snapshot.artifact)
+      throw new ConflictError(
+        FeatureErrorCode.DATASET_NOT_READY,
+        `Dataset snapshot ${id} is ${snapshot.status}: only a READY snapshot can be downloaded`,
+        { status: snapshot.status },
+      );
+    let ref = format === 'arrow' ? snapshot.artifact : snapshot.parquet;
+    if (!ref) {
+      const arrow = await this.artifacts.getBytes(snapshot.artifact.key, snapshot.artifact.sha256);
+      ref = await this.artifacts.put(
+        `datasets/${snapshot.id}.parquet`,
+        await this.encoder.toParquet(arrow),
+      );
+      await this.repo.update(snapshot.id, { parquet: ref });
+    }
+    return { snapshot, ref, body: await this.artifacts.get(ref.key, ref.sha256) };
+  }
+
+  private async readSpine(file: TableFile): Promise<SpineRow[]> {
+    const table = await this.files.read(file);
+    if (table.length > MAX_SPINE_ROWS)
+      throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows (the file has ${table.length})`);
+    const [entity, ts] = requireColumns(table, file, ['entity_key', 'ts']);
+    const label = table.column('label');
+    const spine: SpineRow[] = new Array<SpineRow>(table.length);
+    for (let i = 0; i < table.length; i++) {
+      const raw = entity.get(i);
+      const l = label?.get(i);
+      spine[i] = {
+        entityKey:
+          typeof raw === 'string' ? raw : raw === null || raw === undefined ? '' : String(raw),
+        ts: timeOf(ts.get(i)),
+        label: l === null || l === undefined ? null : Number(l),
+      };
+    }
+    return spine;
   }
 
   private async materialize(

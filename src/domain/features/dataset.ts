@@ -34,6 +34,8 @@ export interface DatasetSnapshot {
   /** SHA-256 of the snapshot file; the same spec over the same data gives the same hash. */
   contentHash: string | null;
   artifact: ArtifactRef | null;
+  /** The Parquet copy for download, written on its first download. */
+  parquet: ArtifactRef | null;
   progress: number;
   error: string | null;
   createdAt: Date;
@@ -85,6 +87,8 @@ export interface EncodedColumn {
 export interface DatasetEncoder {
   readonly format: string;
   encode(columns: readonly EncodedColumn[]): Uint8Array;
+  /** The snapshot file as Parquet, the same columns. Deterministic for equal input. */
+  toParquet(snapshot: Uint8Array): Promise<Uint8Array>;
 }
 
 export interface DatasetRepository {
@@ -101,7 +105,7 @@ export interface DatasetRepository {
     patch: Partial<
       Pick<
         DatasetSnapshot,
-        'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'
+        'status' | 'contentHash' | 'artifact' | 'parquet' | 'progress' | 'error' | 'completedAt'
       >
     >,
   ): Promise<void>;

@@ -1,11 +1,23 @@
 import { type Clock } from '../shared/clock';
 import { InvalidInputError } from '../shared/domain-error';
+import {
+  type CandidateVersion,
+  judgeVersions,
+  type Judgement,
+  samePayload,
+  VersionVerdict,
+} from './event-versions';
 import { type FeatureViewVersion } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type OfflineStore, type OnlineStore } from './feature-store.ports';
-import { onlineRetention, shouldTrim } from './online-state';
+import { onlineRetention } from './online-state';
 import { type FeatureEvent } from './point-in-time';
-import { type IngestRecord, validateBatch } from './validation';
+import {
+  type IngestRecord,
+  type QuarantinedRecord,
+  validateBatch,
+  ValidationRule,
+} from './validation';
 
 export const MAX_BATCH = 10_000;
 
@@ -17,14 +29,31 @@ export interface IngestionReport {
   /** Passed validation; includes `duplicates`. accepted + quarantined = received. */
   accepted: number;
   quarantined: number;
-  /** Accepted records already stored (a redelivery); they changed nothing. */
+  /**
+   * Accepted records that changed nothing: a redelivery, a re-send of the value already
+   * known, or a record replaced by a later one of the same event in its batch.
+   */
   duplicates: number;
+  /** Accepted records that are new versions of stored events. */
+  corrections: number;
   byRule: Record<string, number>;
 }
 
 /**
- * One ingestion path for the batch mutation, the stream consumer and quarantine replay:
- * validate, append new events to the offline store, merge them into the online state, and
+ * How records are judged. STREAM (the batch mutation, the stream consumer, quarantine
+ * replay): known times default to the ingestion time, and a record too far behind its
+ * entity's newest event is LATE_EVENT. BACKFILL (loading history): every record carries its
+ * known time and lateness does not apply.
+ */
+export enum IngestionMode {
+  STREAM = 'STREAM',
+  BACKFILL = 'BACKFILL',
+}
+
+/**
+ * One ingestion path for the batch mutation, the stream consumer, quarantine replay and
+ * backfills of records: validate, judge each record against its event's stored versions,
+ * append the new versions to the offline store, merge them into the online state, and
  * quarantine the rest. The caller acknowledges its source only after this resolves.
  */
 export class FeatureIngestionService {
@@ -38,6 +67,7 @@ export class FeatureIngestionService {
     versions: readonly FeatureViewVersion[],
     records: readonly IngestRecord[],
     source: string,
+    mode: IngestionMode = IngestionMode.STREAM,
   ): Promise<IngestionReport[]> {
     if (records.length > MAX_BATCH) {
       throw new InvalidInputError(
@@ -47,7 +77,7 @@ export class FeatureIngestionService {
       );
     }
     const reports: IngestionReport[] = [];
-    for (const v of versions) reports.push(await this.ingestVersion(v, records, source));
+    for (const v of versions) reports.push(await this.ingestVersion(v, records, source, mode));
     return reports;
   }
 
@@ -55,69 +85,68 @@ export class FeatureIngestionService {
     v: FeatureViewVersion,
     records: readonly IngestRecord[],
     source: string,
+    mode: IngestionMode,
   ): Promise<IngestionReport> {
-    const entityKeys = [
-      ...new Set(
-        records.map((r) => r.entityKey).filter((k) => typeof k === 'string' && k.length > 0),
-      ),
-    ];
-    // Lateness is judged against each entity's newest stored event that is not in this
-    // batch, so a redelivered batch whose events already reached the online store gets the
-    // same verdicts as its first delivery.
-    const ids = new Map<string, Set<string>>(entityKeys.map((k) => [k, new Set<string>()]));
-    for (const r of records) ids.get(r.entityKey)?.add(String(r.eventId));
-    const newest = await this.online.newestEventTimes(
-      entityKeys.map((entityKey) => ({
-        versionId: v.id,
-        entityKey,
-        excluding: ids.get(entityKey) as Set<string>,
-      })),
-    );
-    const marks = new Map<string, number>();
-    entityKeys.forEach((k, i) => {
-      const w = newest[i];
-      if (w !== undefined) marks.set(k, w);
+    const marks =
+      mode === IngestionMode.STREAM ? await this.watermarks(v, records) : new Map<string, number>();
+    const outcome = validateBatch(v.schema, records, marks, {
+      lateness: mode === IngestionMode.STREAM,
+      requireKnownAt: mode === IngestionMode.BACKFILL,
     });
-
-    const outcome = validateBatch(v.schema, records, marks);
     const now = this.clock.now().getTime();
-    const rows = outcome.accepted.map((a) => ({
+    const candidates: CandidateVersion[] = outcome.accepted.map((a) => ({
       entityKey: a.entityKey,
       event: { ...a.event, createdTs: Math.min(a.knownAt ?? now, now) } as FeatureEvent,
+      explicitKnownAt: a.knownAt !== undefined,
     }));
+    const judged = judgeVersions(
+      candidates,
+      candidates.length
+        ? await this.offline.previousVersions(
+            v,
+            candidates.map((c) => ({
+              entityKey: c.entityKey,
+              eventId: c.event.eventId,
+              createdTs: c.event.createdTs,
+            })),
+          )
+        : [],
+    );
+    await this.appendNew(v, candidates, judged);
 
-    // Every accepted event goes online, new or not: a batch whose offline write landed but
-    // whose online write was lost is repaired by its redelivery (reads dedupe by id).
+    // The online state learns only what the offline store holds: new versions, and the stored
+    // versions duplicates repeat, which repairs an online write lost after the offline write
+    // of the same batch landed (its redelivery is all duplicates).
     const byEntity = new Map<string, FeatureEvent[]>();
-    for (const r of rows) {
-      const list = byEntity.get(r.entityKey) ?? [];
-      list.push(r.event);
-      byEntity.set(r.entityKey, list);
-    }
-    const online = [...byEntity].map(([entityKey, events]) => {
-      const previous = marks.get(entityKey);
-      let top = previous ?? -Infinity;
-      for (const e of events) if (e.eventTs > top) top = e.eventTs;
-      // Trimmed relative to the previous newest event, never past it: a redelivery of this
-      // batch must still find it (see above).
-      const retention = shouldTrim(v.schema, previous, top)
-        ? onlineRetention(v.schema, previous ?? top)
-        : null;
-      return { versionId: v.id, entityKey, events, retention };
+    candidates.forEach((c, i) => {
+      if (!judged[i].online) return;
+      const list = byEntity.get(c.entityKey) ?? [];
+      list.push({ ...c.event, createdTs: judged[i].createdTs });
+      byEntity.set(c.entityKey, list);
     });
-    // Both stores are written at once; the source is acknowledged only when both are. A
-    // failure is reported only after the other write has settled too, so a redelivery never
-    // races a write of the same batch that is still in flight.
-    const [offlineWrite, onlineWrite] = await Promise.allSettled([
-      rows.length ? this.offline.append(v, rows) : Promise.resolve(new Set<string>()),
-      this.online.append(online),
-    ]);
-    if (offlineWrite.status === 'rejected') throw offlineWrite.reason;
-    if (onlineWrite.status === 'rejected') throw onlineWrite.reason;
-    const inserted = offlineWrite.value;
-    if (outcome.quarantined.length) {
+    await this.online.merge(
+      onlineRetention(v.schema),
+      [...byEntity].map(([entityKey, events]) => ({ versionId: v.id, entityKey, events })),
+    );
+
+    const conflicts: QuarantinedRecord[] = [];
+    candidates.forEach((c, i) => {
+      if (judged[i].verdict !== VersionVerdict.CONFLICT) return;
+      conflicts.push({
+        record: outcome.accepted[i].record,
+        violations: [
+          {
+            rule: ValidationRule.CONFLICTING_DUPLICATE,
+            feature: null,
+            message: `event ${c.event.eventId} of ${c.entityKey} already has another value known at ${new Date(c.event.createdTs).toISOString()}`,
+          },
+        ],
+      });
+    });
+    const quarantined = [...outcome.quarantined, ...conflicts];
+    if (quarantined.length) {
       await this.offline.quarantine(
-        outcome.quarantined.map((q) => ({
+        quarantined.map((q) => ({
           versionId: v.id,
           source,
           record: q.record,
@@ -127,19 +156,80 @@ export class FeatureIngestionService {
     }
 
     const byRule: Record<string, number> = {};
-    for (const q of outcome.quarantined) {
+    for (const q of quarantined) {
       for (const rule of new Set(q.violations.map((x) => x.rule)))
         byRule[rule] = (byRule[rule] ?? 0) + 1;
     }
+    const count = (...kinds: VersionVerdict[]) =>
+      judged.filter((j) => kinds.includes(j.verdict)).length;
     return {
       viewVersionId: v.id,
       view: v.viewName,
       version: v.version,
       received: records.length,
-      accepted: rows.length,
-      quarantined: outcome.quarantined.length,
-      duplicates: rows.length - inserted.size,
+      accepted: candidates.length - conflicts.length,
+      quarantined: quarantined.length,
+      duplicates: count(VersionVerdict.DUPLICATE, VersionVerdict.SUPERSEDED),
+      corrections: count(VersionVerdict.CORRECTION),
       byRule,
     };
+  }
+
+  /**
+   * Each entity's newest stored event time not in this batch: lateness is judged against it,
+   * so a redelivered batch whose events already reached the online store gets the same
+   * verdicts as its first delivery.
+   */
+  private async watermarks(
+    v: FeatureViewVersion,
+    records: readonly IngestRecord[],
+  ): Promise<Map<string, number>> {
+    const ids = new Map<string, Set<string>>();
+    for (const r of records) {
+      if (typeof r.entityKey !== 'string' || r.entityKey.length === 0) continue;
+      const set = ids.get(r.entityKey) ?? new Set<string>();
+      set.add(String(r.eventId));
+      ids.set(r.entityKey, set);
+    }
+    const keys = [...ids.keys()];
+    const newest = await this.online.newestEventTimes(
+      keys.map((entityKey) => ({
+        versionId: v.id,
+        entityKey,
+        excluding: ids.get(entityKey) as Set<string>,
+      })),
+    );
+    const marks = new Map<string, number>();
+    keys.forEach((k, i) => {
+      const w = newest[i];
+      if (w !== undefined) marks.set(k, w);
+    });
+    return marks;
+  }
+
+  /**
+   * Appends the new versions. A concurrent writer may have stored a version at the same known
+   * time since they were judged: that record is then a duplicate or a conflict after all.
+   */
+  private async appendNew(
+    v: FeatureViewVersion,
+    candidates: readonly CandidateVersion[],
+    judged: Judgement[],
+  ): Promise<void> {
+    const fresh = judged.flatMap((j, i) =>
+      j.verdict === VersionVerdict.NEW || j.verdict === VersionVerdict.CORRECTION ? [i] : [],
+    );
+    if (!fresh.length) return;
+    const taken = await this.offline.append(
+      v,
+      fresh.map((i) => ({ entityKey: candidates[i].entityKey, event: candidates[i].event })),
+    );
+    fresh.forEach((i, k) => {
+      const stored = taken[k];
+      if (!stored) return;
+      judged[i] = samePayload(stored, candidates[i].event)
+        ? { verdict: VersionVerdict.DUPLICATE, createdTs: stored.createdTs, online: true }
+        : { verdict: VersionVerdict.CONFLICT, createdTs: stored.createdTs, online: false };
+    });
   }
 }

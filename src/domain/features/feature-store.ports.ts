@@ -1,10 +1,12 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import {
+  type FeatureValue,
   type FeatureViewMetadata,
   type FeatureViewSchema,
   type FeatureViewVersion,
 } from './feature-definition';
-import { type Retention } from './online-state';
+import { type StoredVersion, type VersionVerdict } from './event-versions';
+import { type RetentionPolicy } from './online-state';
 import { type EventSeries, type FeatureEvent } from './point-in-time';
 import { type IngestRecord, type Violation } from './validation';
 
@@ -81,10 +83,30 @@ export interface StoredQuarantine {
   replayedAt: Date | null;
 }
 
-/** Append-only history of accepted events (PostgreSQL), and the quarantine. */
+/** Append-only history of every version of every accepted event (PostgreSQL), and the quarantine. */
 export interface OfflineStore {
-  /** Inserts rows not yet stored; returns `entityKey\0eventId` of those that were new. */
-  append(version: FeatureViewVersion, rows: readonly AppendRow[]): Promise<Set<string>>;
+  /**
+   * Per row, the newest stored version of its event (entity, event id) known at or before
+   * `createdTs`, or null: what a record is judged against.
+   */
+  previousVersions(
+    version: FeatureViewVersion,
+    rows: readonly { entityKey: string; eventId: string; createdTs: number }[],
+  ): Promise<(StoredVersion | null)[]>;
+  /**
+   * Stores each row as a version of its event unless a version with the same (entity, event
+   * id, known time) is stored already; per row, null when stored, else that stored version.
+   */
+  append(
+    version: FeatureViewVersion,
+    rows: readonly AppendRow[],
+  ): Promise<(StoredVersion | null)[]>;
+  /**
+   * Bulk history (a backfill file): judges each row against every stored version of its
+   * event (judgeVersions) and writes the new versions straight into the columnar segments,
+   * all at once, in one swap. Per row, its verdict.
+   */
+  backfill(version: FeatureViewVersion, rows: BackfillRows): Promise<VersionVerdict[]>;
   /**
    * Every stored event of these entities, one series per entity that has any (sorted with
    * compareEvents), in batches, in no particular entity order.
@@ -116,6 +138,18 @@ export interface OfflineStore {
   markReplayed(ids: readonly string[], at: Date): Promise<void>;
 }
 
+/** Accepted rows of a bulk backfill, in columns: millions of rows hold no object each. */
+export interface BackfillRows {
+  readonly length: number;
+  entityKey(i: number): string;
+  eventId(i: number): string;
+  eventTs(i: number): number;
+  /** The record's knownAt (never later than the backfill). */
+  createdTs(i: number): number;
+  /** Source values in the version's event layout. */
+  values(i: number): FeatureValue[];
+}
+
 export interface CompactionReport {
   /** Rows moved from the append log into segments by this run. */
   rows: number;
@@ -138,24 +172,29 @@ export interface OnlineKey {
 }
 
 /**
- * Redis: one key per (view version, entity) holding the events its features still need,
- * read in one round trip. Writes only add events and forget expired ones, so concurrent
- * writers never lose each other's events.
+ * Redis: per (view version, entity), the newest known version of each event its features
+ * still need, read in one round trip. Each entity's update is one atomic step (merge, trim),
+ * so any number of concurrent writers never lose or double each other's events.
  */
 export interface OnlineStore {
   /**
-   * Per key, its stored events in any order (possibly one id twice), or [] when none. The
-   * arrays are read-only: a store may return the same array again while the key is unchanged.
+   * Per key, its stored events in any order, or [] when none. The arrays are read-only: a
+   * store may return the same array again while the key is unchanged.
    */
   readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]>;
   /** Per key, the newest stored event time of an event not in `excluding` (ids), if any. */
   newestEventTimes(
     keys: readonly (OnlineKey & { excluding: ReadonlySet<string> })[],
   ): Promise<(number | undefined)[]>;
-  /** Adds the events of each key, then forgets what `retention` (when given) says can never count. */
-  append(
-    entries: readonly (OnlineKey & { events: FeatureEvent[]; retention: Retention | null })[],
-  ): Promise<void>;
+  /**
+   * Merges the events of each key where they are newer (known later) than the version held
+   * of their event, and forgets what `retention` says can never count, one key at a time,
+   * atomically (see RetentionPolicy). Returns, per entry, how many events it changed.
+   */
+  merge(
+    retention: RetentionPolicy,
+    entries: readonly (OnlineKey & { events: readonly FeatureEvent[] })[],
+  ): Promise<number[]>;
 }
 
 /** A source of records (a Redis Stream per source); consumer lag for the graph and /metrics. */

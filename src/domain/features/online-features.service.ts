@@ -4,8 +4,13 @@ import { type FeatureValue } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OnlineStore } from './feature-store.ports';
-import { canonicalEvents } from './online-state';
-import { evaluateView, type EventSeries, type FeatureEvent, seriesOf } from './point-in-time';
+import {
+  compareEvents,
+  evaluateView,
+  type EventSeries,
+  type FeatureEvent,
+  seriesOf,
+} from './point-in-time';
 
 export interface OnlineValue {
   ref: string;
@@ -112,13 +117,13 @@ export class OnlineFeatureService {
 
 /**
  * A store may hand back the same (read-only) events array while a key is unchanged; its
- * canonical series is then computed once, not once per read.
+ * sorted series is then computed once, not once per read.
  */
 const series = new WeakMap<FeatureEvent[], EventSeries>();
 
 function canonicalSeries(events: FeatureEvent[]): EventSeries {
   let s = series.get(events);
-  if (!s) series.set(events, (s = seriesOf(canonicalEvents([...events]))));
+  if (!s) series.set(events, (s = seriesOf([...events].sort(compareEvents))));
   return s;
 }
 

@@ -7,12 +7,16 @@ import {
 } from './feature-definition';
 import { applyTransform } from './transforms';
 
-/** One accepted record of a view: raw source values, when it happened, when we learned it. */
+/**
+ * One version of an event of a view: raw source values, when it happened, when we learned
+ * this version. An event is identified by (entity, eventId); a correction is a later version
+ * of it (same eventId, later createdTs), and every version is kept.
+ */
 export interface FeatureEvent {
   eventId: string;
   /** Event time, epoch ms. */
   eventTs: number;
-  /** Ingestion time, epoch ms. */
+  /** When this version became known (the record's knownAt, else its ingestion time), epoch ms. */
   createdTs: number;
   /** Source field values laid out by the version's `eventLayout(schema).sources`. */
   values: FeatureValue[];
@@ -27,33 +31,84 @@ export interface EvaluatedView {
   stale: boolean;
 }
 
-/** Sort order for event lists: by event time, then ingestion time (latest wins ties). */
+/**
+ * Sort order for event lists: by event time, then known time, then event id (UTF-16 code
+ * units). This order is also the tie rule: of the visible versions with the newest event
+ * time, the one learned last is the latest value, and of those learned at the same instant
+ * the greatest event id. Two versions of one event learned at the same instant (which
+ * ingestion refuses, but a race of two writers could store) are ordered by their values, so
+ * every sort of the same history gives the same order.
+ */
 export function compareEvents(a: FeatureEvent, b: FeatureEvent): number {
   return (
     a.eventTs - b.eventTs ||
     a.createdTs - b.createdTs ||
-    (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0)
+    (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0) ||
+    valueOrder(a, b)
   );
 }
 
+function valueOrder(a: FeatureEvent, b: FeatureEvent): number {
+  const x = JSON.stringify(a.values);
+  const y = JSON.stringify(b.values);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /**
- * The events of one entity and view version, sorted with `compareEvents`, as evaluation
- * reads them: an array of events online, columns of a compacted segment offline. Values are
- * addressed by position in the version's event layout.
+ * The event versions of one entity and view version, sorted with `compareEvents`, as
+ * evaluation reads them: an array of events online, columns of a compacted segment offline.
+ * Values are addressed by position in the version's event layout. A version is the one
+ * known at t when `createdTs(i) <= t < supersededTs(i)`.
  */
 export interface EventSeries {
   readonly length: number;
   eventTs(i: number): number;
   createdTs(i: number): number;
+  /** When the next version of the same event became known; Infinity for the newest. */
+  supersededTs(i: number): number;
   value(i: number, position: number): FeatureValue;
+}
+
+/**
+ * For each version of a sorted event array, when the next version of the same event became
+ * known (Infinity for an event's newest version): the end of the known-time interval in
+ * which it is the event's value. Events with one version (nearly all) cost one map entry.
+ */
+export function supersession(events: readonly FeatureEvent[]): Float64Array {
+  const until = new Float64Array(events.length).fill(Infinity);
+  const first = new Map<string, number>();
+  let repeated: Map<string, number[]> | null = null;
+  for (let i = 0; i < events.length; i++) {
+    const id = events[i].eventId;
+    const at = first.get(id);
+    if (at === undefined) first.set(id, i);
+    else {
+      repeated ??= new Map();
+      const list = repeated.get(id) ?? [at];
+      list.push(i);
+      repeated.set(id, list);
+    }
+  }
+  for (const list of repeated?.values() ?? []) {
+    list.sort(
+      (x, y) =>
+        events[x].createdTs - events[y].createdTs ||
+        events[x].eventTs - events[y].eventTs ||
+        valueOrder(events[x], events[y]),
+    );
+    for (let k = 0; k + 1 < list.length; k++) until[list[k]] = events[list[k + 1]].createdTs;
+  }
+  return until;
 }
 
 /** A sorted event array as a series. */
 export function seriesOf(events: readonly FeatureEvent[]): EventSeries {
+  const until = supersession(events);
   return {
     length: events.length,
     eventTs: (i) => events[i].eventTs,
     createdTs: (i) => events[i].createdTs,
+    supersededTs: (i) => until[i],
     value: (i, p) => events[i].values[p] ?? null,
   };
 }
@@ -68,14 +123,18 @@ export interface RowSink {
 
 /**
  * The value of every feature of a view for one entity as known at time `t` (epoch ms).
- * Only events with eventTs <= t and createdTs <= t are visible, so neither future events
- * nor late backfills leak in.
+ * Each event counts with its version known at t (createdTs <= t < supersededTs) and only if
+ * that version's eventTs <= t, so neither future events, nor late backfills, nor corrections
+ * learned after t leak in, and a corrected event is never counted twice.
  *
  * Offline (point-in-time joins over compacted columns) and online (reads of the streaming
  * state) both call this with the same semantics; the online state simply holds fewer events.
  *
- * `nullWhenStale`: offline rows get null beyond the TTL; online reads keep the values and
- * report `stale` so a caller can decide, instead of silently serving old data.
+ * Windowed aggregates are the value of their window `(t - w, t]`, whatever the TTL: an empty
+ * window gives COUNT and SUM 0, MEAN, MIN, MAX and LAST null. The TTL applies to the other
+ * features (latest values), `nullWhenStale`: offline rows get null beyond the TTL; online
+ * reads keep the values and report `stale` so a caller can decide, instead of silently
+ * serving old data.
  */
 export function evaluateView(
   schema: FeatureViewSchema,
@@ -122,11 +181,16 @@ export function evaluateViewInto(
   const { positions } = eventLayout(schema);
   for (let i = 0; i < features.length; i++) {
     const f = features[i];
-    if (stale && opts.nullWhenStale) sink.set(i, null);
-    else if (f.aggregation) sink.set(i, aggregate(f, positions[i], events, end, t));
+    if (f.aggregation) sink.set(i, aggregate(f, positions[i], events, end, t));
+    else if (stale && opts.nullWhenStale) sink.set(i, null);
     else sink.set(i, applyTransform(f.transform, events.value(latest, positions[i])));
   }
   sink.freshness(asOf, stale);
+}
+
+/** Whether version i is its event's version known at t (its event time is checked apart). */
+function knownAt(events: EventSeries, i: number, t: number): boolean {
+  return events.createdTs(i) <= t && t < events.supersededTs(i);
 }
 
 /** Index just past the last event with eventTs <= t. */
@@ -141,14 +205,19 @@ function upperBound(events: EventSeries, t: number): number {
   return lo;
 }
 
-/** Index of the newest event at or before t that was already known at t (createdTs <= t), or -1. */
+/**
+ * Index of the latest version visible at t (event time at or before t, the version known at
+ * t), or -1: in `compareEvents` order, so ties on event time go to the version learned last.
+ */
 function latestVisible(events: EventSeries, end: number, t: number): number {
-  for (let i = end - 1; i >= 0; i--) if (events.createdTs(i) <= t) return i;
+  for (let i = end - 1; i >= 0; i--) if (knownAt(events, i, t)) return i;
   return -1;
 }
 
+/** A feature's value when no event is visible: an empty window counts and sums to 0. */
 function emptyValue(f: FeatureSpec): FeatureValue {
-  return f.aggregation?.fn === AggregationFn.COUNT ? 0 : null;
+  const fn = f.aggregation?.fn;
+  return fn === AggregationFn.COUNT || fn === AggregationFn.SUM ? 0 : null;
 }
 
 function aggregate(
@@ -166,7 +235,7 @@ function aggregate(
   let max = -Infinity;
   let last: FeatureValue = null;
   for (let i = end - 1; i >= 0 && events.eventTs(i) > from; i--) {
-    if (events.createdTs(i) > t) continue;
+    if (!knownAt(events, i, t)) continue;
     const v = applyTransform(f.transform, events.value(i, position));
     if (v === null) continue;
     if (last === null) last = v;
@@ -181,7 +250,7 @@ function aggregate(
     case AggregationFn.COUNT:
       return count;
     case AggregationFn.SUM:
-      return count ? sum : null;
+      return sum;
     case AggregationFn.MEAN:
       return count ? sum / count : null;
     case AggregationFn.MIN:

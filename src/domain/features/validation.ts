@@ -33,6 +33,8 @@ export enum ValidationRule {
   NOT_ALLOWED_VALUE = 'NOT_ALLOWED_VALUE',
   NULL_FRACTION_EXCEEDED = 'NULL_FRACTION_EXCEEDED',
   LATE_EVENT = 'LATE_EVENT',
+  /** The known time of a stored version of the event, with another payload. */
+  CONFLICTING_DUPLICATE = 'CONFLICTING_DUPLICATE',
 }
 
 export interface Violation {
@@ -47,106 +49,179 @@ export interface QuarantinedRecord {
 }
 
 export interface ValidationOutcome {
-  accepted: { entityKey: string; event: Omit<FeatureEvent, 'createdTs'>; knownAt?: number }[];
+  accepted: {
+    entityKey: string;
+    event: Omit<FeatureEvent, 'createdTs'>;
+    knownAt?: number;
+    record: IngestRecord;
+  }[];
   quarantined: QuarantinedRecord[];
 }
 
+export interface ValidationOptions {
+  /** Quarantine records too far behind their entity's newest event (LATE_EVENT). */
+  lateness: boolean;
+  /** Quarantine records without knownAt (backfills of history must say when it was known). */
+  requireKnownAt: boolean;
+}
+
 /**
- * Checks a batch against a view version's schema. Every record ends up in exactly one of
- * `accepted` or `quarantined` (accepted + quarantined = received). Per-record rules: entity
- * key, event id and time, type, range, allowed values, lateness against the entity's newest
- * event time (`watermarks`, updated as the batch is read in order). Per-batch rule: a
- * feature whose share of nulls exceeds `maxNullFraction` quarantines the records that are
- * null in it.
+ * A batch seen column by column: the same checks serve records (ingestion) and the columns
+ * of a backfill file, which then builds no object per row. `field(i, p)` is the raw value of
+ * source field `eventLayout(schema).sources[p]`.
  */
-export function validateBatch(
+export interface BatchColumns {
+  readonly length: number;
+  entityKey(i: number): unknown;
+  eventId(i: number): unknown;
+  eventTs(i: number): unknown;
+  /** undefined when the record has none. */
+  knownAt(i: number): unknown;
+  field(i: number, position: number): unknown;
+  malformed?(i: number): string | undefined;
+}
+
+/**
+ * Checks a batch against a view version's schema. Per-record rules: entity key, event id and
+ * time, type, range, allowed values, lateness against the entity's newest event time
+ * (`watermarks`, updated as the batch is read in order). Per-batch rule: a feature whose
+ * share of nulls exceeds `maxNullFraction` quarantines the records that are null in it.
+ * Returns the violations of each failing row (a row not in the map passed).
+ */
+export function validateColumns(
   schema: FeatureViewSchema,
-  records: readonly IngestRecord[],
+  batch: BatchColumns,
   watermarks: Map<string, number>,
-): ValidationOutcome {
-  const violations: Violation[][] = records.map(() => []);
-  const nulls = new Map<string, number[]>();
+  options: ValidationOptions = { lateness: true, requireKnownAt: false },
+): Map<number, Violation[]> {
+  const failed = new Map<number, Violation[]>();
+  const add = (i: number, v: Violation) => {
+    const list = failed.get(i);
+    if (list) list.push(v);
+    else failed.set(i, [v]);
+  };
+  const { positions } = eventLayout(schema);
+  const nulls = schema.features.map(() => [] as number[]);
   const marks = new Map(watermarks);
 
-  records.forEach((r, i) => {
-    const v = violations[i];
-    if (r.malformed)
-      v.push({ rule: ValidationRule.MALFORMED_RECORD, feature: null, message: r.malformed });
-    if (typeof r.entityKey !== 'string' || r.entityKey.length === 0 || r.entityKey.length > 256) {
-      v.push({
+  for (let i = 0; i < batch.length; i++) {
+    const malformed = batch.malformed?.(i);
+    if (malformed)
+      add(i, { rule: ValidationRule.MALFORMED_RECORD, feature: null, message: malformed });
+    const entityKey = batch.entityKey(i);
+    if (typeof entityKey !== 'string' || entityKey.length === 0 || entityKey.length > 256) {
+      add(i, {
         rule: ValidationRule.MISSING_ENTITY_KEY,
         feature: null,
         message: 'entityKey must be a non-empty string of at most 256 characters',
       });
     }
-    if (typeof r.eventId !== 'string' || r.eventId.length === 0 || r.eventId.length > 256) {
-      v.push({
+    const eventId = batch.eventId(i);
+    if (typeof eventId !== 'string' || eventId.length === 0 || eventId.length > 256) {
+      add(i, {
         rule: ValidationRule.MISSING_EVENT_ID,
         feature: null,
         message: 'eventId must be a non-empty string of at most 256 characters',
       });
     }
-    if (
-      r.knownAt !== undefined &&
-      (typeof r.knownAt !== 'number' || !Number.isFinite(r.knownAt) || r.knownAt < r.eventTs)
+    const eventTs = batch.eventTs(i);
+    const knownAt = batch.knownAt(i);
+    if (knownAt === undefined && options.requireKnownAt) {
+      add(i, {
+        rule: ValidationRule.INVALID_EVENT_TIME,
+        feature: null,
+        message: 'a backfill record needs knownAt: when its value became known',
+      });
+    } else if (
+      knownAt !== undefined &&
+      (typeof knownAt !== 'number' || !Number.isFinite(knownAt) || knownAt < (eventTs as number))
     ) {
-      v.push({
+      add(i, {
         rule: ValidationRule.INVALID_EVENT_TIME,
         feature: null,
         message: 'knownAt must be a valid time, not before the event time',
       });
     }
-    if (typeof r.eventTs !== 'number' || !Number.isFinite(r.eventTs)) {
-      v.push({
+    if (typeof eventTs !== 'number' || !Number.isFinite(eventTs)) {
+      add(i, {
         rule: ValidationRule.INVALID_EVENT_TIME,
         feature: null,
         message: 'eventTs must be a valid time',
       });
-    } else if (typeof r.entityKey === 'string') {
-      const mark = marks.get(r.entityKey);
-      if (mark !== undefined && r.eventTs < mark - schema.allowedLatenessSeconds * 1000) {
-        v.push({
+    } else if (options.lateness && typeof entityKey === 'string') {
+      const mark = marks.get(entityKey);
+      if (mark !== undefined && eventTs < mark - schema.allowedLatenessSeconds * 1000) {
+        add(i, {
           rule: ValidationRule.LATE_EVENT,
           feature: null,
-          message: `event time ${new Date(r.eventTs).toISOString()} is more than ${schema.allowedLatenessSeconds}s behind the entity's newest event ${new Date(mark).toISOString()}`,
+          message: `event time ${new Date(eventTs).toISOString()} is more than ${schema.allowedLatenessSeconds}s behind the entity's newest event ${new Date(mark).toISOString()}`,
         });
       }
     }
-    for (const f of schema.features) {
-      const raw = (r.fields ?? {})[f.source];
+    for (let f = 0; f < schema.features.length; f++) {
+      const raw = batch.field(i, positions[f]);
       if (raw === null || raw === undefined) {
-        const list = nulls.get(f.name) ?? [];
-        list.push(i);
-        nulls.set(f.name, list);
+        nulls[f].push(i);
         continue;
       }
-      const problem = checkValue(f, raw);
-      if (problem) v.push(problem);
+      const problem = checkValue(schema.features[f], raw);
+      if (problem) add(i, problem);
     }
-    if (v.length === 0 && typeof r.eventTs === 'number') {
-      marks.set(r.entityKey, Math.max(marks.get(r.entityKey) ?? -Infinity, r.eventTs));
-    }
-  });
+    if (
+      !failed.has(i) &&
+      typeof eventTs === 'number' &&
+      typeof entityKey === 'string' &&
+      options.lateness
+    )
+      marks.set(entityKey, Math.max(marks.get(entityKey) ?? -Infinity, eventTs));
+  }
 
-  for (const f of schema.features) {
+  schema.features.forEach((f, k) => {
     const maxFrac = f.validation.maxNullFraction;
-    const idx = nulls.get(f.name) ?? [];
-    if (maxFrac == null || records.length === 0 || idx.length / records.length <= maxFrac) continue;
-    const frac = idx.length / records.length;
+    const idx = nulls[k];
+    if (maxFrac == null || batch.length === 0 || idx.length / batch.length <= maxFrac) return;
+    const frac = idx.length / batch.length;
     for (const i of idx) {
-      violations[i].push({
+      add(i, {
         rule: ValidationRule.NULL_FRACTION_EXCEEDED,
         feature: f.name,
         message: `${(frac * 100).toFixed(1)}% of the batch is null in ${f.source}; at most ${(maxFrac * 100).toFixed(1)}% allowed`,
       });
     }
-  }
+  });
+  return failed;
+}
 
-  const out: ValidationOutcome = { accepted: [], quarantined: [] };
+/**
+ * Checks a batch of records (validateColumns' rules). Every record ends up in exactly one of
+ * `accepted` or `quarantined` (accepted + quarantined = received).
+ */
+export function validateBatch(
+  schema: FeatureViewSchema,
+  records: readonly IngestRecord[],
+  watermarks: Map<string, number>,
+  options: ValidationOptions = { lateness: true, requireKnownAt: false },
+): ValidationOutcome {
   const { sources } = eventLayout(schema);
+  const failed = validateColumns(
+    schema,
+    {
+      length: records.length,
+      entityKey: (i) => records[i].entityKey,
+      eventId: (i) => records[i].eventId,
+      eventTs: (i) => records[i].eventTs,
+      knownAt: (i) => records[i].knownAt,
+      field: (i, p) => (records[i].fields ?? {})[sources[p]],
+      malformed: (i) => records[i].malformed,
+    },
+    watermarks,
+    options,
+  );
+  const out: ValidationOutcome = { accepted: [], quarantined: [] };
   records.forEach((r, i) => {
-    if (violations[i].length) {
-      out.quarantined.push({ record: r, violations: violations[i] });
+    const violations = failed.get(i);
+    if (violations) {
+      out.quarantined.push({ record: r, violations });
       return;
     }
     const fields = r.fields ?? {};
@@ -155,6 +230,7 @@ export function validateBatch(
       entityKey: r.entityKey,
       event: { eventId: r.eventId, eventTs: r.eventTs, values },
       knownAt: r.knownAt,
+      record: r,
     });
   });
   return out;

@@ -23,12 +23,15 @@ import {
   type TrainingRun,
 } from './training-run';
 import { type TrainingRunRepository } from './training-run.repository';
+import { type TableFile } from '../features/table-file';
 
 /** A point-in-time training set to build for a run (see DatasetService.build). */
 export interface DatasetBuildRequest {
   name: string;
   featureRefs: string[];
-  spine: { entityKey: string; ts: number; label: number | null }[];
+  /** The spine as rows, or as a file in the artifact store (one of the two). */
+  spine?: { entityKey: string; ts: number; label: number | null }[];
+  spineFile?: TableFile;
 }
 
 export interface SubmitRunInput {

@@ -10,6 +10,7 @@ import {
   Utf8,
   makeData,
   makeVector,
+  tableFromIPC,
   tableToIPC,
   vectorFromArray,
   type DataType,
@@ -17,6 +18,7 @@ import {
 } from 'apache-arrow';
 import { type DatasetEncoder, type EncodedColumn } from '../../domain/features/dataset';
 import { FeatureType } from '../../domain/features/feature-definition';
+import { writeParquet } from './parquet';
 
 /** Dataset snapshots as Arrow IPC files: columnar, typed, readable by pandas/polars/DuckDB. */
 export class ArrowDatasetEncoder implements DatasetEncoder {
@@ -36,6 +38,11 @@ export class ArrowDatasetEncoder implements DatasetEncoder {
     }
     const table = new Table(new Schema(fields), vectors);
     return tableToIPC(table, 'file');
+  }
+
+  /** The same table as Parquet, column for column (the download for any reader). */
+  toParquet(snapshot: Uint8Array): Promise<Uint8Array> {
+    return writeParquet(tableFromIPC(snapshot));
   }
 }
 

@@ -3,7 +3,7 @@ import type Redis from 'ioredis';
 import { Packr } from 'msgpackr';
 import { type OnlineKey, type OnlineStore } from '../../domain/features/feature-store.ports';
 import { type FeatureValue } from '../../domain/features/feature-definition';
-import { type Retention } from '../../domain/features/online-state';
+import { type RetentionPolicy } from '../../domain/features/online-state';
 import { type FeatureEvent } from '../../domain/features/point-in-time';
 
 type PackedEvent = [
@@ -20,63 +20,153 @@ const FORMAT = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 /**
- * One sorted set per (view version, entity): each member one event packed with MessagePack
- * (values positional, in the version's event layout), scored by event time. A read is one
- * ZRANGE, and reads of many entities or versions are one pipelined round trip; decoding
- * builds no per-name object. Ingestion only adds members and trims by score, O(log n) per
- * event, so writers never read-modify-write and concurrent consumers cannot lose each
- * other's events. Keys are per entity, so they shard across a Redis Cluster.
+ * Merges an update into one entity's online state, atomically (docs/adr/0022; the rules are
+ * RetentionPolicy's). Every key it touches is declared and they share one hash tag.
+ *
+ * KEYS: 1 events (hash: id -> packed version), 2 event times (sorted set: id by event time),
+ *       3 known times (hash: id -> known time of the version held), 4 stamp
+ * ARGV: 1 widest window in ms (0: none), 2 trim step in ms (0: every update), 3 a fresh stamp,
+ *       then per event: id, event time, known time, packed version
+ */
+const MERGE = `
+local window, step = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n = (#ARGV - 3) / 4
+local mine = {}
+local batchTop = nil
+for i = 0, n - 1 do
+  mine[ARGV[4 + 4 * i]] = true
+  local ts = tonumber(ARGV[5 + 4 * i])
+  if batchTop == nil or ts > batchTop then batchTop = ts end
+end
+local newest = nil
+local top = redis.call('ZREVRANGE', KEYS[2], 0, n, 'WITHSCORES')
+for j = 1, #top, 2 do
+  if not mine[top[j]] then
+    newest = tonumber(top[j + 1])
+    break
+  end
+end
+local base = newest or batchTop
+local bound = nil
+if base ~= nil then
+  if window > 0 then bound = base - window else bound = base end
+end
+local function forgotten(ts)
+  if bound == nil then return false end
+  if window > 0 then return ts <= bound end
+  return ts < bound
+end
+local changed = 0
+for i = 0, n - 1 do
+  local id, ts, cts = ARGV[4 + 4 * i], tonumber(ARGV[5 + 4 * i]), tonumber(ARGV[6 + 4 * i])
+  local held = redis.call('HGET', KEYS[3], id)
+  if (not held) or tonumber(held) < cts then
+    if not forgotten(ts) then
+      redis.call('HSET', KEYS[1], id, ARGV[7 + 4 * i])
+      redis.call('HSET', KEYS[3], id, ARGV[6 + 4 * i])
+      redis.call('ZADD', KEYS[2], ARGV[5 + 4 * i], id)
+      changed = changed + 1
+    elseif held then
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('HDEL', KEYS[3], id)
+      redis.call('ZREM', KEYS[2], id)
+      changed = changed + 1
+    end
+  end
+end
+if newest ~= nil then
+  local after = newest
+  if batchTop ~= nil and batchTop > after then after = batchTop end
+  if step == 0 or math.floor(after / step) > math.floor(newest / step) then
+    local range = string.format('%.17g', bound)
+    if window == 0 then range = '(' .. range end
+    local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', range)
+    for c = 1, #old, 1000 do
+      local part = { unpack(old, c, math.min(c + 999, #old)) }
+      redis.call('HDEL', KEYS[1], unpack(part))
+      redis.call('HDEL', KEYS[3], unpack(part))
+    end
+    if #old > 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', range)
+      changed = changed + #old
+    end
+  end
+end
+if changed > 0 then redis.call('SET', KEYS[4], ARGV[3]) end
+return changed
+`;
+
+type Scripted = Redis & {
+  aetherMergeOnline(...args: (string | number | Buffer)[]): Promise<number>;
+};
+
+/**
+ * Per (view version, entity): the newest known version of each event the features still
+ * need, packed with MessagePack (values positional, in the version's event layout), in a
+ * hash by event id, with a sorted set of the ids by event time for lateness and trimming and
+ * a hash of the known times held. A read is one HVALS, and reads of many entities or
+ * versions are one pipelined round trip; decoding builds no per-name object. An update of an
+ * entity is one script, so concurrent consumers never lose or double each other's events.
+ * Keys are per entity with one hash tag per entity, so they shard across a Redis Cluster.
  */
 export class RedisOnlineStore implements OnlineStore {
   private readonly decoded = new Map<string, { stamp: string; events: FeatureEvent[] }>();
+  private readonly redis: Scripted;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
     /** Keys whose decoded events are kept (least recently read forgotten first). */
     private readonly cachedKeys = 10_000,
-  ) {}
-
-  key(k: OnlineKey): string {
-    return `${this.prefix}ol:${k.versionId}:${k.entityKey}`;
+  ) {
+    if (!('aetherMergeOnline' in redis))
+      redis.defineCommand('aetherMergeOnline', { numberOfKeys: 4, lua: MERGE });
+    this.redis = redis as Scripted;
   }
 
-  private stampKey(k: OnlineKey): string {
-    return `${this.prefix}ols:${k.versionId}:${k.entityKey}`;
+  /** The keys of one (version, entity): one hash tag, so one Redis Cluster slot. */
+  keys(k: OnlineKey): { events: string; times: string; known: string; stamp: string } {
+    const tag = `{${k.versionId}:${k.entityKey}}`;
+    return {
+      events: `${this.prefix}ol:${tag}`,
+      times: `${this.prefix}olt:${tag}`,
+      known: `${this.prefix}olk:${tag}`,
+      stamp: `${this.prefix}ols:${tag}`,
+    };
   }
 
   /**
-   * The stored events per key. Each key carries a stamp (a random token replaced in the same
-   * MULTI as every write to the key), and the decoded events of recently read keys are kept
-   * with the stamp they were read under: a read whose stamps all match costs one GET per
-   * key and returns the very same arrays, which callers must treat as read-only. A busy
-   * entity's window (a thousand events) is then decoded once per write, not once per read.
+   * The stored events per key. Each key carries a stamp (a random token replaced by every
+   * update that changes the key, in the same script), and the decoded events of recently read
+   * keys are kept with the stamp they were read under: a read whose stamps all match costs one
+   * GET per key and returns the very same arrays, which callers must treat as read-only. A
+   * busy entity's window (a thousand events) is then decoded once per write, not per read.
    */
   async readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]> {
     if (keys.length === 0) return [];
-    const names = keys.map((k) => this.key(k));
-    const stamps = await this.redis.mget(keys.map((k) => this.stampKey(k)));
+    const names = keys.map((k) => this.keys(k));
+    const stamps = await this.redis.mget(names.map((n) => n.stamp));
     const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
     const missed: number[] = [];
     for (let i = 0; i < keys.length; i++) {
-      const hit = stamps[i] === null ? undefined : this.decoded.get(names[i]);
+      const hit = stamps[i] === null ? undefined : this.decoded.get(names[i].events);
       if (hit && hit.stamp === stamps[i]) {
         // Most recently used last: Map order is the eviction order.
-        this.decoded.delete(names[i]);
-        this.decoded.set(names[i], hit);
+        this.decoded.delete(names[i].events);
+        this.decoded.set(names[i].events, hit);
         out[i] = hit.events;
       } else missed.push(i);
     }
     if (!missed.length) return out;
     const p = this.redis.multi();
-    for (const i of missed) p.get(this.stampKey(keys[i])).zrangeBuffer(names[i], 0, -1);
+    for (const i of missed) p.get(names[i].stamp).hvalsBuffer(names[i].events);
     const res = (await p.exec()) ?? [];
     missed.forEach((i, j) => {
       const [stampErr, stamp] = res[2 * j];
       const [err, members] = res[2 * j + 1];
       if (stampErr || err) throw stampErr ?? err;
       out[i] = (members as Buffer[]).map(unpack);
-      if (typeof stamp === 'string') this.remember(names[i], stamp, out[i]);
+      if (typeof stamp === 'string') this.remember(names[i].events, stamp, out[i]);
     });
     return out;
   }
@@ -85,47 +175,48 @@ export class RedisOnlineStore implements OnlineStore {
     keys: readonly (OnlineKey & { excluding: ReadonlySet<string> })[],
   ): Promise<(number | undefined)[]> {
     if (keys.length === 0) return [];
-    // The newest members, enough to get past the excluded ids; a key where even those are
-    // all excluded (an id stored twice by an earlier redelivery) is read whole.
-    const depth = (k: { excluding: ReadonlySet<string> }) => k.excluding.size + 1;
+    // The newest ids, one more than can be excluded: one event per id is held.
     const p = this.redis.pipeline();
-    for (const k of keys) p.zrangeBuffer(this.key(k), -depth(k), -1);
+    for (const k of keys) p.zrevrange(this.keys(k).times, 0, k.excluding.size, 'WITHSCORES');
     const res = (await p.exec()) ?? [];
-    const out: (number | undefined)[] = [];
-    for (let i = 0; i < keys.length; i++) {
+    return keys.map((k, i) => {
       const [err, v] = res[i];
       if (err) throw err;
-      const members = v as Buffer[];
-      let newest = newestExcluding(members.map(unpack), keys[i].excluding);
-      if (newest === undefined && members.length === depth(keys[i]))
-        newest = newestExcluding(
-          (await this.redis.zrangeBuffer(this.key(keys[i]), 0, -1)).map(unpack),
-          keys[i].excluding,
-        );
-      out.push(newest);
-    }
-    return out;
+      const flat = v as string[];
+      for (let j = 0; j + 1 < flat.length; j += 2)
+        if (!k.excluding.has(flat[j])) return Number(flat[j + 1]);
+      return undefined;
+    });
   }
 
-  async append(
-    entries: readonly (OnlineKey & { events: FeatureEvent[]; retention: Retention | null })[],
-  ): Promise<void> {
-    if (!entries.length) return;
-    // One transaction: a key's events and its stamp change together, so a cached read can
-    // never pair a new stamp with old events (or the reverse).
-    const p = this.redis.multi();
+  async merge(
+    retention: RetentionPolicy,
+    entries: readonly (OnlineKey & { events: readonly FeatureEvent[] })[],
+  ): Promise<number[]> {
+    if (!entries.length) return [];
+    // One script per entity, pipelined: each is atomic on its own keys, and no two entities
+    // need to change together.
+    const p = this.redis.pipeline() as unknown as Scripted;
     for (const e of entries) {
-      const key = this.key(e);
-      const args: (number | Buffer)[] = [];
-      for (const ev of e.events) args.push(ev.eventTs, pack(ev));
-      p.zadd(key, ...args);
-      if (e.retention) {
-        const bound = `${e.retention.inclusive ? '' : '('}${e.retention.before}`;
-        p.zremrangebyscore(key, '-inf', bound);
-      }
-      p.set(this.stampKey(e), randomUUID());
+      const k = this.keys(e);
+      const args: (string | number | Buffer)[] = [
+        k.events,
+        k.times,
+        k.known,
+        k.stamp,
+        retention.windowMs,
+        retention.trimStepMs,
+        randomUUID(),
+      ];
+      for (const ev of e.events)
+        args.push(ev.eventId, String(ev.eventTs), String(ev.createdTs), pack(ev));
+      void p.aetherMergeOnline(...args);
     }
-    for (const [err] of (await p.exec()) ?? []) if (err) throw err;
+    const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
+    return res.map(([err, changed]) => {
+      if (err) throw err;
+      return changed as number;
+    });
   }
 
   private remember(key: string, stamp: string, events: FeatureEvent[]): void {
@@ -139,17 +230,6 @@ export class RedisOnlineStore implements OnlineStore {
 function pack(e: FeatureEvent): Buffer {
   const packed: PackedEvent = [FORMAT, e.eventId, e.eventTs, e.createdTs, e.values];
   return packr.pack(packed);
-}
-
-function newestExcluding(
-  events: readonly FeatureEvent[],
-  excluding: ReadonlySet<string>,
-): number | undefined {
-  let newest: number | undefined;
-  for (const e of events)
-    if (!excluding.has(e.eventId) && (newest === undefined || e.eventTs > newest))
-      newest = e.eventTs;
-  return newest;
 }
 
 function unpack(raw: Buffer): FeatureEvent {

@@ -17,6 +17,7 @@ interface Row {
   columns: DatasetColumn[];
   content_hash: string | null;
   artifact: ArtifactRef | null;
+  parquet: ArtifactRef | null;
   progress: number;
   error: string | null;
   created_at: Date;
@@ -76,7 +77,7 @@ export class SqlDatasetRepository implements DatasetRepository {
     patch: Partial<
       Pick<
         DatasetSnapshot,
-        'status' | 'contentHash' | 'artifact' | 'progress' | 'error' | 'completedAt'
+        'status' | 'contentHash' | 'artifact' | 'parquet' | 'progress' | 'error' | 'completedAt'
       >
     >,
   ): Promise<void> {
@@ -84,6 +85,7 @@ export class SqlDatasetRepository implements DatasetRepository {
       status: patch.status,
       content_hash: patch.contentHash,
       artifact: patch.artifact === undefined ? undefined : JSON.stringify(patch.artifact),
+      parquet: patch.parquet === undefined ? undefined : JSON.stringify(patch.parquet),
       progress: patch.progress,
       error: patch.error,
       completed_at: patch.completedAt,
@@ -119,6 +121,7 @@ function toSnapshot(r: Row): DatasetSnapshot {
     columns: r.columns,
     contentHash: r.content_hash,
     artifact: r.artifact,
+    parquet: r.parquet,
     progress: r.progress,
     error: r.error,
     createdAt: r.created_at,

@@ -9,11 +9,18 @@ import { ArtifactNotFoundError } from '../../../domain/artifacts/artifact-errors
 import { type ArtifactRef, type ArtifactStore } from '../../../domain/artifacts/artifact-store';
 import {
   type AppendRow,
+  type BackfillRows,
   type CompactionReport,
   type CompactionStatus,
   type OfflineStore,
   type StoredQuarantine,
 } from '../../../domain/features/feature-store.ports';
+import {
+  type CandidateVersion,
+  judgeVersions,
+  type StoredVersion,
+  VersionVerdict,
+} from '../../../domain/features/event-versions';
 import {
   compareEvents,
   type EventSeries,
@@ -26,8 +33,10 @@ import {
   decodeSegment,
   encodeSegment,
   entityRanges,
+  SEGMENT_BUCKETS,
   type SegmentRows,
   SegmentSeries,
+  sortBucketRows,
 } from './segments';
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
@@ -39,6 +48,9 @@ const APPEND_STATEMENTS = 4;
 
 /** Advisory lock (class, object) between appends (shared) and compaction watermarks. */
 const COMPACTION_LOCK = [0x41657468, 1];
+
+/** How often a backfill judges and writes again after losing a swap to a compaction. */
+const BACKFILL_ATTEMPTS = 3;
 
 /** Rows one compaction run moves at most. */
 const MAX_COMPACTION_ROWS = 2_000_000;
@@ -64,27 +76,79 @@ export class PostgresOfflineStore implements OfflineStore {
     this.concurrent = db.kind === 'postgres';
   }
 
-  async append(version: FeatureViewVersion, rows: readonly AppendRow[]): Promise<Set<string>> {
+  async previousVersions(
+    version: FeatureViewVersion,
+    rows: readonly { entityKey: string; eventId: string; createdTs: number }[],
+  ): Promise<(StoredVersion | null)[]> {
+    const out: (StoredVersion | null)[] = rows.map(() => null);
+    if (!rows.length) return out;
+    const { sources } = eventLayout(version.schema);
+    // A probe of the primary key per row: the newest version known at the row's known time.
+    const found = (await this.ds.query(
+      `SELECT u.n::int AS n, p.ts, p.cts, p.f
+         FROM unnest($2::text[], $3::text[], $4::float8[]) WITH ORDINALITY AS u(k, e, cts, n)
+         JOIN LATERAL (
+           SELECT (extract(epoch FROM x.event_ts) * 1000)::float8 AS ts,
+                  (extract(epoch FROM x.created_ts) * 1000)::float8 AS cts, x.fields AS f
+             FROM feature_event x
+            WHERE x.version_id = $1 AND x.entity_key = u.k AND x.event_id = u.e
+              AND x.created_ts <= ${msTime('u.cts')}
+            ORDER BY x.created_ts DESC
+            LIMIT 1) p ON true`,
+      [
+        version.id,
+        rows.map((r) => r.entityKey),
+        rows.map((r) => r.eventId),
+        rows.map((r) => r.createdTs),
+      ],
+    )) as { n: number; ts: number; cts: number; f: Record<string, FeatureValue> }[];
+    for (const r of found)
+      out[r.n - 1] = {
+        eventTs: Math.round(r.ts),
+        createdTs: Math.round(r.cts),
+        values: sources.map((s) => r.f[s] ?? null),
+      };
+    return out;
+  }
+
+  async append(
+    version: FeatureViewVersion,
+    rows: readonly AppendRow[],
+  ): Promise<(StoredVersion | null)[]> {
     // Large batches go in as concurrent statements on separate connections, so PostgreSQL
     // uses more than one core; each is idempotent, so a partial failure is simply retried.
     const parts = this.concurrent
       ? Math.min(APPEND_STATEMENTS, Math.ceil(rows.length / APPEND_ROWS_PER_STATEMENT))
       : 1;
-    if (parts <= 1) return this.appendChunk(version, rows);
-    const size = Math.ceil(rows.length / parts);
-    const done = await Promise.all(
-      Array.from({ length: parts }, (_, i) =>
-        this.appendChunk(version, rows.slice(i * size, (i + 1) * size)),
-      ),
+    const size = Math.ceil(rows.length / Math.max(parts, 1));
+    const chunks = Array.from({ length: Math.max(parts, 1) }, (_, i) =>
+      rows.slice(i * size, (i + 1) * size),
     );
-    return new Set(done.flatMap((d) => [...d]));
+    const inserted = new Set<string>();
+    for (const keys of await Promise.all(chunks.map((c) => this.appendChunk(version, c))))
+      for (const k of keys) inserted.add(k);
+    const out: (StoredVersion | null)[] = rows.map(() => null);
+    const taken = rows.flatMap((r, i) => (inserted.has(versionKey(r)) ? [] : [i]));
+    if (!taken.length) return out;
+    // Another writer stored these (entity, event, known time) first: what it stored.
+    const stored = await this.previousVersions(
+      version,
+      taken.map((i) => ({
+        entityKey: rows[i].entityKey,
+        eventId: rows[i].event.eventId,
+        createdTs: rows[i].event.createdTs,
+      })),
+    );
+    taken.forEach((i, k) => (out[i] = stored[k]));
+    return out;
   }
 
+  /** Inserts the rows not stored yet; returns the `versionKey`s of those it inserted. */
   private async appendChunk(
     version: FeatureViewVersion,
     rows: readonly AppendRow[],
-  ): Promise<Set<string>> {
-    if (!rows.length) return new Set();
+  ): Promise<string[]> {
+    if (!rows.length) return [];
     const { sources } = eventLayout(version.schema);
     // The statement first takes the shared side of the compaction lock (ADR 0010) and holds
     // it until it commits: the rows come LATERAL to the lock, so no sequence number is drawn
@@ -95,12 +159,12 @@ export class PostgresOfflineStore implements OfflineStore {
          SELECT pg_advisory_xact_lock_shared(${COMPACTION_LOCK[0]}, ${COMPACTION_LOCK[1]}) AS held
        )
        INSERT INTO feature_event (version_id, entity_key, event_id, event_ts, created_ts, fields)
-       SELECT $1, u.k, u.e, to_timestamp(u.ts / 1000.0), to_timestamp(u.cts / 1000.0), u.f
+       SELECT $1, u.k, u.e, ${msTime('u.ts')}, ${msTime('u.cts')}, u.f
          FROM compaction_lock,
               LATERAL unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::jsonb[])
                 AS u(k, e, ts, cts, f)
        ON CONFLICT DO NOTHING
-       RETURNING entity_key, event_id`,
+       RETURNING entity_key, event_id, (extract(epoch FROM created_ts) * 1000)::float8 AS cts`,
       [
         version.id,
         rows.map((r) => r.entityKey),
@@ -112,8 +176,13 @@ export class PostgresOfflineStore implements OfflineStore {
           JSON.stringify(Object.fromEntries(sources.map((s, i) => [s, r.event.values[i]]))),
         ),
       ],
-    )) as { entity_key: string; event_id: string }[];
-    return new Set(inserted.map((r) => `${r.entity_key}\u0000${r.event_id}`));
+    )) as { entity_key: string; event_id: string; cts: number }[];
+    return inserted.map((r) =>
+      versionKey({
+        entityKey: r.entity_key,
+        event: { eventId: r.event_id, createdTs: Math.round(r.cts) },
+      }),
+    );
   }
 
   /**
@@ -221,43 +290,135 @@ export class PostgresOfflineStore implements OfflineStore {
       list.push(r);
       byBucket.set(b, list);
     }
-    const positions = eventLayout(version.schema).sources.length;
     const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
     for (const [bucket, rows] of byBucket) {
       const old = state.segments.find((s) => s.bucket === bucket);
-      const all = rows;
-      if (old) {
-        const decoded = decodeSegment(
-          version.schema,
-          await this.artifacts.getBytes(old.artifactKey, old.sha256),
-        );
-        for (const [entityKey, [lo, hi]] of entityRanges(decoded))
-          for (const event of new SegmentSeries(decoded, lo, hi).events(positions))
-            all.push({ entityKey, event });
-      }
-      all.sort(
-        (a, b) =>
-          (a.entityKey < b.entityKey ? -1 : a.entityKey > b.entityKey ? 1 : 0) ||
-          compareEvents(a.event, b.event),
-      );
+      const all = old ? [...(await this.segmentEvents(version, old)), ...rows] : rows;
       const ref = await this.artifacts.put(
         `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
-        encodeSegment(version.schema, all),
+        encodeSegment(version.schema, sortBucketRows(all)),
       );
       written.push({ bucket, ref, rows: all.length });
     }
     const compactedRows = state.compactedRows + fresh.length;
+    if (!(await this.swapSegments(version.id, state, upto, compactedRows, written)))
+      return { rows: 0, segments: 0, compactedRows: state.compactedRows };
+    return { rows: fresh.length, segments: written.length, compactedRows };
+  }
+
+  /**
+   * Judges the rows against every stored version of their events (the segments and the log
+   * rows after the watermark), then rewrites the buckets they touch with their new versions
+   * and swaps them in at once. Log rows appended while it runs are not judged against: two
+   * versions of one event known at the same instant can then both be stored, and the reads'
+   * tie rule (compareEvents) makes one of them the value, the same everywhere.
+   */
+  async backfill(version: FeatureViewVersion, rows: BackfillRows): Promise<VersionVerdict[]> {
+    const byBucket = Array.from({ length: SEGMENT_BUCKETS }, () => [] as number[]);
+    for (let i = 0; i < rows.length; i++) byBucket[bucketOf(rows.entityKey(i))].push(i);
+    for (let attempt = 1; ; attempt++) {
+      const verdicts = new Array<VersionVerdict>(rows.length);
+      const state = await this.compactionState(version.id);
+      const pending = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
+      for (const r of await this.rowsAfter(version, state.throughSeq, null)) {
+        const list = pending.get(bucketOf(r.entityKey)) ?? [];
+        list.push(r);
+        pending.set(bucketOf(r.entityKey), list);
+      }
+      const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
+      let added = 0;
+      for (let bucket = 0; bucket < SEGMENT_BUCKETS; bucket++) {
+        const wanted = byBucket[bucket];
+        if (!wanted.length) continue;
+        const old = state.segments.find((x) => x.bucket === bucket);
+        const kept = old ? await this.segmentEvents(version, old) : [];
+        // In segment order, so each entity's rows are one range and the new versions need
+        // no second sort when the bucket had no segment yet.
+        const candidates = sortBucketRows(
+          wanted.map((i) => ({
+            row: i,
+            entityKey: rows.entityKey(i),
+            event: {
+              eventId: rows.eventId(i),
+              eventTs: rows.eventTs(i),
+              createdTs: rows.createdTs(i),
+              values: rows.values(i),
+            },
+            explicitKnownAt: true,
+          })),
+        );
+        const judged = judgeByEntity(candidates, [...kept, ...(pending.get(bucket) ?? [])]);
+        const fresh = candidates.filter(
+          (_, k) => judged[k] === VersionVerdict.NEW || judged[k] === VersionVerdict.CORRECTION,
+        );
+        candidates.forEach((c, k) => (verdicts[c.row] = judged[k]));
+        if (!fresh.length) continue;
+        const all = kept.length ? sortBucketRows([...kept, ...fresh]) : fresh;
+        const ref = await this.artifacts.put(
+          `offline/${version.id}/${bucket}-${state.throughSeq}-${randomUUID()}.arrow`,
+          encodeSegment(version.schema, all),
+        );
+        written.push({ bucket, ref, rows: all.length });
+        added += fresh.length;
+      }
+      if (
+        !written.length ||
+        (await this.swapSegments(
+          version.id,
+          state,
+          state.throughSeq,
+          state.compactedRows + added,
+          written,
+        ))
+      )
+        return verdicts;
+      // A compaction or another backfill swapped segments meanwhile: judge again on top.
+      if (attempt >= BACKFILL_ATTEMPTS)
+        throw new Error(`backfill of ${version.viewName}@${version.version} lost ${attempt} races`);
+    }
+  }
+
+  /** A segment's rows as events, to merge with new rows. */
+  private async segmentEvents(
+    version: FeatureViewVersion,
+    segment: { artifactKey: string; sha256: string },
+  ): Promise<{ entityKey: string; event: FeatureEvent }[]> {
+    const positions = eventLayout(version.schema).sources.length;
+    const decoded = decodeSegment(
+      version.schema,
+      await this.artifacts.getBytes(segment.artifactKey, segment.sha256),
+    );
+    const out: { entityKey: string; event: FeatureEvent }[] = [];
+    for (const [entityKey, [lo, hi]] of entityRanges(decoded))
+      for (const event of new SegmentSeries(decoded, lo, hi).events(positions))
+        out.push({ entityKey, event });
+    return out;
+  }
+
+  /**
+   * Swaps rewritten segments in, optimistically: only if no other compaction or backfill
+   * swapped since `state` was read (its generation); else deletes the new files. Deletes the
+   * segments it replaced: a reader that listed them before the swap has already fetched them
+   * or fails and retries against the new ones.
+   */
+  private async swapSegments(
+    versionId: string,
+    state: CompactionState,
+    throughSeq: number,
+    compactedRows: number,
+    written: { bucket: number; ref: ArtifactRef; rows: number }[],
+  ): Promise<boolean> {
     const swapped = await this.ds.transaction(async (m) => {
-      // Optimistic: another compaction that got here first wins, and this one is dropped.
       const claimed = (await m.query(
-        `INSERT INTO feature_compaction (version_id, through_seq, compacted_rows, compacted_at)
-         VALUES ($1, $2, $3, now())
+        `INSERT INTO feature_compaction (version_id, through_seq, compacted_rows, compacted_at, generation)
+         VALUES ($1, $2, $3, now(), 1)
          ON CONFLICT (version_id) DO UPDATE
            SET through_seq = EXCLUDED.through_seq, compacted_rows = EXCLUDED.compacted_rows,
-               compacted_at = EXCLUDED.compacted_at
-           WHERE feature_compaction.through_seq = $4
+               compacted_at = EXCLUDED.compacted_at,
+               generation = feature_compaction.generation + 1
+           WHERE feature_compaction.generation = $4
          RETURNING version_id`,
-        [version.id, upto, compactedRows, state.throughSeq],
+        [versionId, throughSeq, compactedRows, state.generation],
       )) as unknown[];
       if (!claimed.length) return false;
       for (const w of written) {
@@ -267,7 +428,7 @@ export class PostgresOfflineStore implements OfflineStore {
            ON CONFLICT (version_id, bucket) DO UPDATE
              SET artifact_key = EXCLUDED.artifact_key, sha256 = EXCLUDED.sha256,
                  size = EXCLUDED.size, row_count = EXCLUDED.row_count`,
-          [version.id, w.bucket, w.ref.key, w.ref.sha256, w.ref.size, w.rows],
+          [versionId, w.bucket, w.ref.key, w.ref.sha256, w.ref.size, w.rows],
         );
       }
       return true;
@@ -276,15 +437,13 @@ export class PostgresOfflineStore implements OfflineStore {
       await Promise.all(
         written.map((w) => this.artifacts.delete(w.ref.key).catch(() => undefined)),
       );
-      return { rows: 0, segments: 0, compactedRows: state.compactedRows };
+      return false;
     }
-    // Segments replaced by this run; a reader that listed them before the swap has
-    // already fetched them or fails and retries against the new ones.
     for (const w of written) {
       const old = state.segments.find((s) => s.bucket === w.bucket);
       if (old) await this.artifacts.delete(old.artifactKey).catch(() => undefined);
     }
-    return { rows: fresh.length, segments: written.length, compactedRows };
+    return true;
   }
 
   async compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]> {
@@ -324,15 +483,11 @@ export class PostgresOfflineStore implements OfflineStore {
     });
   }
 
-  private async compactionState(versionId: string): Promise<{
-    throughSeq: number;
-    compactedRows: number;
-    segments: { bucket: number; artifactKey: string; sha256: string }[];
-  }> {
+  private async compactionState(versionId: string): Promise<CompactionState> {
     // One statement, so the watermark and the segments come from the same swap.
     const rows = (await this.ds.query(
       `SELECT c.through_seq::float8 AS t, c.compacted_rows::float8 AS n,
-              s.bucket, s.artifact_key AS "artifactKey", s.sha256
+              c.generation::float8 AS g, s.bucket, s.artifact_key AS "artifactKey", s.sha256
          FROM (SELECT 1) one
          LEFT JOIN feature_compaction c ON c.version_id = $1
          LEFT JOIN feature_segment s ON s.version_id = $1
@@ -341,6 +496,7 @@ export class PostgresOfflineStore implements OfflineStore {
     )) as {
       t: number | null;
       n: number | null;
+      g: number | null;
       bucket: number | null;
       artifactKey: string;
       sha256: string;
@@ -348,6 +504,7 @@ export class PostgresOfflineStore implements OfflineStore {
     return {
       throughSeq: rows[0]?.t ?? 0,
       compactedRows: rows[0]?.n ?? 0,
+      generation: rows[0]?.g ?? 0,
       segments: rows
         .filter((r) => r.bucket !== null)
         .map((r) => ({ bucket: r.bucket as number, artifactKey: r.artifactKey, sha256: r.sha256 })),
@@ -456,6 +613,80 @@ export class PostgresOfflineStore implements OfflineStore {
   }
 }
 
+interface CompactionState {
+  throughSeq: number;
+  compactedRows: number;
+  /** Advanced by every swap of segments (compaction or backfill): what a swap compares. */
+  generation: number;
+  segments: { bucket: number; artifactKey: string; sha256: string }[];
+}
+
+/**
+ * judgeVersions over candidates sorted by entity, one entity at a time: an event that appears
+ * once, with no stored history, is NEW without building a key for it (a file of millions of
+ * rows is nearly all such events).
+ */
+function judgeByEntity(
+  candidates: readonly CandidateVersion[],
+  history: readonly { entityKey: string; event: FeatureEvent }[],
+): VersionVerdict[] {
+  const out = new Array<VersionVerdict>(candidates.length).fill(VersionVerdict.NEW);
+  const stored = new Map<string, { entityKey: string; event: FeatureEvent }[]>();
+  for (const h of history) {
+    const list = stored.get(h.entityKey);
+    if (list) list.push(h);
+    else stored.set(h.entityKey, [h]);
+  }
+  const ids = new Map<string, number>();
+  let start = 0;
+  for (let i = 1; i <= candidates.length; i++) {
+    if (i < candidates.length && candidates[i].entityKey === candidates[start].entityKey) continue;
+    ids.clear();
+    let repeats = false;
+    for (let k = start; k < i && !repeats; k++) {
+      const id = candidates[k].event.eventId;
+      repeats = ids.has(id);
+      ids.set(id, k);
+    }
+    const known = stored.get(candidates[start].entityKey);
+    if (repeats || known) {
+      const range = candidates.slice(start, i);
+      judgeVersions(range, previousIn(known ?? [], range)).forEach(
+        (j, k) => (out[start + k] = j.verdict),
+      );
+    }
+    start = i;
+  }
+  return out;
+}
+
+/**
+ * Per candidate, the newest version of its event in `history` known at or before the
+ * candidate's known time (what ingestion's previousVersions gives, from memory).
+ */
+function previousIn(
+  history: readonly { entityKey: string; event: FeatureEvent }[],
+  candidates: readonly CandidateVersion[],
+): (StoredVersion | null)[] {
+  if (!history.length) return candidates.map(() => null);
+  const wanted = new Set(candidates.map((c) => `${c.entityKey}\u0000${c.event.eventId}`));
+  const versions = new Map<string, FeatureEvent[]>();
+  for (const h of history) {
+    const key = `${h.entityKey}\u0000${h.event.eventId}`;
+    if (!wanted.has(key)) continue;
+    const list = versions.get(key) ?? [];
+    list.push(h.event);
+    versions.set(key, list);
+  }
+  for (const list of versions.values()) list.sort((a, b) => a.createdTs - b.createdTs);
+  return candidates.map((c) => {
+    const list = versions.get(`${c.entityKey}\u0000${c.event.eventId}`);
+    let found: FeatureEvent | null = null;
+    for (const e of list ?? []) if (e.createdTs <= c.event.createdTs) found = e;
+    return found;
+  });
+}
+
 interface QuarantineRow {
   id: string;
   version_id: string;
@@ -476,4 +707,17 @@ function toQuarantine(r: QuarantineRow): StoredQuarantine {
     createdAt: r.created_at,
     replayedAt: r.replayed_at,
   };
+}
+
+/** A timestamp parameter (epoch ms) at the columns' millisecond precision, so equal is equal. */
+function msTime(param: string): string {
+  return `to_timestamp(${param} / 1000.0)::timestamptz(3)`;
+}
+
+/** (entity, event id, known time): one stored version. */
+function versionKey(r: {
+  entityKey: string;
+  event: Pick<FeatureEvent, 'eventId' | 'createdTs'>;
+}): string {
+  return `${r.entityKey}\u0000${r.event.eventId}\u0000${r.event.createdTs}`;
 }
