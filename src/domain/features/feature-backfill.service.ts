@@ -143,7 +143,7 @@ export class FeatureBackfillService {
           field: (i, p) => valueOf(start + i, p),
         },
         new Map(),
-        { lateness: false, requireKnownAt: true },
+        { lateness: false, requireKnownAt: true, now: this.clock.now().getTime() },
       );
       for (let i = start; i < end; i++) {
         const violations = failed.get(i - start);

@@ -169,3 +169,6 @@ export function parseFeatureRef(ref: string): FeatureRef | null {
 export function formatFeatureRef(r: { view: string; version: number; feature: string }): string {
   return `${r.view}@${r.version}:${r.feature}`;
 }
+
+/** Entity keys (and event ids) are 1 to this many characters: at ingestion and online reads. */
+export const MAX_ENTITY_KEY_LENGTH = 256;

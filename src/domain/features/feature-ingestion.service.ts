@@ -89,11 +89,12 @@ export class FeatureIngestionService {
   ): Promise<IngestionReport> {
     const marks =
       mode === IngestionMode.STREAM ? await this.watermarks(v, records) : new Map<string, number>();
+    const now = this.clock.now().getTime();
     const outcome = validateBatch(v.schema, records, marks, {
       lateness: mode === IngestionMode.STREAM,
       requireKnownAt: mode === IngestionMode.BACKFILL,
+      now,
     });
-    const now = this.clock.now().getTime();
     const candidates: CandidateVersion[] = outcome.accepted.map((a) => ({
       entityKey: a.entityKey,
       event: { ...a.event, createdTs: Math.min(a.knownAt ?? now, now) } as FeatureEvent,

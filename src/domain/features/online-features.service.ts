@@ -1,6 +1,6 @@
 import { type Clock } from '../shared/clock';
 import { InvalidInputError } from '../shared/domain-error';
-import { type FeatureValue } from './feature-definition';
+import { type FeatureValue, MAX_ENTITY_KEY_LENGTH } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OnlineStore } from './feature-store.ports';
@@ -50,8 +50,6 @@ export function onlineValues(row: OnlineRow): OnlineValue[] {
 }
 
 export const MAX_ONLINE_ENTITIES = 1_000;
-/** The same bound ingestion holds records to (validation.ts). */
-export const MAX_ENTITY_KEY_LENGTH = 256;
 
 /**
  * Online reads: one packed key per (entity, view version), all fetched in one pipelined

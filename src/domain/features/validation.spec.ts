@@ -82,3 +82,57 @@ describe('validateBatch', () => {
     expect(out.accepted).toHaveLength(1);
   });
 });
+
+describe('text and time at the door of the feature store', () => {
+  const now = Date.UTC(2026, 10, 29);
+  const opts = { lateness: true, requireKnownAt: false, now };
+  const rules = (r: ReturnType<typeof validateBatch>) =>
+    r.quarantined.map((q) => q.violations.map((v) => v.rule));
+
+  it('quarantines keys, ids and string values that are not text (NUL, lone surrogates)', () => {
+    const out = validateBatch(
+      schema,
+      [
+        { entityKey: 'a\u0000b', eventId: 'e1', eventTs: now, fields: { age: 30, country: 'FR' } },
+        { entityKey: 'u2', eventId: '\ud800', eventTs: now, fields: { age: 30, country: 'FR' } },
+        { entityKey: 'u3', eventId: 'e3', eventTs: now, fields: { age: 30, country: 'F\u0000R' } },
+        { entityKey: 'u4', eventId: 'e4', eventTs: now, fields: { age: 30, country: 'US' } },
+      ],
+      new Map(),
+      opts,
+    );
+    expect(out.accepted.map((a) => a.entityKey)).toEqual(['u4']);
+    expect(rules(out)).toEqual([
+      [ValidationRule.INVALID_TEXT],
+      [ValidationRule.INVALID_TEXT],
+      [ValidationRule.INVALID_TEXT],
+    ]);
+  });
+
+  it('quarantines event times in year 1 and more than a day ahead of the clock (year 9999)', () => {
+    const at = (t: number, i: number) => ({
+      entityKey: `u${i}`,
+      eventId: `e${i}`,
+      eventTs: t,
+      fields: { age: 30, country: 'FR' },
+    });
+    const out = validateBatch(
+      schema,
+      [
+        at(Date.parse('0001-01-01T00:00:00Z'), 1),
+        at(Date.UTC(9999, 11, 31), 2),
+        at(now + 2 * 86_400_000, 3),
+        at(now + 3_600_000, 4),
+        at(Date.UTC(1995, 0, 1), 5),
+      ],
+      new Map(),
+      { ...opts, lateness: false },
+    );
+    expect(out.accepted.map((a) => a.entityKey)).toEqual(['u4', 'u5']);
+    expect(rules(out)).toEqual([
+      [ValidationRule.INVALID_EVENT_TIME],
+      [ValidationRule.INVALID_EVENT_TIME],
+      [ValidationRule.INVALID_EVENT_TIME],
+    ]);
+  });
+});

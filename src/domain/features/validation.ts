@@ -6,6 +6,8 @@ import {
   type FeatureViewSchema,
 } from './feature-definition';
 import { type FeatureEvent } from './point-in-time';
+import { MAX_ENTITY_KEY_LENGTH } from './feature-definition';
+import { describeTextProblem, type TextProblem, textProblem } from '../shared/input-text';
 
 /** A record as it arrives, before validation. */
 export interface IngestRecord {
@@ -35,7 +37,14 @@ export enum ValidationRule {
   LATE_EVENT = 'LATE_EVENT',
   /** The known time of a stored version of the event, with another payload. */
   CONFLICTING_DUPLICATE = 'CONFLICTING_DUPLICATE',
+  /** Text that is not text: a NUL or a lone UTF-16 surrogate (the edge rule of ADR 0017). */
+  INVALID_TEXT = 'INVALID_TEXT',
 }
+
+/** Event times before this are taken for a mistake (a year 1, a seconds/ms mix-up). */
+export const EARLIEST_EVENT_TIME = Date.UTC(1900, 0, 1);
+/** How far ahead of the platform's clock an event may claim to be (clock skew). */
+export const MAX_FUTURE_SKEW_MS = 24 * 3_600_000;
 
 export interface Violation {
   rule: ValidationRule;
@@ -63,6 +72,11 @@ export interface ValidationOptions {
   lateness: boolean;
   /** Quarantine records without knownAt (backfills of history must say when it was known). */
   requireKnownAt: boolean;
+  /**
+   * The platform's time: event times more than MAX_FUTURE_SKEW_MS after it are quarantined
+   * (a year-9999 event would make every later one "late" for its entity).
+   */
+  now?: number;
 }
 
 /**
@@ -109,19 +123,39 @@ export function validateColumns(
     if (malformed)
       add(i, { rule: ValidationRule.MALFORMED_RECORD, feature: null, message: malformed });
     const entityKey = batch.entityKey(i);
-    if (typeof entityKey !== 'string' || entityKey.length === 0 || entityKey.length > 256) {
+    if (
+      typeof entityKey !== 'string' ||
+      entityKey.length === 0 ||
+      entityKey.length > MAX_ENTITY_KEY_LENGTH
+    ) {
       add(i, {
         rule: ValidationRule.MISSING_ENTITY_KEY,
         feature: null,
-        message: 'entityKey must be a non-empty string of at most 256 characters',
+        message: `entityKey must be a non-empty string of at most ${MAX_ENTITY_KEY_LENGTH} characters`,
+      });
+    } else if (textProblem(entityKey)) {
+      add(i, {
+        rule: ValidationRule.INVALID_TEXT,
+        feature: null,
+        message: `entityKey ${describeTextProblem(textProblem(entityKey) as TextProblem)}`,
       });
     }
     const eventId = batch.eventId(i);
-    if (typeof eventId !== 'string' || eventId.length === 0 || eventId.length > 256) {
+    if (
+      typeof eventId !== 'string' ||
+      eventId.length === 0 ||
+      eventId.length > MAX_ENTITY_KEY_LENGTH
+    ) {
       add(i, {
         rule: ValidationRule.MISSING_EVENT_ID,
         feature: null,
-        message: 'eventId must be a non-empty string of at most 256 characters',
+        message: `eventId must be a non-empty string of at most ${MAX_ENTITY_KEY_LENGTH} characters`,
+      });
+    } else if (textProblem(eventId)) {
+      add(i, {
+        rule: ValidationRule.INVALID_TEXT,
+        feature: null,
+        message: `eventId ${describeTextProblem(textProblem(eventId) as TextProblem)}`,
       });
     }
     const eventTs = batch.eventTs(i);
@@ -147,6 +181,15 @@ export function validateColumns(
         rule: ValidationRule.INVALID_EVENT_TIME,
         feature: null,
         message: 'eventTs must be a valid time',
+      });
+    } else if (
+      eventTs < EARLIEST_EVENT_TIME ||
+      (options.now !== undefined && eventTs > options.now + MAX_FUTURE_SKEW_MS)
+    ) {
+      add(i, {
+        rule: ValidationRule.INVALID_EVENT_TIME,
+        feature: null,
+        message: `event time ${new Date(eventTs).toISOString()} is before 1900 or more than a day ahead of the platform's clock`,
       });
     } else if (options.lateness && typeof entityKey === 'string') {
       const mark = marks.get(entityKey);
@@ -254,6 +297,12 @@ function checkValue(f: FeatureSpec, raw: unknown): Violation | null {
       break;
     case FeatureType.STRING:
       if (typeof raw !== 'string') return wrong('a string');
+      if (textProblem(raw))
+        return {
+          rule: ValidationRule.INVALID_TEXT,
+          feature: f.name,
+          message: `${f.source} ${describeTextProblem(textProblem(raw) as TextProblem)}`,
+        };
       break;
     case FeatureType.FLOAT_LIST:
       if (!Array.isArray(raw) || !raw.every((x) => typeof x === 'number' && Number.isFinite(x)))

@@ -64,6 +64,10 @@ export function findBadText(value: unknown, path: string, depth = 0): BadText | 
   return null;
 }
 
+export function describeTextProblem(problem: TextProblem): string {
+  return DESCRIBE[problem];
+}
+
 export function badTextError(bad: BadText): InvalidInputError {
   return new InvalidInputError(
     InputTextErrorCode.INVALID_TEXT,

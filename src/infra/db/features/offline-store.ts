@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { storableJson, storableText } from '../storable-text';
 import { type DataSource } from 'typeorm';
 import {
   eventLayout,
@@ -566,10 +567,15 @@ export class PostgresOfflineStore implements OfflineStore {
       [
         rows.map((r) => r.versionId),
         rows.map((r) => r.source),
-        rows.map((r) => (typeof r.record.entityKey === 'string' ? r.record.entityKey : null)),
-        rows.map((r) => (typeof r.record.eventId === 'string' ? r.record.eventId : null)),
-        rows.map((r) => JSON.stringify(r.record)),
-        rows.map((r) => JSON.stringify(r.violations)),
+        // A quarantined record may hold what no database text can (a NUL): kept as escapes.
+        rows.map((r) =>
+          typeof r.record.entityKey === 'string' ? storableText(r.record.entityKey) : null,
+        ),
+        rows.map((r) =>
+          typeof r.record.eventId === 'string' ? storableText(r.record.eventId) : null,
+        ),
+        rows.map((r) => storableJson(r.record)),
+        rows.map((r) => storableJson(r.violations)),
       ],
     );
   }
