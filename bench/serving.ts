@@ -68,13 +68,13 @@ export async function main(): Promise<void> {
       ModelState.PRODUCTION,
     ])
       await s.registry.transition(admin, v.id, to, 'bench');
-    await s.serving.create(admin, {
+    await s.deployments.create(admin, {
       endpoint: 'batched',
       model: 'flight-delay',
       maxBatch: 64,
       maxWaitUs: 500,
     });
-    await s.serving.create(admin, {
+    await s.deployments.create(admin, {
       endpoint: 'unbatched',
       model: 'flight-delay',
       maxBatch: 1,

@@ -38,9 +38,21 @@ export class Fleet1764900000000 implements MigrationInterface {
     await q.query(`ALTER TABLE retraining ADD COLUMN window_end timestamptz(3) NULL`);
     await q.query(`CREATE UNIQUE INDEX retraining_one_open_idx ON retraining (model_id)
       WHERE status NOT IN ('PROMOTED', 'REJECTED', 'STOPPED_BAD_DATA', 'FAILED')`);
+    // The autoscaler's state per deployment and version, shared by every process: the leased
+    // autoscaler decides, every process runs that many replicas.
+    await q.query(`
+      CREATE TABLE deployment_scaling (
+        deployment_id uuid NOT NULL REFERENCES deployment (id),
+        version_id uuid NOT NULL REFERENCES model_version (id),
+        replicas integer NOT NULL CHECK (replicas >= 0),
+        memory jsonb NOT NULL,
+        reviewed_at bigint NULL,
+        PRIMARY KEY (deployment_id, version_id)
+      )`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TABLE deployment_scaling`);
     await q.query(`DROP INDEX retraining_one_open_idx`);
     await q.query(`ALTER TABLE retraining DROP COLUMN window_end`);
     await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN idempotency_key`);

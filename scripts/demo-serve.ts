@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     log(
       `2. registered flight-delay@1 (logistic regression) and @2 (GBDT); @1 validated and in PRODUCTION`,
     );
-    await s.serving.create(admin, {
+    await s.deployments.create(admin, {
       endpoint: 'flight-delay',
       model: 'flight-delay',
       canaryShare: 0.25,
@@ -112,11 +112,11 @@ async function main(): Promise<void> {
     log(`4. sent 400 predictions to @1`);
     await promote(v2.id, ModelState.CANARY);
     await new Promise((r) => setTimeout(r, 1_100));
-    await s.serving.prepare('flight-delay');
+    await s.deployments.prepare('flight-delay');
     log('5. @2 is the CANARY (25 % of travellers, by consistent hashing of the request key)');
     for (let round = 0; round < 12; round++) {
       await traffic(300);
-      const [d] = await s.serving.reviewCanaries();
+      const [d] = await s.canary.review();
       log(`   after ${sent} requests: ${d.action} — ${d.reason}`);
       if (d.action === 'PROMOTE' || d.action === 'ROLLBACK') break;
       await new Promise((r) => setTimeout(r, 1_600));
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     log(
       `6. PRODUCTION is now flight-delay@${prod?.version}; per version, from the prediction log:`,
     );
-    const outcomes = await s.serving.outcomesOf('flight-delay', 3_600_000);
+    const outcomes = await s.deployments.traffic('flight-delay', 3_600_000);
     const errorsOf = (version: number) => {
       const v = [v1, v2].find((x) => x.version === version);
       return outcomes.find((o) => o.versionId === v?.id)?.errors ?? 0;

@@ -59,7 +59,11 @@ beforeAll(async () => {
     ModelState.PRODUCTION,
   ])
     await s.registry.transition(admin, v.id, to, 'test');
-  await s.serving.create(admin, { endpoint: 'flight-delay', model: 'flight-delay', maxWaitUs: 0 });
+  await s.deployments.create(admin, {
+    endpoint: 'flight-delay',
+    model: 'flight-delay',
+    maxWaitUs: 0,
+  });
   // The endpoint joins the lineage graph once it has served.
   await s.serving.predict('flight-delay', 'first', [], [ROW]);
 }, 60_000);

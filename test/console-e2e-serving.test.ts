@@ -71,7 +71,7 @@ beforeAll(async () => {
   const known = (weights: number[]) =>
     registerKnownModel(s, { model: 'score', datasetId, features: F, weights, bias: 0 });
   await promote(await known([1, 0]), ModelState.PRODUCTION);
-  await s.serving.create(admin, {
+  await s.deployments.create(admin, {
     endpoint: 'score',
     model: 'score',
     maxWaitUs: 0,
@@ -91,8 +91,8 @@ beforeAll(async () => {
   await promote(await known([0.5, 0.5]), ModelState.CANARY);
   // Routes follow registry moves through pub/sub; the canary serves once warmed up.
   await until(async () => {
-    await s.serving.prepare('score');
-    const st = await s.serving.status('score');
+    await s.deployments.prepare('score');
+    const st = await s.deployments.status('score');
     return st.versions.some((v) => v.role === 'CANARY' && v.ready) ? true : undefined;
   }, 30_000);
   browser = await launchChromium();
@@ -112,7 +112,7 @@ it("shows a canary's ramp moving live as the controller steps it up", async () =
   const step = async (expect: string) => {
     await until(async () => {
       await traffic(40);
-      const [r] = await app.services.serving.reviewCanaries();
+      const [r] = await app.services.canary.review();
       return r.action === expect ? r : undefined;
     }, 60_000);
   };

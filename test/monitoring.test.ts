@@ -278,7 +278,7 @@ it('clears the open alerts of a version that left service once a window passes w
 });
 
 it('dates the endpoint by the platform clock, which its canary and monitor timers read', async () => {
-  const { deployment } = await app.services.serving.status('risk');
+  const { deployment } = await app.services.deployments.status('risk');
   expect(deployment.createdAt.getTime()).toBe(deployedAt);
 });
 

@@ -82,7 +82,7 @@ beforeAll(async () => {
     ModelState.PRODUCTION,
   ])
     await s.registry.transition(admin, v1, to, 'test');
-  await s.serving.create(admin, {
+  await s.deployments.create(admin, {
     endpoint: 'risk',
     model: 'risk',
     maxWaitUs: 0,

@@ -28,7 +28,7 @@ async function promote(v: ModelVersion, to: ModelState): Promise<void> {
   // Routes follow registry moves through pub/sub, and at worst after their one-second cache;
   // a canary takes traffic once it is loaded and warmed up.
   await new Promise((r) => setTimeout(r, 1_100));
-  if (to === ModelState.CANARY) await app.services.serving.prepare('score');
+  if (to === ModelState.CANARY) await app.services.deployments.prepare('score');
 }
 
 const known = (weights: number[], bytes?: Uint8Array) =>
@@ -59,7 +59,7 @@ beforeAll(async () => {
   });
   datasetId = snapshot.id;
   await promote(await known([1, 0]), ModelState.PRODUCTION);
-  await s.serving.create(admin, {
+  await s.deployments.create(admin, {
     endpoint: 'score',
     model: 'score',
     maxWaitUs: 0,
@@ -98,7 +98,7 @@ async function traffic(
 }
 
 async function events(run: () => Promise<void>): Promise<DeploymentEvent[]> {
-  const sub = app.services.serving.deploymentEvents('score');
+  const sub = app.services.deployments.deploymentEvents('score');
   await sub.ready;
   const got: DeploymentEvent[] = [];
   const reading = (async () => {
@@ -119,7 +119,7 @@ it('rolls back a slow canary while production keeps answering', async () => {
   expect(t.failures).toBe(0);
   expect(t.versions).toContain(slow.version);
   const got = await events(async () => {
-    const [review] = await app.services.serving.reviewCanaries();
+    const [review] = await app.services.canary.review();
     expect(review.action).toBe('ROLLBACK');
     expect(review.reason).toMatch(/^p99 .* ms vs baseline .* ms \(allowed ×3\)$/);
   });
@@ -134,7 +134,7 @@ it('rolls back a failing canary', async () => {
   await promote(failing, ModelState.CANARY);
   const t = await traffic(60, { [F[0]]: 1, [F[1]]: 99 });
   expect(t.failures).toBeGreaterThan(10);
-  const [review] = await app.services.serving.reviewCanaries();
+  const [review] = await app.services.canary.review();
   expect(review).toMatchObject({ action: 'ROLLBACK' });
   expect(review.reason).toMatch(/^error rate/);
   expect((await app.services.registry.version(failing.id)).state).toBe(ModelState.ROLLED_BACK);
@@ -145,10 +145,10 @@ it('steps a healthy canary up to all traffic, then promotes it', async () => {
   await promote(good, ModelState.CANARY);
   await traffic(240, { [F[0]]: 1, [F[1]]: 1 });
   const got = await events(async () => {
-    expect((await app.services.serving.reviewCanaries())[0]).toMatchObject({ action: 'STEP' });
+    expect((await app.services.canary.review())[0]).toMatchObject({ action: 'STEP' });
     const all = await traffic(30, { [F[0]]: 1, [F[1]]: 1 });
     expect(new Set(all.versions)).toEqual(new Set([good.version]));
-    expect((await app.services.serving.reviewCanaries())[0]).toMatchObject({ action: 'PROMOTE' });
+    expect((await app.services.canary.review())[0]).toMatchObject({ action: 'PROMOTE' });
   });
   expect(got.map((e) => [e.kind, e.share])).toEqual([
     ['CANARY_STEP', 1],
@@ -159,9 +159,9 @@ it('steps a healthy canary up to all traffic, then promotes it', async () => {
 });
 
 it('lets a canary that arrives long after the last step dwell a whole step first', async () => {
-  const s = app.services.serving;
+  const s = app.services;
   const stepMs = 4_000;
-  await s.create(admin, {
+  await s.deployments.create(admin, {
     endpoint: 'score-dwell',
     model: 'score',
     maxWaitUs: 0,
@@ -179,9 +179,9 @@ it('lets a canary that arrives long after the last step dwell a whole step first
   await new Promise((r) => setTimeout(r, stepMs + 100)); // the endpoint is older than a step
   const late = await known([0.4, 0.6]);
   await promote(late, ModelState.CANARY);
-  await s.prepare('score-dwell');
+  await s.deployments.prepare('score-dwell');
   await traffic(120, { [F[0]]: 1, [F[1]]: 1 }, 'score-dwell');
-  const review = async () => (await s.reviewCanaries()).find((d) => d.endpoint === 'score-dwell');
+  const review = async () => (await s.canary.review()).find((d) => d.endpoint === 'score-dwell');
   expect(await review()).toMatchObject({
     action: 'HOLD',
     reason: 'healthy; waiting for the next step',

@@ -262,28 +262,33 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
       'training lease reaper failed',
     );
-    if (config.canaryIntervalMs > 0) {
-      const canaries = startPeriodic(
+    if (config.canaryIntervalMs > 0)
+      leased(
+        'canary-controller',
         config.canaryIntervalMs,
         async () => {
-          for (const r of await services.serving.reviewCanaries())
+          for (const r of await services.canary.review())
             if (r.action !== 'HOLD') logger.info(r, 'canary decision');
         },
-        (err) => logger.warn({ err }, 'canary review failed'),
+        'canary review failed',
       );
-      stack.push('canary controller', () => canaries.stop());
-    }
-    if (config.autoscaleIntervalMs > 0) {
-      const autoscaler = startPeriodic(
+    if (config.autoscaleIntervalMs > 0)
+      leased(
+        'autoscaler',
         config.autoscaleIntervalMs,
         async () => {
-          for (const r of await services.serving.reviewScaling())
+          for (const r of await services.autoscaler.review())
             if (r.changed) logger.info(r, 'scaling decision');
         },
-        (err) => logger.warn({ err }, 'autoscaler pass failed'),
+        'autoscaler pass failed',
       );
-      stack.push('autoscaler', () => autoscaler.stop());
-    }
+    // Every process runs what the fleet decided (replicas) and reports the queues it saw.
+    const reconciler = startPeriodic(
+      1_000,
+      () => services.deployments.reconcile(),
+      (err) => logger.warn({ err }, 'serving reconcile pass failed'),
+    );
+    stack.push('serving reconcile', () => reconciler.stop());
     if (config.monitorIntervalMs > 0)
       leased(
         'monitors',
@@ -309,10 +314,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     })();
     await keyEvents.ready;
     // Serving routes follow model version moves made by any process.
-    const unfollow = await services.serving.followModelEvents();
+    const unfollow = await services.routes.followModelEvents();
     stack.push('serving route invalidation', unfollow);
     // Endpoints load and warm up their versions in the background; /readyz waits for them.
-    void services.serving.prepareAll();
+    void services.deployments.prepareAll();
 
     const bootstrap = await services.apiKeys.ensureAdminKey();
     if (bootstrap) writeAdminKey(config.dataDir, bootstrap.token, logger, config.env !== 'test');
@@ -342,9 +347,11 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         postgres: () => db.ping(),
         redis: () => pingRedis(pub),
         artifacts: () => artifacts.ping(),
-        endpoints: () => services.serving.assertReady(),
+        endpoints: () => services.deployments.assertReady(),
       },
-      readinessDetail: async () => ({ failedModels: await services.serving.failedVersions() }),
+      readinessDetail: async () => ({
+        failedModels: await services.deployments.failedVersions(),
+      }),
     });
     stack.push('http server', () => http.close(config.shutdownGraceMs));
     sweepSockets = () => http.sweepSockets();

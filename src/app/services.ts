@@ -26,6 +26,12 @@ import { SqlMonitorRepository } from '../infra/db/monitoring/monitor.repository'
 import { SqlTrafficReader } from '../infra/db/monitoring/traffic-reader';
 import { SnapshotReferenceReader } from '../infra/datasets/reference-reader';
 import { PredictionService } from '../domain/serving/prediction.service';
+import { DeploymentService } from '../domain/serving/deployment.service';
+import { CanaryController } from '../domain/serving/canary-controller';
+import { AutoscalingService } from '../domain/serving/autoscaling.service';
+import { ServingRoutes } from '../domain/serving/serving-routes';
+import { DeploymentEvents } from '../domain/serving/deployment-events';
+import { RedisOutcomeStore } from '../infra/redis/outcome-store';
 import { SqlDeploymentRepository } from '../infra/db/serving/deployment.repository';
 import { SqlPredictionLog } from '../infra/db/serving/prediction-log';
 import { SqlDeadLetterStore } from '../infra/db/dead-letters';
@@ -64,6 +70,10 @@ export interface Services {
   registry: ModelRegistryService;
   lineage: LineageService;
   serving: PredictionService;
+  deployments: DeploymentService;
+  canary: CanaryController;
+  autoscaler: AutoscalingService;
+  routes: ServingRoutes;
   predictionLog: SqlPredictionLog;
   monitoring: MonitoringService;
   retraining: RetrainingService;
@@ -154,6 +164,30 @@ export function createServices(deps: {
     registry.registerFromRun(null, run.registerAs as string, run.id),
   );
   const deployments = new SqlDeploymentRepository(ds);
+  // Request outcomes of the whole fleet: what the canary, A/B and autoscaler judge.
+  const outcomes = new RedisOutcomeStore(deps.redis, deps.redisPrefix);
+  const routes = new ServingRoutes(deployments, registry, deps.events);
+  const deploymentEvents = new DeploymentEvents(deps.events, deps.clock);
+  const serving = new PredictionService(
+    deployments,
+    routes,
+    featureRegistry,
+    onlineFeatures,
+    runner,
+    predictionLog,
+    outcomes,
+    deps.clock,
+  );
+  const deploymentService = new DeploymentService(
+    deployments,
+    registry,
+    routes,
+    runner,
+    predictionLog,
+    outcomes,
+    deploymentEvents,
+    deps.clock,
+  );
   const traffic = new SqlTrafficReader(ds, () => predictionLog.flush());
   const snapshots = new SnapshotReferenceReader(datasets, deps.artifacts);
   const monitoring = new MonitoringService(
@@ -229,22 +263,35 @@ export function createServices(deps: {
     runExecution,
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
-    serving: new PredictionService(
+    serving,
+    deployments: deploymentService,
+    canary: new CanaryController(
       deployments,
       registry,
-      featureRegistry,
-      onlineFeatures,
-      runner,
-      predictionLog,
-      deps.events,
+      routes,
+      outcomes,
+      deploymentEvents,
+      uow,
       deps.clock,
     ),
+    autoscaler: new AutoscalingService(
+      deployments,
+      routes,
+      outcomes,
+      deploymentEvents,
+      uow,
+      deps.clock,
+      () => deploymentService.reportPressure(),
+    ),
+    routes,
     predictionLog,
     monitoring,
     retraining,
     deadLetters: new DeadLetterService(deadLetterStore),
     close: async () => {
       apiKeys.close();
+      await outcomes.flush().catch(() => undefined);
+      outcomes.close();
       await predictionLog.close();
       await runner.close();
     },

@@ -98,7 +98,7 @@ const FETCHERS: Record<
   Deployment: {
     role: Role.VIEWER,
     fetch: async (ctx, id) => {
-      const d = await ctx.services.serving.deployment(id);
+      const d = await ctx.services.deployments.deployment(id);
       return d ? DeploymentType.from(d) : null;
     },
   },

@@ -61,8 +61,8 @@ export class DeploymentResolver {
     @Arg('input') input: CreateDeploymentInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DeploymentStatusType> {
-    const d = await ctx.services.serving.create(ctx.principal, input);
-    return DeploymentStatusType.from(await ctx.services.serving.status(d.endpoint));
+    const d = await ctx.services.deployments.create(ctx.principal, input);
+    return DeploymentStatusType.from(await ctx.services.deployments.status(d.endpoint));
   }
 
   @Query(() => DeploymentStatusType, {
@@ -74,7 +74,7 @@ export class DeploymentResolver {
     @Arg('endpoint') endpoint: string,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DeploymentStatusType | null> {
-    const s = await ctx.services.serving.status(endpoint).catch(() => null);
+    const s = await ctx.services.deployments.status(endpoint).catch(() => null);
     return s ? DeploymentStatusType.from(s) : null;
   }
 
@@ -84,7 +84,7 @@ export class DeploymentResolver {
     @Args() args: ConnectionArgs,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DeploymentConnection> {
-    const page = await ctx.services.serving.list(toPageRequest(args));
+    const page = await ctx.services.deployments.list(toPageRequest(args));
     return toConnection(page, DeploymentType.from, (d) => ({ createdAt: d.createdAt, id: d.id }));
   }
 
@@ -120,11 +120,11 @@ export class DeploymentResolver {
     @Arg('arms', () => [ABArmInput]) arms: ABArmInput[],
     @Ctx() ctx: GraphQLContext,
   ): Promise<DeploymentStatusType> {
-    await ctx.services.serving.setArms(
+    await ctx.services.deployments.setArms(
       endpoint,
       arms.map((a) => ({ versionId: localIdOf(a.versionId, 'ModelVersion'), weight: a.weight })),
     );
-    return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
+    return DeploymentStatusType.from(await ctx.services.deployments.status(endpoint));
   }
 
   @Query(() => [VersionTrafficType], {
@@ -138,7 +138,7 @@ export class DeploymentResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<VersionTrafficType[]> {
     const windowMs = windowSeconds * 1000;
-    return (await ctx.services.serving.outcomesOf(endpoint, windowMs)).map((o) =>
+    return (await ctx.services.deployments.traffic(endpoint, windowMs)).map((o) =>
       VersionTrafficType.from(o, windowMs),
     );
   }
@@ -152,7 +152,7 @@ export class DeploymentResolver {
     @Arg('minutes', () => Int, { defaultValue: 60 }) minutes: number,
     @Ctx() ctx: GraphQLContext,
   ): Promise<ShadowComparisonType[]> {
-    return (await ctx.services.serving.shadowComparison(endpoint, minutes)).map((c) =>
+    return (await ctx.services.deployments.shadowComparison(endpoint, minutes)).map((c) =>
       Object.assign(new ShadowComparisonType(), {
         ...c,
         shadow: c.shadow ? ModelVersionType.from(c.shadow) : null,
@@ -179,7 +179,7 @@ export class DeploymentResolver {
   })
   @Allow(Role.ADMIN)
   async reviewCanaries(@Ctx() ctx: GraphQLContext): Promise<CanaryReviewType[]> {
-    return (await ctx.services.serving.reviewCanaries()).map((r) =>
+    return (await ctx.services.canary.review()).map((r) =>
       Object.assign(new CanaryReviewType(), r),
     );
   }
@@ -194,8 +194,8 @@ export class DeploymentResolver {
     @Arg('policy', () => AutoscalePolicyInput) policy: AutoscalePolicyInput,
     @Ctx() ctx: GraphQLContext,
   ): Promise<DeploymentStatusType> {
-    await ctx.services.serving.setAutoscaling(endpoint, { ...policy });
-    return DeploymentStatusType.from(await ctx.services.serving.status(endpoint));
+    await ctx.services.deployments.setAutoscaling(endpoint, { ...policy });
+    return DeploymentStatusType.from(await ctx.services.deployments.status(endpoint));
   }
 
   @Mutation(() => [ScalingDecisionType], {
@@ -204,7 +204,7 @@ export class DeploymentResolver {
   })
   @Allow(Role.ADMIN)
   async reviewScaling(@Ctx() ctx: GraphQLContext): Promise<ScalingDecisionType[]> {
-    return (await ctx.services.serving.reviewScaling()).map((r) =>
+    return (await ctx.services.autoscaler.review()).map((r) =>
       Object.assign(new ScalingDecisionType(), {
         ...r,
         versionId: toGlobalId('ModelVersion', r.versionId),
@@ -216,7 +216,7 @@ export class DeploymentResolver {
     description:
       'Readiness, canary steps, rollbacks, promotions and scaling decisions of one endpoint.',
     subscribe: ({ args, context }) =>
-      (context as GraphQLContext).services.serving.deploymentEvents(
+      (context as GraphQLContext).services.deployments.deploymentEvents(
         (args as { endpoint: string }).endpoint,
         (args as { after?: string | null }).after ?? null,
       ),

@@ -421,6 +421,7 @@ export type UpdateFeatureViewInput = {
 export type ValidationRule =
   | 'CONFLICTING_DUPLICATE'
   | 'INVALID_EVENT_TIME'
+  | 'INVALID_TEXT'
   | 'LATE_EVENT'
   | 'MALFORMED_RECORD'
   | 'MISSING_ENTITY_KEY'

@@ -78,7 +78,7 @@ it('dead-letters a poison row with an alert and writes every other prediction', 
   const s = fx.app.services;
   // Rows that reach the log past the door (any writer may have a bug): one is poison.
   const template = {
-    deploymentId: (await s.serving.status('fz-endpoint')).deployment.id,
+    deploymentId: (await s.deployments.status('fz-endpoint')).deployment.id,
     versionId: fx.version.id,
     role: ServingRole.PRODUCTION,
     entityKey: 'e1',

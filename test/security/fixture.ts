@@ -56,7 +56,11 @@ export async function startSecurityFixture(
     ModelState.PRODUCTION,
   ])
     await s.registry.transition(system, version.id, to, 'fixture');
-  await s.serving.create(system, { endpoint: 'fz-endpoint', model: 'fz_model', warmupRequests: 1 });
+  await s.deployments.create(system, {
+    endpoint: 'fz-endpoint',
+    model: 'fz_model',
+    warmupRequests: 1,
+  });
   const tokens = {} as Record<RoleName, string>;
   tokens.ADMIN = app.adminToken;
   for (const role of ['VIEWER', 'EDITOR', 'RUNNER'] as const)

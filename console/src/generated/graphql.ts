@@ -82,6 +82,7 @@ export type ServingRole =
 export type ValidationRule =
   | 'CONFLICTING_DUPLICATE'
   | 'INVALID_EVENT_TIME'
+  | 'INVALID_TEXT'
   | 'LATE_EVENT'
   | 'MALFORMED_RECORD'
   | 'MISSING_ENTITY_KEY'

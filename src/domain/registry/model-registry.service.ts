@@ -174,11 +174,16 @@ export class ModelRegistryService {
   }
 
   /** A promotion (or demotion) by mutation, refused when illegal or when a gate fails. */
+  /**
+   * `alongside` runs in the move's own transaction once the version has moved (a caller's
+   * record of why, and its events): both commit together or neither does.
+   */
   async transition(
     actor: Principal,
     versionId: string,
     to: ModelState,
     reason: string,
+    alongside?: () => Promise<void>,
   ): Promise<ModelVersion> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const v = await this.version(versionId);
@@ -233,6 +238,7 @@ export class ModelRegistryService {
             actorName(actor),
             `replaced by ${v.modelName}@${v.version}`,
           );
+        if (alongside) await alongside();
         return m;
       });
       if (!moved) continue; // the version or the model's production moved: judge again

@@ -1,4 +1,4 @@
-import { judgeCanary, OutcomeWindow, type CanaryPolicy } from './canary';
+import { judgeCanary, type CanaryPolicy } from './canary';
 
 const policy: CanaryPolicy = {
   steps: [0.1, 0.5, 1],
@@ -37,16 +37,5 @@ describe('judgeCanary', () => {
     expect(judgeCanary(stats(50, 0, 1.2), stats(500, 0, 1), policy, 1, 5_000).action).toBe(
       'PROMOTE',
     );
-  });
-});
-
-describe('OutcomeWindow', () => {
-  it('forgets outcomes older than the window', () => {
-    const w = new OutcomeWindow();
-    for (let i = 0; i < 100; i++) w.record(i % 10 !== 0, i, i * 100);
-    const s = w.stats(10_000, 5_000);
-    expect(s.n).toBe(50);
-    expect(s.errors).toBe(5);
-    expect(s.p99Ms).toBe(99);
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Canary judgement, pure: outcomes per version over a sliding window, and the decision to
- * roll back (worse than the baseline by more than the policy allows), step the share up,
+ * Canary judgement, pure: given the fleet's outcomes of the canary and of production over a
+ * window (OutcomeStore), the decision to roll back (worse than the baseline by more than the policy allows), step the share up,
  * promote, or hold.
  */
 export interface CanaryPolicy {
@@ -25,52 +25,6 @@ export interface WindowStats {
   errors: number;
   errorRate: number;
   p99Ms: number | null;
-}
-
-/** The last `cap` outcomes in a ring: recording is O(1) on the request path. */
-export class OutcomeWindow {
-  private readonly at: Float64Array;
-  private readonly ms: Float64Array;
-  private readonly ok: Uint8Array;
-  private next = 0;
-  private size = 0;
-
-  constructor(private readonly cap = 20_000) {
-    this.at = new Float64Array(cap);
-    this.ms = new Float64Array(cap);
-    this.ok = new Uint8Array(cap);
-  }
-
-  record(ok: boolean, latencyMs: number, at: number): void {
-    this.at[this.next] = at;
-    this.ms[this.next] = latencyMs;
-    this.ok[this.next] = ok ? 1 : 0;
-    this.next = (this.next + 1) % this.cap;
-    this.size = Math.min(this.size + 1, this.cap);
-  }
-
-  stats(now: number, windowMs: number): WindowStats {
-    const ms: number[] = [];
-    let n = 0;
-    let errors = 0;
-    let firstAt: number | null = null;
-    for (let k = 0; k < this.size; k++) {
-      const i = (this.next - 1 - k + this.cap) % this.cap;
-      if (this.at[i] < now - windowMs) break;
-      firstAt = this.at[i];
-      n++;
-      if (this.ok[i]) ms.push(this.ms[i]);
-      else errors++;
-    }
-    ms.sort((a, b) => a - b);
-    return {
-      firstAt,
-      n,
-      errors,
-      errorRate: n ? errors / n : 0,
-      p99Ms: ms.length ? ms[Math.min(ms.length - 1, Math.floor(ms.length * 0.99))] : null,
-    };
-  }
 }
 
 export const P99_MIN_SAMPLES = 100;

@@ -1,6 +1,6 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import { type ModelVersion } from '../registry/model';
-import { type AutoscalePolicy } from './autoscaler';
+import { type AutoscalePolicy, type ScaleMemory } from './autoscaler';
 import { type CanaryPolicy } from './canary';
 
 /** An endpoint serving one model: its PRODUCTION, CANARY and SHADOW versions by state. */
@@ -20,7 +20,17 @@ export interface Deployment {
   canarySteppedAt: Date | null;
   /** An A/B test: when set, request keys are split over these versions by weight. */
   abArms: { versionId: string; weight: number }[];
+  /** Replicas each api process runs per version, as the fleet's autoscaler last decided. */
+  replicas: Record<string, number>;
   createdAt: Date;
+}
+
+/** The autoscaler's state for one version of a deployment: shared by every process. */
+export interface ScalingRecord {
+  replicas: number;
+  memory: ScaleMemory;
+  /** When the autoscaler last judged it (null: never). */
+  reviewedAt: number | null;
 }
 
 export const DEFAULT_CANARY_POLICY: CanaryPolicy = {
@@ -86,11 +96,26 @@ export interface ShadowComparison {
 }
 
 export interface DeploymentRepository {
-  create(d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms'>): Promise<Deployment>;
+  create(
+    d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms' | 'replicas'>,
+  ): Promise<Deployment>;
   setArms(id: string, arms: Deployment['abArms']): Promise<void>;
   setAutoscalePolicy(id: string, policy: AutoscalePolicy): Promise<void>;
   all(): Promise<Deployment[]>;
-  setCanaryShare(id: string, share: number, at: Date): Promise<void>;
+  /**
+   * Moves the canary's share from `from` to `share` (compare-and-set): false when another
+   * pass moved it first, so a step is never taken twice.
+   */
+  setCanaryShare(id: string, from: number, share: number, at: Date): Promise<boolean>;
+  /** The autoscaler's record of the version on the deployment (null: never judged). */
+  scaling(deploymentId: string, versionId: string): Promise<ScalingRecord | null>;
+  /** Stores its next state if the record is still the one judged (compare-and-set). */
+  saveScaling(
+    deploymentId: string,
+    versionId: string,
+    next: ScalingRecord,
+    expectedReviewedAt: number | null,
+  ): Promise<boolean>;
   findByEndpoint(endpoint: string): Promise<Deployment | null>;
   findByIds(ids: readonly string[]): Promise<Deployment[]>;
   list(page: PageRequest): Promise<Page<Deployment>>;
@@ -129,6 +154,8 @@ export interface RunnerPressure {
   replicas: number;
   /** Mean rows each arriving request found waiting for a replica. */
   queueDepth: number;
+  /** Requests that arrived since the last call (the mean's weight). */
+  arrivals: number;
 }
 
 /**

@@ -36,9 +36,18 @@ export interface OutcomeCounts {
   latency: Map<number, number>;
   /** Start of the oldest time slot with an outcome (null when none). */
   firstAt: number | null;
+  /** Sum over requests of the queue each met, and how many requests that is (autoscaler). */
+  queueSum: number;
+  queueArrivals: number;
 }
 
-export function statsOf(c: OutcomeCounts): WindowStats {
+/** What the fleet saw of a version: the canary's figures, and the queue for the autoscaler. */
+export interface FleetStats extends WindowStats {
+  /** Mean rows a request found waiting for a replica, fleet-wide (null: no report). */
+  queueDepth: number | null;
+}
+
+export function statsOf(c: OutcomeCounts): FleetStats {
   let p99Ms: number | null = null;
   const good = c.n - c.errors;
   if (good > 0) {
@@ -58,6 +67,7 @@ export function statsOf(c: OutcomeCounts): WindowStats {
     errors: c.errors,
     errorRate: c.n ? c.errors / c.n : 0,
     p99Ms,
+    queueDepth: c.queueArrivals ? c.queueSum / c.queueArrivals : null,
   };
 }
 
@@ -65,13 +75,24 @@ export function statsOf(c: OutcomeCounts): WindowStats {
 export interface OutcomeStore {
   /** Counts one request (buffered: added to the shared store within a fraction of a second). */
   record(deploymentId: string, versionId: string, ok: boolean, latencyMs: number, at: number): void;
+  /**
+   * Counts the queue this process's requests to the version met since its last report (the
+   * runner's pressure: mean depth over `arrivals` requests).
+   */
+  recordPressure(
+    deploymentId: string,
+    versionId: string,
+    meanDepth: number,
+    arrivals: number,
+    at: number,
+  ): void;
   /** The fleet's outcomes of the version over (now - windowMs, now]. */
   stats(
     deploymentId: string,
     versionId: string,
     now: number,
     windowMs: number,
-  ): Promise<WindowStats>;
+  ): Promise<FleetStats>;
   /** Adds what this process counted to the shared store now. */
   flush(): Promise<void>;
 }

@@ -117,6 +117,7 @@ export class OnnxModelRunner implements ModelRunner {
     return {
       replicas: loaded.replicas.length,
       queueDepth: arrivals ? depth / arrivals : 0,
+      arrivals,
     };
   }
 

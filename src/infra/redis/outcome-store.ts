@@ -1,7 +1,7 @@
 import type Redis from 'ioredis';
 import { type Cluster } from 'ioredis';
-import { type WindowStats } from '../../domain/serving/canary';
 import {
+  type FleetStats,
   latencyBucket,
   type OutcomeCounts,
   type OutcomeStore,
@@ -31,6 +31,8 @@ interface Pending {
   n: number;
   errors: number;
   latency: Map<number, number>;
+  queueSum: number;
+  queueArrivals: number;
 }
 
 interface WithRead {
@@ -64,20 +66,48 @@ export class RedisOutcomeStore implements OutcomeStore {
     latencyMs: number,
     at: number,
   ): void {
-    const second = Math.floor(at / 1_000) * 1_000;
-    const k = `${deploymentId}|${versionId}|${second}`;
-    let p = this.pending.get(k);
-    if (!p)
-      this.pending.set(
-        k,
-        (p = { deploymentId, versionId, at: second, n: 0, errors: 0, latency: new Map() }),
-      );
+    const p = this.slot(deploymentId, versionId, at);
     p.n++;
     if (!ok) p.errors++;
     else {
       const b = latencyBucket(latencyMs);
       p.latency.set(b, (p.latency.get(b) ?? 0) + 1);
     }
+  }
+
+  recordPressure(
+    deploymentId: string,
+    versionId: string,
+    meanDepth: number,
+    arrivals: number,
+    at: number,
+  ): void {
+    if (arrivals <= 0) return;
+    const p = this.slot(deploymentId, versionId, at);
+    // Kept in thousandths: HINCRBY adds integers.
+    p.queueSum += Math.round(meanDepth * arrivals * 1_000);
+    p.queueArrivals += arrivals;
+  }
+
+  private slot(deploymentId: string, versionId: string, at: number): Pending {
+    const second = Math.floor(at / 1_000) * 1_000;
+    const k = `${deploymentId}|${versionId}|${second}`;
+    let p = this.pending.get(k);
+    if (!p)
+      this.pending.set(
+        k,
+        (p = {
+          deploymentId,
+          versionId,
+          at: second,
+          n: 0,
+          errors: 0,
+          latency: new Map(),
+          queueSum: 0,
+          queueArrivals: 0,
+        }),
+      );
+    return p;
   }
 
   flush(): Promise<void> {
@@ -97,8 +127,12 @@ export class RedisOutcomeStore implements OutcomeStore {
             for (const p of group)
               for (const r of RESOLUTIONS) {
                 const key = this.key(p.deploymentId, p.versionId, r.ms, Math.floor(p.at / r.ms));
-                pipe.hincrby(key, 'n', p.n);
+                if (p.n) pipe.hincrby(key, 'n', p.n);
                 if (p.errors) pipe.hincrby(key, 'e', p.errors);
+                if (p.queueArrivals) {
+                  pipe.hincrby(key, 'qs', p.queueSum);
+                  pipe.hincrby(key, 'qa', p.queueArrivals);
+                }
                 for (const [b, c] of p.latency) pipe.hincrby(key, `h${b}`, c);
                 pipe.expire(key, r.ttlSeconds);
               }
@@ -113,6 +147,8 @@ export class RedisOutcomeStore implements OutcomeStore {
           else {
             q.n += p.n;
             q.errors += p.errors;
+            q.queueSum += p.queueSum;
+            q.queueArrivals += p.queueArrivals;
             for (const [b, c] of p.latency) q.latency.set(b, (q.latency.get(b) ?? 0) + c);
           }
         }
@@ -127,7 +163,7 @@ export class RedisOutcomeStore implements OutcomeStore {
     versionId: string,
     now: number,
     windowMs: number,
-  ): Promise<WindowStats> {
+  ): Promise<FleetStats> {
     await this.flush().catch(() => undefined);
     const r = RESOLUTIONS.find((x) => windowMs <= x.maxWindowMs) ?? RESOLUTIONS[1];
     const last = Math.floor(now / r.ms);
@@ -136,7 +172,14 @@ export class RedisOutcomeStore implements OutcomeStore {
     for (let s = Math.max(first, last - 5_000); s <= last; s++) slots.push(s);
     const keys = slots.map((s) => this.key(deploymentId, versionId, r.ms, s));
     const hashes = await (this.redis as unknown as WithRead).aetherOutcomes(keys.length, ...keys);
-    const c: OutcomeCounts = { n: 0, errors: 0, latency: new Map(), firstAt: null };
+    const c: OutcomeCounts = {
+      n: 0,
+      errors: 0,
+      latency: new Map(),
+      firstAt: null,
+      queueSum: 0,
+      queueArrivals: 0,
+    };
     hashes.forEach((flat, i) => {
       for (let j = 0; j < flat.length; j += 2) {
         const field = flat[j];
@@ -145,6 +188,8 @@ export class RedisOutcomeStore implements OutcomeStore {
           c.n += v;
           if (v > 0 && c.firstAt === null) c.firstAt = slots[i] * r.ms;
         } else if (field === 'e') c.errors += v;
+        else if (field === 'qs') c.queueSum += v / 1_000;
+        else if (field === 'qa') c.queueArrivals += v;
         else {
           const b = Number(field.slice(1));
           c.latency.set(b, (c.latency.get(b) ?? 0) + v);

@@ -1,6 +1,11 @@
 import { type DataSource } from 'typeorm';
 import { DEFAULT_AUTOSCALE_POLICY } from '../../../domain/serving/autoscaler';
-import { type Deployment, type DeploymentRepository } from '../../../domain/serving/deployment';
+import {
+  type Deployment,
+  type DeploymentRepository,
+  type ScalingRecord,
+} from '../../../domain/serving/deployment';
+import { returnedRows } from '../returned-rows';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from '../features/sql-keyset';
 
@@ -16,13 +21,20 @@ interface Row {
   autoscale_policy: Partial<Deployment['autoscalePolicy']>;
   canary_stepped_at: Date | null;
   ab_arms: Deployment['abArms'];
+  replicas?: Record<string, number> | null;
   created_at: Date;
 }
+
+/** A deployment with the replica counts the autoscaler decided for its versions. */
+const WITH_REPLICAS = `SELECT d.*, (SELECT jsonb_object_agg(s.version_id, s.replicas)
+  FROM deployment_scaling s WHERE s.deployment_id = d.id) AS replicas FROM deployment d`;
 
 export class SqlDeploymentRepository implements DeploymentRepository {
   constructor(private readonly ds: DataSource) {}
 
-  async create(d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms'>): Promise<Deployment> {
+  async create(
+    d: Omit<Deployment, 'id' | 'canarySteppedAt' | 'abArms' | 'replicas'>,
+  ): Promise<Deployment> {
     const rows: Row[] = await this.ds.query(
       `INSERT INTO deployment (endpoint, model_id, canary_share, max_batch, max_wait_us, warmup_requests, canary_policy, autoscale_policy, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
@@ -42,7 +54,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
   }
 
   async all(): Promise<Deployment[]> {
-    const rows: Row[] = await this.ds.query(`SELECT * FROM deployment ORDER BY created_at, id`);
+    const rows: Row[] = await this.ds.query(`${WITH_REPLICAS} ORDER BY d.created_at, d.id`);
     return rows.map(toDeployment);
   }
 
@@ -60,25 +72,68 @@ export class SqlDeploymentRepository implements DeploymentRepository {
     ]);
   }
 
-  async setCanaryShare(id: string, share: number, at: Date): Promise<void> {
-    await this.ds.query(
-      `UPDATE deployment SET canary_share = $2, canary_stepped_at = $3 WHERE id = $1`,
-      [id, share, at],
+  async setCanaryShare(id: string, from: number, share: number, at: Date): Promise<boolean> {
+    const res: unknown = await this.ds.query(
+      `UPDATE deployment SET canary_share = $3, canary_stepped_at = $4
+       WHERE id = $1 AND canary_share = $2 RETURNING id`,
+      [id, from, share, at],
     );
+    return returnedRows(res).length > 0;
+  }
+
+  async scaling(deploymentId: string, versionId: string): Promise<ScalingRecord | null> {
+    const rows: {
+      replicas: number;
+      memory: ScalingRecord['memory'];
+      reviewed_at: string | null;
+    }[] = await this.ds.query(
+      `SELECT replicas, memory, reviewed_at FROM deployment_scaling
+         WHERE deployment_id = $1 AND version_id = $2`,
+      [deploymentId, versionId],
+    );
+    const r = rows[0];
+    return r
+      ? {
+          replicas: r.replicas,
+          memory: r.memory,
+          reviewedAt: r.reviewed_at === null ? null : Number(r.reviewed_at),
+        }
+      : null;
+  }
+
+  async saveScaling(
+    deploymentId: string,
+    versionId: string,
+    next: ScalingRecord,
+    expectedReviewedAt: number | null,
+  ): Promise<boolean> {
+    const res: unknown = await this.ds.query(
+      `INSERT INTO deployment_scaling (deployment_id, version_id, replicas, memory, reviewed_at)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (deployment_id, version_id) DO UPDATE
+         SET replicas = EXCLUDED.replicas, memory = EXCLUDED.memory, reviewed_at = EXCLUDED.reviewed_at
+         WHERE deployment_scaling.reviewed_at IS NOT DISTINCT FROM $6::bigint
+       RETURNING version_id`,
+      [
+        deploymentId,
+        versionId,
+        next.replicas,
+        JSON.stringify(next.memory),
+        next.reviewedAt,
+        expectedReviewedAt,
+      ],
+    );
+    return returnedRows(res).length > 0;
   }
 
   async findByEndpoint(endpoint: string): Promise<Deployment | null> {
-    const rows: Row[] = await this.ds.query(`SELECT * FROM deployment WHERE endpoint = $1`, [
-      endpoint,
-    ]);
+    const rows: Row[] = await this.ds.query(`${WITH_REPLICAS} WHERE d.endpoint = $1`, [endpoint]);
     return rows[0] ? toDeployment(rows[0]) : null;
   }
 
   async findByIds(ids: readonly string[]): Promise<Deployment[]> {
     if (!ids.length) return [];
-    const rows: Row[] = await this.ds.query(`SELECT * FROM deployment WHERE id = ANY($1::uuid[])`, [
-      ids,
-    ]);
+    const rows: Row[] = await this.ds.query(`${WITH_REPLICAS} WHERE d.id = ANY($1::uuid[])`, [ids]);
     return rows.map(toDeployment);
   }
 
@@ -108,6 +163,7 @@ function toDeployment(r: Row): Deployment {
     autoscalePolicy: { ...DEFAULT_AUTOSCALE_POLICY, ...r.autoscale_policy },
     canarySteppedAt: r.canary_stepped_at,
     abArms: r.ab_arms,
+    replicas: r.replicas ?? {},
     createdAt: r.created_at,
   };
 }
