@@ -34,6 +34,11 @@ export class Fleet1764900000000 implements MigrationInterface {
     // Steps of workflows carry idempotency keys: a retried step finds what it made before.
     await q.query(`ALTER TABLE training_run ADD COLUMN idempotency_key text NULL UNIQUE`);
     await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN idempotency_key text NULL UNIQUE`);
+    // A build is held by one process, alive while it beats; a stalled one is taken over and
+    // rebuilt from the spine stored when it began.
+    await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN spine_file jsonb NULL`);
+    await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN builder text NULL`);
+    await q.query(`ALTER TABLE dataset_snapshot ADD COLUMN heartbeat_at timestamptz(3) NULL`);
     // A retraining reads the labelled traffic of a fixed window, whenever its step runs.
     await q.query(`ALTER TABLE retraining ADD COLUMN window_end timestamptz(3) NULL`);
     await q.query(`CREATE UNIQUE INDEX retraining_one_open_idx ON retraining (model_id)
@@ -55,6 +60,9 @@ export class Fleet1764900000000 implements MigrationInterface {
     await q.query(`DROP TABLE deployment_scaling`);
     await q.query(`DROP INDEX retraining_one_open_idx`);
     await q.query(`ALTER TABLE retraining DROP COLUMN window_end`);
+    await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN heartbeat_at`);
+    await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN builder`);
+    await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN spine_file`);
     await q.query(`ALTER TABLE dataset_snapshot DROP COLUMN idempotency_key`);
     await q.query(`ALTER TABLE training_run DROP COLUMN idempotency_key`);
     await q.query(`DROP TABLE outbox`);

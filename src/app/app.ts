@@ -153,6 +153,8 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       artifacts,
       clock,
       trainingLeaseMs: config.trainingLeaseMs,
+      processId: holder,
+      datasetBuildTtlMs: config.datasetBuildTtlMs,
     });
     // Unwound after the HTTP server: in-flight predictions finish, then the log is flushed.
     stack.push('prediction log and model sessions', () => services.close());
@@ -259,8 +261,20 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       async () => {
         const ids = await services.runExecution.reapExpired();
         if (ids.length) logger.warn({ runs: ids }, 'training leases expired; runs requeued');
+        // Runs waiting on a training set that another process finished building.
+        await services.training.settlePending();
       },
       'training lease reaper failed',
+    );
+    // Dataset builds whose process died are taken over and built again from their spine.
+    leased(
+      'dataset-builds',
+      Math.max(200, Math.floor(config.datasetBuildTtlMs / 2)),
+      async () => {
+        const ids = await services.datasets.resumeStalled();
+        if (ids.length) logger.warn({ datasets: ids }, 'stalled dataset builds taken over');
+      },
+      'dataset build takeover failed',
     );
     if (config.canaryIntervalMs > 0)
       leased(

@@ -95,6 +95,9 @@ export function createServices(deps: {
   artifacts: ArtifactStore;
   clock: Clock;
   trainingLeaseMs: number;
+  /** This process among the fleet's (leases, builds it holds). */
+  processId: string;
+  datasetBuildTtlMs: number;
 }): Services {
   // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
   const ds = ambientDataSource(deps.db.dataSource);
@@ -124,6 +127,9 @@ export function createServices(deps: {
     deps.events,
     deps.clock,
     tableFiles,
+    deps.processId,
+    deps.datasetBuildTtlMs,
+    uow,
   );
   const runEvents = new RunEvents(deps.events, deps.clock);
   const trainingRuns = new SqlTrainingRunRepository(ds);

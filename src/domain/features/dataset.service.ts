@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type ArtifactRef, type ArtifactStore } from '../artifacts/artifact-store';
 import { type EventBus } from '../events/event-bus';
 import { type Clock } from '../shared/clock';
+import { NO_TRANSACTION, type UnitOfWork } from '../shared/unit-of-work';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import { FeatureType, type FeatureValue } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
@@ -43,6 +44,12 @@ export class DatasetService {
     private readonly events: EventBus,
     private readonly clock: Clock,
     private readonly files: TableFileReader,
+    /** This process, as the holder of the builds it runs. */
+    private readonly builder = 'local',
+    /** A build whose holder has not beaten this long is taken over (`resumeStalled`). */
+    private readonly buildTtlMs = 30_000,
+    /** A build's end and its event commit together (the outbox). */
+    private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {}
 
   /**
@@ -99,6 +106,7 @@ export class DatasetService {
         contentHash: null,
         artifact: null,
         parquet: null,
+        spineFile: null,
         progress: 0,
         error: null,
         completedAt: null,
@@ -106,9 +114,52 @@ export class DatasetService {
       input.idempotencyKey ?? null,
     );
     if (!created) return { snapshot, done: this.settled(snapshot.id) };
-    const done = this.materialize(snapshot, resolved, input.spine);
+    const done = this.begin(snapshot, resolved, input.spine);
     done.catch(() => undefined);
     return { snapshot, done };
+  }
+
+  /**
+   * The build's steps: held by this process (it beats while it builds), the spine stored
+   * where another process can read it, the join, then READY by compare-and-set. A process
+   * that dies on the way leaves a build another takes over (`resumeStalled`).
+   */
+  private async begin(
+    s: DatasetSnapshot,
+    refs: ResolvedRef[],
+    spine: SpineRow[],
+  ): Promise<DatasetSnapshot> {
+    if (!(await this.repo.claimBuild(s.id, this.builder, null))) return this.settled(s.id);
+    const spineFile: TableFile = {
+      artifactKey: `datasets/${s.id}.spine.${this.encoder.format}`,
+      format: null,
+    };
+    await this.artifacts.put(spineFile.artifactKey, this.encoder.encode(spineColumns(spine)));
+    await this.repo.update(s.id, { spineFile });
+    return this.materialize({ ...s, spineFile }, refs, spine);
+  }
+
+  /**
+   * Takes over builds whose process stopped beating (it died) and builds them again from
+   * their stored spine; one stopped before its spine was stored fails, to be built again.
+   * Run by one process at a time (a lease); the claim is a compare-and-set anyway.
+   */
+  async resumeStalled(): Promise<string[]> {
+    const taken: string[] = [];
+    for (const s of await this.repo.stalledBuilds(this.buildTtlMs)) {
+      if (!(await this.repo.claimBuild(s.id, this.builder, this.buildTtlMs))) continue;
+      taken.push(s.id);
+      if (!s.spineFile) {
+        await this.end(s, DatasetStatus.FAILED, {
+          error: 'the process building it stopped before its spine was stored; build it again',
+        });
+        continue;
+      }
+      const spine = await this.readSpine(s.spineFile);
+      const refs = await this.registry.resolveRefs(s.featureRefs);
+      void this.materialize(s, refs, spine).catch(() => undefined);
+    }
+    return taken;
   }
 
   async get(id: string): Promise<DatasetSnapshot> {
@@ -214,40 +265,71 @@ export class DatasetService {
     refs: ResolvedRef[],
     spine: SpineRow[],
   ): Promise<DatasetSnapshot> {
+    let mine = true;
+    const beat = setInterval(
+      () =>
+        void this.repo
+          .heartbeat(s.id, this.builder)
+          .then((ok) => (mine = ok))
+          .catch(() => undefined),
+      Math.max(100, Math.floor(this.buildTtlMs / 4)),
+    );
+    beat.unref?.();
     try {
       const columns = await this.pointInTimeJoin(s, refs, spine);
+      if (!mine) return this.settled(s.id);
       const bytes = this.encoder.encode([
-        { name: 'entity_key', type: 'STRING_KEY', values: spine.map((r) => r.entityKey) },
-        { name: 'ts', type: 'TIMESTAMP', values: spine.map((r) => r.ts) },
-        { name: 'label', type: FeatureType.FLOAT, values: spine.map((r) => r.label) },
+        ...spineColumns(spine),
         ...refs.map((r, i) => ({ name: r.ref, type: r.type, values: columns[i] })),
       ]);
-      const artifact = await this.artifacts.put(`datasets/${s.id}.${this.encoder.format}`, bytes);
-      const completedAt = this.clock.now();
-      await this.repo.update(s.id, {
-        status: DatasetStatus.READY,
+      // A file of this build's own: a builder that lost the build never overwrites the
+      // file of the one that won it.
+      const artifact = await this.artifacts.put(
+        `datasets/${s.id}-${globalThis.crypto.randomUUID().slice(0, 8)}.${this.encoder.format}`,
+        bytes,
+      );
+      const ended = await this.end(s, DatasetStatus.READY, {
         contentHash: artifact.sha256,
         artifact,
-        progress: 1,
-        completedAt,
       });
-      await this.publish(s, DatasetStatus.READY, 1, spine.length, null);
-      return {
-        ...s,
-        status: DatasetStatus.READY,
-        contentHash: artifact.sha256,
-        artifact,
-        progress: 1,
-        completedAt,
-      };
+      return ended ?? this.settled(s.id);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
-      await this.repo
-        .update(s.id, { status: DatasetStatus.FAILED, error, completedAt: this.clock.now() })
-        .catch(() => undefined);
-      await this.publish(s, DatasetStatus.FAILED, 0, 0, error).catch(() => undefined);
+      await this.end(s, DatasetStatus.FAILED, { error }).catch(() => undefined);
       throw e;
+    } finally {
+      clearInterval(beat);
     }
+  }
+
+  /** READY or FAILED, with its event, if this process still holds the build; else null. */
+  private async end(
+    s: DatasetSnapshot,
+    status: DatasetStatus.READY | DatasetStatus.FAILED,
+    patch: Partial<Pick<DatasetSnapshot, 'contentHash' | 'artifact' | 'error'>>,
+  ): Promise<DatasetSnapshot | null> {
+    const completedAt = this.clock.now();
+    const progress = status === DatasetStatus.READY ? 1 : 0;
+    const done = await this.uow.run(async () => {
+      if (
+        !(await this.repo.finishBuild(s.id, this.builder, {
+          status,
+          progress,
+          completedAt,
+          ...patch,
+        }))
+      )
+        return false;
+      await this.publish(
+        s,
+        status,
+        progress,
+        status === DatasetStatus.READY ? s.rowCount : 0,
+        patch.error ?? null,
+      );
+      return true;
+    });
+    return done ? { ...s, status, progress, completedAt, ...patch } : null;
   }
 
   /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */
@@ -379,4 +461,13 @@ function groupRows(spine: readonly SpineRow[]): {
   const cursor = start.slice(0, ids.size);
   for (let i = 0; i < spine.length; i++) order[cursor[idOf[i]]++] = i;
   return { entityKeys: [...ids.keys()], idOf: ids, start, order };
+}
+
+/** The spine's three columns, as a dataset file and a stored spine both begin. */
+function spineColumns(spine: SpineRow[]) {
+  return [
+    { name: 'entity_key', type: 'STRING_KEY' as const, values: spine.map((r) => r.entityKey) },
+    { name: 'ts', type: 'TIMESTAMP' as const, values: spine.map((r) => r.ts) },
+    { name: 'label', type: FeatureType.FLOAT, values: spine.map((r) => r.label) },
+  ];
 }

@@ -1,3 +1,4 @@
+import { type TableFile } from './table-file';
 import { FeatureType, type FeatureValue } from './feature-definition';
 import { type ArtifactRef } from '../artifacts/artifact-store';
 
@@ -36,6 +37,8 @@ export interface DatasetSnapshot {
   artifact: ArtifactRef | null;
   /** The Parquet copy for download, written on its first download. */
   parquet: ArtifactRef | null;
+  /** The spine as stored when the build began: what a build resumed elsewhere reads. */
+  spineFile: TableFile | null;
   progress: number;
   error: string | null;
   createdAt: Date;
@@ -105,9 +108,33 @@ export interface DatasetRepository {
     patch: Partial<
       Pick<
         DatasetSnapshot,
-        'status' | 'contentHash' | 'artifact' | 'parquet' | 'progress' | 'error' | 'completedAt'
+        | 'status'
+        | 'contentHash'
+        | 'artifact'
+        | 'parquet'
+        | 'spineFile'
+        | 'progress'
+        | 'error'
+        | 'completedAt'
       >
     >,
   ): Promise<void>;
   findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]>;
+  /**
+   * Takes the build of a BUILDING snapshot for `builder`: at once when no process holds it
+   * (`staleMs` null), or from a builder that has not beaten for `staleMs` (it died), timed
+   * by the store's one clock. Compare-and-set: false when another took it.
+   */
+  claimBuild(id: string, builder: string, staleMs: number | null): Promise<boolean>;
+  /** The builder is alive; false when the build is no longer its own. */
+  heartbeat(id: string, builder: string): Promise<boolean>;
+  /** Ends the build (READY or FAILED) only if `builder` still holds it. */
+  finishBuild(
+    id: string,
+    builder: string,
+    patch: Pick<DatasetSnapshot, 'status' | 'progress' | 'completedAt'> &
+      Partial<Pick<DatasetSnapshot, 'contentHash' | 'artifact' | 'error'>>,
+  ): Promise<boolean>;
+  /** BUILDING snapshots whose builder has not beaten for `staleMs`. */
+  stalledBuilds(staleMs: number): Promise<DatasetSnapshot[]>;
 }

@@ -249,6 +249,16 @@ export class TrainingService {
   async rebuildQueue(): Promise<number> {
     const queued = await this.repo.queued();
     for (const r of queued) await this.queue.enqueue(r);
+    await this.settlePending();
+    return queued.length;
+  }
+
+  /**
+   * PENDING runs whose training set is READY join the queue; those whose set FAILED fail. The
+   * set may have been finished by another process (a build taken over): this is how its runs
+   * learn of it.
+   */
+  async settlePending(): Promise<void> {
     const pending = await this.repo.pending();
     const datasets = new Map(
       (await this.datasets.byIds(pending.map((p) => p.datasetId))).map((d) => [d.id, d]),
@@ -259,7 +269,6 @@ export class TrainingService {
       else if (d?.status === DatasetStatus.FAILED)
         await this.failPending(p.id, new Error(d.error ?? 'FAILED'));
     }
-    return queued.length;
   }
 
   /**

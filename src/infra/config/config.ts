@@ -190,6 +190,7 @@ const envSchema = z.object({
     }),
   KEY_RECHECK_MS: intIn('KEY_RECHECK_MS', 100, 600_000, 2_000),
   LEASE_TTL_MS: intIn('LEASE_TTL_MS', 300, 600_000, 10_000),
+  DATASET_BUILD_TTL_MS: intIn('DATASET_BUILD_TTL_MS', 400, 3_600_000, 30_000),
   RELAY_INTERVAL_MS: intIn('RELAY_INTERVAL_MS', 5, 600_000, 1_000),
   REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
   DATABASE_QUERY_TIMEOUT_MS: intIn('DATABASE_QUERY_TIMEOUT_MS', 100, 3_600_000, 60_000),
@@ -268,6 +269,8 @@ export interface Config {
   databaseQueryTimeoutMs: number;
   /** A singleton loop's lease lapses this long after its holder last extended it. */
   leaseTtlMs: number;
+  /** A dataset build whose process has not beaten this long is taken over. */
+  datasetBuildTtlMs: number;
   /** How often the outbox relay looks for committed events besides when woken by a commit. */
   relayIntervalMs: number;
 }
@@ -319,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     leaseTtlMs: e.LEASE_TTL_MS,
     relayIntervalMs: e.RELAY_INTERVAL_MS,
+    datasetBuildTtlMs: e.DATASET_BUILD_TTL_MS,
   };
 }
 

@@ -1,4 +1,6 @@
 import { type DataSource } from 'typeorm';
+import { type TableFile } from '../../../domain/features/table-file';
+import { returnedRows } from '../returned-rows';
 import {
   type DatasetColumn,
   type DatasetRepository,
@@ -18,6 +20,7 @@ interface Row {
   content_hash: string | null;
   artifact: ArtifactRef | null;
   parquet: ArtifactRef | null;
+  spine_file: TableFile | null;
   progress: number;
   error: string | null;
   created_at: Date;
@@ -77,11 +80,19 @@ export class SqlDatasetRepository implements DatasetRepository {
     patch: Partial<
       Pick<
         DatasetSnapshot,
-        'status' | 'contentHash' | 'artifact' | 'parquet' | 'progress' | 'error' | 'completedAt'
+        | 'status'
+        | 'contentHash'
+        | 'artifact'
+        | 'parquet'
+        | 'spineFile'
+        | 'progress'
+        | 'error'
+        | 'completedAt'
       >
     >,
   ): Promise<void> {
     const cols: Record<string, unknown> = {
+      spine_file: patch.spineFile === undefined ? undefined : JSON.stringify(patch.spineFile),
       status: patch.status,
       content_hash: patch.contentHash,
       artifact: patch.artifact === undefined ? undefined : JSON.stringify(patch.artifact),
@@ -96,6 +107,65 @@ export class SqlDatasetRepository implements DatasetRepository {
       `UPDATE dataset_snapshot SET ${set.map(([k], i) => `${k} = $${i + 2}`).join(', ')} WHERE id = $1`,
       [id, ...set.map(([, v]) => v)],
     );
+  }
+
+  /** Claims a build nobody holds, or (with `staleMs`) one whose holder has not beaten for that long (the database's clock, one for every process). */
+  async claimBuild(id: string, builder: string, staleMs: number | null): Promise<boolean> {
+    const res: unknown = await this.ds.query(
+      `UPDATE dataset_snapshot SET builder = $2, heartbeat_at = clock_timestamp()
+       WHERE id = $1 AND status = 'BUILDING'
+         AND (builder IS NULL OR ($3::float8 IS NOT NULL
+              AND coalesce(heartbeat_at, created_at) < clock_timestamp() - $3::float8 * interval '1 millisecond'))
+       RETURNING id`,
+      [id, builder, staleMs],
+    );
+    return returnedRows(res).length > 0;
+  }
+
+  async heartbeat(id: string, builder: string): Promise<boolean> {
+    const res: unknown = await this.ds.query(
+      `UPDATE dataset_snapshot SET heartbeat_at = clock_timestamp()
+       WHERE id = $1 AND builder = $2 AND status = 'BUILDING' RETURNING id`,
+      [id, builder],
+    );
+    return returnedRows(res).length > 0;
+  }
+
+  async finishBuild(
+    id: string,
+    builder: string,
+    patch: Pick<DatasetSnapshot, 'status' | 'progress' | 'completedAt'> &
+      Partial<Pick<DatasetSnapshot, 'contentHash' | 'artifact' | 'error'>>,
+  ): Promise<boolean> {
+    const res: unknown = await this.ds.query(
+      `UPDATE dataset_snapshot SET status = $3, progress = $4, completed_at = $5,
+         content_hash = coalesce($6, content_hash), artifact = coalesce($7::jsonb, artifact),
+         error = coalesce($8, error)
+       WHERE id = $1 AND builder = $2 AND status = 'BUILDING' RETURNING id`,
+      [
+        id,
+        builder,
+        patch.status,
+        patch.progress,
+        patch.completedAt,
+        patch.contentHash ?? null,
+        patch.artifact ? JSON.stringify(patch.artifact) : null,
+        patch.error ?? null,
+      ],
+    );
+    return returnedRows(res).length > 0;
+  }
+
+  async stalledBuilds(staleMs: number): Promise<DatasetSnapshot[]> {
+    const rows: Row[] = await this.ds.query(
+      `SELECT d.*, (SELECT array_agg(version_id) FROM dataset_feature_view_version l WHERE l.dataset_id = d.id) AS version_ids
+         FROM dataset_snapshot d
+        WHERE d.status = 'BUILDING'
+          AND coalesce(d.heartbeat_at, d.created_at) < clock_timestamp() - $1::float8 * interval '1 millisecond'
+        ORDER BY d.created_at LIMIT 100`,
+      [staleMs],
+    );
+    return rows.map(toSnapshot);
   }
 
   async findByIds(ids: readonly string[]): Promise<DatasetSnapshot[]> {
@@ -122,6 +192,7 @@ function toSnapshot(r: Row): DatasetSnapshot {
     contentHash: r.content_hash,
     artifact: r.artifact,
     parquet: r.parquet,
+    spineFile: r.spine_file,
     progress: r.progress,
     error: r.error,
     createdAt: r.created_at,
