@@ -12,14 +12,46 @@ const swc = [
   },
 ];
 
-module.exports = {
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/gpu-runner'],
-  testMatch: ['**/*.spec.ts', '**/*.test.ts'],
   transform: { '^.+\\.ts$': swc },
+  setupFiles: ['reflect-metadata'],
+};
+
+/**
+ * The files whose Redis use differs on a Redis Cluster (scripts, pipelines, streams, pub/sub,
+ * the run queue, the online store, fleet outcomes, the key epoch): run a second time against a
+ * local cluster of three masters (docs/adr/0029).
+ */
+const onCluster = [
+  'test/training-queue.test.ts',
+  'test/stream-consumers.test.ts',
+  'test/online-store-cache.test.ts',
+  'test/feature-parity.test.ts',
+  'test/serving-autoscale.test.ts',
+  'test/events-cross-process.test.ts',
+  'test/security/revocation.test.ts',
+  'test/security/query-limits.test.ts',
+];
+
+module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-  setupFiles: ['reflect-metadata'],
   testTimeout: 60_000,
   maxWorkers: 2,
+  projects: [
+    {
+      ...common,
+      displayName: 'redis',
+      roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/gpu-runner'],
+      testMatch: ['**/*.spec.ts', '**/*.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'cluster',
+      roots: ['<rootDir>/test'],
+      testMatch: onCluster.map((f) => `<rootDir>/${f}`),
+      setupFiles: ['reflect-metadata', '<rootDir>/test/support/on-cluster.cjs'],
+    },
+  ],
 };

@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     );
 
     // 3. The streaming path: a producer appends to Redis Streams; the api's consumer ingests.
-    const redis = createRedisClient(app.redisUrl, 'demo-producer');
+    const redis = createRedisClient(app.redisTarget, 'demo-producer');
     const prefix = app.redisPrefix;
     const byDeparture = [...flights].sort((a, b) => a.departed - b.departed);
     const started = Date.now();

@@ -8,7 +8,7 @@ import {
 } from './generated/graphql';
 import { type ApiProcess, spawnApi } from './support/api-process';
 import { collect, GraphQLTestClient } from './support/graphql-client';
-import { deleteRedisPrefix, dropSchema } from './support/isolation';
+import { deleteRedisPrefix, dropSchema, testRedisTarget } from './support/isolation';
 import { isolatedEnv, migrateSchema } from './support/test-app';
 
 /** Two api processes on different ports share one Postgres schema and one Redis prefix. */
@@ -29,7 +29,7 @@ afterAll(async () => {
   expect(await b?.stop()).toBe(0);
   expect(await a?.stop()).toBe(0);
   await dropSchema(env.DATABASE_SCHEMA);
-  await deleteRedisPrefix(env.REDIS_URL, env.REDIS_PREFIX);
+  await deleteRedisPrefix(testRedisTarget(), env.REDIS_PREFIX);
 });
 
 it('delivers an event published by one process to a subscriber on the other', async () => {

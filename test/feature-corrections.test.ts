@@ -1,4 +1,3 @@
-import type Redis from 'ioredis';
 import {
   BuildDatasetDocument,
   CompactFeatureViewDocument,
@@ -14,7 +13,7 @@ import { readSnapshot } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { ManualClock } from '../src/domain/shared/clock';
 import { appendToStream } from '../src/infra/redis/feature-stream';
-import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -27,7 +26,7 @@ const H = 3_600_000;
 const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
-let redis: Redis;
+let redis: RedisClient;
 
 const FEATURES = ['x', 'n_6h', 'sum_6h', 'mean_6h', 'max_6h', 'last_6h'];
 const view = (name: string): CreateFeatureViewInput => ({
@@ -109,7 +108,7 @@ async function offline(name: string) {
 beforeAll(async () => {
   app = await startTestApp(__filename, { overrides: { clock } });
   gql = new GraphQLTestClient(app.url, app.adminToken);
-  redis = createRedisClient(app.redisUrl, 'feature-corrections-test');
+  redis = createRedisClient(app.redisTarget, 'feature-corrections-test');
   await gql.ok(CreateFeatureEntityDocument, { input: { name: 'meter', joinKeys: ['meter_id'] } });
   await gql.ok(CreateFeatureViewDocument, { input: view('cb') });
   await gql.ok(CreateFeatureViewDocument, { input: view('cs') });

@@ -6,7 +6,7 @@ import {
   streamEntryFields,
   streamKey,
 } from '../src/infra/redis/feature-stream';
-import { createRedisClient, closeRedis } from '../src/infra/redis/redis-client';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import {
   type Aggregation,
   AggregationFn,
@@ -22,13 +22,12 @@ import { FeatureStreamsDocument, OnlineFeaturesDocument } from './generated/grap
 import { GraphQLTestClient } from './support/graphql-client';
 import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
-import type Redis from 'ioredis';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const MIN = 60_000;
 const clock = new ManualClock(T0);
 let app: TestApp;
-let redis: Redis;
+let redis: RedisClient;
 
 /** A FLOAT feature over the record field `v`. */
 const feature = (
@@ -70,7 +69,7 @@ beforeAll(async () => {
     overrides: { clock },
     env: { FEATURE_STREAM_CLAIM_IDLE_MS: '200' },
   });
-  redis = createRedisClient(app.env.REDIS_URL, 'test');
+  redis = createRedisClient(app.redisTarget, 'test');
   await app.services.featureRegistry.createEntity({ name: 'station', joinKeys: ['station_id'] });
   await app.services.featureRegistry.createView({
     name: 'pp',

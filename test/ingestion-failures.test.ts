@@ -1,11 +1,10 @@
-import type Redis from 'ioredis';
 import { FeatureType, type FeatureViewVersion } from '../src/domain/features/feature-definition';
 import { FeatureIngestionService } from '../src/domain/features/feature-ingestion.service';
 import { type OfflineStore, type OnlineStore } from '../src/domain/features/feature-store.ports';
 import { type IngestRecord } from '../src/domain/features/validation';
 import { PostgresOfflineStore } from '../src/infra/db/features/offline-store';
 import { RedisOnlineStore } from '../src/infra/redis/online-store';
-import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -17,7 +16,7 @@ import { startTestApp, type TestApp } from './support/test-app';
 const T0 = Date.parse('2026-05-01T00:00:00Z');
 const MIN = 60_000;
 let app: TestApp;
-let redis: Redis;
+let redis: RedisClient;
 const clock = new ManualClock(T0 + 60 * MIN);
 
 /** A store whose `method` fails the first time, after the real call has run to completion. */
@@ -78,7 +77,7 @@ async function offlineCount(v: FeatureViewVersion): Promise<number> {
 
 beforeAll(async () => {
   app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
-  redis = createRedisClient(app.redisUrl, 'ingestion-failures-test');
+  redis = createRedisClient(app.redisTarget, 'ingestion-failures-test');
   await app.services.featureRegistry.createEntity({ name: 'sensor', joinKeys: ['sensor_id'] });
 });
 

@@ -1,8 +1,7 @@
-import type Redis from 'ioredis';
 import { type FeatureEvent } from '../src/domain/features/point-in-time';
 import { RedisOnlineStore } from '../src/infra/redis/online-store';
-import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
-import { deleteRedisPrefix, isolationName, testRedisUrl } from './support/isolation';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
+import { deleteRedisPrefix, isolationName, testRedisTarget } from './support/isolation';
 
 /**
  * The online store keeps decoded events of recently read keys, keyed by a stamp every write
@@ -10,7 +9,7 @@ import { deleteRedisPrefix, isolationName, testRedisUrl } from './support/isolat
  * writes (or trims) the other must read at once, never a cached older window.
  */
 const prefix = `${isolationName(__filename)}:`;
-let redis: Redis;
+let redis: RedisClient;
 
 const key = { versionId: 'v1', entityKey: 'ORD' };
 const event = (id: string, eventTs: number, v: number): FeatureEvent => ({
@@ -25,11 +24,11 @@ const window1s = { windowMs: 1_000, trimStepMs: 0 };
 const noTrim = { windowMs: 1e12, trimStepMs: 1e12 };
 
 beforeAll(() => {
-  redis = createRedisClient(testRedisUrl(), 'online-store-cache-test');
+  redis = createRedisClient(testRedisTarget(), 'online-store-cache-test');
 });
 
 afterAll(async () => {
-  await deleteRedisPrefix(testRedisUrl(), prefix);
+  await deleteRedisPrefix(testRedisTarget(), prefix);
   await closeRedis(redis);
 });
 

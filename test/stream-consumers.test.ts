@@ -1,4 +1,3 @@
-import type Redis from 'ioredis';
 import { columnValue } from '../src/domain/features/dataset';
 import { AggregationFn, FeatureType } from '../src/domain/features/feature-definition';
 import { type IngestionReport } from '../src/domain/features/feature-ingestion.service';
@@ -7,7 +6,7 @@ import {
   FeatureStreamConsumer,
   type StreamRecordInput,
 } from '../src/infra/redis/feature-stream';
-import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import { createLogger } from '../src/infra/observability/logger';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -21,11 +20,11 @@ const CONSUMERS = 4;
 const ENTITIES = 3;
 const EVENTS = 120;
 let app: TestApp;
-let producer: Redis;
+let producer: RedisClient;
 
 beforeAll(async () => {
   app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
-  producer = createRedisClient(app.redisUrl, 'stream-consumers-producer');
+  producer = createRedisClient(app.redisTarget, 'stream-consumers-producer');
   await app.services.featureRegistry.createEntity({ name: 'pump', joinKeys: ['pump_id'] });
   await app.services.featureRegistry.createView({
     name: 'flow',
@@ -100,7 +99,7 @@ it('several consumers of one group, racing on the same entities, lose and double
   const reports: IngestionReport[] = [];
   const perConsumer = new Array<number>(CONSUMERS).fill(0);
   const consumers = Array.from({ length: CONSUMERS }, (_, c) => {
-    const blocking = createRedisClient(app.redisUrl, `stream-consumer-${c}`);
+    const blocking = createRedisClient(app.redisTarget, `stream-consumer-${c}`);
     return new FeatureStreamConsumer(
       blocking,
       app.redisPrefix,

@@ -21,8 +21,7 @@ import { collect, GraphQLTestClient } from './support/graphql-client';
 import { until } from './support/runner-process';
 import { ManualClock } from '../src/domain/shared/clock';
 import { RedisRunQueue } from '../src/infra/redis/run-queue';
-import { closeRedis, createRedisClient } from '../src/infra/redis/redis-client';
-import type Redis from 'ioredis';
+import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -37,7 +36,7 @@ let gql: GraphQLTestClient;
 let runnerGql: GraphQLTestClient;
 let runnerPrincipal: Principal;
 let datasetId: string;
-let redis: Redis;
+let redis: RedisClient;
 
 beforeAll(async () => {
   app = await startTestApp(__filename, {
@@ -45,7 +44,7 @@ beforeAll(async () => {
     overrides: { clock },
   });
   gql = new GraphQLTestClient(app.url, app.adminToken);
-  redis = createRedisClient(app.redisUrl, 'training-queue-test');
+  redis = createRedisClient(app.redisTarget, 'training-queue-test');
   const s = app.services;
   const runnerKey = await s.apiKeys.create(null, { name: 'runners', role: Role.RUNNER });
   runnerGql = gql.withToken(runnerKey.token);

@@ -24,7 +24,12 @@ import {
   startEmbeddedRedis,
 } from '../infra/redis/embedded-redis';
 import { RedisRateLimiter } from '../infra/redis/rate-limiter';
-import { closeRedis, createRedisClient, pingRedis } from '../infra/redis/redis-client';
+import {
+  closeRedis,
+  createRedisClient,
+  pingRedis,
+  type RedisTarget,
+} from '../infra/redis/redis-client';
 import { startHttpServer } from './http-server';
 import { type LeasedLoop, startLeased, startPeriodic } from './leased-loop';
 import { createServices, type Services } from './services';
@@ -32,8 +37,11 @@ import { createServices, type Services } from './services';
 export interface App {
   url: string;
   port: number;
-  /** The Redis in use (the embedded child's when REDIS_URL is unset), and the key prefix. */
-  redisUrl: string;
+  /**
+   * The Redis in use (the embedded child's when neither REDIS_URL nor REDIS_CLUSTER_NODES is
+   * set), and the key prefix.
+   */
+  redisTarget: RedisTarget;
   redisPrefix: string;
   services: Services;
   metrics: Metrics;
@@ -78,13 +86,13 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     // before with a wider mode.
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     fs.chmodSync(config.dataDir, 0o700);
-    let redisUrl = config.redisUrl;
-    if (!redisUrl) {
+    let redisTarget: RedisTarget | undefined = config.redisCluster ?? config.redisUrl;
+    if (!redisTarget) {
       const redis: EmbeddedRedis = await startEmbeddedRedis({
         dir: path.join(config.dataDir, 'redis'),
       });
       stack.push('embedded redis', () => redis.stop());
-      redisUrl = redis.url;
+      redisTarget = redis.url;
       logger.info(
         { url: redactRedisUrl(redis.url), redisPid: redis.pid },
         'started embedded redis-server',
@@ -110,9 +118,9 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     }
 
     const commandTimeoutMs = config.redisCommandTimeoutMs;
-    const pub = createRedisClient(redisUrl, 'aether-pub', { commandTimeoutMs });
-    const sub = createRedisClient(redisUrl, 'aether-sub', { subscriber: true });
-    const data = createRedisClient(redisUrl, 'aether-data', { commandTimeoutMs });
+    const pub = createRedisClient(redisTarget, 'aether-pub', { commandTimeoutMs });
+    const sub = createRedisClient(redisTarget, 'aether-sub', { subscriber: true });
+    const data = createRedisClient(redisTarget, 'aether-data', { commandTimeoutMs });
     stack.push('redis clients', async () => {
       await Promise.all([closeRedis(sub), closeRedis(pub), closeRedis(data)]);
     });
@@ -178,7 +186,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     });
 
     if (config.featureStreamConsumer) {
-      const blocking = createRedisClient(redisUrl, 'aether-stream');
+      const blocking = createRedisClient(redisTarget, 'aether-stream');
       blocking.on('error', (err) => logger.debug({ err: err.message }, 'redis connection error'));
       const consumer = new FeatureStreamConsumer(
         blocking,
@@ -378,7 +386,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     return {
       url: http.url,
       port: http.port,
-      redisUrl,
+      redisTarget,
       redisPrefix: config.redisPrefix,
       services,
       metrics,

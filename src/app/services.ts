@@ -52,7 +52,7 @@ import { readStreamLag } from '../infra/redis/feature-stream';
 import { RedisRunQueue } from '../infra/redis/run-queue';
 import { RedisKeyEpoch } from '../infra/redis/key-epoch';
 import { SqlTrainingRunRepository } from '../infra/db/training/training-run.repository';
-import type Redis from 'ioredis';
+import { type RedisClient } from '../infra/redis/redis-client';
 
 /** The domain services, wired to their adapters. Resolvers see only this. */
 export interface Services {
@@ -89,7 +89,7 @@ export interface Services {
 
 export function createServices(deps: {
   db: Database;
-  redis: Redis;
+  redis: RedisClient;
   redisPrefix: string;
   events: EventBus;
   artifacts: ArtifactStore;

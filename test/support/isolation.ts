@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import Redis from 'ioredis';
+import { Cluster } from 'ioredis';
 import { Client } from 'pg';
+import {
+  closeRedis,
+  createRedisClient,
+  type RedisClient,
+  type RedisTarget,
+} from '../../src/infra/redis/redis-client';
 
 /**
  * Each test file gets its own Postgres schema and Redis key prefix, so files run in
@@ -28,6 +34,30 @@ export function testRedisUrl(): string {
   return url;
 }
 
+/**
+ * The test files of jest's `cluster` project run against the local three-master Redis
+ * Cluster that the global setup starts (docs/adr/0029); the others against one Redis.
+ */
+export function onCluster(): boolean {
+  return process.env.AETHER_TEST_ON_CLUSTER === '1';
+}
+
+export function testClusterNodes(): string {
+  const nodes = process.env.TEST_REDIS_CLUSTER_NODES;
+  if (!nodes) throw new Error('TEST_REDIS_CLUSTER_NODES is not set: run the suite with `npm test`');
+  return nodes;
+}
+
+/** Where this test file's Redis is: the cluster's seed nodes in the cluster project. */
+export function testRedisTarget(): RedisTarget {
+  if (!onCluster()) return testRedisUrl();
+  return {
+    nodes: testClusterNodes()
+      .split(',')
+      .map((n) => ({ host: n.split(':')[0], port: Number(n.split(':')[1]) })),
+  };
+}
+
 export async function dropSchema(schema: string): Promise<void> {
   const c = new Client({ connectionString: testDatabaseUrl() });
   await c.connect();
@@ -38,19 +68,27 @@ export async function dropSchema(schema: string): Promise<void> {
   }
 }
 
-/** Deletes every Redis key under a test's or benchmark's prefix (SCAN + UNLINK, in batches). */
-export async function deleteRedisPrefix(redisUrl: string, prefix: string): Promise<number> {
-  const redis = new Redis(redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
+/** Deletes every Redis key under a test's or benchmark's prefix (SCAN + UNLINK, in batches; every master of a cluster). */
+export async function deleteRedisPrefix(target: RedisTarget, prefix: string): Promise<number> {
+  const redis = createRedisClient(target, 'test-cleanup');
   let deleted = 0;
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5_000);
-      cursor = next;
-      if (keys.length) deleted += await redis.unlink(...keys);
-    } while (cursor !== '0');
+    const servers: RedisClient[] = redis instanceof Cluster ? redis.nodes('master') : [redis];
+    for (const server of servers) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await server.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 5_000);
+        cursor = next;
+        // One key at a time on a cluster: UNLINK of several keys must stay in one slot.
+        if (keys.length)
+          deleted +=
+            redis instanceof Cluster
+              ? (await Promise.all(keys.map((k) => server.unlink(k)))).reduce((a, b) => a + b, 0)
+              : await server.unlink(...keys);
+      } while (cursor !== '0');
+    }
   } finally {
-    redis.disconnect();
+    await closeRedis(redis);
   }
   return deleted;
 }

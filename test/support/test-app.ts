@@ -9,6 +9,8 @@ import {
   deleteRedisPrefix,
   dropSchema,
   isolationName,
+  onCluster,
+  testClusterNodes,
   testDatabaseUrl,
   testRedisUrl,
 } from './isolation';
@@ -38,6 +40,7 @@ export function isolatedEnv(
     DATABASE_URL: testDatabaseUrl(),
     DATABASE_SCHEMA: name,
     REDIS_URL: testRedisUrl(),
+    ...(onCluster() ? { REDIS_CLUSTER_NODES: testClusterNodes() } : {}),
     REDIS_PREFIX: `${name}:`,
     DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), `aether-${name}-`)),
     ...extra,
@@ -74,7 +77,7 @@ export async function startTestApp(
     async stop() {
       await app.close();
       await dropSchema(env.DATABASE_SCHEMA);
-      await deleteRedisPrefix(env.REDIS_URL, env.REDIS_PREFIX);
+      await deleteRedisPrefix(app.redisTarget, env.REDIS_PREFIX);
       fs.rmSync(env.DATA_DIR, { recursive: true, force: true });
     },
   };

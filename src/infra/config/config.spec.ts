@@ -32,6 +32,11 @@ describe('loadConfig', () => {
     [{ PORT: '70000' }, 'PORT must be an integer from 0 to 65535 (got "70000")'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV must be development, production or test (got "staging")'],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL must use redis: or rediss:'],
+    [{ REDIS_CLUSTER_NODES: '10.0.0.1:7000,:x' }, 'REDIS_CLUSTER_NODES must be a comma-separated'],
+    [
+      { REDIS_CLUSTER_NODES: 'http://10.0.0.1:7000' },
+      'REDIS_CLUSTER_NODES must be a comma-separated',
+    ],
     [{ DATABASE_URL: 'postgres://u:secret@h:port/db' }, 'DATABASE_URL must be a URL'],
     [{ DATABASE_SCHEMA: 'Bad-Name' }, 'DATABASE_SCHEMA must be a lower-case SQL identifier'],
     [{ MAX_BODY_BYTES: '12' }, 'MAX_BODY_BYTES must be an integer from 1024'],
@@ -39,6 +44,22 @@ describe('loadConfig', () => {
   ])('rejects %p with one line naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads REDIS_CLUSTER_NODES as seed nodes, credentials from a URL among them', () => {
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis://:s%40cret@10.0.0.2:7001,h3' })
+        .redisCluster,
+    ).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+        { host: 'h3', port: 6379 },
+      ],
+      username: undefined,
+      password: 's@cret',
+    });
+    expect(loadConfig({}).redisCluster).toBeUndefined();
   });
 
   it('never echoes a password from a bad URL', () => {

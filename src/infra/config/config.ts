@@ -110,6 +110,43 @@ const envSchema = z.object({
       return raw;
     }),
   REDIS_URL: urlWith('REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const raw = nonEmpty(v);
+      if (raw === undefined) return undefined;
+      const nodes: { host: string; port: number }[] = [];
+      let username: string | undefined;
+      let password: string | undefined;
+      for (const item of raw.split(',').map((x) => x.trim())) {
+        let u: URL | null;
+        try {
+          u = new URL(item.includes('://') ? item : `redis://${item}`);
+        } catch {
+          u = null;
+        }
+        const port = u ? Number(u.port || 6379) : NaN;
+        if (!u || u.protocol !== 'redis:' || !u.hostname || !(port >= 1 && port <= 65_535)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `REDIS_CLUSTER_NODES must be a comma-separated list like 10.0.0.1:7000,10.0.0.2:7000 or redis://:password@host:port (got "${redact(item)}")`,
+          });
+          return z.NEVER;
+        }
+        nodes.push({ host: u.hostname, port });
+        if (u.password) password = decodeURIComponent(u.password);
+        if (u.username) username = decodeURIComponent(u.username);
+      }
+      if (nodes.length > 64) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'REDIS_CLUSTER_NODES takes at most 64 seed nodes',
+        });
+        return z.NEVER;
+      }
+      return { nodes, username, password };
+    }),
   REDIS_PREFIX: z
     .string()
     .optional()
@@ -231,6 +268,8 @@ export interface Config {
   databaseSchema?: string;
   /** Unset: a redis-server child process with its data under `<dataDir>/redis`. */
   redisUrl?: string;
+  /** Set: a Redis Cluster from these seed nodes (REDIS_URL is then not used). */
+  redisCluster?: { nodes: { host: string; port: number }[]; username?: string; password?: string };
   redisPrefix: string;
   artifacts: ArtifactStoreConfig;
   logLevel: string;
@@ -292,6 +331,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databaseSchema: e.DATABASE_SCHEMA,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER_NODES,
     redisPrefix: e.REDIS_PREFIX,
     artifacts: artifactConfig(
       e.ARTIFACT_STORE_URL,

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { type RedisClient } from '../redis/redis-client';
 import { type EventBus, type EventSubscription } from '../../domain/events/event-bus';
 
 /** Events a slow subscriber may fall behind by before the oldest are dropped. */
@@ -15,10 +15,11 @@ export class RedisEventBus implements EventBus {
   private readonly subscribing = new Map<string, Promise<unknown>>();
   private readonly reconnected: (() => void)[] = [];
   private connectedOnce = false;
+  private subscribeChain: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly pub: Redis,
-    private readonly sub: Redis,
+    private readonly pub: RedisClient,
+    private readonly sub: RedisClient,
     private readonly prefix: string,
     private readonly onDropped: (topic: string) => void = () => undefined,
   ) {
@@ -78,7 +79,12 @@ export class RedisEventBus implements EventBus {
     set.add(listener);
     let ready = this.subscribing.get(channel);
     if (!ready) {
-      ready = this.sub.subscribe(channel);
+      // One SUBSCRIBE at a time: on a Redis Cluster, ioredis writes a SUBSCRIBE sent while its
+      // subscriber connection is between connect and ready at once, and the ready check that
+      // follows is then refused and thrown (docs/adr/0029). Each waits for the one before.
+      ready = this.subscribeChain = this.subscribeChain
+        .catch(() => undefined)
+        .then(() => this.sub.subscribe(channel));
       this.subscribing.set(channel, ready);
       ready.catch(() => this.subscribing.delete(channel));
     }

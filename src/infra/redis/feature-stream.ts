@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { type RedisClient } from './redis-client';
 import {
   type FeatureIngestionService,
   type IngestionReport,
@@ -50,13 +50,17 @@ export function entryAgeMs(entryId: string, at: number): number {
   return at - Number(entryId.slice(0, entryId.indexOf('-')));
 }
 
+/**
+ * Every source's stream shares one hash tag: a consumer reads all sources in one blocking
+ * XREADGROUP, which on a Redis Cluster must stay in one slot (docs/adr/0029).
+ */
 export function streamKey(prefix: string, source: string): string {
-  return `${prefix}stream:${source}`;
+  return `${prefix}{stream}:${source}`;
 }
 
 /** What a producer does: XADD each record to the source's stream (pipelined). */
 export async function appendToStream(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   source: string,
   records: readonly StreamRecordInput[],
@@ -137,7 +141,7 @@ export class FeatureStreamConsumer {
   private claimedAt = 0;
 
   constructor(
-    private readonly blocking: Redis,
+    private readonly blocking: RedisClient,
     private readonly prefix: string,
     private readonly registry: FeatureRegistryService,
     private readonly ingestion: FeatureIngestionService,
@@ -290,7 +294,7 @@ export class FeatureStreamConsumer {
 
 /** Lag per source from XINFO GROUPS (Redis 7: `lag` is entries not yet delivered to the group). */
 export async function readStreamLag(
-  client: Redis,
+  client: RedisClient,
   prefix: string,
   sources: readonly string[],
 ): Promise<StreamLag[]> {

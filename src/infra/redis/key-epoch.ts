@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type Redis from 'ioredis';
+import { type RedisClient } from './redis-client';
 import { type KeyEpoch } from '../../domain/auth/api-key.repository';
 
 /**
@@ -13,7 +13,7 @@ export class RedisKeyEpoch implements KeyEpoch {
   private readonly listeners: (() => void)[] = [];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.key = `${prefix}auth:epoch`;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type Redis from 'ioredis';
+import { Cluster } from 'ioredis';
 import { Packr } from 'msgpackr';
 import { type OnlineKey, type OnlineStore } from '../../domain/features/feature-store.ports';
 import { type FeatureValue } from '../../domain/features/feature-definition';
 import { type RetentionPolicy } from '../../domain/features/online-state';
 import { type FeatureEvent } from '../../domain/features/point-in-time';
+import { execPerItem, type RedisClient } from './redis-client';
 
 type PackedEvent = [
   format: number,
@@ -96,7 +97,7 @@ if changed > 0 then redis.call('SET', KEYS[4], ARGV[3]) end
 return changed
 `;
 
-type Scripted = Redis & {
+type Scripted = RedisClient & {
   aetherMergeOnline(...args: (string | number | Buffer)[]): Promise<number>;
 };
 
@@ -114,7 +115,7 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly redis: Scripted;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     /** Keys whose decoded events are kept (least recently read forgotten first). */
     private readonly cachedKeys = 10_000,
@@ -145,7 +146,14 @@ export class RedisOnlineStore implements OnlineStore {
   async readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]> {
     if (keys.length === 0) return [];
     const names = keys.map((k) => this.keys(k));
-    const stamps = await this.redis.mget(names.map((n) => n.stamp));
+    // One MGET on one server; on a cluster each key's GET goes to its own node.
+    const stamps =
+      this.redis instanceof Cluster
+        ? (await execPerItem(this.redis, names, (p, n) => p.get(n.stamp))).map(([err, v]) => {
+            if (err) throw err;
+            return v as string | null;
+          })
+        : await this.redis.mget(names.map((n) => n.stamp));
     const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
     const missed: number[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -158,9 +166,13 @@ export class RedisOnlineStore implements OnlineStore {
       } else missed.push(i);
     }
     if (!missed.length) return out;
-    const p = this.redis.multi();
-    for (const i of missed) p.get(names[i].stamp).hvalsBuffer(names[i].events);
-    const res = (await p.exec()) ?? [];
+    // The stamp and the events of a key read together (one MULTI per key on a cluster).
+    const res = await execPerItem(
+      this.redis,
+      missed,
+      (p, i) => p.get(names[i].stamp).hvalsBuffer(names[i].events),
+      true,
+    );
     missed.forEach((i, j) => {
       const [stampErr, stamp] = res[2 * j];
       const [err, members] = res[2 * j + 1];
@@ -176,9 +188,9 @@ export class RedisOnlineStore implements OnlineStore {
   ): Promise<(number | undefined)[]> {
     if (keys.length === 0) return [];
     // The newest ids, one more than can be excluded: one event per id is held.
-    const p = this.redis.pipeline();
-    for (const k of keys) p.zrevrange(this.keys(k).times, 0, k.excluding.size, 'WITHSCORES');
-    const res = (await p.exec()) ?? [];
+    const res = await execPerItem(this.redis, keys, (p, k) =>
+      p.zrevrange(this.keys(k).times, 0, k.excluding.size, 'WITHSCORES'),
+    );
     return keys.map((k, i) => {
       const [err, v] = res[i];
       if (err) throw err;
@@ -196,8 +208,7 @@ export class RedisOnlineStore implements OnlineStore {
     if (!entries.length) return [];
     // One script per entity, pipelined: each is atomic on its own keys, and no two entities
     // need to change together.
-    const p = this.redis.pipeline() as unknown as Scripted;
-    for (const e of entries) {
+    const res = await execPerItem(this.redis, entries, (p, e) => {
       const k = this.keys(e);
       const args: (string | number | Buffer)[] = [
         k.events,
@@ -210,9 +221,8 @@ export class RedisOnlineStore implements OnlineStore {
       ];
       for (const ev of e.events)
         args.push(ev.eventId, String(ev.eventTs), String(ev.createdTs), pack(ev));
-      void p.aetherMergeOnline(...args);
-    }
-    const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
+      void (p as unknown as Scripted).aetherMergeOnline(...args);
+    });
     return res.map(([err, changed]) => {
       if (err) throw err;
       return changed as number;

@@ -1,5 +1,4 @@
-import type Redis from 'ioredis';
-import { type Cluster } from 'ioredis';
+import { type RedisClient } from './redis-client';
 import {
   type FleetStats,
   latencyBucket,
@@ -50,7 +49,7 @@ export class RedisOutcomeStore implements OutcomeStore {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: Redis | Cluster,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     flushMs = 200,
   ) {

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import { type RedisClient } from './redis-client';
 import {
   type RateDecision,
   type RateLimiter,
@@ -35,7 +35,7 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly window: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     policy: RateLimitPolicy,
   ) {

@@ -1,4 +1,11 @@
-import Redis from 'ioredis';
+import Redis, { type ChainableCommander, Cluster, type RedisOptions } from 'ioredis';
+
+/** One Redis server, or a Redis Cluster (docs/adr/0029): every store takes either. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: a `redis://` URL, or the seed nodes of a cluster (REDIS_CLUSTER_NODES). */
+export type RedisTarget =
+  string | { nodes: { host: string; port: number }[]; username?: string; password?: string };
 
 /**
  * One place for client options. Commands fail fast while Redis is away (readiness must
@@ -6,7 +13,7 @@ import Redis from 'ioredis';
  * restart once Redis is back.
  */
 export function createRedisClient(
-  url: string,
+  target: RedisTarget,
   name: string,
   opts: {
     subscriber?: boolean;
@@ -16,8 +23,8 @@ export function createRedisClient(
      */
     commandTimeoutMs?: number;
   } = {},
-): Redis {
-  return new Redis(url, {
+): RedisClient {
+  const options: RedisOptions = {
     connectionName: name,
     commandTimeout: opts.commandTimeoutMs,
     // A subscriber connection that reconnects resubscribes first; the ready check's INFO
@@ -28,11 +35,50 @@ export function createRedisClient(
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
     lazyConnect: false,
+  };
+  if (typeof target === 'string') return new Redis(target, options);
+  return new Cluster(target.nodes, {
+    redisOptions: { ...options, username: target.username, password: target.password },
+    enableReadyCheck: !opts.subscriber,
+    enableOfflineQueue: true,
+    clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+    // A moved slot (resharding, a failover) is followed, a bounded number of times.
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    slotsRefreshTimeout: 2_000,
   });
 }
 
+/**
+ * Commands whose keys share one hash tag per item, run as one pipeline on one server and as
+ * one pipeline per item on a cluster (a pipeline may not span nodes; the items' pipelines run
+ * concurrently). `transaction` makes each item's commands one MULTI. Results in item order,
+ * each item's commands in the order `add` queued them.
+ */
+export async function execPerItem<T>(
+  redis: RedisClient,
+  items: readonly T[],
+  add: (p: ChainableCommander, item: T) => void,
+  transaction = false,
+): Promise<[Error | null, unknown][]> {
+  if (!(redis instanceof Cluster)) {
+    const p = transaction ? redis.multi() : redis.pipeline();
+    for (const item of items) add(p, item);
+    return (await p.exec()) ?? [];
+  }
+  const each = await Promise.all(
+    items.map((item) => {
+      const p = transaction ? redis.multi() : redis.pipeline();
+      add(p, item);
+      return p.exec();
+    }),
+  );
+  return each.flatMap((r) => r ?? []);
+}
+
 /** PING with a deadline: an unreachable Redis answers "down" in bounded time. */
-export async function pingRedis(client: Redis, timeoutMs = 1_000): Promise<void> {
+export async function pingRedis(client: RedisClient, timeoutMs = 1_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -48,7 +94,7 @@ export async function pingRedis(client: Redis, timeoutMs = 1_000): Promise<void>
 }
 
 /** QUIT when connected (bounded wait); otherwise just drop the socket and stop reconnecting. */
-export async function closeRedis(client: Redis, timeoutMs = 1_000): Promise<void> {
+export async function closeRedis(client: RedisClient, timeoutMs = 1_000): Promise<void> {
   if (client.status !== 'ready') {
     client.disconnect();
     return;

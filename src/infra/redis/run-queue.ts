@@ -1,5 +1,4 @@
-import type Redis from 'ioredis';
-import { type Cluster } from 'ioredis';
+import { type RedisClient } from './redis-client';
 import { type Claim, type RunQueue } from '../../domain/training/run-queue';
 
 /**
@@ -139,14 +138,14 @@ return out`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
-type Scripted = (Redis | Cluster) &
+type Scripted = RedisClient &
   Record<ScriptName, (...args: (string | number)[]) => Promise<unknown>>;
 
 export class RedisRunQueue implements RunQueue {
   private readonly keys: [string, string, string, string];
   private readonly r: Scripted;
 
-  constructor(redis: Redis | Cluster, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     const base = `${prefix}{rq}:`;
     this.keys = [`${base}queue`, `${base}leases`, `${base}runs`, `${base}runners`];
     for (const [name, lua] of Object.entries(SCRIPTS)) {
