@@ -166,6 +166,50 @@ it('answers the lean JSON path with the same code: same version, same score, sam
   expect((await post('/v1/predict/risk', { requestKey: 'k' }, null)).status).toBe(401);
 });
 
+it('gives each row its own entity’s asOf, over GraphQL and the JSON path alike', async () => {
+  // Three entities of different ages, one with no features at all, in an order where a
+  // time shared across rows (the oldest, the newest, the first's) would show.
+  const newer = T0 + 40 * 60_000;
+  const older = T0 + 10 * 60_000;
+  const versions = await app.services.featureRegistry.liveVersions('acct');
+  await app.services.ingestion.ingest(
+    versions,
+    [
+      { entityKey: 'age-new', eventId: 'n1', eventTs: newer, fields: { a: 1, b: 1 } },
+      { entityKey: 'age-old', eventId: 'o1', eventTs: older, fields: { a: 2, b: 2 } },
+    ],
+    'test',
+  );
+  const keys = ['age-new', 'age-none', 'age-old', 'u5'];
+  const expected = [
+    new Date(newer).toISOString(),
+    null,
+    new Date(older).toISOString(),
+    new Date(T0).toISOString(),
+  ];
+  const g = await gql.ok(PredictDocument, {
+    endpoint: 'risk',
+    requestKey: 'ages',
+    entityKeys: keys,
+  });
+  expect(g.predict.map((p) => [p.entityKey, p.asOf])).toEqual(keys.map((k, i) => [k, expected[i]]));
+  const res = await fetch(app.url.replace('/graphql', '/v1/predict/risk'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${app.adminToken}` },
+    body: JSON.stringify({ requestKey: 'ages', entityKeys: [...keys].reverse() }),
+  });
+  expect(res.status).toBe(200);
+  const j = (await res.json()) as { predictions: { entityKey: string; asOf: string | null }[] };
+  expect(j.predictions.map((p) => [p.entityKey, p.asOf])).toEqual(
+    keys.map((k, i) => [k, expected[i]]).reverse(),
+  );
+  // Alone, each entity gives the same time as in company.
+  for (const [i, k] of keys.entries()) {
+    const [alone] = await app.services.serving.predict('risk', 'ages', [k], null);
+    expect(alone.asOf?.toISOString() ?? null).toBe(expected[i]);
+  }
+});
+
 it('keeps each request key on one version, sends the canary its share, and never answers from the shadow', async () => {
   const seen = new Map<string, number>();
   for (let i = 0; i < 300; i++) {

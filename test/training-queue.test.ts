@@ -13,6 +13,7 @@ import {
   RegisterRunnerDocument,
   RenewRunLeaseDocument,
   RunDocument,
+  RunHistoryDocument,
   RunUpdatesDocument,
   SubmitTrainingJobDocument,
   TrainersDocument,
@@ -356,6 +357,40 @@ describe('checkpoints', () => {
     );
     expect(latest?.epoch).toBe(1);
     expect(Buffer.from(latest!.bytes).toString()).toBe('state after epoch 1');
+  });
+});
+
+describe('metric history', () => {
+  it('gives every point without a name (omitted or null) and one metric’s points with one', async () => {
+    const runnerId = await register('history', 0);
+    const run = await submit();
+    expect((await app.services.runExecution.claim(runnerPrincipal, runnerId))?.id).toBe(run.id);
+    await app.services.runExecution.reportProgress(runnerPrincipal, run.id, runnerId, {
+      epochs: [
+        { epoch: 1, epochs: 2, metrics: { loss: 0.5, val_auc: 0.7 } },
+        { epoch: 2, epochs: 2, metrics: { loss: 0.25, val_auc: 0.75 } },
+      ],
+      steps: [{ epoch: 1, step: 3, name: 'loss', value: 0.6 }],
+    });
+    const key = (p: { epoch: number; step?: number | null; name: string }) =>
+      `${p.name}@${p.epoch}/${p.step ?? '-'}`;
+    const r = await gql.ok(RunHistoryDocument, { id: toGlobalId('Run', run.id), name: 'val_auc' });
+    expect(r.run?.all.map(key).sort()).toEqual(
+      ['loss@1/-', 'loss@1/3', 'loss@2/-', 'val_auc@1/-', 'val_auc@2/-'].sort(),
+    );
+    expect(r.run?.explicitNull).toHaveLength(5);
+    expect(r.run?.named).toEqual([
+      { epoch: 1, name: 'val_auc', value: 0.7 },
+      { epoch: 2, name: 'val_auc', value: 0.75 },
+    ]);
+    // A null variable is the explicit-null form too; an unknown name has no points.
+    const viaVariable = await gql.ok(RunHistoryDocument, {
+      id: toGlobalId('Run', run.id),
+      name: null,
+    });
+    expect(viaVariable.run?.named).toHaveLength(5);
+    const none = await gql.ok(RunHistoryDocument, { id: toGlobalId('Run', run.id), name: 'nope' });
+    expect(none.run?.named).toEqual([]);
   });
 });
 

@@ -12,6 +12,9 @@ import { toGlobalId } from '../schema/node.types';
  *                                  { "requestKey": "u1", "rows": [{ "f": 1.5 }] }
  *   200 { "predictions": [{ id, entityKey, score, version, versionId, role, asOf }] }
  *
+ * One prediction per row, in request order, each with its own entity's `asOf` (ISO-8601 or
+ * null), as the graph's `Prediction` gives it.
+ *
  * Errors carry the same codes as the graph's (`extensions.code`, `extensions.reason`).
  */
 const Body = z.object({

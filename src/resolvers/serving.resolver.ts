@@ -90,7 +90,7 @@ export class DeploymentResolver {
 
   @Mutation(() => [PredictionType], {
     description:
-      'Scores entities with the endpoint’s model, reading their features from the online store by the model’s feature refs (or from `rows`, checked against its signature). Each answer names the version that produced it.',
+      'Scores entities with the endpoint’s model, reading their features from the online store by the model’s feature refs (or from `rows`, checked against its signature). One answer per entity key (or row), in order, each naming the version that produced it and carrying its own entity’s `asOf`.',
   })
   @Allow(Role.VIEWER)
   async predict(

@@ -254,11 +254,13 @@ export class TrainingResolver {
   })
   async history(
     @Root() r: RunType,
-    @Arg('name', () => String, { nullable: true }) name: string | null,
+    // Omitted, the argument is undefined (not null): both mean every metric.
+    @Arg('name', () => String, { nullable: true }) name: string | null | undefined,
     @Ctx() ctx: GraphQLContext,
   ): Promise<MetricPointType[]> {
     const points = await ctx.loaders.runMetrics.load(r.localId);
-    return points.filter((p) => name === null || p.name === name).map(MetricPointType.from);
+    const only = name ?? null;
+    return points.filter((p) => only === null || p.name === only).map(MetricPointType.from);
   }
 
   @FieldResolver(() => [HardwareSampleType])

@@ -339,7 +339,11 @@ export class PredictionType {
   @Field(() => ServingRole)
   role!: ServingRole;
 
-  @Field(() => Date, { nullable: true, description: 'Event time of the oldest feature used.' })
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'Event time of the oldest feature value this row used: its own entity’s, whatever else the request asked for. Null for an inline row, or an entity with no feature values online.',
+  })
   asOf!: Date | null;
 
   static from(p: Prediction): PredictionType {

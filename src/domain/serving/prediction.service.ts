@@ -32,7 +32,10 @@ export interface Prediction {
   /** The version that actually produced the score. */
   version: ModelVersion;
   role: ServingRole;
-  /** Event time of the oldest feature value used (null: inline or none). */
+  /**
+   * Event time of the oldest feature value this row used: its own entity's, never another
+   * row's (null: an inline row, or an entity with no feature values online).
+   */
   asOf: Date | null;
 }
 
@@ -104,7 +107,11 @@ export class PredictionService {
           ? ServingRole.CANARY
           : ServingRole.PRODUCTION;
     const input = inline
-      ? { rows: this.inlineRows(version, inline), asOf: null, keys: inline.map(() => null) }
+      ? {
+          rows: this.inlineRows(version, inline),
+          asOf: inline.map(() => null),
+          keys: inline.map(() => null),
+        }
       : await this.onlineRows(version, entityKeys);
     const t0 = this.clock.now();
     const batching = { maxBatch: r.deployment.maxBatch, maxWaitUs: r.deployment.maxWaitUs };
@@ -129,7 +136,7 @@ export class PredictionService {
       score,
       version,
       role,
-      asOf: input.asOf,
+      asOf: input.asOf[i],
     }));
     this.markServed(r.deployment.id, version.id);
     await this.log.append(
@@ -211,21 +218,17 @@ export class PredictionService {
   private async onlineRows(
     v: ModelVersion,
     entityKeys: readonly string[],
-  ): Promise<{ rows: Float32Array[]; asOf: Date | null; keys: (string | null)[] }> {
+  ): Promise<{ rows: Float32Array[]; asOf: (Date | null)[]; keys: (string | null)[] }> {
     const refs = inputFeatures(v);
     const resolved = await this.features.resolveRefs(refs);
     const rows = await this.online.readResolved(entityKeys, resolved);
-    let asOf: number | null = null;
-    for (const r of rows)
-      for (const f of r.freshness)
-        if (f.asOf && (asOf === null || f.asOf.getTime() < asOf)) asOf = f.asOf.getTime();
     return {
       rows: rows.map((r) =>
         Float32Array.from(r.vector, (x) =>
           typeof x === 'number' ? x : typeof x === 'boolean' ? Number(x) : NaN,
         ),
       ),
-      asOf: asOf === null ? null : new Date(asOf),
+      asOf: rows.map((r) => oldest(r.freshness.map((f) => f.asOf))),
       keys: rows.map((r) => r.entityKey),
     };
   }
@@ -291,6 +294,13 @@ export class PredictionService {
     this.served.add(k);
     this.repo.markServed(deploymentId, versionId).catch(() => this.served.delete(k));
   }
+}
+
+/** The earliest of the times given; null when there is none. */
+function oldest(times: readonly (Date | null)[]): Date | null {
+  let min: Date | null = null;
+  for (const t of times) if (t && (min === null || t.getTime() < min.getTime())) min = t;
+  return min;
 }
 
 function record(
