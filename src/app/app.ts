@@ -14,6 +14,7 @@ import { ambientDataSource } from '../infra/db/ambient-transaction';
 import { SqlLeases } from '../infra/db/leases';
 import { OutboxEventBus } from '../infra/events/outbox-event-bus';
 import { OutboxRelay } from '../infra/events/outbox-relay';
+import { installFailpoints } from '../domain/shared/failpoints';
 import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
@@ -86,6 +87,14 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
     // before with a wider mode.
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     fs.chmodSync(config.dataDir, 0o700);
+    if (config.failpoints.length) {
+      const armed = new Set(config.failpoints);
+      installFailpoints((name) => {
+        if (!armed.has(name)) return;
+        logger.warn({ failpoint: name }, 'failpoint reached: killing this process');
+        process.kill(process.pid, 'SIGKILL');
+      });
+    }
     let redisTarget: RedisTarget | undefined = config.redisCluster ?? config.redisUrl;
     if (!redisTarget) {
       const redis: EmbeddedRedis = await startEmbeddedRedis({

@@ -95,7 +95,7 @@ describe('dataset builds across processes', () => {
     expect(resumed.artifact?.sha256).toBe(whole.artifact?.sha256);
   });
 
-  it('a build that died before its spine was stored fails with a reason', async () => {
+  it('a build recorded without a stored spine fails with a reason instead of staying BUILDING', async () => {
     const { done } = await app.services.datasets.build({
       name: 'no-spine',
       featureRefs: ['sales:amount'],

@@ -89,13 +89,21 @@ export class DatasetService {
         throw invalid(`spine row ${i} has a label that is not a number`, { row: i });
     });
     const resolved = await this.registry.resolveRefs(input.featureRefs);
+    const sha = spineHash(input.spine);
+    // The spine is stored before the build is recorded (named by its content: the same spine
+    // twice is one file), so a recorded build can always be taken over and finished.
+    const spineFile: TableFile = {
+      artifactKey: `datasets/spines/${sha}.${this.encoder.format}`,
+      format: null,
+    };
+    await this.artifacts.put(spineFile.artifactKey, this.encoder.encode(spineColumns(input.spine)));
     const { snapshot, created } = await this.repo.create(
       {
         name: input.name,
         status: DatasetStatus.BUILDING,
         featureRefs: resolved.map((r) => r.ref),
         featureViewVersionIds: [...new Set(resolved.map((r) => r.version.id))],
-        spineSha256: spineHash(input.spine),
+        spineSha256: sha,
         rowCount: input.spine.length,
         columns: [
           { name: 'entity_key', type: FeatureType.STRING },
@@ -106,7 +114,7 @@ export class DatasetService {
         contentHash: null,
         artifact: null,
         parquet: null,
-        spineFile: null,
+        spineFile,
         progress: 0,
         error: null,
         completedAt: null,
@@ -120,9 +128,9 @@ export class DatasetService {
   }
 
   /**
-   * The build's steps: held by this process (it beats while it builds), the spine stored
-   * where another process can read it, the join, then READY by compare-and-set. A process
-   * that dies on the way leaves a build another takes over (`resumeStalled`).
+   * The build's steps: held by this process (it beats while it builds), the join, then READY
+   * by compare-and-set. A process that dies on the way leaves a build another takes over from
+   * its stored spine (`resumeStalled`).
    */
   private async begin(
     s: DatasetSnapshot,
@@ -130,18 +138,12 @@ export class DatasetService {
     spine: SpineRow[],
   ): Promise<DatasetSnapshot> {
     if (!(await this.repo.claimBuild(s.id, this.builder, null))) return this.settled(s.id);
-    const spineFile: TableFile = {
-      artifactKey: `datasets/${s.id}.spine.${this.encoder.format}`,
-      format: null,
-    };
-    await this.artifacts.put(spineFile.artifactKey, this.encoder.encode(spineColumns(spine)));
-    await this.repo.update(s.id, { spineFile });
-    return this.materialize({ ...s, spineFile }, refs, spine);
+    return this.materialize(s, refs, spine);
   }
 
   /**
    * Takes over builds whose process stopped beating (it died) and builds them again from
-   * their stored spine; one stopped before its spine was stored fails, to be built again.
+   * their stored spine; one recorded before spines were stored first fails, to be built again.
    * Run by one process at a time (a lease); the claim is a compare-and-set anyway.
    */
   async resumeStalled(): Promise<string[]> {

@@ -1,3 +1,4 @@
+import { failpoint } from '../shared/failpoints';
 import { type Principal } from '../auth/api-key';
 import { Role } from '../auth/role';
 import { type DatasetSnapshot, DatasetStatus, type SpineRow } from '../features/dataset';
@@ -272,6 +273,7 @@ export class RetrainingService {
           spine: spine.slice(cut),
           idempotencyKey: `retraining:${r.id}:holdout`,
         });
+        failpoint('retraining:TRIGGERED');
         return this.d.repo.advance(
           r.id,
           RetrainingStatus.TRIGGERED,
@@ -312,6 +314,7 @@ export class RetrainingService {
           registerAs: champion.modelName,
           idempotencyKey: `retraining:${r.id}:run`,
         });
+        failpoint('retraining:BUILDING');
         return this.d.repo.advance(
           r.id,
           RetrainingStatus.BUILDING,
@@ -371,6 +374,7 @@ export class RetrainingService {
             `@${v.version} is ${v.state}, not on its way to SHADOW`,
             { challengerId: challenger },
           );
+        failpoint('retraining:TRAINING');
         return this.d.repo.advance(
           r.id,
           RetrainingStatus.TRAINING,
@@ -398,6 +402,7 @@ export class RetrainingService {
             ModelState.CANARY,
             `retraining ${r.id}: shadow phase over (${compared})`,
           );
+        failpoint('retraining:SHADOW');
         return this.d.repo.advance(
           r.id,
           RetrainingStatus.SHADOW,

@@ -227,6 +227,15 @@ const envSchema = z.object({
     }),
   KEY_RECHECK_MS: intIn('KEY_RECHECK_MS', 100, 600_000, 2_000),
   LEASE_TTL_MS: intIn('LEASE_TTL_MS', 300, 600_000, 10_000),
+  AETHER_FAILPOINTS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (nonEmpty(v) ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    ),
   DATASET_BUILD_TTL_MS: intIn('DATASET_BUILD_TTL_MS', 400, 3_600_000, 30_000),
   RELAY_INTERVAL_MS: intIn('RELAY_INTERVAL_MS', 5, 600_000, 1_000),
   REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
@@ -306,6 +315,8 @@ export interface Config {
   redisCommandTimeoutMs: number;
   /** A PostgreSQL statement running this long is cancelled (503). */
   databaseQueryTimeoutMs: number;
+  /** Fault injection: the process SIGKILLs itself at these failpoints (never in production). */
+  failpoints: string[];
   /** A singleton loop's lease lapses this long after its holder last extended it. */
   leaseTtlMs: number;
   /** A dataset build whose process has not beaten this long is taken over. */
@@ -361,6 +372,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     leaseTtlMs: e.LEASE_TTL_MS,
+    failpoints: e.NODE_ENV === 'production' ? [] : e.AETHER_FAILPOINTS,
     relayIntervalMs: e.RELAY_INTERVAL_MS,
     datasetBuildTtlMs: e.DATASET_BUILD_TTL_MS,
   };

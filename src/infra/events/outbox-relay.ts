@@ -1,3 +1,4 @@
+import { failpoint } from '../../domain/shared/failpoints';
 import { type DataSource } from 'typeorm';
 import { returnedRows } from '../db/returned-rows';
 import { type Envelope } from './outbox-event-bus';
@@ -35,6 +36,7 @@ export class OutboxRelay {
       if (!rows.length) break;
       for (const r of rows)
         await this.live.publish<Envelope>(r.topic, { s: Number(r.seq), p: r.payload });
+      failpoint('outbox-relay:published');
       await this.ds.query(
         `UPDATE outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])`,
         [rows.map((r) => r.seq)],

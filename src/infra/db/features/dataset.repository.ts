@@ -37,8 +37,8 @@ export class SqlDatasetRepository implements DatasetRepository {
   ): Promise<{ snapshot: DatasetSnapshot; created: boolean }> {
     return this.ds.transaction(async (m) => {
       const [row]: Row[] = await m.query(
-        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at, idempotency_key, spine_file)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         [
           d.name,
@@ -53,6 +53,7 @@ export class SqlDatasetRepository implements DatasetRepository {
           d.error,
           d.completedAt,
           idempotencyKey,
+          d.spineFile ? JSON.stringify(d.spineFile) : null,
         ],
       );
       if (!row) {
