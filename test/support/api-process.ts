@@ -32,8 +32,10 @@ export async function spawnApi(
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`api exited with ${child.exitCode} before ready:\n${out}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `api exited with ${child.exitCode ?? child.signalCode} before ready:\n${out}`,
+      );
     try {
       if ((await fetch(`${base}/readyz`)).ok) break;
     } catch {

@@ -50,7 +50,11 @@ export function testClusterNodes(): string {
 
 /** Where this test file's Redis is: the cluster's seed nodes in the cluster project. */
 export function testRedisTarget(): RedisTarget {
-  if (!onCluster()) return testRedisUrl();
+  return onCluster() ? testClusterTarget() : testRedisUrl();
+}
+
+/** The local Redis Cluster, for tests that always run on one (test/fleet). */
+export function testClusterTarget(): RedisTarget {
   return {
     nodes: testClusterNodes()
       .split(',')

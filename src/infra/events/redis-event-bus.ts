@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { type RedisClient } from '../redis/redis-client';
 import { type EventBus, type EventSubscription } from '../../domain/events/event-bus';
 
@@ -15,6 +16,13 @@ export class RedisEventBus implements EventBus {
   private readonly subscribing = new Map<string, Promise<unknown>>();
   private readonly reconnected: (() => void)[] = [];
   private connectedOnce = false;
+  /**
+   * On a Redis Cluster, sharded pub/sub (SPUBLISH/SSUBSCRIBE): a channel lives on the node of
+   * its slot, so one topic's events reach every subscriber in the order they were published.
+   * A plain PUBLISH goes to any node and crosses the cluster bus by different routes: two in a
+   * row can arrive swapped, and the outbox subscriber drops the late one (docs/adr/0029).
+   */
+  private readonly sharded: boolean;
   private subscribeChain: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -23,13 +31,14 @@ export class RedisEventBus implements EventBus {
     private readonly prefix: string,
     private readonly onDropped: (topic: string) => void = () => undefined,
   ) {
+    this.sharded = sub instanceof Cluster;
     // ioredis resubscribes the channels itself; what was published meanwhile is lost here.
     this.sub.on('ready', () => {
       if (this.connectedOnce) this.reconnected.forEach((f) => f());
       this.connectedOnce = true;
     });
     if (this.sub.status === 'ready') this.connectedOnce = true;
-    this.sub.on('message', (channel: string, message: string) => {
+    this.sub.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) => {
       const set = this.listeners.get(channel);
       if (!set) return;
       let payload: unknown;
@@ -47,7 +56,9 @@ export class RedisEventBus implements EventBus {
   }
 
   async publish<T>(topic: string, payload: T): Promise<void> {
-    await this.pub.publish(this.channel(topic), JSON.stringify(payload));
+    const channel = this.channel(topic);
+    const message = JSON.stringify(payload);
+    await (this.sharded ? this.pub.spublish(channel, message) : this.pub.publish(channel, message));
   }
 
   subscribe<T>(topic: string): EventSubscription<T> {
@@ -84,7 +95,7 @@ export class RedisEventBus implements EventBus {
       // follows is then refused and thrown (docs/adr/0029). Each waits for the one before.
       ready = this.subscribeChain = this.subscribeChain
         .catch(() => undefined)
-        .then(() => this.sub.subscribe(channel));
+        .then(() => (this.sharded ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel)));
       this.subscribing.set(channel, ready);
       ready.catch(() => this.subscribing.delete(channel));
     }
@@ -97,7 +108,10 @@ export class RedisEventBus implements EventBus {
       if (s && s.size === 0) {
         this.listeners.delete(channel);
         this.subscribing.delete(channel);
-        if (this.sub.status === 'ready') await this.sub.unsubscribe(channel).catch(() => undefined);
+        if (this.sub.status === 'ready')
+          await (
+            this.sharded ? this.sub.sunsubscribe(channel) : this.sub.unsubscribe(channel)
+          ).catch(() => undefined);
       }
       if (waiting) waiting({ value: undefined, done: true });
       waiting = null;

@@ -41,6 +41,8 @@ export function createRedisClient(
     redisOptions: { ...options, username: target.username, password: target.password },
     enableReadyCheck: !opts.subscriber,
     enableOfflineQueue: true,
+    // Subscribers use sharded pub/sub: one connection per node that holds a channel.
+    shardedSubscribers: opts.subscriber === true,
     clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
     // A moved slot (resharding, a failover) is followed, a bounded number of times.
     maxRedirections: 16,
