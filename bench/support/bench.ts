@@ -58,6 +58,8 @@ export type LoadSpec =
   | {
       mode: 'http';
       url: string;
+      /** Several servers behind a round-robin client: each request goes to the next (then `url` is unused). */
+      urls?: string[];
       /** POST unless given. */
       method?: 'GET' | 'POST';
       headers: Record<string, string>;

@@ -59,11 +59,13 @@ async function main(): Promise<void> {
 }
 
 function httpSender(spec: Extract<LoadSpec, { mode: 'http' }>): () => Promise<boolean> {
-  const url = new URL(spec.url);
+  const urls = (spec.urls?.length ? spec.urls : [spec.url]).map((u) => new URL(u));
   const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
   const body = Buffer.from(spec.body);
+  let next = 0;
   return () =>
     new Promise((resolve, reject) => {
+      const url = urls[next++ % urls.length];
       const req = http.request(
         {
           host: url.hostname,

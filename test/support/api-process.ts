@@ -12,7 +12,11 @@ export interface ApiProcess {
   stop(): Promise<number | null>;
 }
 
-const MAIN = path.resolve(__dirname, '../../dist/src/main.js');
+/** The repository root, whether this file runs from test/support (jest) or dist/test/support (benchmarks). */
+const ROOT = ((up: string) => (path.basename(up) === 'dist' ? path.dirname(up) : up))(
+  path.resolve(__dirname, '../..'),
+);
+const MAIN = path.join(ROOT, 'dist/src/main.js');
 
 export async function spawnApi(
   env: Record<string, string>,
