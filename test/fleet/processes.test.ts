@@ -13,7 +13,9 @@ import {
   ApiKeyEventsDocument,
   CreateApiKeyDocument,
   CreateFeatureEntityDocument,
+  CompactFeatureViewDocument,
   CreateFeatureViewDocument,
+  OfflineHistoryDocument,
 } from '../generated/graphql';
 import { type ApiProcess, spawnApi } from '../support/api-process';
 import { collect, GraphQLTestClient } from '../support/graphql-client';
@@ -32,7 +34,8 @@ import { isolatedEnv, migrateSchema } from '../support/test-app';
  * which may be SIGKILLed (docs/adr/0027, 0029): the outbox relay's holder dies holding
  * events it published but had not marked, and every committed event still reaches a
  * subscriber on a survivor, once; the lease passes on within twice its TTL; three stream
- * consumers, one killed mid-stream, lose and double nothing.
+ * consumers, one killed mid-stream, lose and double nothing; a compaction killed before its
+ * swap leaves the next one to compact every row once.
  */
 const TTL_MS = 1_000;
 let env: Record<string, string>;
@@ -194,3 +197,30 @@ it('three stream consumers, one killed mid-stream: accepted + quarantined = sent
   await new Promise((r) => setTimeout(r, 1_500));
   expect(await counts()).toEqual({ events: records.length - bad, quarantined: bad });
 }, 90_000);
+
+it('the process compacting dies before its swap: the next compaction neither skips nor doubles a row', async () => {
+  const [, , c] = procs;
+  const victim = await start('e', { AETHER_FAILPOINTS: 'compaction:written' });
+  const res = await fetch(victim.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: 'mutation { compactFeatureView(view: "flow") { rows } }' }),
+  }).catch((e: unknown) => e);
+  expect(String(res)).toMatch(/fetch failed/);
+  await until(async () => (victim.child.signalCode === 'SIGKILL' ? true : undefined));
+  const gql = new GraphQLTestClient(c.url, token);
+  const report = (await gql.ok(CompactFeatureViewDocument, { view: 'flow' })).compactFeatureView;
+  const events = 900 - 90;
+  expect(report.compactedRows).toBe(events);
+  const stored = await pg.query<{ rows: number }>(
+    `SELECT sum(s.row_count)::int AS rows FROM feature_segment s
+       JOIN feature_view_version v ON v.id = s.version_id
+       JOIN feature_view f ON f.id = v.view_id WHERE f.name = 'flow'`,
+  );
+  expect(stored.rows[0].rows).toBe(events);
+  const history = (await gql.ok(OfflineHistoryDocument, { name: 'flow' })).featureView;
+  expect(history?.versions[0].offlineHistory).toMatchObject({
+    compactedRows: events,
+    pendingRows: 0,
+  });
+}, 60_000);

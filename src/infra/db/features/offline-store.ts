@@ -1,3 +1,4 @@
+import { failpoint } from '../../../domain/shared/failpoints';
 import { randomUUID } from 'node:crypto';
 import { storableJson, storableText } from '../storable-text';
 import { type DataSource } from 'typeorm';
@@ -302,6 +303,7 @@ export class PostgresOfflineStore implements OfflineStore {
       written.push({ bucket, ref, rows: all.length });
     }
     const compactedRows = state.compactedRows + fresh.length;
+    failpoint('compaction:written');
     if (!(await this.swapSegments(version.id, state, upto, compactedRows, written)))
       return { rows: 0, segments: 0, compactedRows: state.compactedRows };
     return { rows: fresh.length, segments: written.length, compactedRows };
