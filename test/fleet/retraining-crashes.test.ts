@@ -12,6 +12,7 @@ import { localIdOf } from '../../src/schema/node.types';
 import {
   AdvanceRetrainingsDocument,
   CreateMonitorDocument,
+  PredictDocument,
   RetrainingsDocument,
   ReviewCanariesNowDocument,
   SetRetrainingPolicyDocument,
@@ -28,7 +29,9 @@ import { startTestApp, type TestApp } from '../support/test-app';
  * on a Redis Cluster, a second api process on the same database takes each step and is
  * SIGKILLed (AETHER_FAILPOINTS) after the step's side effects and before the step is
  * recorded; the first process then takes the step again. At the end there is exactly one
- * training set and one held-out set, one training run, one challenger and one promotion.
+ * training set and one held-out set, one training run, one challenger and one promotion. The
+ * canary verdict counts the outcomes of a process that served all the canary's traffic, and
+ * survives the death of the process that took it first.
  */
 let app: TestApp;
 let gql: GraphQLTestClient;
@@ -220,13 +223,25 @@ it('takes every step exactly once whatever process dies after its side effects',
   await gql.ok(AdvanceRetrainingsDocument, {});
   expect((await retraining()).status).toBe('CANARY');
 
-  // The canary controller promotes it on the fleet's outcomes, and the retraining ends.
-  await until(async () => {
-    for (let i = 0; i < 20; i++)
-      await app.services.serving.predict('risk', `user-${seq++}`, [`u${i}`], null);
-    const decisions = (await gql.ok(ReviewCanariesNowDocument, {})).reviewCanaries;
-    return decisions.some((d) => d.action === 'PROMOTE') ? true : undefined;
-  }, 60_000);
+  // The canary's traffic goes to another process only: the verdict is taken on the fleet's
+  // outcomes (this process served none of it). The process taking the decision dies first.
+  const dir = `${app.dataDir}-traffic`;
+  const other = await spawnApi({ ...app.env, DATA_DIR: dir });
+  try {
+    const onOther = new GraphQLTestClient(other.url, app.adminToken);
+    for (let i = 0; i < 40; i++)
+      await onOther.ok(PredictDocument, {
+        endpoint: 'risk',
+        requestKey: `other-${seq++}`,
+        entityKeys: [`u${i}`],
+      });
+  } finally {
+    await other.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await dieAt('canary:decided', 'mutation { reviewCanaries { action } }');
+  const [verdict] = (await gql.ok(ReviewCanariesNowDocument, {})).reviewCanaries;
+  expect(verdict.action).toBe('PROMOTE');
   await gql.ok(AdvanceRetrainingsDocument, {});
   const done = await retraining();
   expect(done.status).toBe('PROMOTED');

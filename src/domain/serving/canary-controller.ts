@@ -5,6 +5,7 @@ import { type ModelRegistryService } from '../registry/model-registry.service';
 import { type Clock } from '../shared/clock';
 import { DomainError } from '../shared/domain-error';
 import { type UnitOfWork } from '../shared/unit-of-work';
+import { failpoint } from '../shared/failpoints';
 import { judgeCanary } from './canary';
 import { type Deployment, type DeploymentRepository } from './deployment';
 import { type DeploymentEvents } from './deployment-events';
@@ -63,6 +64,7 @@ export class CanaryController {
         now.getTime() -
         Math.max((d.canarySteppedAt ?? d.createdAt).getTime(), r.canary.stateChangedAt.getTime());
       const decision = judgeCanary(canary, base, p, d.canaryShare, since);
+      if (decision.action !== 'HOLD') failpoint('canary:decided');
       const label = `${r.canary.modelName}@${r.canary.version}`;
       let taken = true;
       if (decision.action === 'ROLLBACK')
