@@ -129,7 +129,7 @@ export class DeploymentResolver {
 
   @Query(() => [VersionTrafficType], {
     description:
-      'Requests, error rate and p99 per version of an endpoint over the last `windowSeconds`, as this api process served them.',
+      'Requests, error rate and p99 per version of an endpoint over the last `windowSeconds`, counted over every api process of the fleet.',
   })
   @Allow(Role.VIEWER)
   async deploymentTraffic(

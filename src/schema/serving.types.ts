@@ -394,7 +394,7 @@ export class CreateDeploymentInput {
 
 @ObjectType('VersionTraffic', {
   description:
-    'What one version of an endpoint answered over a recent window, as this api process saw it (the figures the canary controller judges).',
+    'What one version of an endpoint answered over a recent window, counted over every api process of the fleet (the figures the canary controller judges).',
 })
 export class VersionTrafficType {
   /** Local id; the resolver loads the version. */
