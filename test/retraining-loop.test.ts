@@ -175,6 +175,14 @@ it('alert → retrain on validated data → gate → shadow → canary → produ
     'CANARY',
     'PROMOTED',
   ]);
+  // The retraining is a node: the console and the lineage walk fetch it by its id.
+  const node = await gql.raw(
+    JSON.stringify({
+      query: 'query($id: ID!) { node(id: $id) { id ... on Retraining { status } } }',
+      variables: { id: done.id },
+    }),
+  );
+  expect(node.json).toEqual({ data: { node: { id: done.id, status: 'PROMOTED' } } });
   expect(done.steps[1].detail).toMatch(/from labelled traffic/);
   expect(done.steps[2].detail).toMatch(/^data valid \(\d+ rows/);
   expect(done.steps[3].detail).toMatch(/passed the gates on the held-out snapshot/);

@@ -4,7 +4,12 @@ import { ApiKeyType } from '../schema/api-key.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
 import { MonitorKind } from '../domain/monitoring/monitor';
-import { AlertType, MonitorReportType, MonitorType } from '../schema/monitoring.types';
+import {
+  AlertType,
+  MonitorReportType,
+  MonitorType,
+  RetrainingType,
+} from '../schema/monitoring.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
 import { DeploymentType } from '../schema/serving.types';
@@ -119,6 +124,13 @@ const FETCHERS: Record<
     fetch: async (ctx, id) => {
       const a = await ctx.services.monitoring.alert(id);
       return a ? AlertType.from(a) : null;
+    },
+  },
+  Retraining: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const r = await ctx.services.retraining.retraining(id);
+      return r ? RetrainingType.from(r) : null;
     },
   },
 };

@@ -144,6 +144,11 @@ export class RetrainingService {
     return this.d.repo.policy((await this.d.registry.model(model)).id);
   }
 
+  /** One retraining by its id (null when there is none). */
+  retraining(id: string): Promise<Retraining | null> {
+    return this.d.repo.find(id);
+  }
+
   async retrainingsOf(model: string): Promise<Retraining[]> {
     return this.d.repo.ofModel((await this.d.registry.model(model)).id);
   }
