@@ -22,8 +22,19 @@ function newest(p) {
   return m;
 }
 
+/**
+ * onnxruntime-node's postinstall downloads CUDA binaries, which fails offline. npm 11 skips
+ * it anyway (package.json's `allowScripts` denies it); older npm runs install scripts, and
+ * this variable, which the script documents, makes it exit at once (docs/adr/0001).
+ */
+export const NPM_INSTALL_ENV = { ONNXRUNTIME_NODE_INSTALL: 'skip' };
+
 function npm(args) {
-  const r = spawnSync('npm', args, { cwd: consoleDir, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync('npm', args, {
+    cwd: consoleDir,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, ...NPM_INSTALL_ENV },
+  });
   if (r.status !== 0)
     throw new Error(`npm ${args.join(' ')} in console/ failed (exit ${r.status ?? r.signal})`);
 }
@@ -32,8 +43,8 @@ export function ensureConsoleBuilt() {
   const marker = path.join(consoleDir, 'node_modules', '.package-lock.json');
   const lock = path.join(consoleDir, 'package-lock.json');
   if (!fs.existsSync(marker) || fs.statSync(lock).mtimeMs > fs.statSync(marker).mtimeMs) {
-    log('installing the console’s dependencies (npm install)');
-    npm(['install', '--no-audit', '--no-fund']);
+    log('installing the console’s dependencies (npm ci)');
+    npm(['ci', '--no-audit', '--no-fund']);
   }
   const built = path.join(consoleDir, 'dist', 'index.html');
   const sources = Math.max(

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureConsoleBuilt } from './console-build.mjs';
+import { NPM_INSTALL_ENV, ensureConsoleBuilt } from './console-build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = path.resolve(root, process.env.DATA_DIR ?? '.data');
@@ -14,8 +14,8 @@ const port = Number(process.env.PORT ?? 4000);
 const apiUrl = `http://127.0.0.1:${port}`;
 const log = (msg) => process.stderr.write(`[start] ${msg}\n`);
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+function run(cmd, args, env = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
   if (r.status !== 0) {
     log(`${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
     process.exit(r.status ?? 1);
@@ -30,10 +30,9 @@ function dependenciesMissing() {
 }
 
 if (dependenciesMissing()) {
-  // `npm install`, not `npm ci`: see docs/adr/0001 (the lock omits optional binaries the
-  // registry does not serve, which `npm ci` counts as out of sync).
-  log('installing dependencies (npm install)');
-  run('npm', ['install', '--no-audit', '--no-fund']);
+  // `npm ci`: exactly the lock, never rewriting it (docs/adr/0001).
+  log('installing dependencies (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund'], NPM_INSTALL_ENV);
 }
 log('building');
 run(process.execPath, [

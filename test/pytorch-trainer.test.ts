@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Role } from '../src/domain/auth/role';
 import { FeatureType } from '../src/domain/features/feature-definition';
@@ -16,10 +17,13 @@ import { startTestApp, type TestApp } from './support/test-app';
  * gpu-runner as an external command: it trains, checkpoints, and its ONNX model is stored.
  * It needs a python with torch, pyarrow, onnx and onnxscript that the sandboxed trainer can
  * run: with the runner's minimal PATH and, under a root runner, as the trainer user (a
- * pyenv under /root will not do). TEST_PYTHON names it (default: python3 on that PATH);
- * without one the test is skipped, and says so.
+ * pyenv under /root will not do). TEST_PYTHON names it; without it, the venv that `.ci/run`
+ * makes (/opt/aether-py, from /usr/bin/python3), else python3 on that PATH. Without a usable
+ * one the test is skipped, and says why on the console as well as in its name.
  */
-const python = process.env.TEST_PYTHON || 'python3';
+const CI_VENV_PYTHON = '/opt/aether-py/bin/python';
+const python =
+  process.env.TEST_PYTHON || (fs.existsSync(CI_VENV_PYTHON) ? CI_VENV_PYTHON : 'python3');
 const { config: sandbox } = loadSandboxConfig({}, process.getuid?.() ?? -1);
 const probe = spawnSync(python, ['-c', 'import torch, pyarrow, onnx, onnxscript'], {
   encoding: 'utf8',
@@ -33,6 +37,7 @@ const reason = available
   : `${python} with torch, pyarrow, onnx and onnxscript cannot be run${sandbox.user ? ` by ${sandbox.user.name}` : ''} here; set TEST_PYTHON (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`;
 
 if (!available) {
+  console.warn(`pytorch-trainer.test.ts is skipped: ${reason}`);
   it.skip(`runs the reference PyTorch trainer (skipped: ${reason})`, () => undefined);
 } else {
   let app: TestApp;
@@ -77,7 +82,15 @@ if (!available) {
     const spine = [];
     for (let i = 0; i < 2_000; i++) {
       const f = { a: rng.normal(), b: rng.normal() };
-      records.push({ entityKey: `p${i}`, eventId: 'e', eventTs: T0 + i, fields: f });
+      // Known when it happened: the spine is in the past, and a row sees only what was known
+      // by its time (invariant 2), so records known only now would join as all-missing.
+      records.push({
+        entityKey: `p${i}`,
+        eventId: 'e',
+        eventTs: T0 + i,
+        knownAt: T0 + i,
+        fields: f,
+      });
       spine.push({ entityKey: `p${i}`, ts: T0 + 10_000 + i, label: f.a + f.b > 0 ? 1 : 0 });
     }
     await s.ingestion.ingest([version], records, 'test');

@@ -67,6 +67,11 @@ export type LoadSpec =
       concurrency: number;
       seconds: number;
       warmupSeconds: number;
+      /**
+       * Stop early once this file exists (`seconds` is then the longest it runs), and
+       * record the requests still in flight at the stop: a stalled request counts.
+       */
+      stopFile?: string;
     }
   | {
       mode: 'redis';

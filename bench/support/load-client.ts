@@ -32,10 +32,20 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, spec.warmupSeconds * 1000));
   recording = true;
   const start = process.hrtime.bigint();
-  await new Promise((r) => setTimeout(r, spec.seconds * 1000));
-  recording = false;
+  const stopFile = spec.mode === 'http' ? spec.stopFile : undefined;
+  if (stopFile) {
+    const until = Date.now() + spec.seconds * 1000;
+    while (Date.now() < until && !fs.existsSync(stopFile))
+      await new Promise((r) => setTimeout(r, 50));
+    stop = true;
+    await Promise.all(workers);
+    recording = false;
+  } else {
+    await new Promise((r) => setTimeout(r, spec.seconds * 1000));
+    recording = false;
+    stop = true;
+  }
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
-  stop = true;
   await Promise.all(workers);
   latencies.sort((a, b) => a - b);
   const result: LoadResult = {

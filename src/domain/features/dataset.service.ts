@@ -1,3 +1,4 @@
+import { TimeSlice } from '../shared/time-slice';
 import { createHash } from 'node:crypto';
 import { type ArtifactRef, type ArtifactStore } from '../artifacts/artifact-store';
 import { type EventBus } from '../events/event-bus';
@@ -355,8 +356,11 @@ export class DatasetService {
       );
       const seen = new Set<string>();
       const offline = { nullWhenStale: true };
+      // The join runs in the api's event loop: it gives requests a turn every few ms.
+      const slice = new TimeSlice();
       for await (const batch of this.offline.historyByEntity(v, entityKeys)) {
         for (const { entityKey, events } of batch) {
+          if (slice.due()) await slice.pause();
           seen.add(entityKey);
           const id = idOf.get(entityKey);
           if (id === undefined) continue;
@@ -379,6 +383,7 @@ export class DatasetService {
       }
       // Entities with no history: the empty-history values (count 0, others null).
       for (const key of entityKeys) {
+        if (slice.due()) await slice.pause();
         if (seen.has(key)) continue;
         const id = idOf.get(key) as number;
         for (let k = start[id]; k < start[id + 1]; k++) {

@@ -43,6 +43,7 @@ import {
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from './sql-keyset';
+import { TimeSlice, yieldToEventLoop } from '../../../domain/shared/time-slice';
 
 /** Appends are split into statements of about this many rows, at most this many at once. */
 const APPEND_ROWS_PER_STATEMENT = 1_000;
@@ -57,8 +58,18 @@ const BACKFILL_ATTEMPTS = 3;
 /** Rows one compaction run moves at most. */
 const MAX_COMPACTION_ROWS = 2_000_000;
 
-/** Entities fetched per history query when building a point-in-time join. */
-const ENTITY_CHUNK = 2_000;
+/**
+ * Rows one statement of background work reads at most. On PGlite a statement runs in the
+ * api's own event loop on its only connection, so its length is how long every request
+ * waits (docs/adr/0020): a few thousand rows take milliseconds.
+ */
+export const BACKGROUND_ROWS_PER_STATEMENT = 2_000;
+
+/** Entities fetched per history query when building a point-in-time join: the first guess... */
+const ENTITY_CHUNK = 250;
+/** ... then sized from the rows per entity seen, to about this many rows per statement. */
+const ENTITY_CHUNK_MIN = 16;
+const ENTITY_CHUNK_MAX = 2_000;
 
 /**
  * PostgreSQL offline store. Appends are one `INSERT … SELECT FROM unnest(…)` per batch with
@@ -219,6 +230,9 @@ export class PostgresOfflineStore implements OfflineStore {
     // Whether any row follows a watermark: when none does, no bucket asks for log rows.
     const pendingAfter = new Map<number, Promise<boolean>>();
     let next = order.length ? fetch(order[0][0], state) : null;
+    let entityChunk = ENTITY_CHUNK;
+    let tailRows = 0;
+    let tailEntities = 0;
     for (let b = 0; b < order.length; b++) {
       const [bucket, wanted] = order[b];
       let current = next as ReturnType<typeof fetch>;
@@ -244,18 +258,33 @@ export class PostgresOfflineStore implements OfflineStore {
       if (!pendingAfter.has(st.throughSeq))
         pendingAfter.set(st.throughSeq, this.hasRowsAfter(version.id, st.throughSeq));
       const pending = await pendingAfter.get(st.throughSeq);
-      for (let i = 0; pending && i < wanted.length; i += ENTITY_CHUNK) {
-        const chunk = wanted.slice(i, i + ENTITY_CHUNK);
-        for (const r of await this.rowsAfter(version, st.throughSeq, chunk)) {
-          const list = tail.get(r.entityKey) ?? [];
-          list.push(r.event);
-          tail.set(r.entityKey, list);
+      // Entities per statement follow the rows per entity seen so far, so a long tail
+      // (a backlog not compacted yet) is read in short statements too.
+      for (let i = 0; pending && i < wanted.length;) {
+        const chunk = wanted.slice(i, i + entityChunk);
+        i += chunk.length;
+        const got = await this.rowsAfter(version, st.throughSeq, chunk);
+        for (const r of got) {
+          const list = tail.get(r.entityKey);
+          if (list) list.push(r.event);
+          else tail.set(r.entityKey, [r.event]);
         }
+        tailRows += got.length;
+        tailEntities += chunk.length;
+        entityChunk = Math.max(
+          ENTITY_CHUNK_MIN,
+          Math.min(
+            ENTITY_CHUNK_MAX,
+            Math.floor(BACKGROUND_ROWS_PER_STATEMENT / Math.max(tailRows / tailEntities, 1e-9)),
+          ),
+        );
       }
       const batch: { entityKey: string; events: EventSeries }[] = [];
       if (rows) {
         const ranges = entityRanges(rows);
+        const slice = new TimeSlice();
         for (const entityKey of wanted) {
+          if (slice.due()) await slice.pause();
           const range = ranges.get(entityKey);
           if (!range) continue;
           const series = new SegmentSeries(rows, range[0], range[1]);
@@ -282,31 +311,48 @@ export class PostgresOfflineStore implements OfflineStore {
     const safe = await this.watermark(version.id);
     if (safe <= state.throughSeq)
       return { rows: 0, segments: 0, compactedRows: state.compactedRows };
-    // At most MAX_COMPACTION_ROWS per run, so a long backlog is compacted in bounded memory.
-    const fresh = await this.rowsAfter(version, state.throughSeq, null, safe, MAX_COMPACTION_ROWS);
-    const upto = fresh.length === MAX_COMPACTION_ROWS ? fresh[fresh.length - 1].seq : safe;
+    // At most MAX_COMPACTION_ROWS per run, so a long backlog is compacted in bounded memory;
+    // read in short statements by sequence number, so requests get the database (and, on
+    // PGlite, the event loop) between them.
     const byBucket = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
-    for (const r of fresh) {
-      const b = bucketOf(r.entityKey);
-      const list = byBucket.get(b) ?? [];
-      list.push(r);
-      byBucket.set(b, list);
+    let moved = 0;
+    let after = state.throughSeq;
+    while (moved < MAX_COMPACTION_ROWS) {
+      const want = Math.min(BACKGROUND_ROWS_PER_STATEMENT, MAX_COMPACTION_ROWS - moved);
+      const page = await this.rowsAfter(version, after, null, safe, want);
+      for (const r of page) {
+        const b = bucketOf(r.entityKey);
+        const list = byBucket.get(b);
+        if (list) list.push(r);
+        else byBucket.set(b, [r]);
+      }
+      if (!page.length) break;
+      moved += page.length;
+      after = page[page.length - 1].seq;
     }
+    const upto = moved === MAX_COMPACTION_ROWS ? after : safe;
     const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
     for (const [bucket, rows] of byBucket) {
       const old = state.segments.find((s) => s.bucket === bucket);
-      const all = old ? [...(await this.segmentEvents(version, old)), ...rows] : rows;
+      // Each step over a whole bucket is one stretch of work; the event loop gets a turn
+      // between them.
+      const kept = old ? await this.segmentEvents(version, old) : [];
+      await yieldToEventLoop();
+      const sorted = sortBucketRows(kept.length ? [...kept, ...rows] : rows);
+      await yieldToEventLoop();
+      const bytes = encodeSegment(version.schema, sorted);
+      await yieldToEventLoop();
       const ref = await this.artifacts.put(
         `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
-        encodeSegment(version.schema, sortBucketRows(all)),
+        bytes,
       );
-      written.push({ bucket, ref, rows: all.length });
+      written.push({ bucket, ref, rows: sorted.length });
     }
-    const compactedRows = state.compactedRows + fresh.length;
+    const compactedRows = state.compactedRows + moved;
     failpoint('compaction:written');
     if (!(await this.swapSegments(version.id, state, upto, compactedRows, written)))
       return { rows: 0, segments: 0, compactedRows: state.compactedRows };
-    return { rows: fresh.length, segments: written.length, compactedRows };
+    return { rows: moved, segments: written.length, compactedRows };
   }
 
   /**
@@ -323,7 +369,7 @@ export class PostgresOfflineStore implements OfflineStore {
       const verdicts = new Array<VersionVerdict>(rows.length);
       const state = await this.compactionState(version.id);
       const pending = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
-      for (const r of await this.rowsAfter(version, state.throughSeq, null)) {
+      for (const r of await this.allRowsAfter(version, state.throughSeq)) {
         const list = pending.get(bucketOf(r.entityKey)) ?? [];
         list.push(r);
         pending.set(bucketOf(r.entityKey), list);
@@ -514,7 +560,35 @@ export class PostgresOfflineStore implements OfflineStore {
     };
   }
 
-  /** Rows with through < seq <= upto in sequence order, optionally of some entities only. */
+  /**
+   * Log rows after a watermark in sequence order: every one, read in pages of at most
+   * BACKGROUND_ROWS_PER_STATEMENT with a turn for the event loop between them.
+   */
+  private async allRowsAfter(
+    version: FeatureViewVersion,
+    through: number,
+  ): Promise<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
+    const out: { entityKey: string; seq: number; event: FeatureEvent }[] = [];
+    for (let after = through; ;) {
+      const page = await this.rowsAfter(
+        version,
+        after,
+        null,
+        undefined,
+        BACKGROUND_ROWS_PER_STATEMENT,
+      );
+      if (!page.length) return out;
+      for (const r of page) out.push(r);
+      after = page[page.length - 1].seq;
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Rows with through < seq <= upto in sequence order: without entities, a page of at most
+   * `limit` rows (fewer when other versions' rows interleave; empty only when none is left);
+   * with entities, every such row of theirs (at most `limit`).
+   */
   private async rowsAfter(
     version: FeatureViewVersion,
     through: number,
@@ -523,33 +597,52 @@ export class PostgresOfflineStore implements OfflineStore {
     limit: number | null = null,
   ): Promise<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
     const { sources } = eventLayout(version.schema);
-    const rows = (await this.ds.query(
-      `SELECT entity_key AS k, event_id AS e, seq::float8 AS seq,
+    const columns = `entity_key AS k, event_id AS e, seq::float8 AS s,
               (extract(epoch FROM event_ts) * 1000)::float8 AS ts,
               (extract(epoch FROM created_ts) * 1000)::float8 AS cts,
-              fields AS f
-         FROM feature_event
-        WHERE version_id = $1 AND seq > $2 AND seq <= $3
-          AND ($4::text[] IS NULL OR entity_key = ANY($4::text[]))
-        ORDER BY seq
-        LIMIT $5`,
-      [version.id, through, upto, entityKeys, limit],
-    )) as {
+              fields AS f`;
+    // For some entities, `seq + 0` keeps the planner off the seq index: with the few-rows
+    // estimates of a table nobody ANALYZEd since a bulk load (PGlite has no autovacuum) it
+    // scanned the whole backlog by seq for each chunk. Without entities, a page is a window
+    // of at most `limit` sequence numbers from the first row after `through`: a short index
+    // range whatever the estimates, where `ORDER BY … LIMIT` read and sorted every row after
+    // the watermark for each page.
+    const rows = (await (entityKeys === null
+      ? this.ds.query(
+          `WITH lo AS (
+             SELECT min(seq) AS m FROM feature_event WHERE version_id = $1 AND seq > $2
+           )
+           SELECT ${columns}
+             FROM lo, feature_event
+            WHERE version_id = $1 AND seq >= lo.m AND seq <= $3
+              AND ($4::bigint IS NULL OR seq < lo.m + $4::bigint)
+            ORDER BY feature_event.seq`,
+          [version.id, through, upto, limit],
+        )
+      : this.ds.query(
+          `SELECT ${columns}
+             FROM feature_event
+            WHERE version_id = $1 AND entity_key = ANY($2::text[])
+              AND seq + 0 > $3 AND seq + 0 <= $4
+            ORDER BY feature_event.seq
+            LIMIT $5`,
+          [version.id, entityKeys, through, upto, limit],
+        ))) as {
       k: string;
       e: string;
-      seq: number;
+      s: number;
       ts: number;
       cts: number;
       f: Record<string, FeatureValue>;
     }[];
     return rows.map((r) => ({
       entityKey: r.k,
-      seq: r.seq,
+      seq: r.s,
       event: {
         eventId: r.e,
         eventTs: Math.round(r.ts),
         createdTs: Math.round(r.cts),
-        values: sources.map((s) => r.f[s] ?? null),
+        values: sources.map((x) => r.f[x] ?? null),
       },
     }));
   }
