@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,10 +27,34 @@ export function round(x: number, digits = 3): number {
   return Math.round(x * f) / f;
 }
 
+/**
+ * A fixed CPU workload timed now (median of five, in ms): sorting a million pseudo-random
+ * doubles and hashing 8 MiB. Every result carries it, so figures from days when the machine
+ * ran 2-3x slower can be told from a change in the code.
+ */
+export function calibrationMs(): number {
+  const times: number[] = [];
+  const block = Buffer.alloc(8 * 2 ** 20, 7);
+  for (let run = 0; run < 5; run++) {
+    const t0 = performance.now();
+    const xs = new Float64Array(1_000_000);
+    let x = 12345;
+    for (let i = 0; i < xs.length; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      xs[i] = x / 2 ** 32;
+    }
+    xs.sort();
+    createHash('sha256').update(block).digest();
+    times.push(performance.now() - t0);
+  }
+  return round(median(times), 1);
+}
+
 export function writeResult(name: string, figures: Record<string, number>): string {
   const dir = path.resolve(__dirname, '..', '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.json`);
+  figures = { ...figures, calibration_ms: calibrationMs() };
   fs.writeFileSync(
     file,
     JSON.stringify({ name, at: new Date().toISOString(), machine: machine(), figures }, null, 2) +
