@@ -1,12 +1,18 @@
 import { Role } from '../src/domain/auth/role';
 import { FeatureType } from '../src/domain/features/feature-definition';
 import { toGlobalId } from '../src/schema/node.types';
+import { randomSampler } from '../src/domain/hpo/samplers';
+import { Direction, TrialState } from '../src/domain/hpo/study';
+import { tpeSample } from '../src/domain/hpo/tpe';
+import { localIdOf } from '../src/schema/node.types';
 import {
+  AskTrialDocument,
   CancelStudyDocument,
   CreateStudyDocument,
   type CreateStudyInput,
   StudiesDocument,
   StudyDocument,
+  TellTrialDocument,
 } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -222,4 +228,99 @@ it('cancels a study once; cancelling it again is a CONFLICT', async () => {
   });
   const cancelled = (await gql.ok(StudiesDocument, { first: 100, status: 'CANCELLED' })).studies;
   expect(cancelled.edges.map((e) => e.node.name)).toEqual(['to-cancel']);
+});
+
+describe('ask and tell', () => {
+  const f = (p: Record<string, unknown>) => ((p.x as number) - 1.5) ** 2 + (p.kind === 'b' ? 0 : 2);
+
+  it('asks for parameters without a run, learns from what it is told, and ends with its budget', async () => {
+    const s = (
+      await gql.ok(CreateStudyDocument, {
+        input: {
+          name: 'ask-tell',
+          space: [
+            { name: 'x', kind: 'FLOAT', low: -5, high: 5 },
+            { name: 'kind', kind: 'CATEGORICAL', choices: ['a', 'b', 'c'] },
+          ],
+          objective: { metric: 'loss', direction: 'MINIMIZE' },
+          sampler: 'TPE',
+          budget: { trials: 14 },
+          parallelism: 1,
+          seed: 11,
+        },
+      })
+    ).createStudy;
+    expect(s.trainer).toBeNull();
+    const stored = await app.services.studies.get(localIdOf(s.id, 'Study'));
+    const told: { params: Record<string, unknown>; state: TrialState; value: number | null }[] = [];
+    // Two at a time: asking does not wait for earlier trials to be told.
+    for (let number = 0; number < 14; number += 2) {
+      const a = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+      const b = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+      for (const [i, t] of [a, b].entries()) {
+        expect(t).toMatchObject({ number: number + i, asked: true, state: 'RUNNING', run: null });
+        // The sampler saw exactly the trials told so far (and the seed and number).
+        const ctx = {
+          space: stored.space,
+          direction: Direction.MINIMIZE,
+          seed: 11,
+          number: number + i,
+          history: told,
+        };
+        expect(t.params).toEqual(tpeSample(ctx));
+        if (told.length >= 10) expect(t.params).not.toEqual(randomSampler(ctx));
+      }
+      for (const t of [a, b]) {
+        const value = f(t.params);
+        const r = (await gql.ok(TellTrialDocument, { trialId: t.id, input: { value } })).tellTrial;
+        expect(r).toMatchObject({ state: 'COMPLETE', value });
+        told.push({ params: t.params, state: TrialState.COMPLETE, value });
+      }
+    }
+    const spent = await gql.request(AskTrialDocument, { studyId: s.id });
+    expect(spent.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT' });
+    const done = (await gql.ok(StudyDocument, { id: s.id })).study;
+    expect(done?.status).toBe('COMPLETED');
+    expect(done?.trials).toHaveLength(14);
+    expect(done?.bestTrial?.value).toBe(Math.min(...told.map((t) => t.value as number)));
+  });
+
+  it('records pruned and failed trials, refuses a second tell and an ambiguous one', async () => {
+    const s = (
+      await gql.ok(CreateStudyDocument, {
+        input: {
+          name: 'ask-tell-outcomes',
+          space: [{ name: 'x', kind: 'INT', low: 0, high: 9 }],
+          objective: { metric: 'accuracy', direction: 'MAXIMIZE' },
+          sampler: 'RANDOM',
+          budget: { trials: 5 },
+        },
+      })
+    ).createStudy;
+    const ask = async () => (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+    const [a, b, c] = [await ask(), await ask(), await ask()];
+    expect(
+      (await gql.ok(TellTrialDocument, { trialId: a.id, input: { pruned: true } })).tellTrial,
+    ).toMatchObject({ state: 'PRUNED', value: null });
+    expect(
+      (await gql.ok(TellTrialDocument, { trialId: b.id, input: { failed: 'out of memory' } }))
+        .tellTrial,
+    ).toMatchObject({ state: 'FAILED', error: 'out of memory' });
+    const twice = await gql.request(TellTrialDocument, { trialId: a.id, input: { value: 1 } });
+    expect(twice.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'TRIAL_FINISHED',
+    });
+    const ambiguous = await gql.request(TellTrialDocument, {
+      trialId: c.id,
+      input: { value: 1, pruned: true },
+    });
+    expect(ambiguous.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    await gql.ok(TellTrialDocument, { trialId: c.id, input: { value: 0.5 } });
+    const st = (await gql.ok(StudyDocument, { id: s.id })).study;
+    expect(st?.status).toBe('RUNNING');
+    expect(st?.bestTrial?.id).toBe(c.id);
+    const denied = await viewer.request(AskTrialDocument, { studyId: s.id });
+    expect(denied.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  });
 });
