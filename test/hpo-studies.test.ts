@@ -271,14 +271,18 @@ describe('ask and tell', () => {
         if (told.length >= 10) expect(t.params).not.toEqual(randomSampler(ctx));
       }
       for (const t of [a, b]) {
-        const value = f(t.params);
+        const params = t.params as Record<string, unknown>;
+        const value = f(params);
         const r = (await gql.ok(TellTrialDocument, { trialId: t.id, input: { value } })).tellTrial;
         expect(r).toMatchObject({ state: 'COMPLETE', value });
-        told.push({ params: t.params, state: TrialState.COMPLETE, value });
+        told.push({ params, state: TrialState.COMPLETE, value });
       }
     }
     const spent = await gql.request(AskTrialDocument, { studyId: s.id });
-    expect(spent.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT' });
+    expect(spent.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'BUDGET_SPENT',
+    });
     const done = (await gql.ok(StudyDocument, { id: s.id })).study;
     expect(done?.status).toBe('COMPLETED');
     expect(done?.trials).toHaveLength(14);
