@@ -281,7 +281,7 @@ describe('ask and tell', () => {
     const spent = await gql.request(AskTrialDocument, { studyId: s.id });
     expect(spent.errors?.[0].extensions).toMatchObject({
       code: 'CONFLICT',
-      reason: 'BUDGET_SPENT',
+      reason: 'STUDY_FINISHED',
     });
     const done = (await gql.ok(StudyDocument, { id: s.id })).study;
     expect(done?.status).toBe('COMPLETED');
@@ -297,12 +297,17 @@ describe('ask and tell', () => {
           space: [{ name: 'x', kind: 'INT', low: 0, high: 9 }],
           objective: { metric: 'accuracy', direction: 'MAXIMIZE' },
           sampler: 'RANDOM',
-          budget: { trials: 5 },
+          budget: { trials: 3 },
         },
       })
     ).createStudy;
     const ask = async () => (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
     const [a, b, c] = [await ask(), await ask(), await ask()];
+    const fourth = await gql.request(AskTrialDocument, { studyId: s.id });
+    expect(fourth.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'BUDGET_SPENT',
+    });
     expect(
       (await gql.ok(TellTrialDocument, { trialId: a.id, input: { pruned: true } })).tellTrial,
     ).toMatchObject({ state: 'PRUNED', value: null });
@@ -322,7 +327,8 @@ describe('ask and tell', () => {
     expect(ambiguous.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
     await gql.ok(TellTrialDocument, { trialId: c.id, input: { value: 0.5 } });
     const st = (await gql.ok(StudyDocument, { id: s.id })).study;
-    expect(st?.status).toBe('RUNNING');
+    // Every trial of its budget has ended: the study is over.
+    expect(st?.status).toBe('COMPLETED');
     expect(st?.bestTrial?.id).toBe(c.id);
     const denied = await viewer.request(AskTrialDocument, { studyId: s.id });
     expect(denied.errors?.[0].extensions?.code).toBe('FORBIDDEN');

@@ -47,8 +47,6 @@ export interface StudyRepository {
   /** The trials of each study given, by number. */
   trialsOfStudies(studyIds: readonly string[]): Promise<Map<string, Trial[]>>;
   trialsByIds(ids: readonly string[]): Promise<Trial[]>;
-  /** The trial whose run this is, if any. */
-  trialOfRun(runId: string): Promise<Trial | null>;
   /** RUNNING → COMPLETED or CANCELLED; null when it had already ended. */
   finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null>;
 }

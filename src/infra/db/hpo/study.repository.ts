@@ -212,13 +212,6 @@ export class SqlStudyRepository implements StudyRepository {
     return rows.map(toTrial);
   }
 
-  async trialOfRun(runId: string): Promise<Trial | null> {
-    const rows: TrialRow[] = await this.ds.query(`SELECT * FROM study_trial WHERE run_id = $1`, [
-      runId,
-    ]);
-    return rows[0] ? toTrial(rows[0]) : null;
-  }
-
   async finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null> {
     const rows = returnedRows<StudyRow>(
       await this.ds.query(
