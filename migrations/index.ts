@@ -9,6 +9,7 @@ import { Monitoring1764700000000 } from './1764700000000-monitoring';
 import { Security1764800000000 } from './1764800000000-security';
 import { Fleet1764900000000 } from './1764900000000-fleet';
 import { FeatureVersions1764960000000 } from './1764960000000-feature-versions';
+import { HyperparameterSearch1765000000000 } from './1765000000000-hyperparameter-search';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -23,4 +24,5 @@ export const migrations = [
   Security1764800000000,
   Fleet1764900000000,
   FeatureVersions1764960000000,
+  HyperparameterSearch1765000000000,
 ];

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type ApiKeyEvent } from '../domain/auth/api-key.service';
 import { Topics } from '../domain/events/event-bus';
+import { type RunEvent } from '../domain/training/run-events';
+import { FINISHED } from '../domain/training/training-run';
 import { type Clock, systemClock } from '../domain/shared/clock';
 import { UNLIMITED } from '../domain/auth/rate-limit';
 import { createArtifactStore } from '../infra/artifacts/create-artifact-store';
@@ -283,6 +285,42 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       },
       'training lease reaper failed',
     );
+    // Studies keep their trials topped up in the training queue: on the poll, and at once when
+    // a run ends anywhere (its trial's slot is free). Passes run one at a time.
+    if (config.hpoIntervalMs > 0) {
+      let studying: Promise<void> | null = null;
+      let studyAgain = false;
+      const studyPass = (): Promise<void> => {
+        if (studying) {
+          studyAgain = true;
+          return studying;
+        }
+        studying = (async () => {
+          do {
+            studyAgain = false;
+            for (const s of await services.studies.advance())
+              logger.info({ study: s.id, status: s.status }, 'study ended');
+          } while (studyAgain);
+        })().finally(() => (studying = null));
+        return studying;
+      };
+      const studyLoop = leased(
+        'hpo-studies',
+        config.hpoIntervalMs,
+        studyPass,
+        'hyperparameter search pass failed',
+      );
+      const runEnds = events.subscribe<RunEvent>(Topics.runs);
+      stack.push('study run subscription', () => runEnds.close());
+      void (async () => {
+        for await (const e of runEnds)
+          if (FINISHED.has(e.status) && studyLoop.holding())
+            void studyPass().catch((err: unknown) =>
+              logger.warn({ err }, 'hyperparameter search pass failed'),
+            );
+      })();
+      await runEnds.ready;
+    }
     // Dataset builds whose process died are taken over and built again from their spine.
     leased(
       'dataset-builds',

@@ -13,6 +13,8 @@ import { RunnerService } from '../domain/runners/runner.service';
 import { TrainingService } from '../domain/training/training.service';
 import { RunExecutionService } from '../domain/training/run-execution.service';
 import { RunEvents } from '../domain/training/run-events';
+import { StudyService } from '../domain/hpo/study.service';
+import { SqlStudyRepository } from '../infra/db/hpo/study.repository';
 import { ModelRegistryService } from '../domain/registry/model-registry.service';
 import { LineageService } from '../domain/lineage/lineage';
 import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
@@ -67,6 +69,7 @@ export interface Services {
   datasets: DatasetService;
   training: TrainingService;
   runExecution: RunExecutionService;
+  studies: StudyService;
   registry: ModelRegistryService;
   lineage: LineageService;
   serving: PredictionService;
@@ -267,6 +270,7 @@ export function createServices(deps: {
     datasets,
     training,
     runExecution,
+    studies: new StudyService(new SqlStudyRepository(ds), training, datasets, deps.clock, uow),
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
     serving,

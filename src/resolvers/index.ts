@@ -4,6 +4,7 @@ import { FeatureViewResolver, FeatureViewVersionResolver } from './feature.resol
 import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
+import { StudyResolver, TrialResolver } from './hpo.resolver';
 import { DeploymentResolver, VersionTrafficResolver } from './serving.resolver';
 import {
   AlertResolver,
@@ -26,6 +27,8 @@ export const resolvers = [
   FeatureViewResolver,
   FeatureViewVersionResolver,
   TrainingResolver,
+  StudyResolver,
+  TrialResolver,
   ModelVersionResolver,
   ModelResolver,
   LineageNodeResolver,

@@ -22,6 +22,7 @@ import {
   type ModelVersion,
   type Transition,
 } from '../domain/registry/model';
+import { type Trial } from '../domain/hpo/study';
 import { type Services } from '../app/services';
 
 /**
@@ -46,6 +47,8 @@ export interface Loaders {
   queuePosition: DataLoader<string, number | null>;
   runMetrics: DataLoader<string, MetricPoint[]>;
   runHardware: DataLoader<string, HardwareSample[]>;
+  /** By study id: its trials, by number. */
+  studyTrials: DataLoader<string, Trial[]>;
   model: DataLoader<string, Model | null>;
   modelVersion: DataLoader<string, ModelVersion | null>;
   versionsOfModel: DataLoader<string, ModelVersion[]>;
@@ -100,6 +103,10 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     }, opts),
     runHardware: new DataLoader(async (ids) => {
       const m = await services.training.hardwareOf(ids);
+      return ids.map((id) => m.get(id) ?? []);
+    }, opts),
+    studyTrials: new DataLoader(async (ids) => {
+      const m = await services.studies.trialsOfStudies(ids);
       return ids.map((id) => m.get(id) ?? []);
     }, opts),
   };

@@ -12,6 +12,7 @@ import {
 } from '../schema/monitoring.types';
 import { RunnerType } from '../schema/runner.types';
 import { RunType } from '../schema/training.types';
+import { StudyType, TrialType } from '../schema/hpo.types';
 import { DeploymentType } from '../schema/serving.types';
 import { ModelType } from '../schema/registry.types';
 import {
@@ -91,6 +92,20 @@ const FETCHERS: Record<
     fetch: async (ctx, id) => {
       const r = await ctx.loaders.run.load(id);
       return r ? RunType.from(r) : null;
+    },
+  },
+  Study: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const [s] = await ctx.services.studies.byIds([id]);
+      return s ? StudyType.from(s) : null;
+    },
+  },
+  Trial: {
+    role: Role.VIEWER,
+    fetch: async (ctx, id) => {
+      const [t] = await ctx.services.studies.trialsByIds([id]);
+      return t ? TrialType.from(t) : null;
     },
   },
   Runner: {

@@ -183,6 +183,8 @@ export type NodeDetailsQuery = { node:
     | { __typename: 'Retraining', id: string }
     | { __typename: 'Run', experiment: string, metrics: Record<string, unknown>, gitCommit: string | null, createdAt: string, id: string, runStatus: RunStatus, trainer: { name: string } }
     | { __typename: 'Runner', id: string }
+    | { __typename: 'Study', id: string }
+    | { __typename: 'Trial', id: string }
    | null };
 
 export type VersionRowFragment = { id: string, model: string, version: number, state: ModelState, allowedTransitions: Array<ModelState>, metrics: Record<string, unknown>, createdAt: string, stateChangedAt: string, dataset: { id: string, name: string } | null, evaluations: Array<{ at: string, datasetId: string, metrics: Record<string, unknown> }>, transitions: Array<{ from: ModelState | null, to: ModelState, actor: string, reason: string, at: string, gates: Array<{ kind: GateKind, metric: string | null, passed: boolean, detail: string }> }> };

@@ -210,6 +210,7 @@ const envSchema = z.object({
   CANARY_INTERVAL_MS: intIn('CANARY_INTERVAL_MS', 0, 3_600_000, 10_000),
   AUTOSCALE_INTERVAL_MS: intIn('AUTOSCALE_INTERVAL_MS', 0, 3_600_000, 30_000),
   MONITOR_INTERVAL_MS: intIn('MONITOR_INTERVAL_MS', 0, 86_400_000, 60_000),
+  HPO_INTERVAL_MS: intIn('HPO_INTERVAL_MS', 0, 86_400_000, 2_000),
   MAX_QUERY_TOKENS: intIn('MAX_QUERY_TOKENS', 100, 100_000, 3_000),
   DEBUG_ERRORS: flag('DEBUG_ERRORS'),
   RATE_LIMIT_PER_SECOND: intIn('RATE_LIMIT_PER_SECOND', 0, 1_000_000, 1_000),
@@ -300,6 +301,8 @@ export interface Config {
   autoscaleIntervalMs: number;
   /** How often this process runs the monitors whose step has passed (0: never). */
   monitorIntervalMs: number;
+  /** How often the studies' pass runs (on the lease holder); 0: never on this process. */
+  hpoIntervalMs: number;
   /** Tokens a GraphQL document may have; the parser stops there. */
   maxQueryTokens: number;
   /** Unexpected errors keep their message and stack in responses (never in production). */
@@ -363,6 +366,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     canaryIntervalMs: e.CANARY_INTERVAL_MS,
     autoscaleIntervalMs: e.AUTOSCALE_INTERVAL_MS,
     monitorIntervalMs: e.MONITOR_INTERVAL_MS,
+    hpoIntervalMs: e.HPO_INTERVAL_MS,
     maxQueryTokens: e.MAX_QUERY_TOKENS,
     debugErrors: e.DEBUG_ERRORS,
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,

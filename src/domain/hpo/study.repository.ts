@@ -1,0 +1,52 @@
+import { type Page, type PageRequest } from '../shared/pagination';
+import { type Study, type StudyStatus, type Trial, type TrialState } from './study';
+
+export type NewStudy = Omit<
+  Study,
+  'id' | 'status' | 'trialsStarted' | 'trialsActive' | 'gpuSecondsUsed' | 'createdAt' | 'finishedAt'
+>;
+
+/** Port: studies and their trials, the state of record. Every transition is compare-and-set. */
+export interface StudyRepository {
+  /** Null when a study of that name exists. */
+  insert(s: NewStudy): Promise<Study | null>;
+  findByIds(ids: readonly string[]): Promise<Study[]>;
+  list(page: PageRequest, filter: { status?: StudyStatus }): Promise<Page<Study>>;
+  /** Studies a pass must look at: RUNNING ones, and ended ones that still have open queue trials. */
+  open(): Promise<Study[]>;
+  /**
+   * Takes the next trial number, only while the study is RUNNING, its trial and device-second
+   * budgets are not spent and, for a trial of the queue (`queued`), fewer than `parallelism`
+   * of its queue trials are open; null otherwise. One conditional UPDATE of the study row, so
+   * any number of processes together never pass the budget or the parallelism.
+   */
+  reserveTrial(studyId: string, queued: boolean): Promise<number | null>;
+  insertTrial(t: {
+    studyId: string;
+    number: number;
+    params: Record<string, unknown>;
+    asked: boolean;
+  }): Promise<Trial>;
+  setTrialRun(trialId: string, runId: string): Promise<void>;
+  /**
+   * RUNNING → a final state; a queue trial gives its slot back and adds the device seconds its
+   * run used. Null when the trial had already ended (another pass settled it).
+   */
+  finishTrial(
+    trialId: string,
+    r: {
+      state: TrialState;
+      value: number | null;
+      error: string | null;
+      gpuSeconds: number;
+      at: Date;
+    },
+  ): Promise<Trial | null>;
+  /** Every trial of the study, by number. */
+  trialsOf(studyId: string): Promise<Trial[]>;
+  /** The trials of each study given, by number. */
+  trialsOfStudies(studyIds: readonly string[]): Promise<Map<string, Trial[]>>;
+  trialsByIds(ids: readonly string[]): Promise<Trial[]>;
+  /** RUNNING → COMPLETED or CANCELLED; null when it had already ended. */
+  finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null>;
+}

@@ -1,0 +1,327 @@
+import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
+import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import {
+  Direction,
+  ParamKind,
+  PrunerKind,
+  SamplerKind,
+  type SearchParam,
+  type Study,
+  StudyStatus,
+  type Trial,
+  TrialState,
+} from '../domain/hpo/study';
+import { TrainerKind } from '../domain/training/training-run';
+import { Connection } from './connection.types';
+import { Node, toGlobalId } from './node.types';
+import { CommandTrainerInput, TrainerType } from './training.types';
+
+registerEnumType(ParamKind, { name: 'SearchParamKind' });
+registerEnumType(Direction, { name: 'OptimizationDirection' });
+registerEnumType(SamplerKind, {
+  name: 'Sampler',
+  description: 'RANDOM, GRID (every point once, in a seeded order) or TPE.',
+});
+registerEnumType(PrunerKind, {
+  name: 'Pruner',
+  description: 'NONE, or MEDIAN: stop a trial below the median of earlier ones at an epoch.',
+});
+registerEnumType(StudyStatus, { name: 'StudyStatus' });
+registerEnumType(TrialState, { name: 'TrialState' });
+
+@ObjectType('SearchParam', { description: 'One dimension of a search space.' })
+export class SearchParamType {
+  @Field()
+  name!: string;
+
+  @Field(() => ParamKind)
+  kind!: ParamKind;
+
+  @Field(() => Float, { nullable: true })
+  low!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  high!: number | null;
+
+  @Field({ description: 'Sampled on a log scale.' })
+  log!: boolean;
+
+  @Field(() => [GraphQLJSON], { nullable: true, description: 'The values of a CATEGORICAL.' })
+  choices!: unknown[] | null;
+
+  static from(p: SearchParam): SearchParamType {
+    return Object.assign(new SearchParamType(), {
+      name: p.name,
+      kind: p.kind,
+      low: p.kind === ParamKind.CATEGORICAL ? null : p.low,
+      high: p.kind === ParamKind.CATEGORICAL ? null : p.high,
+      log: p.kind !== ParamKind.CATEGORICAL && p.log,
+      choices: p.kind === ParamKind.CATEGORICAL ? p.choices : null,
+    });
+  }
+}
+
+@ObjectType('Objective')
+export class ObjectiveType {
+  @Field({ description: 'A metric the runs report, like val_loss; its final value counts.' })
+  metric!: string;
+
+  @Field(() => Direction)
+  direction!: Direction;
+}
+
+@ObjectType('StudyBudget')
+export class StudyBudgetType {
+  @Field(() => Int)
+  trials!: number;
+
+  @Field(() => Float, {
+    nullable: true,
+    description: 'Device seconds: run seconds times GPUs (a run without GPUs counts one).',
+  })
+  gpuSeconds!: number | null;
+}
+
+@ObjectType('Study', {
+  implements: Node,
+  description: 'A hyperparameter search: trials are training runs of the shared GPU queue.',
+})
+export class StudyType extends Node {
+  localId!: string;
+  datasetLocalId!: string | null;
+  direction!: Direction;
+
+  @Field()
+  name!: string;
+
+  @Field(() => TrainerType, { nullable: true, description: 'Null for an ask-and-tell study.' })
+  trainer!: TrainerType | null;
+
+  @Field(() => GraphQLJSONObject, { description: 'Hyperparameters every trial gets.' })
+  hyperparameters!: Record<string, unknown>;
+
+  @Field(() => [SearchParamType])
+  space!: SearchParamType[];
+
+  @Field(() => ObjectiveType)
+  objective!: ObjectiveType;
+
+  @Field(() => SamplerKind)
+  sampler!: SamplerKind;
+
+  @Field(() => PrunerKind)
+  pruner!: PrunerKind;
+
+  @Field(() => StudyBudgetType)
+  budget!: StudyBudgetType;
+
+  @Field(() => Int, { description: 'Most trials queued or running at once.' })
+  parallelism!: number;
+
+  @Field(() => Int)
+  seed!: number;
+
+  @Field(() => Int, { description: 'GPUs each trial’s run asks for.' })
+  gpuCount!: number;
+
+  @Field(() => StudyStatus)
+  status!: StudyStatus;
+
+  @Field(() => Int, { description: 'Trials created so far.' })
+  trialsStarted!: number;
+
+  @Field(() => Int, { description: 'Trials of the queue whose run has not ended.' })
+  trialsRunning!: number;
+
+  @Field(() => Float)
+  gpuSecondsUsed!: number;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  finishedAt!: Date | null;
+
+  static from(s: Study): StudyType {
+    const t = new StudyType();
+    t.id = toGlobalId('Study', s.id);
+    t.localId = s.id;
+    t.datasetLocalId = s.datasetId;
+    t.direction = s.objective.direction;
+    t.name = s.name;
+    t.trainer = s.trainer
+      ? Object.assign(new TrainerType(), {
+          kind: s.trainer.kind,
+          name: s.trainer.name,
+          version: s.trainerVersion,
+          command: s.trainer.kind === TrainerKind.COMMAND ? s.trainer.command : null,
+        })
+      : null;
+    t.hyperparameters = s.fixed;
+    t.space = s.space.map(SearchParamType.from);
+    t.objective = Object.assign(new ObjectiveType(), s.objective);
+    t.sampler = s.sampler;
+    t.pruner = s.pruner;
+    t.budget = Object.assign(new StudyBudgetType(), s.budget);
+    t.parallelism = s.parallelism;
+    t.seed = s.seed;
+    t.gpuCount = s.gpuCount;
+    t.status = s.status;
+    t.trialsStarted = s.trialsStarted;
+    t.trialsRunning = s.trialsActive;
+    t.gpuSecondsUsed = s.gpuSecondsUsed;
+    t.createdAt = s.createdAt;
+    t.finishedAt = s.finishedAt;
+    return t;
+  }
+}
+
+@ObjectType()
+export class StudyConnection extends Connection(StudyType) {}
+
+@ObjectType('Trial', { implements: Node, description: 'One sampled point of a study.' })
+export class TrialType extends Node {
+  localId!: string;
+  studyLocalId!: string;
+  runLocalId!: string | null;
+
+  @Field(() => Int, { description: '0, 1, … in the order trials were created.' })
+  number!: number;
+
+  @Field(() => GraphQLJSONObject, { description: 'The sampled hyperparameters.' })
+  params!: Record<string, unknown>;
+
+  @Field(() => TrialState)
+  state!: TrialState;
+
+  @Field(() => Float, { nullable: true, description: 'The objective’s value, once COMPLETE.' })
+  value!: number | null;
+
+  @Field(() => String, { nullable: true })
+  error!: string | null;
+
+  @Field({ description: 'Asked for by a client (ask-and-tell) rather than run in the queue.' })
+  asked!: boolean;
+
+  @Field()
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  finishedAt!: Date | null;
+
+  static from(t: Trial): TrialType {
+    return Object.assign(new TrialType(), {
+      id: toGlobalId('Trial', t.id),
+      localId: t.id,
+      studyLocalId: t.studyId,
+      runLocalId: t.runId,
+      number: t.number,
+      params: t.params,
+      state: t.state,
+      value: t.value,
+      error: t.error,
+      asked: t.asked,
+      createdAt: t.createdAt,
+      finishedAt: t.finishedAt,
+    });
+  }
+}
+
+@InputType()
+export class SearchParamInput {
+  @Field({ description: 'A hyperparameter the trainer declares (see `trainers`).' })
+  name!: string;
+
+  @Field(() => ParamKind)
+  kind!: ParamKind;
+
+  @Field(() => Float, { nullable: true, description: 'FLOAT and INT: the lowest value.' })
+  low?: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'FLOAT and INT: the highest value.' })
+  high?: number | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'FLOAT and INT: sample on a log scale.' })
+  log?: boolean | null;
+
+  @Field(() => [GraphQLJSON], { nullable: true, description: 'CATEGORICAL: its values.' })
+  choices?: unknown[] | null;
+}
+
+@InputType()
+export class ObjectiveInput {
+  @Field()
+  metric!: string;
+
+  @Field(() => Direction)
+  direction!: Direction;
+}
+
+@InputType()
+export class StudyBudgetInput {
+  @Field(() => Int)
+  trials!: number;
+
+  @Field(() => Float, { nullable: true })
+  gpuSeconds?: number | null;
+}
+
+@InputType()
+export class CreateStudyInput {
+  @Field({ description: 'Unique; its runs are tracked in the experiment hpo/<name>.' })
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'A built-in trainer (see `trainers`)…' })
+  builtinTrainer?: string | null;
+
+  @Field(() => CommandTrainerInput, {
+    nullable: true,
+    description: '…or a command; neither for an ask-and-tell study.',
+  })
+  command?: CommandTrainerInput | null;
+
+  @Field(() => ID, { nullable: true, description: 'A READY dataset snapshot (with a trainer).' })
+  datasetId?: string | null;
+
+  @Field(() => GraphQLJSONObject, {
+    nullable: true,
+    description: 'Hyperparameters every trial gets beside the sampled ones.',
+  })
+  hyperparameters?: Record<string, unknown> | null;
+
+  @Field(() => [SearchParamInput])
+  space!: SearchParamInput[];
+
+  @Field(() => ObjectiveInput)
+  objective!: ObjectiveInput;
+
+  @Field(() => SamplerKind, { nullable: true, description: 'Default TPE.' })
+  sampler?: SamplerKind | null;
+
+  @Field(() => PrunerKind, { nullable: true, description: 'Default NONE.' })
+  pruner?: PrunerKind | null;
+
+  @Field(() => StudyBudgetInput)
+  budget!: StudyBudgetInput;
+
+  @Field(() => Int, { nullable: true, description: 'Most trials queued or running (default 1).' })
+  parallelism?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Default 0.' })
+  seed?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'GPUs per trial run (default 0).' })
+  gpuCount?: number | null;
+}
+
+@InputType({ description: 'How an asked trial ended: exactly one of the three.' })
+export class TellTrialInput {
+  @Field(() => Float, { nullable: true, description: 'The objective’s value.' })
+  value?: number | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'Stopped early as unpromising.' })
+  pruned?: boolean | null;
+
+  @Field(() => String, { nullable: true, description: 'It failed: why.' })
+  failed?: string | null;
+}

@@ -1,0 +1,336 @@
+import { Role } from '../src/domain/auth/role';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { toGlobalId } from '../src/schema/node.types';
+import { randomSampler } from '../src/domain/hpo/samplers';
+import { Direction, TrialState } from '../src/domain/hpo/study';
+import { tpeSample } from '../src/domain/hpo/tpe';
+import { localIdOf } from '../src/schema/node.types';
+import {
+  AskTrialDocument,
+  CancelStudyDocument,
+  CreateStudyDocument,
+  type CreateStudyInput,
+  StudiesDocument,
+  StudyDocument,
+  TellTrialDocument,
+} from './generated/graphql';
+import { GraphQLTestClient } from './support/graphql-client';
+import { startTestApp, type TestApp } from './support/test-app';
+
+/**
+ * Studies through the graph (ADR 0030): a search space is checked against the hyperparameters
+ * the trainer declares before anything is stored, each problem naming its parameter; studies
+ * read back one by one and as a Relay connection; viewers read, editors create and cancel.
+ */
+const T0 = Date.parse('2026-08-01T00:00:00Z');
+let app: TestApp;
+let gql: GraphQLTestClient;
+let viewer: GraphQLTestClient;
+let datasetId: string;
+
+beforeAll(async () => {
+  app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
+  gql = new GraphQLTestClient(app.url, app.adminToken);
+  const s = app.services;
+  viewer = gql.withToken(
+    (await s.apiKeys.create(null, { name: 'viewer', role: Role.VIEWER })).token,
+  );
+  await s.featureRegistry.createEntity({ name: 'user', joinKeys: ['user_id'] });
+  const { version } = await s.featureRegistry.createView({
+    name: 'clicks',
+    entity: 'user',
+    source: 'clicks_src',
+    ttlSeconds: 86_400,
+    allowedLatenessSeconds: 86_400,
+    features: [
+      {
+        name: 'n',
+        type: FeatureType.FLOAT,
+        source: 'n',
+        transform: { kind: 'IDENTITY' },
+        aggregation: null,
+        validation: {},
+      },
+    ],
+  });
+  await s.ingestion.ingest(
+    [version],
+    [{ entityKey: 'u1', eventId: 'e1', eventTs: T0 - 1000, fields: { n: 1 } }],
+    'test',
+  );
+  const { snapshot, done } = await s.datasets.build({
+    name: 'clicks-train',
+    featureRefs: ['clicks@1:n'],
+    spine: [{ entityKey: 'u1', ts: T0, label: 1 }],
+  });
+  await done;
+  datasetId = toGlobalId('DatasetSnapshot', snapshot.id);
+});
+
+afterAll(async () => {
+  await app.stop();
+});
+
+let n = 0;
+const input = (over: Partial<CreateStudyInput> = {}): CreateStudyInput => ({
+  name: `study-${++n}`,
+  builtinTrainer: 'gbdt',
+  datasetId,
+  hyperparameters: { trees: 5 },
+  space: [
+    { name: 'learningRate', kind: 'FLOAT', low: 0.001, high: 1, log: true },
+    { name: 'maxDepth', kind: 'INT', low: 2, high: 8 },
+    { name: 'bins', kind: 'CATEGORICAL', choices: [16, 32, 64] },
+  ],
+  objective: { metric: 'val_loss', direction: 'MINIMIZE' },
+  sampler: 'TPE',
+  budget: { trials: 4 },
+  parallelism: 2,
+  seed: 7,
+  ...over,
+});
+
+it('creates a study and reads it back, alone and as a connection', async () => {
+  const created = (await gql.ok(CreateStudyDocument, { input: input({ name: 'readback' }) }))
+    .createStudy;
+  expect(created).toMatchObject({
+    name: 'readback',
+    status: 'RUNNING',
+    trainer: { kind: 'BUILTIN', name: 'gbdt' },
+    hyperparameters: { trees: 5 },
+    objective: { metric: 'val_loss', direction: 'MINIMIZE' },
+    sampler: 'TPE',
+    pruner: 'NONE',
+    budget: { trials: 4, gpuSeconds: null },
+    parallelism: 2,
+    seed: 7,
+  });
+  expect(created.space).toEqual([
+    { name: 'learningRate', kind: 'FLOAT', low: 0.001, high: 1, log: true, choices: null },
+    { name: 'maxDepth', kind: 'INT', low: 2, high: 8, log: false, choices: null },
+    { name: 'bins', kind: 'CATEGORICAL', low: null, high: null, log: false, choices: [16, 32, 64] },
+  ]);
+  const read = (await viewer.ok(StudyDocument, { id: created.id })).study;
+  expect(read).toMatchObject({ id: created.id, name: 'readback' });
+  await gql.ok(CreateStudyDocument, { input: input({ name: 'readback-2' }) });
+  const first = (await viewer.ok(StudiesDocument, { first: 1 })).studies;
+  expect(first.edges).toHaveLength(1);
+  expect(first.pageInfo.hasNextPage).toBe(true);
+  const rest = (await viewer.ok(StudiesDocument, { first: 100, after: first.pageInfo.endCursor }))
+    .studies;
+  const names = [...first.edges, ...rest.edges].map((e) => e.node.name);
+  expect(names).toEqual(expect.arrayContaining(['readback', 'readback-2']));
+  expect(new Set(names).size).toBe(names.length);
+  const again = await gql.request(CreateStudyDocument, { input: input({ name: 'readback' }) });
+  expect(again.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT', reason: 'STUDY_EXISTS' });
+});
+
+it('refuses a bad search space with BAD_USER_INPUT naming the parameter, storing nothing', async () => {
+  const space = input().space as NonNullable<CreateStudyInput['space']>;
+  const cases: [Partial<CreateStudyInput>, string, RegExp][] = [
+    // Not declared by the trainer.
+    [
+      { space: [{ name: 'dropout', kind: 'FLOAT', low: 0, high: 0.5 }] },
+      'dropout',
+      /not a hyperparameter of gbdt/,
+    ],
+    // An integer hyperparameter searched as a float.
+    [
+      { space: [{ name: 'maxDepth', kind: 'FLOAT', low: 2, high: 8 }] },
+      'maxDepth',
+      /integer hyperparameter/,
+    ],
+    // Bounds beyond what the trainer accepts (maxDepth <= 16; learningRate > 0).
+    [
+      { space: [{ name: 'maxDepth', kind: 'INT', low: 2, high: 40 }] },
+      'maxDepth',
+      /value 40 must be >= 1 and <= 16/,
+    ],
+    [
+      { space: [{ name: 'learningRate', kind: 'FLOAT', low: 0, high: 1 }] },
+      'learningRate',
+      /value 0 must be > 0/,
+    ],
+    // A log scale needs low > 0.
+    [{ space: [{ name: 'l2', kind: 'FLOAT', low: 0, high: 1, log: true }] }, 'l2', /log scale/],
+    [{ space: [{ name: 'bins', kind: 'CATEGORICAL', choices: [] }] }, 'bins', /1 to 256 choices/],
+    [{ space: [{ name: 'bins', kind: 'CATEGORICAL', choices: [16, 1000] }] }, 'bins', /value 1000/],
+    [
+      { space: [{ name: 'maxDepth', kind: 'INT', low: 8, high: 2 }] },
+      'maxDepth',
+      /low must be less than high/,
+    ],
+    [
+      { space: [...space, { name: 'trees', kind: 'INT', low: 1, high: 9 }] },
+      'trees',
+      /both searched and fixed/,
+    ],
+    [{ space: [space[1], space[1]] }, 'maxDepth', /twice/],
+  ];
+  for (const [over, param, message] of cases) {
+    const r = await gql.request(CreateStudyDocument, { input: input({ name: 'bad', ...over }) });
+    expect(r.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_SEARCH_SPACE',
+      details: { param },
+    });
+    expect(r.errors?.[0].message).toMatch(message);
+  }
+  // Every problem is named at once.
+  const both = await gql.request(CreateStudyDocument, {
+    input: input({
+      name: 'bad',
+      space: [
+        { name: 'dropout', kind: 'FLOAT', low: 0, high: 0.5 },
+        { name: 'maxDepth', kind: 'INT', low: 2, high: 40 },
+      ],
+    }),
+  });
+  const problems = (both.errors?.[0].extensions?.details as { problems: { param: string }[] })
+    .problems;
+  expect(problems.map((p) => p.param)).toEqual(['dropout', 'maxDepth']);
+  // The rest of a study is checked too.
+  const others: [Partial<CreateStudyInput>, string][] = [
+    [{ objective: { metric: 'Val Loss', direction: 'MINIMIZE' } }, 'INVALID_STUDY'],
+    [{ budget: { trials: 0 } }, 'INVALID_STUDY'],
+    [{ parallelism: 0 }, 'INVALID_STUDY'],
+    [{ hyperparameters: { trees: 0 } }, 'INVALID_HYPERPARAMETERS'],
+    [{ sampler: 'GRID', budget: { trials: 1000 } }, 'INVALID_STUDY'],
+    [{ datasetId: null }, 'INVALID_STUDY'],
+  ];
+  for (const [over, reason] of others) {
+    const r = await gql.request(CreateStudyDocument, { input: input({ name: 'bad', ...over }) });
+    expect(r.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason });
+  }
+  const all = (await gql.ok(StudiesDocument, { first: 100 })).studies.edges;
+  expect(all.map((e) => e.node.name)).not.toContain('bad');
+});
+
+it('lets viewers read studies but only editors create or cancel them', async () => {
+  const denied = await viewer.request(CreateStudyDocument, { input: input() });
+  expect(denied.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  const s = (await gql.ok(CreateStudyDocument, { input: input({ name: 'guarded' }) })).createStudy;
+  const cancel = await viewer.request(CancelStudyDocument, { id: s.id });
+  expect(cancel.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  expect((await viewer.ok(StudyDocument, { id: s.id })).study?.status).toBe('RUNNING');
+});
+
+it('cancels a study once; cancelling it again is a CONFLICT', async () => {
+  const s = (await gql.ok(CreateStudyDocument, { input: input({ name: 'to-cancel' }) }))
+    .createStudy;
+  const c = (await gql.ok(CancelStudyDocument, { id: s.id })).cancelStudy;
+  expect(c.status).toBe('CANCELLED');
+  expect(c.finishedAt).not.toBeNull();
+  const again = await gql.request(CancelStudyDocument, { id: s.id });
+  expect(again.errors?.[0].extensions).toMatchObject({
+    code: 'CONFLICT',
+    reason: 'STUDY_FINISHED',
+  });
+  const cancelled = (await gql.ok(StudiesDocument, { first: 100, status: 'CANCELLED' })).studies;
+  expect(cancelled.edges.map((e) => e.node.name)).toEqual(['to-cancel']);
+});
+
+describe('ask and tell', () => {
+  const f = (p: Record<string, unknown>) => ((p.x as number) - 1.5) ** 2 + (p.kind === 'b' ? 0 : 2);
+
+  it('asks for parameters without a run, learns from what it is told, and ends with its budget', async () => {
+    const s = (
+      await gql.ok(CreateStudyDocument, {
+        input: {
+          name: 'ask-tell',
+          space: [
+            { name: 'x', kind: 'FLOAT', low: -5, high: 5 },
+            { name: 'kind', kind: 'CATEGORICAL', choices: ['a', 'b', 'c'] },
+          ],
+          objective: { metric: 'loss', direction: 'MINIMIZE' },
+          sampler: 'TPE',
+          budget: { trials: 14 },
+          parallelism: 1,
+          seed: 11,
+        },
+      })
+    ).createStudy;
+    expect(s.trainer).toBeNull();
+    const stored = await app.services.studies.get(localIdOf(s.id, 'Study'));
+    const told: { params: Record<string, unknown>; state: TrialState; value: number | null }[] = [];
+    // Two at a time: asking does not wait for earlier trials to be told.
+    for (let number = 0; number < 14; number += 2) {
+      const a = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+      const b = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+      for (const [i, t] of [a, b].entries()) {
+        expect(t).toMatchObject({ number: number + i, asked: true, state: 'RUNNING', run: null });
+        // The sampler saw exactly the trials told so far (and the seed and number).
+        const ctx = {
+          space: stored.space,
+          direction: Direction.MINIMIZE,
+          seed: 11,
+          number: number + i,
+          history: told,
+        };
+        expect(t.params).toEqual(tpeSample(ctx));
+        if (told.length >= 10) expect(t.params).not.toEqual(randomSampler(ctx));
+      }
+      for (const t of [a, b]) {
+        const params = t.params as Record<string, unknown>;
+        const value = f(params);
+        const r = (await gql.ok(TellTrialDocument, { trialId: t.id, input: { value } })).tellTrial;
+        expect(r).toMatchObject({ state: 'COMPLETE', value });
+        told.push({ params, state: TrialState.COMPLETE, value });
+      }
+    }
+    const spent = await gql.request(AskTrialDocument, { studyId: s.id });
+    expect(spent.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'STUDY_FINISHED',
+    });
+    const done = (await gql.ok(StudyDocument, { id: s.id })).study;
+    expect(done?.status).toBe('COMPLETED');
+    expect(done?.trials).toHaveLength(14);
+    expect(done?.bestTrial?.value).toBe(Math.min(...told.map((t) => t.value as number)));
+  });
+
+  it('records pruned and failed trials, refuses a second tell and an ambiguous one', async () => {
+    const s = (
+      await gql.ok(CreateStudyDocument, {
+        input: {
+          name: 'ask-tell-outcomes',
+          space: [{ name: 'x', kind: 'INT', low: 0, high: 9 }],
+          objective: { metric: 'accuracy', direction: 'MAXIMIZE' },
+          sampler: 'RANDOM',
+          budget: { trials: 3 },
+        },
+      })
+    ).createStudy;
+    const ask = async () => (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+    const [a, b, c] = [await ask(), await ask(), await ask()];
+    const fourth = await gql.request(AskTrialDocument, { studyId: s.id });
+    expect(fourth.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'BUDGET_SPENT',
+    });
+    expect(
+      (await gql.ok(TellTrialDocument, { trialId: a.id, input: { pruned: true } })).tellTrial,
+    ).toMatchObject({ state: 'PRUNED', value: null });
+    expect(
+      (await gql.ok(TellTrialDocument, { trialId: b.id, input: { failed: 'out of memory' } }))
+        .tellTrial,
+    ).toMatchObject({ state: 'FAILED', error: 'out of memory' });
+    const twice = await gql.request(TellTrialDocument, { trialId: a.id, input: { value: 1 } });
+    expect(twice.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'TRIAL_FINISHED',
+    });
+    const ambiguous = await gql.request(TellTrialDocument, {
+      trialId: c.id,
+      input: { value: 1, pruned: true },
+    });
+    expect(ambiguous.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+    await gql.ok(TellTrialDocument, { trialId: c.id, input: { value: 0.5 } });
+    const st = (await gql.ok(StudyDocument, { id: s.id })).study;
+    // Every trial of its budget has ended: the study is over.
+    expect(st?.status).toBe('COMPLETED');
+    expect(st?.bestTrial?.id).toBe(c.id);
+    const denied = await viewer.request(AskTrialDocument, { studyId: s.id });
+    expect(denied.errors?.[0].extensions?.code).toBe('FORBIDDEN');
+  });
+});

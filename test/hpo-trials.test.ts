@@ -1,0 +1,210 @@
+import { Role } from '../src/domain/auth/role';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import {
+  Direction,
+  ParamKind,
+  SamplerKind,
+  StudyStatus,
+  TrialState,
+} from '../src/domain/hpo/study';
+import { Rng } from '../src/domain/training/rng';
+import { RunStatus } from '../src/domain/training/training-run';
+import { type Principal } from '../src/domain/auth/api-key';
+import { type RunnerProcess, startRunner, until } from './support/runner-process';
+import { startTestApp, type TestApp } from './support/test-app';
+
+/**
+ * Trials are runs of the one training queue (ADR 0030): a study never has more than
+ * `parallelism` trials queued or running, however many passes run at once (so it cannot
+ * flood the queue ahead of other users' jobs); with a real gpu-runner process a study runs
+ * its whole budget, each trial's objective read from its run's final metric.
+ */
+let app: TestApp;
+let key: string;
+let datasetId: string;
+let editor: Principal;
+const runners: RunnerProcess[] = [];
+
+beforeAll(async () => {
+  app = await startTestApp(__filename, {
+    env: { FEATURE_STREAM_CONSUMER: 'off', TRAINING_LEASE_MS: '4000', HPO_INTERVAL_MS: '200' },
+  });
+  const s = app.services;
+  key = (await s.apiKeys.create(null, { name: 'runners', role: Role.RUNNER })).token;
+  const ed = await s.apiKeys.create(null, { name: 'editor', role: Role.EDITOR });
+  editor = { keyId: ed.key.id, name: ed.key.name, role: Role.EDITOR };
+  await s.featureRegistry.createEntity({ name: 'cust', joinKeys: ['cust_id'] });
+  const { version } = await s.featureRegistry.createView({
+    name: 'cust_stats',
+    entity: 'cust',
+    source: 'cust_src',
+    ttlSeconds: 30 * 86_400,
+    allowedLatenessSeconds: 30 * 86_400,
+    features: ['a', 'b'].map((name) => ({
+      name,
+      type: FeatureType.FLOAT,
+      source: name,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  const T0 = Date.now() - 10 * 86_400_000;
+  const rng = new Rng(5);
+  const records = [];
+  const spine = [];
+  for (let i = 0; i < 1_000; i++) {
+    const f = { a: rng.normal(), b: rng.normal() };
+    records.push({ entityKey: `c${i}`, eventId: 'e', eventTs: T0 + i * 1000, fields: f });
+    spine.push({
+      entityKey: `c${i}`,
+      ts: T0 + i * 1000 + 60_000,
+      label: f.a - f.b + 0.5 * rng.normal() > 0 ? 1 : 0,
+    });
+  }
+  await s.ingestion.ingest([version], records, 'test');
+  const { snapshot, done } = await s.datasets.build({
+    name: 'cust-train',
+    featureRefs: ['cust_stats@1:*'],
+    spine,
+  });
+  await done;
+  datasetId = snapshot.id;
+});
+
+afterAll(async () => {
+  for (const r of runners) r.child.kill('SIGKILL');
+  await Promise.all(runners.map((r) => r.exited));
+  await app.stop();
+});
+
+const study = (name: string, trials: number, parallelism: number) =>
+  app.services.studies.create(
+    {
+      name,
+      builtinTrainer: 'logistic_regression',
+      datasetId,
+      hyperparameters: { epochs: 3, batchSize: 256 },
+      space: [
+        { name: 'learningRate', kind: ParamKind.FLOAT, low: 0.01, high: 1, log: true },
+        { name: 'l2', kind: ParamKind.FLOAT, low: 0, high: 0.1 },
+      ],
+      objective: { metric: 'val_loss', direction: Direction.MINIMIZE },
+      sampler: SamplerKind.RANDOM,
+      budget: { trials },
+      parallelism,
+      seed: 3,
+    },
+    editor,
+  );
+
+/** Runs of the study's experiment that are waiting or running. */
+async function openRuns(name: string): Promise<number> {
+  let open = 0;
+  for (const status of [RunStatus.PENDING, RunStatus.QUEUED, RunStatus.RUNNING])
+    open += (
+      await app.services.training.list(
+        { limit: 100, backward: false },
+        {
+          experiment: `hpo/${name}`,
+          status,
+        },
+      )
+    ).items.length;
+  return open;
+}
+
+it('never has more than parallelism trials open, with many passes racing; cancel stops them', async () => {
+  const s = await study('racing', 20, 3);
+  // Eight passes at once (as from processes whose leases overlapped), on top of the app's loop.
+  await Promise.all(Array.from({ length: 8 }, () => app.services.studies.advance()));
+  await Promise.all(Array.from({ length: 8 }, () => app.services.studies.advance()));
+  expect(await openRuns('racing')).toBe(3);
+  const after = await app.services.studies.get(s.id);
+  expect(after.trialsStarted).toBe(3);
+  expect(after.trialsActive).toBe(3);
+  const trials = await app.services.studies.trials(s.id);
+  expect(trials.map((t) => t.number)).toEqual([0, 1, 2]);
+  expect(trials.every((t) => t.runId !== null && t.state === TrialState.RUNNING)).toBe(true);
+  // Another user's job, submitted now, waits behind at most the study's three.
+  const other = await app.services.training.submit({
+    experiment: 'someone-else',
+    builtinTrainer: 'logistic_regression',
+    datasetId,
+  });
+  expect((await app.services.training.queuePositions([other.id]))[0]).toBeLessThanOrEqual(4);
+  await app.services.training.cancel(other.id);
+
+  const cancelled = await app.services.studies.cancel(s.id);
+  expect(cancelled.status).toBe(StudyStatus.CANCELLED);
+  expect(cancelled.trialsActive).toBe(0);
+  const runs = await app.services.training.byIds(trials.map((t) => t.runId as string));
+  expect(runs.map((r) => r.status)).toEqual([
+    RunStatus.CANCELLED,
+    RunStatus.CANCELLED,
+    RunStatus.CANCELLED,
+  ]);
+  expect((await app.services.studies.trials(s.id)).map((t) => t.state)).toEqual([
+    TrialState.CANCELLED,
+    TrialState.CANCELLED,
+    TrialState.CANCELLED,
+  ]);
+  await app.services.studies.advance();
+  expect(await openRuns('racing')).toBe(0);
+});
+
+it('runs a whole study on a real gpu-runner, never more than parallelism trials waiting or running', async () => {
+  runners.push(
+    startRunner(app.url, key, {
+      RUNNER_NAME: 'hpo-runner',
+      GPU_RUNNER_GPUS: '',
+      RUNNER_SLOTS: '4',
+      RUNNER_POLL_MS: '50',
+      RUNNER_LEASE_RENEW_MS: '500',
+      RUNNER_REPORT_MS: '100',
+      RUNNER_HARDWARE_MS: '500',
+      RUNNER_HEARTBEAT_MS: '500',
+    }),
+  );
+  const s = await study('full', 5, 2);
+  let most = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      most = Math.max(most, await openRuns('full'));
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  })();
+  let done;
+  try {
+    done = await until(async () => {
+      const x = await app.services.studies.get(s.id);
+      return x.status === StudyStatus.RUNNING ? undefined : x;
+    }, 120_000);
+  } catch (e) {
+    throw new Error(`study did not end: ${runners[0].log().slice(-3000)}`, { cause: e });
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  expect(done.status).toBe(StudyStatus.COMPLETED);
+  expect(most).toBeLessThanOrEqual(2);
+  // It did run trials side by side.
+  expect(most).toBe(2);
+  const trials = await app.services.studies.trials(s.id);
+  expect(trials.map((t) => t.number)).toEqual([0, 1, 2, 3, 4]);
+  const runs = new Map(
+    (await app.services.training.byIds(trials.map((t) => t.runId as string))).map((r) => [r.id, r]),
+  );
+  for (const t of trials) {
+    const run = runs.get(t.runId as string);
+    expect(run?.status).toBe(RunStatus.SUCCEEDED);
+    expect(t.state).toBe(TrialState.COMPLETE);
+    // The objective is the run's final value of the metric.
+    expect(t.value).toBe(run?.summary.val_loss);
+    expect(run?.hyperparameters).toMatchObject({ ...t.params, epochs: 3, batchSize: 256 });
+    expect(run?.experimentName).toBe('hpo/full');
+  }
+  expect(done.trialsActive).toBe(0);
+  expect(done.gpuSecondsUsed).toBeGreaterThan(0);
+});
