@@ -285,6 +285,8 @@ export class StudyService {
       await this.stopOpenTrials(study);
       return null;
     }
+    // An ask-and-tell study has no queue trials: its caller runs every trial it asks for.
+    if (study.trainer === null) return null;
     const open = (await this.repo.trialsOf(study.id)).filter(
       (t) => !t.asked && t.state === TrialState.RUNNING,
     );
