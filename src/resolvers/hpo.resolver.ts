@@ -1,8 +1,20 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
 import { Role } from '../domain/auth/role';
 import { InvalidInputError } from '../domain/shared/domain-error';
 import { toPageRequest } from '../domain/shared/pagination';
 import { bestTrial, HpoErrorCode, StudyStatus } from '../domain/hpo/study';
+import { type StudyEvent } from '../domain/hpo/study-events';
 import { type TrialOutcome } from '../domain/hpo/study.service';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
@@ -10,6 +22,7 @@ import { DatasetSnapshotType } from '../schema/feature.types';
 import {
   CreateStudyInput,
   StudyConnection,
+  StudyProgressType,
   StudyType,
   TellTrialInput,
   TrialType,
@@ -42,6 +55,19 @@ export class StudyResolver {
       status: status ?? undefined,
     });
     return toConnection(page, StudyType.from, (s) => ({ createdAt: s.createdAt, id: s.id }));
+  }
+
+  @Subscription(() => StudyProgressType, {
+    description:
+      'A study’s progress: its state first, then each trial started, pruned or ended with the counts and best trial after it; completes once the study has ended and no trial is open.',
+    subscribe: ({ args, context }) =>
+      (context as GraphQLContext).services.studies.progress(
+        localIdOf(args.study as string, 'Study'),
+      ),
+  })
+  @Allow(Role.VIEWER)
+  studyProgress(@Arg('study', () => ID) _study: string, @Root() e: StudyEvent): StudyProgressType {
+    return StudyProgressType.from(e);
   }
 
   @Mutation(() => StudyType, {

@@ -11,6 +11,7 @@ import {
   type Trial,
   TrialState,
 } from '../domain/hpo/study';
+import { type StudyEvent, StudyEventKind } from '../domain/hpo/study-events';
 import { TrainerKind } from '../domain/training/training-run';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
@@ -28,6 +29,7 @@ registerEnumType(PrunerKind, {
 });
 registerEnumType(StudyStatus, { name: 'StudyStatus' });
 registerEnumType(TrialState, { name: 'TrialState' });
+registerEnumType(StudyEventKind, { name: 'StudyEventKind' });
 
 @ObjectType('SearchParam', { description: 'One dimension of a search space.' })
 export class SearchParamType {
@@ -223,6 +225,76 @@ export class TrialType extends Node {
       asked: t.asked,
       createdAt: t.createdAt,
       finishedAt: t.finishedAt,
+    });
+  }
+}
+
+@ObjectType('StudyTrialEvent', { description: 'The trial a study event is about.' })
+export class StudyTrialEventType {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => Int)
+  number!: number;
+
+  @Field(() => TrialState)
+  state!: TrialState;
+
+  @Field(() => Float, { nullable: true })
+  value!: number | null;
+}
+
+@ObjectType('StudyProgress', {
+  description: 'A study’s state after a trial started, was pruned or ended, or the study ended.',
+})
+export class StudyProgressType {
+  @Field(() => StudyEventKind)
+  kind!: StudyEventKind;
+
+  @Field(() => ID)
+  studyId!: string;
+
+  @Field(() => StudyStatus)
+  status!: StudyStatus;
+
+  @Field(() => StudyTrialEventType, { nullable: true })
+  trial!: StudyTrialEventType | null;
+
+  @Field(() => Int)
+  trialsStarted!: number;
+
+  @Field(() => Int)
+  trialsRunning!: number;
+
+  @Field(() => Int)
+  trialsComplete!: number;
+
+  @Field(() => Int)
+  trialsPruned!: number;
+
+  @Field(() => Int)
+  trialsFailed!: number;
+
+  @Field(() => Int)
+  trialsCancelled!: number;
+
+  @Field(() => ID, { nullable: true, description: 'The best COMPLETE trial so far.' })
+  bestTrialId!: string | null;
+
+  @Field(() => Float, { nullable: true })
+  bestValue!: number | null;
+
+  static from(e: StudyEvent): StudyProgressType {
+    return Object.assign(new StudyProgressType(), {
+      ...e,
+      studyId: toGlobalId('Study', e.studyId),
+      trial: e.trial
+        ? Object.assign(new StudyTrialEventType(), {
+            ...e.trial,
+            id: toGlobalId('Trial', e.trial.id),
+          })
+        : null,
+      bestTrialId: e.bestTrialId ? toGlobalId('Trial', e.bestTrialId) : null,
     });
   }
 }

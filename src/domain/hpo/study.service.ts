@@ -1,4 +1,5 @@
 import { type Principal } from '../auth/api-key';
+import { type EventBus } from '../events/event-bus';
 import { Permission, requirePermission } from '../auth/role';
 import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
 import { type Clock } from '../shared/clock';
@@ -42,6 +43,13 @@ import {
   TRIAL_FINISHED,
   TrialState,
 } from './study';
+import {
+  isLastEvent,
+  type StudyEvent,
+  studyEvent,
+  StudyEventKind,
+  studyTopic,
+} from './study-events';
 import { type StudyRepository } from './study.repository';
 
 export interface CreateStudyInput {
@@ -83,8 +91,73 @@ export class StudyService {
     private readonly runs: TrialRuns,
     private readonly datasets: { byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> },
     private readonly clock: Clock,
+    private readonly events: EventBus,
+    /** A trial's or study's change and its event commit together (the outbox). */
     private readonly uow: UnitOfWork = NO_TRANSACTION,
   ) {}
+
+  /**
+   * The study's progress: its state first, then each trial started, pruned or finished (with
+   * the counts and best trial after it), until the study has ended and no trial is open.
+   */
+  async *progress(id: string): AsyncGenerator<StudyEvent> {
+    const live = this.events.subscribe<StudyEvent>(studyTopic(id));
+    try {
+      await live.ready;
+      const study = await this.get(id);
+      const now = studyEvent(StudyEventKind.SNAPSHOT, study, await this.repo.trialsOf(id), null);
+      yield now;
+      if (isLastEvent(now)) return;
+      for await (const e of live) {
+        yield e;
+        if (isLastEvent(e)) return;
+      }
+    } finally {
+      await live.close();
+    }
+  }
+
+  /** Records a trial's end and publishes it, in one transaction; null when it had ended. */
+  private finishTrial(
+    id: string,
+    end: Parameters<StudyRepository['finishTrial']>[1],
+  ): Promise<Trial | null> {
+    return this.uow.run(async () => {
+      const done = await this.repo.finishTrial(id, end);
+      if (done)
+        await this.publish(
+          done.state === TrialState.PRUNED
+            ? StudyEventKind.TRIAL_PRUNED
+            : StudyEventKind.TRIAL_FINISHED,
+          done.studyId,
+          done,
+        );
+      return done;
+    });
+  }
+
+  /** Ends the study and publishes it, in one transaction; null when it had ended. */
+  private finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null> {
+    return this.uow.run(async () => {
+      const done = await this.repo.finishStudy(id, status, at);
+      if (done) await this.publish(StudyEventKind.STUDY_ENDED, id, null);
+      return done;
+    });
+  }
+
+  /** Publishes an event with the study's state as this transaction sees it. */
+  private async publish(kind: StudyEventKind, studyId: string, trial: Trial | null): Promise<void> {
+    const [study] = await this.repo.findByIds([studyId]);
+    const trials = await this.repo.trialsOf(studyId);
+    await this.events.publish(studyTopic(studyId), studyEvent(kind, study, trials, trial));
+  }
+
+  /** Records a new trial and publishes its start, inside the caller's transaction. */
+  private async insertTrial(t: Parameters<StudyRepository['insertTrial']>[0]): Promise<Trial> {
+    const trial = await this.repo.insertTrial(t);
+    await this.publish(StudyEventKind.TRIAL_STARTED, trial.studyId, trial);
+    return trial;
+  }
 
   async create(input: CreateStudyInput, actor: Principal): Promise<Study> {
     if (!STUDY_NAME_RE.test(input.name))
@@ -232,7 +305,7 @@ export class StudyService {
 
   /** The study ends CANCELLED; its queued trials leave the queue and its running ones stop. */
   async cancel(id: string): Promise<Study> {
-    const done = await this.repo.finishStudy(id, StudyStatus.CANCELLED, this.clock.now());
+    const done = await this.finishStudy(id, StudyStatus.CANCELLED, this.clock.now());
     if (!done) {
       const s = await this.get(id);
       throw new ConflictError(
@@ -249,7 +322,7 @@ export class StudyService {
     for (const t of await this.repo.trialsOf(study.id)) {
       if (t.state !== TrialState.RUNNING) continue;
       if (t.runId) await this.runs.cancel(t.runId).catch(ignoreConflict);
-      await this.repo.finishTrial(t.id, {
+      await this.finishTrial(t.id, {
         state: TrialState.CANCELLED,
         value: null,
         error: 'the study was cancelled',
@@ -320,7 +393,7 @@ export class StudyService {
     const trial = await this.uow.run(async () => {
       const number = await this.repo.reserveTrial(study.id, false);
       if (number === null) return null;
-      return this.repo.insertTrial({
+      return this.insertTrial({
         studyId: study.id,
         number,
         params: await this.sample(study, number),
@@ -347,7 +420,7 @@ export class StudyService {
       throw new InvalidInputError(HpoErrorCode.INVALID_STUDY, 'value must be a finite number', {
         field: 'value',
       });
-    const done = await this.repo.finishTrial(trial.id, {
+    const done = await this.finishTrial(trial.id, {
       state:
         'value' in outcome
           ? TrialState.COMPLETE
@@ -373,7 +446,7 @@ export class StudyService {
     const trial = await this.uow.run(async () => {
       const number = await this.repo.reserveTrial(study.id, true);
       if (number === null) return null;
-      return this.repo.insertTrial({
+      return this.insertTrial({
         studyId: study.id,
         number,
         params: await this.sample(study, number),
@@ -410,7 +483,7 @@ export class StudyService {
       // else (Redis or Postgres down) leaves it for the next pass to submit again.
       if (!(e instanceof DomainError) || e.retryable || e.category === ErrorCategory.INTERNAL)
         throw e;
-      await this.repo.finishTrial(trial.id, {
+      await this.finishTrial(trial.id, {
         state: TrialState.FAILED,
         value: null,
         error: `its run was refused: ${e.message}`,
@@ -429,7 +502,7 @@ export class StudyService {
     const value = run.summary[study.objective.metric];
     const ok =
       run.status === RunStatus.SUCCEEDED && typeof value === 'number' && Number.isFinite(value);
-    await this.repo.finishTrial(trial.id, {
+    await this.finishTrial(trial.id, {
       state: ok ? TrialState.COMPLETE : TrialState.FAILED,
       value: ok ? value : null,
       error: ok
@@ -452,7 +525,7 @@ export class StudyService {
     if (!spent) return null;
     const open = (await this.repo.trialsOf(studyId)).some((t) => !TRIAL_FINISHED.has(t.state));
     if (open) return null;
-    return this.repo.finishStudy(studyId, StudyStatus.COMPLETED, this.clock.now());
+    return this.finishStudy(studyId, StudyStatus.COMPLETED, this.clock.now());
   }
 
   private async sample(study: Study, number: number): Promise<Record<string, unknown>> {
