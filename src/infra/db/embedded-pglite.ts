@@ -87,8 +87,7 @@ function serverScript(): string {
   if (fs.existsSync(beside)) return beside;
   const built = path.resolve(__dirname, '..', '..', '..', 'dist', 'src', 'infra', 'db');
   const script = path.join(built, 'pglite-server.js');
-  if (!fs.existsSync(script))
-    throw new Error(`${script} is missing: run \`npm run build\` first`);
+  if (!fs.existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`);
   return script;
 }
 
