@@ -24,6 +24,8 @@ import { GraphQLTestClient } from './support/graphql-client';
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-embedded-'));
 const env = { NODE_ENV: 'test', LOG_LEVEL: 'info', HOST: '127.0.0.1', DATA_DIR: dataDir };
 const pidFile = path.join(dataDir, 'redis', 'aether-redis.pid');
+const pgRun = path.join(dataDir, 'pg-run');
+const pgPidFile = path.join(pgRun, 'pglite-server.pid');
 let api: ApiProcess | undefined;
 
 afterAll(async () => {
@@ -58,11 +60,21 @@ it('starts the embedded stack, serves authenticated GraphQL, and stops everythin
   expect(anon.errors?.[0].extensions?.code).toBe('UNAUTHENTICATED');
   await client.ok(CreateApiKeyDocument, { input: { name: 'persisted', role: 'VIEWER' } });
 
+  // PGlite runs in its own process, reached over a socket only the owner can open.
+  const pgPid = Number(fs.readFileSync(pgPidFile, 'utf8'));
+  expect(pgPid).not.toBe(api.child.pid);
+  expect(alive(pgPid)).toBe(true);
+  expect(fs.statSync(pgRun).mode & 0o777).toBe(0o700);
+  expect(fs.statSync(path.join(pgRun, '.s.PGSQL.5432')).mode & 0o777).toBe(0o600);
+
   const redisPid = Number(fs.readFileSync(pidFile, 'utf8'));
   expect(alive(redisPid)).toBe(true);
   expect(await api.stop()).toBe(0);
   expect(await waitDead(redisPid)).toBe(true);
   expect(fs.existsSync(pidFile)).toBe(false);
+  expect(await waitDead(pgPid)).toBe(true);
+  expect(fs.existsSync(pgPidFile)).toBe(false);
+  expect(fs.existsSync(path.join(pgRun, '.s.PGSQL.5432'))).toBe(false);
 
   // Restart on the same data: no lock left behind, data and key survived, no second admin key.
   api = await spawnApi(env, { readyTimeoutMs: 60_000 });
@@ -134,12 +146,21 @@ it('runs the feature store on the embedded stack: ingest, compact, point-in-time
 it('cleans up a redis-server orphaned by a killed api on the next start', async () => {
   const current = api as ApiProcess;
   const orphan = Number(fs.readFileSync(pidFile, 'utf8'));
+  const pgPid = Number(fs.readFileSync(pgPidFile, 'utf8'));
   current.child.kill('SIGKILL');
   await current.stop();
   expect(alive(orphan)).toBe(true);
+  // The database process watches the api (its stdin) and stops with it, flushing PGlite.
+  expect(await waitDead(pgPid)).toBe(true);
   api = await spawnApi(env, { readyTimeoutMs: 60_000 });
   expect(await waitDead(orphan)).toBe(true);
   expect(Number(fs.readFileSync(pidFile, 'utf8'))).not.toBe(orphan);
+  // What was committed before the kill is still there.
+  const token = fs.readFileSync(path.join(dataDir, 'admin-key'), 'utf8').trim();
+  const history = await new GraphQLTestClient(api.url, token).ok(OfflineHistoryDocument, {
+    name: 'usage',
+  });
+  expect(history.featureView?.versions[0].offlineHistory).toMatchObject({ pendingRows: 1 });
 });
 
 it.each([

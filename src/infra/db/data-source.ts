@@ -2,12 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { PGliteDriver } from 'typeorm-pglite';
 import { migrations } from '../../../migrations';
+import { startEmbeddedPglite } from './embedded-pglite';
 import { entities } from './entities';
 
 export interface DatabaseOptions {
-  /** PostgreSQL URL; unset means embedded PGlite in `pgliteDir`. */
+  /**
+   * PostgreSQL URL; unset means embedded PGlite in `pgliteDir`, run in a child process and
+   * reached over a unix socket (`embedded-pglite.ts`).
+   */
   url?: string;
   /** Put every table in this schema (created if missing); tests use one per file. */
   schema?: string;
@@ -38,6 +41,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   const logger = queryLogger(opts);
   let dataSource: DataSource;
   let kind: DatabaseKind;
+  let stopServer = async (): Promise<void> => undefined;
   if (opts.url) {
     kind = 'postgres';
     if (opts.schema) await ensureSchema(opts.url, opts.schema);
@@ -68,18 +72,31 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     kind = 'pglite';
     if (!opts.pgliteDir) throw new Error('openDatabase: pgliteDir is required without a url');
     fs.mkdirSync(path.dirname(opts.pgliteDir), { recursive: true });
+    const server = await startEmbeddedPglite({ dataDir: opts.pgliteDir });
+    stopServer = () => server.stop();
     dataSource = new DataSource({
       type: 'postgres',
-      driver: new PGliteDriver({ dataDir: opts.pgliteDir }).driver,
+      host: server.socketDir,
+      port: server.port,
+      username: 'postgres',
+      database: 'postgres',
       entities,
       migrations,
       migrationsTableName: 'aether_migrations',
       synchronize: false,
       logger,
       maxQueryExecutionTime: 1000,
+      // PGlite is one backend: one connection, whose transactions every other query
+      // waits for, as on a PostgreSQL whose pool is full.
+      extra: { max: 1 },
     });
   }
-  await dataSource.initialize();
+  try {
+    await dataSource.initialize();
+  } catch (e) {
+    await stopServer();
+    throw e;
+  }
   return {
     dataSource,
     kind,
@@ -91,7 +108,11 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       await dataSource.query('SELECT 1');
     },
     async close() {
-      if (dataSource.isInitialized) await dataSource.destroy();
+      try {
+        if (dataSource.isInitialized) await dataSource.destroy();
+      } finally {
+        await stopServer();
+      }
     },
   };
 }
