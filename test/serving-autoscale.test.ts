@@ -154,6 +154,12 @@ it('adds a replica under a queue, warms it up first, publishes it, and scales ba
   expect(idle[idle.length - 1].reason).toMatch(/^cold for 2 intervals/);
   expect(await replicas()).toBe(1);
 
+  // The decisions' events leave through the outbox's relay: on a busy machine a while later.
+  for (
+    const end = Date.now() + 10_000;
+    events.filter((e) => e.kind === 'SCALED').length < 2 && Date.now() < end;
+  )
+    await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 200));
   await sub.close();
   await reading;

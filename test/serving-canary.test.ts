@@ -97,7 +97,12 @@ async function traffic(
   return { versions, failures };
 }
 
-async function events(run: () => Promise<void>): Promise<DeploymentEvent[]> {
+/**
+ * The endpoint's events while `run` runs: at least `expected` of them (events leave through
+ * the outbox's relay, so on a busy machine they may come a while after the change), then any
+ * that follow within 200 ms.
+ */
+async function events(run: () => Promise<void>, expected: number): Promise<DeploymentEvent[]> {
   const sub = app.services.deployments.deploymentEvents('score');
   await sub.ready;
   const got: DeploymentEvent[] = [];
@@ -105,6 +110,8 @@ async function events(run: () => Promise<void>): Promise<DeploymentEvent[]> {
     for await (const e of sub) got.push(e);
   })();
   await run();
+  for (const end = Date.now() + 10_000; got.length < expected && Date.now() < end;)
+    await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 200));
   await sub.close();
   await reading;
@@ -124,7 +131,7 @@ it('rolls back a slow canary while production keeps answering', async () => {
     const [review] = await app.services.canary.review();
     expect(review.action).toBe('ROLLBACK');
     expect(review.reason).toMatch(/^p99 .* ms vs baseline .* ms \(allowed ×3\)$/);
-  });
+  }, 1);
   expect(got.map((e) => e.kind)).toEqual(['CANARY_ROLLED_BACK']);
   expect((await app.services.registry.version(slow.id)).state).toBe(ModelState.ROLLED_BACK);
   const after = await traffic(20, { [F[0]]: 1, [F[1]]: 1 });
@@ -151,7 +158,7 @@ it('steps a healthy canary up to all traffic, then promotes it', async () => {
     const all = await traffic(30, { [F[0]]: 1, [F[1]]: 1 });
     expect(new Set(all.versions)).toEqual(new Set([good.version]));
     expect((await app.services.canary.review())[0]).toMatchObject({ action: 'PROMOTE' });
-  });
+  }, 2);
   expect(got.map((e) => [e.kind, e.share])).toEqual([
     ['CANARY_STEP', 1],
     ['CANARY_PROMOTED', 1],
