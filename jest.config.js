@@ -19,16 +19,15 @@ const common = {
 };
 
 /**
- * The files whose Redis use differs on a Redis Cluster (scripts, pipelines, streams, pub/sub,
- * the run queue, the online store, fleet outcomes, the key epoch): run a second time against a
- * local cluster of three masters (docs/adr/0029).
+ * The files whose Redis use differs on a Redis Cluster (scripts, pipelines, pub/sub, the run
+ * queue, the online store, the key epoch, the rate limiter): run a second time against a local
+ * cluster of three masters (docs/adr/0029). Streams with several consumers and fleet outcomes
+ * are exercised on the cluster by test/fleet (processes, retraining-crashes).
  */
 const onCluster = [
   'test/training-queue.test.ts',
-  'test/stream-consumers.test.ts',
   'test/online-store-cache.test.ts',
   'test/feature-parity.test.ts',
-  'test/serving-autoscale.test.ts',
   'test/events-cross-process.test.ts',
   'test/security/revocation.test.ts',
   'test/security/query-limits.test.ts',
