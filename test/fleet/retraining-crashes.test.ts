@@ -4,9 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Role } from '../../src/domain/auth/role';
 import { ModelState } from '../../src/domain/registry/model';
-import { Rng } from '../../src/domain/training/rng';
 import { RunStatus } from '../../src/domain/training/training-run';
 import { localIdOf } from '../../src/schema/node.types';
 import {
@@ -18,10 +16,10 @@ import {
   SetRetrainingPolicyDocument,
 } from '../generated/graphql';
 import { type ApiProcess, spawnApi } from '../support/api-process';
-import { buildFloatDataset } from '../support/datasets';
 import { GraphQLTestClient } from '../support/graphql-client';
 import { testClusterNodes } from '../support/isolation';
-import { type RunnerProcess, startRunner, until } from '../support/runner-process';
+import { type RunnerProcess, until } from '../support/runner-process';
+import { servedChampion } from '../support/champion';
 import { startTestApp, type TestApp } from '../support/test-app';
 
 /**
@@ -36,9 +34,8 @@ import { startTestApp, type TestApp } from '../support/test-app';
 let app: TestApp;
 let gql: GraphQLTestClient;
 let runner: RunnerProcess;
-const admin = { keyId: 'test', name: 'test', role: 'ADMIN' as never };
 const ENTITIES = 300;
-const a: number[] = [];
+let a: number[];
 let seq = 0;
 let monitorId: string;
 // Every api process of a fleet reads the same artifacts (S3, or a file system all mount).
@@ -56,49 +53,10 @@ beforeAll(async () => {
     },
   });
   gql = new GraphQLTestClient(app.url, app.adminToken);
-  const s = app.services;
-  const rng = new Rng(5);
-  for (let i = 0; i < ENTITIES; i++) a.push(rng.normal());
-  const snapshot = await buildFloatDataset(s, {
-    view: 'acct',
-    features: ['a', 'b'],
-    rows: a.map((x, i) => ({
-      entityKey: `u${i}`,
-      at: Date.now() - 3_600_000,
-      values: { a: x, b: rng.normal() },
-      label: x + 0.3 * rng.normal() > 0 ? 1 : 0,
-    })),
-  });
-  const key = (await s.apiKeys.create(null, { name: 'r', role: Role.RUNNER })).token;
-  runner = startRunner(app.url, key, {
-    RUNNER_NAME: 'crashes',
-    GPU_RUNNER_GPUS: '',
-    RUNNER_POLL_MS: '100',
-  });
-  const submitted = await s.training.submit({
-    experiment: 'risk',
-    builtinTrainer: 'logistic_regression',
-    datasetId: snapshot.id,
-    hyperparameters: { epochs: 30 },
-    registerAs: 'risk',
-  });
-  const run = await until(async () => {
-    const x = await s.training.get(submitted.id);
-    return x.status === RunStatus.SUCCEEDED && x.modelVersionId ? x : undefined;
-  }, 60_000);
-  const v1 = run.modelVersionId as string;
-  await s.registry.validate(admin, v1, snapshot.id);
-  for (const to of [
-    ModelState.STAGING,
-    ModelState.SHADOW,
-    ModelState.CANARY,
-    ModelState.PRODUCTION,
-  ])
-    await s.registry.transition(admin, v1, to, 'test');
-  await s.deployments.create(admin, {
-    endpoint: 'risk',
-    model: 'risk',
-    maxWaitUs: 0,
+  ({ a, runner } = await servedChampion(app, {
+    seed: 5,
+    entities: ENTITIES,
+    runnerName: 'crashes',
     canaryPolicy: {
       steps: [1],
       stepMs: 0,
@@ -107,7 +65,7 @@ beforeAll(async () => {
       maxP99Ratio: 50,
       minSamples: 5,
     },
-  });
+  }));
   await gql.ok(SetRetrainingPolicyDocument, {
     model: 'risk',
     policy: {
