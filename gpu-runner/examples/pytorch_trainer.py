@@ -106,7 +106,8 @@ def main():
     start = 1
     resume = os.environ.get("AETHER_RESUME_CHECKPOINT")
     if resume:
-        state = torch.load(resume, map_location=device, weights_only=False)
+        # On the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(resume, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])

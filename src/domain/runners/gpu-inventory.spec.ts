@@ -16,4 +16,10 @@ describe('GPU inventory', () => {
       { index: 1, name: 'NVIDIA H100 80GB HBM3', memoryMb: 81559 },
     ]);
   });
+
+  it('parses what nvidia-smi printed on a real H200 host (npm run gpu-check, 2026-11-29)', () => {
+    expect(parseNvidiaSmi('0, NVIDIA H200, 143771\n')).toEqual([
+      { index: 0, name: 'NVIDIA H200', memoryMb: 143771 },
+    ]);
+  });
 });
