@@ -288,3 +288,40 @@ it('ASHA: a promoted trial resumes from its checkpoint and trains only the epoch
     trialsPruned: pruned.length,
   });
 });
+
+it('ASHA: cancelling a study ends its waiting trials with it, and its progress stream with them', async () => {
+  const id = await createStudy({
+    name: 'asha-cancel',
+    builtinTrainer: 'logistic_regression',
+    hyperparameters: { batchSize: 64, epochs: 9 },
+    space: [{ name: 'learningRate', kind: 'FLOAT', low: 0.001, high: 0.5, log: true }],
+    objective: { metric: 'val_loss', direction: 'MINIMIZE' },
+    sampler: 'RANDOM',
+    pruner: { kind: 'ASHA' },
+    budget: { trials: 9 },
+    parallelism: 1,
+    seed: 4,
+  });
+  const studyId = localIdOf(id, 'Study');
+  // The first trial trains rung 0 (1 epoch of 1, 3, 9) and waits: one trial cannot be in the
+  // top third of its rung while more may come.
+  await until(async () => {
+    const t = await app.services.studies.trials(studyId);
+    return t[0]?.state === 'PAUSED' ? t : undefined;
+  }, 30_000);
+  const ws = gql.ws();
+  const sub = collect(ws, StudyProgressDocument, { study: id });
+  await sub.next(1);
+  const cancelled = await app.services.studies.cancel(studyId);
+  expect(cancelled.status).toBe('CANCELLED');
+  expect(cancelled.trialsActive).toBe(0);
+  await sub.completed;
+  await ws.dispose();
+  const trials = await app.services.studies.trials(studyId);
+  expect(trials.every((t) => t.state === 'CANCELLED')).toBe(true);
+  expect(trials[0]).toMatchObject({ rung: 0, epochsTrained: 1 });
+  expect(trials[0].rungValues).toHaveLength(1);
+  const last = sub.events.at(-1)?.studyProgress;
+  expect(last).toMatchObject({ trialsPaused: 0, trialsRunning: 0, status: 'CANCELLED' });
+  expect(last?.trialsCancelled).toBe(trials.length);
+});
