@@ -121,7 +121,7 @@ it('MEDIAN: a trial worse than the median stops at its next checkpoint and its G
   const draw = (seed: number, number: number) =>
     randomSampler({ space, direction: Direction.MINIMIZE, seed, number, history: [] }).learningRate;
   const seed = [...Array(64).keys()].find((s) => draw(s, 0) === 0.01 && draw(s, 1) === 1e-5);
-  const epochs = 12;
+  const epochs = 8;
   const id = await createStudy({
     name: 'median',
     builtinTrainer: 'mlp',
@@ -324,4 +324,47 @@ it('ASHA: cancelling a study ends its waiting trials with it, and its progress s
   const last = sub.events.at(-1)?.studyProgress;
   expect(last).toMatchObject({ trialsPaused: 0, trialsRunning: 0, status: 'CANCELLED' });
   expect(last?.trialsCancelled).toBe(trials.length);
+});
+
+it('a run resumes only from an ended run of its trainer and dataset that left a checkpoint', async () => {
+  const s = app.services.training;
+  const [ended] = (
+    await s.list(
+      { limit: 1, backward: false },
+      { experiment: 'hpo/asha', status: RunStatus.SUCCEEDED },
+    )
+  ).items;
+  const submit = (resumeFrom: string, over: Record<string, unknown> = {}) =>
+    s.submit({
+      experiment: 'resume-checks',
+      builtinTrainer: 'logistic_regression',
+      datasetId,
+      resumeFrom,
+      ...over,
+    });
+  await expect(submit(ended.id, { builtinTrainer: 'mlp' })).rejects.toMatchObject({
+    reason: 'INVALID_JOB',
+    details: { field: 'resumeFrom' },
+  });
+  // Waiting for two GPUs on a one-GPU runner: not ended, and no checkpoint once cancelled.
+  const waiting = await s.submit({
+    experiment: 'resume-checks',
+    builtinTrainer: 'logistic_regression',
+    datasetId,
+    gpuCount: 2,
+  });
+  await expect(submit(waiting.id)).rejects.toMatchObject({ reason: 'NO_CHECKPOINT' });
+  await s.cancel(waiting.id);
+  await expect(submit(waiting.id)).rejects.toThrow(/left no checkpoint/);
+  // An ended run with checkpoints: accepted, and it starts from the newest.
+  const resumed = await submit(ended.id, { hyperparameters: { epochs: 5 } });
+  expect(resumed.resumeFromRunId).toBe(ended.id);
+  const done = await until(async () => {
+    const [r] = await s.byIds([resumed.id]);
+    return r.status === RunStatus.SUCCEEDED ? r : undefined;
+  }, 30_000);
+  const from = (await s.checkpointsOf(ended.id))[0].epoch;
+  expect(
+    (await s.metricsOf([done.id])).get(done.id)?.find((p) => p.name === 'val_loss')?.epoch,
+  ).toBe(from + 1);
 });
