@@ -260,7 +260,11 @@ export class TrialType extends Node {
   @Field(() => TrialState)
   state!: TrialState;
 
-  @Field(() => Float, { nullable: true, description: 'The objective’s value, once COMPLETE.' })
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'The objective’s value: COMPLETE, its final one; PRUNED, the one it had where it was pruned.',
+  })
   value!: number | null;
 
   @Field(() => String, { nullable: true })
