@@ -100,7 +100,7 @@ it('creates a study and reads it back, alone and as a connection', async () => {
     hyperparameters: { trees: 5 },
     objective: { metric: 'val_loss', direction: 'MINIMIZE' },
     sampler: 'TPE',
-    pruner: 'NONE',
+    pruner: { kind: 'NONE', startupTrials: null, minResource: null, rungs: null },
     budget: { trials: 4, gpuSeconds: null },
     parallelism: 2,
     seed: 7,
@@ -202,6 +202,50 @@ it('refuses a bad search space with BAD_USER_INPUT naming the parameter, storing
     const r = await gql.request(CreateStudyDocument, { input: input({ name: 'bad', ...over }) });
     expect(r.errors?.[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', reason });
   }
+  // Pruners: bounded settings of their own kind, named by field; ASHA owns the epoch count.
+  const pruners: [CreateStudyInput['pruner'], Partial<CreateStudyInput>, string][] = [
+    [{ kind: 'MEDIAN', warmupEpochs: -1 }, {}, 'pruner.warmupEpochs'],
+    [{ kind: 'MEDIAN', startupTrials: 100_000 }, {}, 'pruner.startupTrials'],
+    [{ kind: 'MEDIAN', reductionFactor: 3 }, {}, 'pruner.reductionFactor'],
+    [{ kind: 'ASHA', reductionFactor: 1 }, {}, 'pruner.reductionFactor'],
+    [{ kind: 'ASHA', minResource: 5 }, {}, 'pruner.minResource'],
+    [{ kind: 'ASHA', maxResource: 9_000 }, {}, 'pruner.maxResource'],
+    [{ kind: 'ASHA', warmupEpochs: 2 }, {}, 'pruner.warmupEpochs'],
+    [{ kind: 'NONE', minResource: 2 }, {}, 'pruner.minResource'],
+    [
+      { kind: 'ASHA' },
+      { hyperparameters: {}, space: [{ name: 'trees', kind: 'INT', low: 1, high: 9 }] },
+      'space',
+    ],
+  ];
+  for (const [pruner, over, field] of pruners) {
+    const r = await gql.request(CreateStudyDocument, {
+      input: input({ name: 'bad', pruner, ...over }),
+    });
+    expect(r.errors?.[0].extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      reason: 'INVALID_STUDY',
+      details: { field },
+    });
+  }
+  // Defaults: MEDIAN as Optuna's; ASHA up to the epochs (trees) every trial would get.
+  const median = (
+    await gql.ok(CreateStudyDocument, { input: input({ pruner: { kind: 'MEDIAN' } }) })
+  ).createStudy;
+  expect(median.pruner).toMatchObject({ kind: 'MEDIAN', startupTrials: 5, warmupEpochs: 0 });
+  const asha = (
+    await gql.ok(CreateStudyDocument, {
+      input: input({ hyperparameters: { trees: 27 }, pruner: { kind: 'ASHA' } }),
+    })
+  ).createStudy;
+  expect(asha.pruner).toMatchObject({
+    kind: 'ASHA',
+    minResource: 1,
+    reductionFactor: 3,
+    maxResource: 27,
+    resourceParam: 'trees',
+    rungs: [1, 3, 9, 27],
+  });
   const all = (await gql.ok(StudiesDocument, { first: 100 })).studies.edges;
   expect(all.map((e) => e.node.name)).not.toContain('bad');
 });

@@ -87,6 +87,7 @@ export class StudyResolver {
           space: input.space.map((p) => ({ ...p })),
           objective: { ...input.objective },
           budget: { ...input.budget },
+          pruner: input.pruner ? { ...input.pruner } : null,
         },
         ctx.principal,
       ),
@@ -174,6 +175,14 @@ export class TrialResolver {
     if (!t.runLocalId) return null;
     const r = await ctx.loaders.run.load(t.runLocalId);
     return r ? RunType.from(r) : null;
+  }
+
+  @FieldResolver(() => [RunType], {
+    description: 'Its runs, oldest first: under ASHA one per rung, each resuming the one before.',
+  })
+  async runs(@Root() t: TrialType, @Ctx() ctx: GraphQLContext): Promise<RunType[]> {
+    const runs = await ctx.loaders.run.loadMany(t.runLocalIds);
+    return runs.flatMap((r) => (r && !(r instanceof Error) ? [RunType.from(r)] : []));
   }
 
   @FieldResolver(() => StudyType)

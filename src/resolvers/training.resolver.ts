@@ -290,6 +290,17 @@ export class TrainingResolver {
     return d ? DatasetSnapshotType.from(d) : null;
   }
 
+  @FieldResolver(() => RunType, {
+    nullable: true,
+    description:
+      'The run whose checkpoint this one started from (a study trial promoted to more epochs).',
+  })
+  async resumedFrom(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<RunType | null> {
+    if (!r.resumeFromLocalId) return null;
+    const x = await ctx.loaders.run.load(r.resumeFromLocalId);
+    return x ? RunType.from(x) : null;
+  }
+
   @FieldResolver(() => RunnerType, { nullable: true, description: 'The runner holding the run.' })
   async runner(@Root() r: RunType, @Ctx() ctx: GraphQLContext): Promise<RunnerType | null> {
     if (!r.runnerLocalId) return null;

@@ -1,8 +1,10 @@
 import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { ashaRungs } from '../domain/hpo/pruners';
 import {
   Direction,
   ParamKind,
+  type PrunerConfig,
   PrunerKind,
   SamplerKind,
   type SearchParam,
@@ -25,7 +27,8 @@ registerEnumType(SamplerKind, {
 });
 registerEnumType(PrunerKind, {
   name: 'Pruner',
-  description: 'NONE, or MEDIAN: stop a trial below the median of earlier ones at an epoch.',
+  description:
+    'NONE; MEDIAN: stop a trial whose best value so far is worse than the median of the completed trials at the same epoch; ASHA: asynchronous successive halving, trials promoted to more epochs resume from their checkpoint.',
 });
 registerEnumType(StudyStatus, { name: 'StudyStatus' });
 registerEnumType(TrialState, { name: 'TrialState' });
@@ -72,6 +75,66 @@ export class ObjectiveType {
   direction!: Direction;
 }
 
+@ObjectType('StudyPruner', {
+  description: 'How trials are stopped early; null settings do not apply.',
+})
+export class StudyPrunerType {
+  @Field(() => PrunerKind)
+  kind!: PrunerKind;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'MEDIAN: completed trials before any is judged.',
+  })
+  startupTrials!: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'MEDIAN: epochs 1 … warmupEpochs are not judged.',
+  })
+  warmupEpochs!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'ASHA: the epochs of the first rung.' })
+  minResource!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'ASHA: η; the top 1/η of a rung go on.' })
+  reductionFactor!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'ASHA: the epochs of the top rung.' })
+  maxResource!: number | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'ASHA: the hyperparameter set to each rung’s epochs (epochs; trees for gbdt).',
+  })
+  resourceParam!: string | null;
+
+  @Field(() => [Int], { nullable: true, description: 'ASHA: the epochs of each rung.' })
+  rungs!: number[] | null;
+
+  static from(p: PrunerConfig): StudyPrunerType {
+    return Object.assign(new StudyPrunerType(), {
+      kind: p.kind,
+      startupTrials: p.kind === PrunerKind.MEDIAN ? p.startupTrials : null,
+      warmupEpochs: p.kind === PrunerKind.MEDIAN ? p.warmupEpochs : null,
+      minResource: p.kind === PrunerKind.ASHA ? p.minResource : null,
+      reductionFactor: p.kind === PrunerKind.ASHA ? p.reductionFactor : null,
+      maxResource: p.kind === PrunerKind.ASHA ? p.maxResource : null,
+      resourceParam: p.kind === PrunerKind.ASHA ? p.resourceParam : null,
+      rungs: p.kind === PrunerKind.ASHA ? ashaRungs(p) : null,
+    });
+  }
+}
+
+@ObjectType('IntermediateValue', { description: 'The objective after one epoch.' })
+export class IntermediateValueType {
+  @Field(() => Int)
+  epoch!: number;
+
+  @Field(() => Float)
+  value!: number;
+}
+
 @ObjectType('StudyBudget')
 export class StudyBudgetType {
   @Field(() => Int)
@@ -111,8 +174,8 @@ export class StudyType extends Node {
   @Field(() => SamplerKind)
   sampler!: SamplerKind;
 
-  @Field(() => PrunerKind)
-  pruner!: PrunerKind;
+  @Field(() => StudyPrunerType)
+  pruner!: StudyPrunerType;
 
   @Field(() => StudyBudgetType)
   budget!: StudyBudgetType;
@@ -163,7 +226,7 @@ export class StudyType extends Node {
     t.space = s.space.map(SearchParamType.from);
     t.objective = Object.assign(new ObjectiveType(), s.objective);
     t.sampler = s.sampler;
-    t.pruner = s.pruner;
+    t.pruner = StudyPrunerType.from(s.pruner);
     t.budget = Object.assign(new StudyBudgetType(), s.budget);
     t.parallelism = s.parallelism;
     t.seed = s.seed;
@@ -186,6 +249,7 @@ export class TrialType extends Node {
   localId!: string;
   studyLocalId!: string;
   runLocalId!: string | null;
+  runLocalIds!: string[];
 
   @Field(() => Int, { description: '0, 1, … in the order trials were created.' })
   number!: number;
@@ -196,7 +260,11 @@ export class TrialType extends Node {
   @Field(() => TrialState)
   state!: TrialState;
 
-  @Field(() => Float, { nullable: true, description: 'The objective’s value, once COMPLETE.' })
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'The objective’s value: COMPLETE, its final one; PRUNED, the one it had where it was pruned.',
+  })
   value!: number | null;
 
   @Field(() => String, { nullable: true })
@@ -204,6 +272,29 @@ export class TrialType extends Node {
 
   @Field({ description: 'Asked for by a client (ask-and-tell) rather than run in the queue.' })
   asked!: boolean;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'ASHA: the rung it trains toward or waits at (0 first).',
+  })
+  rung!: number | null;
+
+  @Field(() => [Float], { description: 'ASHA: its objective at each rung it reached.' })
+  rungValues!: number[];
+
+  @Field(() => [IntermediateValueType], {
+    description: 'The objective after each epoch its runs reported.',
+  })
+  intermediateValues!: IntermediateValueType[];
+
+  @Field(() => Int, {
+    description:
+      'Epochs its runs trained, summed: a run resumed from a checkpoint counts only the epochs after it.',
+  })
+  epochsTrained!: number;
+
+  @Field(() => Int, { nullable: true, description: 'The epoch at which the pruner stopped it.' })
+  prunedAtEpoch!: number | null;
 
   @Field()
   createdAt!: Date;
@@ -217,12 +308,18 @@ export class TrialType extends Node {
       localId: t.id,
       studyLocalId: t.studyId,
       runLocalId: t.runId,
+      runLocalIds: [...t.pastRunIds, ...(t.runId ? [t.runId] : [])],
       number: t.number,
       params: t.params,
       state: t.state,
       value: t.value,
       error: t.error,
       asked: t.asked,
+      rung: t.rung,
+      rungValues: t.rungValues,
+      intermediateValues: t.intermediate.map((v) => Object.assign(new IntermediateValueType(), v)),
+      epochsTrained: t.epochsTrained,
+      prunedAtEpoch: t.prunedAtEpoch,
       createdAt: t.createdAt,
       finishedAt: t.finishedAt,
     });
@@ -265,6 +362,9 @@ export class StudyProgressType {
 
   @Field(() => Int)
   trialsRunning!: number;
+
+  @Field(() => Int, { description: 'ASHA: waiting at a rung to be promoted.' })
+  trialsPaused!: number;
 
   @Field(() => Int)
   trialsComplete!: number;
@@ -338,6 +438,30 @@ export class StudyBudgetInput {
   gpuSeconds?: number | null;
 }
 
+@InputType({
+  description:
+    'A pruner and its settings: MEDIAN takes startupTrials (default 5) and warmupEpochs (default 0); ASHA takes minResource (default 1), reductionFactor (η, default 3) and maxResource (default: the epochs every trial would get).',
+})
+export class PrunerInput {
+  @Field(() => PrunerKind)
+  kind!: PrunerKind;
+
+  @Field(() => Int, { nullable: true })
+  startupTrials?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  warmupEpochs?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  minResource?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  reductionFactor?: number | null;
+
+  @Field(() => Int, { nullable: true })
+  maxResource?: number | null;
+}
+
 @InputType()
 export class CreateStudyInput {
   @Field({ description: 'Unique; its runs are tracked in the experiment hpo/<name>.' })
@@ -370,8 +494,8 @@ export class CreateStudyInput {
   @Field(() => SamplerKind, { nullable: true, description: 'Default TPE.' })
   sampler?: SamplerKind | null;
 
-  @Field(() => PrunerKind, { nullable: true, description: 'Default NONE.' })
-  pruner?: PrunerKind | null;
+  @Field(() => PrunerInput, { nullable: true, description: 'Default NONE.' })
+  pruner?: PrunerInput | null;
 
   @Field(() => StudyBudgetInput)
   budget!: StudyBudgetInput;

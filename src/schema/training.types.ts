@@ -229,6 +229,7 @@ export class RunType extends Node {
   localId!: string;
   datasetLocalId!: string;
   runnerLocalId!: string | null;
+  resumeFromLocalId!: string | null;
 
   @Field()
   experiment!: string;
@@ -302,6 +303,7 @@ export class RunType extends Node {
     t.localId = r.id;
     t.datasetLocalId = r.datasetId;
     t.runnerLocalId = r.runnerId;
+    t.resumeFromLocalId = r.resumeFromRunId;
     t.experiment = r.experimentName;
     t.trainer = Object.assign(new TrainerType(), {
       kind: r.trainer.kind,

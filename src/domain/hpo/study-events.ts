@@ -6,6 +6,10 @@ export enum StudyEventKind {
   SNAPSHOT = 'SNAPSHOT',
   TRIAL_STARTED = 'TRIAL_STARTED',
   TRIAL_PRUNED = 'TRIAL_PRUNED',
+  /** ASHA: reached its rung's epochs and waits there to be promoted. */
+  TRIAL_PAUSED = 'TRIAL_PAUSED',
+  /** ASHA: promoted to the next rung, resuming from its checkpoint. */
+  TRIAL_PROMOTED = 'TRIAL_PROMOTED',
   /** Ended COMPLETE, FAILED or CANCELLED. */
   TRIAL_FINISHED = 'TRIAL_FINISHED',
   /** COMPLETED or CANCELLED (a cancelled study's open trials end after it). */
@@ -20,6 +24,8 @@ export interface StudyEvent {
   trial: { id: string; number: number; state: TrialState; value: number | null } | null;
   trialsStarted: number;
   trialsRunning: number;
+  /** ASHA: waiting at a rung. */
+  trialsPaused: number;
   trialsComplete: number;
   trialsPruned: number;
   trialsFailed: number;
@@ -50,6 +56,7 @@ export function studyEvent(
       : null,
     trialsStarted: trials.length,
     trialsRunning: count(TrialState.RUNNING),
+    trialsPaused: count(TrialState.PAUSED),
     trialsComplete: count(TrialState.COMPLETE),
     trialsPruned: count(TrialState.PRUNED),
     trialsFailed: count(TrialState.FAILED),
@@ -61,5 +68,5 @@ export function studyEvent(
 
 /** No more events will come: the study has ended and none of its trials is open. */
 export function isLastEvent(e: StudyEvent): boolean {
-  return e.status !== StudyStatus.RUNNING && e.trialsRunning === 0;
+  return e.status !== StudyStatus.RUNNING && e.trialsRunning === 0 && e.trialsPaused === 0;
 }

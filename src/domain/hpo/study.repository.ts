@@ -1,5 +1,11 @@
 import { type Page, type PageRequest } from '../shared/pagination';
-import { type Study, type StudyStatus, type Trial, type TrialState } from './study';
+import {
+  type IntermediateValue,
+  type Study,
+  type StudyStatus,
+  type Trial,
+  type TrialState,
+} from './study';
 
 export type NewStudy = Omit<
   Study,
@@ -26,11 +32,14 @@ export interface StudyRepository {
     number: number;
     params: Record<string, unknown>;
     asked: boolean;
+    /** ASHA: 0; null under other pruners. */
+    rung: number | null;
   }): Promise<Trial>;
   setTrialRun(trialId: string, runId: string): Promise<void>;
   /**
-   * RUNNING → a final state; a queue trial gives its slot back and adds the device seconds its
-   * run used. Null when the trial had already ended (another pass settled it).
+   * RUNNING or PAUSED → a final state; a queue trial that was RUNNING gives its slot back and
+   * adds the device seconds its run used (`rungValue`: its value at the rung it reached). Null
+   * when the trial had already ended (another pass settled it).
    */
   finishTrial(
     trialId: string,
@@ -40,8 +49,33 @@ export interface StudyRepository {
       error: string | null;
       gpuSeconds: number;
       at: Date;
+      rungValue?: number | null;
+      /** ASHA: the rung's epochs, for a trial pruned while it waited there. */
+      prunedAtEpoch?: number | null;
     },
   ): Promise<Trial | null>;
+  /** A RUNNING trial's objective per epoch so far and the epochs its runs trained. */
+  recordIntermediate(
+    trialId: string,
+    intermediate: IntermediateValue[],
+    epochsTrained: number,
+  ): Promise<void>;
+  /**
+   * The pruner's verdict on a RUNNING trial, once: the epoch and the value it had there. The
+   * trial ends PRUNED when its run has stopped. Null when it is not RUNNING or already judged.
+   */
+  markPruned(trialId: string, at: IntermediateValue): Promise<Trial | null>;
+  /**
+   * ASHA: RUNNING → PAUSED at its rung with the value it reached; gives its slot back and adds
+   * the device seconds its run used. Null when it was not RUNNING.
+   */
+  pauseTrial(trialId: string, r: { value: number; gpuSeconds: number }): Promise<Trial | null>;
+  /**
+   * ASHA: PAUSED → RUNNING at the next rung, its run to be submitted (the rung's run joins
+   * its past ones), only while the study is RUNNING with fewer than `parallelism` queue trials
+   * open: one statement, so concurrent passes never promote it twice or pass the parallelism.
+   */
+  promoteTrial(trialId: string): Promise<Trial | null>;
   /** Every trial of the study, by number. */
   trialsOf(studyId: string): Promise<Trial[]>;
   /** The trials of each study given, by number. */

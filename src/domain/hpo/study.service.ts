@@ -18,7 +18,9 @@ import {
   validateHyperparameters,
 } from '../training/trainers';
 import {
+  FINISHED,
   MAX_GPUS_PER_RUN,
+  type MetricPoint,
   METRIC_NAME_RE,
   RunStatus,
   TrainerKind,
@@ -26,6 +28,14 @@ import {
   type TrainingRun,
 } from '../training/training-run';
 import { type SubmitRunInput } from '../training/training.service';
+import {
+  ashaPlan,
+  ashaRungs,
+  intermediateOf,
+  medianVerdict,
+  type PrunerInput,
+  validatePruner,
+} from './pruners';
 import { gridAxes, randomValue, SAMPLERS, trialRng } from './samplers';
 import { type SearchParamInput, validateSearchSpace } from './search-space';
 import {
@@ -63,7 +73,7 @@ export interface CreateStudyInput {
   space: SearchParamInput[];
   objective: { metric: string; direction: Direction };
   sampler?: SamplerKind | null;
-  pruner?: PrunerKind | null;
+  pruner?: PrunerInput | null;
   budget: { trials: number; gpuSeconds?: number | null };
   parallelism?: number | null;
   seed?: number | null;
@@ -75,6 +85,8 @@ export interface TrialRuns {
   submit(input: SubmitRunInput): Promise<TrainingRun>;
   byIds(ids: readonly string[]): Promise<TrainingRun[]>;
   cancel(id: string): Promise<TrainingRun>;
+  /** Every metric point of each run (what pruners judge). */
+  metricsOf(runIds: readonly string[]): Promise<Map<string, MetricPoint[]>>;
 }
 
 /** How a told trial ended. */
@@ -133,6 +145,18 @@ export class StudyService {
           done,
         );
       return done;
+    });
+  }
+
+  /** A trial's change (paused, promoted) and its event, in one transaction. */
+  private changeTrial(
+    kind: StudyEventKind,
+    change: () => Promise<Trial | null>,
+  ): Promise<Trial | null> {
+    return this.uow.run(async () => {
+      const t = await change();
+      if (t) await this.publish(kind, t.studyId, t);
+      return t;
     });
   }
 
@@ -204,7 +228,12 @@ export class StudyService {
     if (!Object.values(Direction).includes(direction))
       throw invalid('objective.direction must be MINIMIZE or MAXIMIZE', 'objective.direction');
     const sampler = input.sampler ?? SamplerKind.TPE;
-    const pruner = input.pruner ?? PrunerKind.NONE;
+    const pruner = validatePruner(input.pruner, {
+      hasTrainer: trainer !== null,
+      builtin: builtin ?? null,
+      fixed,
+      space,
+    });
     const trials = input.budget.trials;
     if (!Number.isInteger(trials) || trials < 1 || trials > MAX_TRIALS)
       throw invalid(`budget.trials must be an integer from 1 to ${MAX_TRIALS}`, 'budget.trials');
@@ -320,13 +349,15 @@ export class StudyService {
   /** Cancels the runs of the study's open trials and records the trials CANCELLED. */
   private async stopOpenTrials(study: Study): Promise<void> {
     for (const t of await this.repo.trialsOf(study.id)) {
-      if (t.state !== TrialState.RUNNING) continue;
-      if (t.runId) await this.runs.cancel(t.runId).catch(ignoreConflict);
+      if (t.state !== TrialState.RUNNING && t.state !== TrialState.PAUSED) continue;
+      // A PAUSED trial's run has ended and was counted when it paused.
+      const running = t.state === TrialState.RUNNING && t.runId !== null;
+      if (running) await this.runs.cancel(t.runId as string).catch(ignoreConflict);
       await this.finishTrial(t.id, {
         state: TrialState.CANCELLED,
         value: null,
         error: 'the study was cancelled',
-        gpuSeconds: t.runId ? await this.gpuSecondsOf(study, t.runId) : 0,
+        gpuSeconds: running ? await this.gpuSecondsOf(study, t.runId as string) : 0,
         at: this.clock.now(),
       });
     }
@@ -360,22 +391,126 @@ export class StudyService {
     }
     // An ask-and-tell study has no queue trials: its caller runs every trial it asks for.
     if (study.trainer === null) return null;
-    const open = (await this.repo.trialsOf(study.id)).filter(
-      (t) => !t.asked && t.state === TrialState.RUNNING,
-    );
+    const trials = await this.repo.trialsOf(study.id);
+    const open = trials.filter((t) => !t.asked && t.state === TrialState.RUNNING);
     const runs = new Map(
       (await this.runs.byIds(open.flatMap((t) => (t.runId ? [t.runId] : [])))).map((r) => [
         r.id,
         r,
       ]),
     );
-    for (const t of open) {
+    const tracked = await this.track(study, trials, open, runs);
+    for (const t of tracked) {
       const run = t.runId ? runs.get(t.runId) : undefined;
       if (!t.runId) await this.submitTrial(study, t);
       else if (run) await this.settle(study, t, run);
     }
+    // ASHA: waiting trials in their rung's top go on before new trials take the free slots.
+    if (study.pruner.kind === PrunerKind.ASHA) await this.halve(study.id);
     while (await this.startTrial(study));
     return this.completeIfSpent(study.id);
+  }
+
+  /**
+   * Brings each open trial's per-epoch objective up to date from its runs' metrics and, under
+   * MEDIAN, judges the epochs reported since the last pass: a pruned trial's run is cancelled
+   * (it stops at its next checkpoint) and the trial ends PRUNED once the run has stopped. The
+   * trials as updated.
+   */
+  private async track(
+    study: Study,
+    trials: readonly Trial[],
+    open: Trial[],
+    runs: Map<string, TrainingRun>,
+  ): Promise<Trial[]> {
+    const lastEpoch = (t: Trial) => t.intermediate.at(-1)?.epoch ?? 0;
+    const stale = open.filter((t) => {
+      const run = t.runId ? runs.get(t.runId) : undefined;
+      return run && (run.epochsDone > lastEpoch(t) || FINISHED.has(run.status));
+    });
+    if (stale.length === 0) return open;
+    const points = await this.runs.metricsOf(
+      stale.flatMap((t) => [...t.pastRunIds, t.runId as string]),
+    );
+    const completed = trials
+      .filter((t) => t.state === TrialState.COMPLETE)
+      .map((t) => t.intermediate);
+    const updated = new Map<string, Trial>();
+    for (const t of stale) {
+      const run = runs.get(t.runId as string) as TrainingRun;
+      const now = intermediateOf(
+        study.objective.metric,
+        [...t.pastRunIds, run.id].map((id) => points.get(id) ?? []),
+      );
+      await this.repo.recordIntermediate(t.id, now.intermediate, now.epochsTrained);
+      let after: Trial = { ...t, ...now };
+      const pruner = study.pruner;
+      if (
+        pruner.kind === PrunerKind.MEDIAN &&
+        t.prunedAtEpoch === null &&
+        !FINISHED.has(run.status)
+      ) {
+        const verdict = medianVerdict(
+          pruner,
+          study.objective.direction,
+          now.intermediate,
+          lastEpoch(t),
+          completed,
+        );
+        if (verdict) after = (await this.repo.markPruned(t.id, verdict)) ?? after;
+      }
+      updated.set(t.id, after);
+    }
+    // A pruned trial's run is stopped; asked again on each pass until it is (a crash between).
+    for (const t of open) {
+      const after = updated.get(t.id) ?? t;
+      const run = t.runId ? runs.get(t.runId) : undefined;
+      if (
+        after.prunedAtEpoch !== null &&
+        run &&
+        !FINISHED.has(run.status) &&
+        !run.cancelRequestedAt
+      )
+        await this.runs.cancel(run.id).catch(ignoreConflict);
+    }
+    return open.map((t) => updated.get(t.id) ?? t);
+  }
+
+  /**
+   * ASHA's step: promotes waiting trials in their rung's top 1/η (each takes a slot of the
+   * parallelism; none left, the rest wait for the next pass) and prunes those that can never
+   * be promoted.
+   */
+  private async halve(studyId: string): Promise<void> {
+    const study = await this.get(studyId);
+    if (study.pruner.kind !== PrunerKind.ASHA || study.status !== StudyStatus.RUNNING) return;
+    const trials = (await this.repo.trialsOf(study.id)).filter((t) => !t.asked);
+    const rungs = ashaRungs(study.pruner);
+    const plan = ashaPlan(
+      study.pruner,
+      study.objective.direction,
+      trials.map((t) => ({ ...t, rung: t.rung ?? 0 })),
+      study.budget.trials,
+      study.trialsStarted < study.budget.trials &&
+        (study.budget.gpuSeconds === null || study.gpuSecondsUsed < study.budget.gpuSeconds),
+    );
+    for (const id of plan.promote) {
+      const t = await this.changeTrial(StudyEventKind.TRIAL_PROMOTED, () =>
+        this.repo.promoteTrial(id),
+      );
+      if (!t) break;
+      await this.submitTrial(study, t);
+    }
+    const byId = new Map(trials.map((t) => [t.id, t]));
+    for (const p of plan.prune)
+      await this.finishTrial(p.id, {
+        state: TrialState.PRUNED,
+        value: byId.get(p.id)?.rungValues[p.rung] ?? null,
+        error: null,
+        gpuSeconds: 0,
+        at: this.clock.now(),
+        prunedAtEpoch: rungs[p.rung],
+      });
   }
 
   /**
@@ -398,6 +533,7 @@ export class StudyService {
         number,
         params: await this.sample(study, number),
         asked: true,
+        rung: null,
       });
     });
     if (!trial)
@@ -451,6 +587,7 @@ export class StudyService {
         number,
         params: await this.sample(study, number),
         asked: false,
+        rung: study.pruner.kind === PrunerKind.ASHA ? 0 : null,
       });
     });
     if (!trial) return false;
@@ -461,9 +598,13 @@ export class StudyService {
   /**
    * Submits the trial's run. Its idempotency key makes this safe to repeat: a pass that died
    * after recording the trial and before noting its run submits again and gets the same run.
+   * Under ASHA the run trains to its rung's epochs; past rung 0 it starts from the checkpoint
+   * the trial's previous run left, so it trains only the epochs after it.
    */
   private async submitTrial(study: Study, trial: Trial): Promise<void> {
     const trainer = study.trainer as TrainerSpec;
+    const asha = study.pruner.kind === PrunerKind.ASHA ? study.pruner : null;
+    const rung = asha ? (trial.rung ?? 0) : 0;
     let run: TrainingRun;
     try {
       run = await this.runs.submit({
@@ -474,9 +615,14 @@ export class StudyService {
             ? { name: trainer.name, argv: trainer.command }
             : null,
         datasetId: study.datasetId,
-        hyperparameters: { ...study.fixed, ...trial.params },
+        hyperparameters: {
+          ...study.fixed,
+          ...trial.params,
+          ...(asha ? { [asha.resourceParam]: ashaRungs(asha)[rung] } : {}),
+        },
         gpuCount: study.gpuCount,
-        idempotencyKey: `hpo-trial-${trial.id}`,
+        idempotencyKey: rung > 0 ? `hpo-trial-${trial.id}-rung-${rung}` : `hpo-trial-${trial.id}`,
+        resumeFrom: rung > 0 ? (trial.pastRunIds.at(-1) ?? null) : null,
       });
     } catch (e) {
       // Refused (the dataset is gone, a value the trainer rejects): the trial failed. Anything
@@ -495,13 +641,34 @@ export class StudyService {
     await this.repo.setTrialRun(trial.id, run.id);
   }
 
-  /** Records what an ended run reached: its final value of the objective's metric. */
+  /**
+   * Records what an ended run reached: its final value of the objective's metric. A trial the
+   * pruner stopped ends PRUNED with the value it had when judged; under ASHA one below the top
+   * rung waits there (PAUSED) with the value it reached.
+   */
   private async settle(study: Study, trial: Trial, run: TrainingRun): Promise<void> {
-    const ended = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED].includes(run.status);
-    if (!ended) return;
+    if (!FINISHED.has(run.status)) return;
     const value = run.summary[study.objective.metric];
     const ok =
       run.status === RunStatus.SUCCEEDED && typeof value === 'number' && Number.isFinite(value);
+    const gpuSeconds = deviceSeconds(run, study.gpuCount, this.clock.now());
+    if (trial.prunedAtEpoch !== null) {
+      await this.finishTrial(trial.id, {
+        state: TrialState.PRUNED,
+        value: trial.value,
+        error: null,
+        gpuSeconds,
+        at: this.clock.now(),
+      });
+      return;
+    }
+    const asha = study.pruner.kind === PrunerKind.ASHA ? study.pruner : null;
+    if (ok && asha && (trial.rung ?? 0) < ashaRungs(asha).length - 1) {
+      await this.changeTrial(StudyEventKind.TRIAL_PAUSED, () =>
+        this.repo.pauseTrial(trial.id, { value, gpuSeconds }),
+      );
+      return;
+    }
     await this.finishTrial(trial.id, {
       state: ok ? TrialState.COMPLETE : TrialState.FAILED,
       value: ok ? value : null,
@@ -510,8 +677,9 @@ export class StudyService {
         : run.status === RunStatus.SUCCEEDED
           ? `the run reported no ${study.objective.metric}`
           : `the run ended ${run.status}${run.error ? `: ${run.error}` : ''}`,
-      gpuSeconds: deviceSeconds(run, study.gpuCount, this.clock.now()),
+      gpuSeconds,
       at: this.clock.now(),
+      rungValue: ok && asha ? value : null,
     });
   }
 

@@ -33,7 +33,34 @@ export enum SamplerKind {
 export enum PrunerKind {
   NONE = 'NONE',
   MEDIAN = 'MEDIAN',
+  ASHA = 'ASHA',
 }
+
+/**
+ * How trials are stopped early (ADR 0030), judged from the per-epoch values of the objective
+ * that their runs report.
+ */
+export type PrunerConfig =
+  | { kind: PrunerKind.NONE }
+  | {
+      /** Optuna's MedianPruner: stop a trial whose best value so far is worse than the
+       * median of the completed trials' values at the same epoch. */
+      kind: PrunerKind.MEDIAN;
+      /** Completed trials needed before any trial is judged. */
+      startupTrials: number;
+      /** Epochs 1 … warmupEpochs are never judged. */
+      warmupEpochs: number;
+    }
+  | {
+      /** Asynchronous successive halving: a trial trains to its rung's epochs, waits, and
+       * resumes from its checkpoint for the next rung once it is in its rung's top 1/η. */
+      kind: PrunerKind.ASHA;
+      minResource: number;
+      reductionFactor: number;
+      maxResource: number;
+      /** The hyperparameter that counts epochs (`epochs`; `trees` for gbdt). */
+      resourceParam: string;
+    };
 
 export enum StudyStatus {
   RUNNING = 'RUNNING',
@@ -50,6 +77,8 @@ export enum TrialState {
   FAILED = 'FAILED',
   /** Its study was cancelled while it ran. */
   CANCELLED = 'CANCELLED',
+  /** ASHA: trained to its rung's epochs (checkpointed); waits to be promoted to the next. */
+  PAUSED = 'PAUSED',
 }
 
 export const TRIAL_FINISHED: ReadonlySet<TrialState> = new Set([
@@ -83,7 +112,7 @@ export interface Study {
   space: SearchSpace;
   objective: Objective;
   sampler: SamplerKind;
-  pruner: PrunerKind;
+  pruner: PrunerConfig;
   budget: Budget;
   /** Most trials queued or running at once. */
   parallelism: number;
@@ -106,8 +135,21 @@ export interface Trial {
   /** 0, 1, … in the order trials were created. */
   number: number;
   params: Record<string, unknown>;
-  /** The training run of a queue trial; null for an asked trial. */
+  /** The training run of a queue trial (ASHA: of its current rung); null for an asked trial. */
   runId: string | null;
+  /** ASHA: the runs of the rungs before the current one, oldest first. */
+  pastRunIds: string[];
+  /** ASHA: the rung it trains toward or waits at (0 first); null under other pruners. */
+  rung: number | null;
+  /** ASHA: its objective at each rung it reached. */
+  rungValues: number[];
+  /** The objective after each epoch its runs reported, by epoch. */
+  intermediate: IntermediateValue[];
+  /** Epochs its runs trained, summed over them (a run resumed from a checkpoint counts only
+   * the epochs it trained itself). */
+  epochsTrained: number;
+  /** The epoch at which the pruner stopped it. */
+  prunedAtEpoch: number | null;
   /** Asked for by a client (ask-and-tell) rather than run in the queue. */
   asked: boolean;
   state: TrialState;
@@ -115,6 +157,11 @@ export interface Trial {
   error: string | null;
   createdAt: Date;
   finishedAt: Date | null;
+}
+
+export interface IntermediateValue {
+  epoch: number;
+  value: number;
 }
 
 export enum HpoErrorCode {

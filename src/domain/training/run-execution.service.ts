@@ -270,14 +270,24 @@ export class RunExecutionService {
 
   /**
    * The newest checkpoint whose bytes verify against their recorded checksum; a corrupt or
-   * missing one is skipped for the one before it, so a run never resumes from bad state.
+   * missing one is skipped for the one before it, so a run never resumes from bad state. A
+   * run with none of its own that continues another (`resumeFromRunId`) gets that run's.
    */
   async latestCheckpoint(
     actor: Principal,
     runId: string,
     runnerId: string,
   ): Promise<{ epoch: number; bytes: Uint8Array } | null> {
-    await this.held(actor, runId, runnerId);
+    const run = await this.held(actor, runId, runnerId);
+    return (
+      (await this.verifiedCheckpoint(runId)) ??
+      (run.resumeFromRunId ? await this.verifiedCheckpoint(run.resumeFromRunId) : null)
+    );
+  }
+
+  private async verifiedCheckpoint(
+    runId: string,
+  ): Promise<{ epoch: number; bytes: Uint8Array } | null> {
     for (const c of await this.repo.checkpointsOf(runId)) {
       try {
         return {

@@ -31,6 +31,11 @@ export interface BuiltinTrainer {
   version: string;
   description: string;
   params: ParamSpec[];
+  /**
+   * The hyperparameter that counts epochs. Resumed from a checkpoint of epoch k, the trainer
+   * trains epochs k+1 … this value, so a run can continue an earlier one's training.
+   */
+  epochsParam: string;
 }
 
 const epochs = (d: number): ParamSpec => ({
@@ -81,6 +86,7 @@ export const BUILTIN_TRAINERS: readonly BuiltinTrainer[] = [
     name: 'logistic_regression',
     version: '1',
     description: 'Logistic regression by mini-batch gradient descent with L2.',
+    epochsParam: 'epochs',
     params: [
       epochs(20),
       learningRate(0.1),
@@ -94,6 +100,7 @@ export const BUILTIN_TRAINERS: readonly BuiltinTrainer[] = [
     name: 'mlp',
     version: '1',
     description: 'Multi-layer perceptron (ReLU) trained with Adam on mini-batches.',
+    epochsParam: 'epochs',
     params: [
       epochs(20),
       learningRate(0.001),
@@ -116,6 +123,7 @@ export const BUILTIN_TRAINERS: readonly BuiltinTrainer[] = [
     name: 'gbdt',
     version: '1',
     description: 'Gradient-boosted decision trees (log loss), exported as ai.onnx.ml TreeEnsemble.',
+    epochsParam: 'trees',
     params: [
       {
         name: 'trees',

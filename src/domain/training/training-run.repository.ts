@@ -23,6 +23,7 @@ export interface NewRun {
   registerAs: string | null;
   /** A caller's key for this submission: a second submission with it is the same run. */
   idempotencyKey: string | null;
+  resumeFromRunId: string | null;
 }
 
 /** Port: runs and experiments, the state of record. Every transition is conditional. */

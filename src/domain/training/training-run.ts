@@ -69,6 +69,11 @@ export interface TrainingRun {
   registerAs: string | null;
   /** The model version registered from this run. */
   modelVersionId: string | null;
+  /**
+   * The ended run whose newest verified checkpoint this run starts from (until it has one of
+   * its own): it continues that run's training rather than starting over.
+   */
+  resumeFromRunId: string | null;
 }
 
 /** One metric value: per epoch (`step` null) or, opted into, per step. */

@@ -54,6 +54,12 @@ export interface SubmitRunInput {
    * after a crash) gets the run the first one made, queued once.
    */
   idempotencyKey?: string | null;
+  /**
+   * An ended run of the same trainer and dataset with a checkpoint: this run starts from its
+   * newest verified checkpoint and trains only the epochs after it (a study's trial promoted
+   * to a larger epoch budget, ADR 0030).
+   */
+  resumeFrom?: string | null;
 }
 
 export interface ComparedRun {
@@ -133,6 +139,8 @@ export class TrainingService {
       throw invalid('gitCommit must be a hex commit id (7 to 64 characters)', 'gitCommit');
     if ((input.datasetId == null) === (input.buildDataset == null))
       throw invalid('Give either datasetId or buildDataset', 'dataset');
+    const resumeFrom = input.resumeFrom ?? null;
+    if (resumeFrom !== null) await this.checkResumable(resumeFrom, trainer, input.datasetId);
     let dataset: DatasetSnapshot;
     let built: Promise<DatasetSnapshot> | null = null;
     if (input.buildDataset) {
@@ -170,6 +178,7 @@ export class TrainingService {
         gitCommit,
         registerAs,
         idempotencyKey: key,
+        resumeFromRunId: resumeFrom,
       });
       if (r.created) await this.runEvents.changed(r.run);
       return r;
@@ -188,6 +197,34 @@ export class TrainingService {
       (e: unknown) => this.failPending(run.id, e),
     );
     return run;
+  }
+
+  /** A run to start from: ended, of the same trainer and dataset, with a checkpoint. */
+  private async checkResumable(
+    id: string,
+    trainer: TrainerSpec,
+    datasetId: string | null | undefined,
+  ): Promise<void> {
+    const [from] = await this.repo.findByIds([id]);
+    if (!from)
+      throw new NotFoundError(TrainingErrorCode.RUN_NOT_FOUND, `No run with id ${id} to resume`);
+    if (!FINISHED.has(from.status))
+      throw new ConflictError(
+        TrainingErrorCode.NO_CHECKPOINT,
+        `Run ${id} is ${from.status}: only an ended run can be resumed from`,
+      );
+    const command = (t: TrainerSpec) => (t.kind === TrainerKind.COMMAND ? t.command : []);
+    const same =
+      from.trainer.kind === trainer.kind &&
+      from.trainer.name === trainer.name &&
+      JSON.stringify(command(from.trainer)) === JSON.stringify(command(trainer));
+    if (!same || from.datasetId !== datasetId)
+      throw invalid(
+        'resumeFrom must be a run of the same trainer and dataset snapshot',
+        'resumeFrom',
+      );
+    if ((await this.repo.checkpointsOf(id)).length === 0)
+      throw new ConflictError(TrainingErrorCode.NO_CHECKPOINT, `Run ${id} left no checkpoint`);
   }
 
   private async activate(runId: string): Promise<void> {

@@ -2,6 +2,8 @@ import { type DataSource } from 'typeorm';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import {
   type Direction,
+  type IntermediateValue,
+  type PrunerConfig,
   type PrunerKind,
   type SamplerKind,
   type SearchSpace,
@@ -27,6 +29,7 @@ interface StudyRow {
   direction: Direction;
   sampler: SamplerKind;
   pruner: PrunerKind;
+  pruner_config: Record<string, unknown>;
   max_trials: number;
   max_gpu_seconds: number | null;
   parallelism: number;
@@ -52,6 +55,12 @@ interface TrialRow {
   error: string | null;
   created_at: Date;
   finished_at: Date | null;
+  past_run_ids: string[];
+  rung: number | null;
+  rung_values: number[];
+  intermediate: IntermediateValue[];
+  epochs_trained: number;
+  pruned_at_epoch: number | null;
 }
 
 /** Raw SQL: the study row's counters move only by conditional UPDATEs (compare-and-set). */
@@ -61,8 +70,9 @@ export class SqlStudyRepository implements StudyRepository {
   async insert(s: NewStudy): Promise<Study | null> {
     const rows: StudyRow[] = await this.ds.query(
       `INSERT INTO study (name, trainer, trainer_version, dataset_id, fixed, space, metric, direction,
-                          sampler, pruner, max_trials, max_gpu_seconds, parallelism, seed, gpu_count)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                          sampler, pruner, max_trials, max_gpu_seconds, parallelism, seed, gpu_count,
+                          pruner_config)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
        ON CONFLICT (name) DO NOTHING
        RETURNING *`,
       [
@@ -75,12 +85,13 @@ export class SqlStudyRepository implements StudyRepository {
         s.objective.metric,
         s.objective.direction,
         s.sampler,
-        s.pruner,
+        s.pruner.kind,
         s.budget.trials,
         s.budget.gpuSeconds,
         s.parallelism,
         s.seed,
         s.gpuCount,
+        JSON.stringify({ ...s.pruner, kind: undefined }),
       ],
     );
     return rows[0] ? toStudy(rows[0]) : null;
@@ -110,7 +121,7 @@ export class SqlStudyRepository implements StudyRepository {
       `SELECT * FROM study s
         WHERE s.status = 'RUNNING'
            OR EXISTS (SELECT 1 FROM study_trial t
-                       WHERE t.study_id = s.id AND t.state = 'RUNNING' AND NOT t.asked)
+                       WHERE t.study_id = s.id AND t.state IN ('RUNNING', 'PAUSED') AND NOT t.asked)
         ORDER BY s.created_at, s.id`,
     );
     return rows.map(toStudy);
@@ -138,10 +149,12 @@ export class SqlStudyRepository implements StudyRepository {
     number: number;
     params: Record<string, unknown>;
     asked: boolean;
+    rung: number | null;
   }): Promise<Trial> {
     const rows: TrialRow[] = await this.ds.query(
-      `INSERT INTO study_trial (study_id, number, params, asked) VALUES ($1, $2, $3, $4) RETURNING *`,
-      [t.studyId, t.number, JSON.stringify(t.params), t.asked],
+      `INSERT INTO study_trial (study_id, number, params, asked, rung)
+       VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+      [t.studyId, t.number, JSON.stringify(t.params), t.asked, t.rung],
     );
     return toTrial(rows[0]);
   }
@@ -161,21 +174,110 @@ export class SqlStudyRepository implements StudyRepository {
       error: string | null;
       gpuSeconds: number;
       at: Date;
+      rungValue?: number | null;
+      prunedAtEpoch?: number | null;
     },
   ): Promise<Trial | null> {
-    // One statement: the trial ends and (for a queue trial) its slot is given back, or neither.
+    // One statement: the trial ends and (for a queue trial that held one) its slot is given
+    // back, or neither. The row lock makes a concurrent second ending find it ended.
     const rows: TrialRow[] = await this.ds.query(
-      `WITH t AS (
-         UPDATE study_trial SET state = $2, value = $3, error = $4, finished_at = $5
-          WHERE id = $1 AND state = 'RUNNING'
-          RETURNING *
+      `WITH old AS (
+         SELECT id, state FROM study_trial
+          WHERE id = $1 AND state IN ('RUNNING', 'PAUSED') FOR UPDATE
+       ), t AS (
+         UPDATE study_trial st SET state = $2, value = $3, error = $4, finished_at = $5,
+                rung_values = CASE WHEN $7::double precision IS NULL THEN st.rung_values
+                                   ELSE st.rung_values || $7::double precision END,
+                pruned_at_epoch = COALESCE($8::integer, st.pruned_at_epoch)
+           FROM old WHERE st.id = old.id
+          RETURNING st.*, old.state AS was
        ), s AS (
-         UPDATE study SET trials_active = trials_active - CASE WHEN t.asked THEN 0 ELSE 1 END,
-                          gpu_seconds_used = gpu_seconds_used + $6
+         UPDATE study
+            SET trials_active = trials_active - CASE WHEN t.asked OR t.was = 'PAUSED' THEN 0 ELSE 1 END,
+                gpu_seconds_used = gpu_seconds_used + $6
            FROM t WHERE study.id = t.study_id
        )
        SELECT * FROM t`,
-      [trialId, r.state, r.value, r.error, r.at, r.gpuSeconds],
+      [
+        trialId,
+        r.state,
+        r.value,
+        r.error,
+        r.at,
+        r.gpuSeconds,
+        r.rungValue ?? null,
+        r.prunedAtEpoch ?? null,
+      ],
+    );
+    return rows[0] ? toTrial(rows[0]) : null;
+  }
+
+  async recordIntermediate(
+    trialId: string,
+    intermediate: IntermediateValue[],
+    epochsTrained: number,
+  ): Promise<void> {
+    await this.ds.query(
+      `UPDATE study_trial SET intermediate = $2, epochs_trained = $3
+        WHERE id = $1 AND state = 'RUNNING'`,
+      [trialId, JSON.stringify(intermediate), epochsTrained],
+    );
+  }
+
+  async markPruned(trialId: string, at: IntermediateValue): Promise<Trial | null> {
+    const rows = returnedRows<TrialRow>(
+      await this.ds.query(
+        `UPDATE study_trial SET pruned_at_epoch = $2, value = $3
+          WHERE id = $1 AND state = 'RUNNING' AND pruned_at_epoch IS NULL
+          RETURNING *`,
+        [trialId, at.epoch, at.value],
+      ),
+    );
+    return rows[0] ? toTrial(rows[0]) : null;
+  }
+
+  async pauseTrial(
+    trialId: string,
+    r: { value: number; gpuSeconds: number },
+  ): Promise<Trial | null> {
+    const rows: TrialRow[] = await this.ds.query(
+      `WITH t AS (
+         UPDATE study_trial SET state = 'PAUSED', rung_values = rung_values || $2::double precision
+          WHERE id = $1 AND state = 'RUNNING' AND NOT asked
+          RETURNING *
+       ), s AS (
+         UPDATE study SET trials_active = trials_active - 1, gpu_seconds_used = gpu_seconds_used + $3
+           FROM t WHERE study.id = t.study_id
+       )
+       SELECT * FROM t`,
+      [trialId, r.value, r.gpuSeconds],
+    );
+    return rows[0] ? toTrial(rows[0]) : null;
+  }
+
+  async promoteTrial(trialId: string): Promise<Trial | null> {
+    // The trial's row is locked first, so a second promotion waits and then finds it RUNNING;
+    // the study's slot is taken by a conditional UPDATE of its row, as for a new trial.
+    const rows: TrialRow[] = await this.ds.query(
+      `WITH tr AS (
+         SELECT id, study_id FROM study_trial WHERE id = $1 AND state = 'PAUSED' FOR UPDATE
+       ), s AS (
+         UPDATE study SET trials_active = trials_active + 1
+           FROM tr
+          WHERE study.id = tr.study_id AND study.status = 'RUNNING'
+            AND study.trials_active < study.parallelism
+          RETURNING study.id
+       ), t AS (
+         UPDATE study_trial st
+            SET state = 'RUNNING', rung = st.rung + 1,
+                past_run_ids = CASE WHEN st.run_id IS NULL THEN st.past_run_ids
+                                    ELSE st.past_run_ids || st.run_id END,
+                run_id = NULL
+           FROM s WHERE st.id = $1
+          RETURNING st.*
+       )
+       SELECT * FROM t`,
+      [trialId],
     );
     return rows[0] ? toTrial(rows[0]) : null;
   }
@@ -234,7 +336,7 @@ function toStudy(r: StudyRow): Study {
     space: r.space,
     objective: { metric: r.metric, direction: r.direction },
     sampler: r.sampler,
-    pruner: r.pruner,
+    pruner: { ...r.pruner_config, kind: r.pruner } as PrunerConfig,
     budget: { trials: r.max_trials, gpuSeconds: r.max_gpu_seconds },
     parallelism: r.parallelism,
     seed: Number(r.seed),
@@ -261,5 +363,11 @@ function toTrial(r: TrialRow): Trial {
     error: r.error,
     createdAt: r.created_at,
     finishedAt: r.finished_at,
+    pastRunIds: r.past_run_ids,
+    rung: r.rung,
+    rungValues: r.rung_values,
+    intermediate: r.intermediate,
+    epochsTrained: r.epochs_trained,
+    prunedAtEpoch: r.pruned_at_epoch,
   };
 }

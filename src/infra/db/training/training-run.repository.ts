@@ -45,6 +45,7 @@ interface Row {
   model: ArtifactRef | null;
   register_as: string | null;
   model_version_id: string | null;
+  resume_from_run_id: string | null;
 }
 
 /** Runs with their experiment's name: what every read returns. */
@@ -63,8 +64,8 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
        )
        INSERT INTO training_run (experiment_id, trainer, trainer_version, dataset_id, hyperparameters,
                                  gpu_count, gpu_memory_mb, max_retries, git_commit, status, register_as,
-                                 idempotency_key)
-       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM e
+                                 idempotency_key, resume_from_run_id)
+       SELECT e.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM e
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING *, (SELECT name FROM e) AS experiment_name`,
       [
@@ -80,6 +81,7 @@ export class SqlTrainingRunRepository implements TrainingRunRepository {
         run.status,
         run.registerAs,
         run.idempotencyKey,
+        run.resumeFromRunId,
       ],
     );
     if (rows[0]) return { run: toRun(rows[0]), created: true };
@@ -390,5 +392,6 @@ function toRun(r: Row): TrainingRun {
     model: r.model,
     registerAs: r.register_as,
     modelVersionId: r.model_version_id,
+    resumeFromRunId: r.resume_from_run_id,
   };
 }
