@@ -24,9 +24,11 @@ import { InvalidInputError } from '../domain/shared/domain-error';
 import { FeatureErrorCode } from '../domain/features/feature-errors';
 import { type TableFile } from '../domain/features/table-file';
 import { type IngestRecord } from '../domain/features/validation';
+import { SqlDialect } from '../domain/features/point-in-time-sql';
 import { ConnectionArgs } from '../schema/connection-args';
 import { toConnection } from '../schema/connection.types';
 import {
+  DatasetSqlType,
   BuildDatasetInput,
   CreateFeatureEntityInput,
   CreateFeatureViewInput,
@@ -226,6 +228,19 @@ export class FeatureViewResolver {
     return (await ctx.services.onlineFeatures.read(entityKeys, featureRefs)).map(
       OnlineFeatureRowType.from,
     );
+  }
+
+  @Query(() => DatasetSqlType, {
+    description:
+      'The point-in-time join of these features as SQL for DuckDB, Spark or Trino, to run over the same history on your own engine.',
+  })
+  @Allow(Role.VIEWER)
+  async datasetSql(
+    @Arg('featureRefs', () => [String]) featureRefs: string[],
+    @Arg('dialect', () => SqlDialect) dialect: SqlDialect,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<DatasetSqlType> {
+    return DatasetSqlType.from(dialect, await ctx.services.datasets.sql(featureRefs, dialect));
   }
 
   @Query(() => QuarantinedRecordConnection)

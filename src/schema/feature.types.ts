@@ -22,6 +22,7 @@ import {
 } from '../domain/features/feature-store.ports';
 import { type OnlineRow, onlineValues } from '../domain/features/online-features.service';
 import { ValidationRule } from '../domain/features/validation';
+import { type PointInTimeSql, SqlDialect } from '../domain/features/point-in-time-sql';
 import { Connection } from './connection.types';
 import { Node, toGlobalId } from './node.types';
 
@@ -40,6 +41,10 @@ registerEnumType(AggregationFn, { name: 'AggregationFn' });
 registerEnumType(TransformKind, { name: 'TransformKind' });
 registerEnumType(ValidationRule, { name: 'ValidationRule' });
 registerEnumType(DatasetStatus, { name: 'DatasetStatus' });
+registerEnumType(SqlDialect, {
+  name: 'SqlDialect',
+  description: 'An engine the point-in-time join can be written for (datasetSql).',
+});
 registerEnumType(TableFileFormat, {
   name: 'TableFileFormat',
   description: 'A file of rows in the artifact store.',
@@ -890,5 +895,65 @@ export class OfflineHistoryType {
 
   static from(s: CompactionStatus): OfflineHistoryType {
     return Object.assign(new OfflineHistoryType(), s);
+  }
+}
+
+@ObjectType('SqlColumn')
+export class SqlColumnType {
+  @Field()
+  name!: string;
+
+  @Field({ description: 'Its type in the dialect.' })
+  type!: string;
+}
+
+@ObjectType('SqlRelation', {
+  description:
+    'A relation the SQL reads, which the caller binds (a table, a view, read_parquet(…)): the spine, or the history of one view version, times as epoch milliseconds.',
+})
+export class SqlRelationType {
+  @Field()
+  name!: string;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'The view whose history it holds; null for the spine.',
+  })
+  view!: string | null;
+
+  @Field(() => Int, { nullable: true })
+  version!: number | null;
+
+  @Field(() => [SqlColumnType])
+  columns!: SqlColumnType[];
+}
+
+@ObjectType('DatasetSql', {
+  description:
+    'The point-in-time join as one SQL statement with exactly the rules of buildDataset (known time, corrections, TTL, windows, ties): one row per spine row, in row_id order, one column per feature ref (docs/adr/0031).',
+})
+export class DatasetSqlType {
+  @Field(() => SqlDialect)
+  dialect!: SqlDialect;
+
+  @Field()
+  sql!: string;
+
+  @Field(() => [SqlRelationType])
+  relations!: SqlRelationType[];
+
+  static from(dialect: SqlDialect, q: PointInTimeSql): DatasetSqlType {
+    return Object.assign(new DatasetSqlType(), {
+      dialect,
+      sql: q.sql,
+      relations: q.relations.map((r) =>
+        Object.assign(new SqlRelationType(), {
+          name: r.name,
+          view: r.viewVersion?.view ?? null,
+          version: r.viewVersion?.version ?? null,
+          columns: r.columns.map((c) => Object.assign(new SqlColumnType(), c)),
+        }),
+      ),
+    });
   }
 }

@@ -21,6 +21,7 @@ import {
   type SpineRow,
 } from './dataset';
 import { evaluateViewInto, NO_EVENTS, type RowSink } from './point-in-time';
+import { type PointInTimeSql, pointInTimeSql, type SqlDialect } from './point-in-time-sql';
 import { requireColumns, type TableFile, type TableFileReader, timeOf } from './table-file';
 
 /** The two forms a snapshot is downloaded in. */
@@ -58,6 +59,19 @@ export class DatasetService {
    * finished. The spine is given as rows or, when larger than a request may carry, as a
    * file in the artifact store (columns `entity_key`, `ts`, optional `label`).
    */
+  /**
+   * The point-in-time join for these features as SQL in a dialect, for a team that runs it
+   * on its own engine over the same history (docs/adr/0031).
+   */
+  async sql(featureRefs: readonly string[], dialect: SqlDialect): Promise<PointInTimeSql> {
+    if (featureRefs.length === 0) throw invalid('featureRefs must not be empty');
+    const resolved = await this.registry.resolveRefs(featureRefs);
+    return pointInTimeSql(
+      resolved.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
+      dialect,
+    );
+  }
+
   async build(input: {
     name: string;
     featureRefs: string[];

@@ -1,0 +1,302 @@
+import { InvalidInputError } from '../shared/domain-error';
+import {
+  AggregationFn,
+  eventLayout,
+  FeatureType,
+  type FeatureSpec,
+  type FeatureViewVersion,
+  type Transform,
+} from './feature-definition';
+import { FeatureErrorCode } from './feature-errors';
+
+/**
+ * The point-in-time join as SQL, for teams that run it on their own engine (docs/adr/0031).
+ * It states exactly the rules of `evaluateView` (point-in-time.ts stays the definition; a
+ * property test holds the two together on DuckDB):
+ *
+ * - a version of an event counts at t when it was known at t: known_ts <= t and t is before
+ *   the next version of the same (entity, event id) became known;
+ * - its event time must be at or before t;
+ * - the latest value is the visible version with the greatest (event_ts, known_ts, event_id);
+ *   beyond the view's TTL (t - event_ts > ttl) latest values are null;
+ * - windowed aggregates are over (t - w, t], nulls skipped; an empty window gives COUNT and
+ *   SUM 0, the others null; LAST is the latest non-null value in the window.
+ *
+ * It reads relations the caller binds (a view, a table, `read_parquet(…)`):
+ * `aether_spine(row_id, entity_key, ts, label)` and, per view version,
+ * `aether_history_<view>_v<version>(entity_key, event_id, event_ts, known_ts, <one column per
+ * source field>)`, times as epoch milliseconds (BIGINT).
+ */
+export enum SqlDialect {
+  DUCKDB = 'DUCKDB',
+  SPARK = 'SPARK',
+  TRINO = 'TRINO',
+}
+
+export interface SqlFeature {
+  /** The output column's name (the feature ref). */
+  ref: string;
+  version: FeatureViewVersion;
+  /** Index in `version.schema.features`. */
+  position: number;
+}
+
+export interface SqlRelation {
+  name: string;
+  /** The view version it holds; null for the spine. */
+  viewVersion: { view: string; version: number } | null;
+  columns: { name: string; type: string }[];
+}
+
+export interface PointInTimeSql {
+  sql: string;
+  relations: SqlRelation[];
+}
+
+export const SPINE_RELATION = 'aether_spine';
+
+export function historyRelation(v: FeatureViewVersion): string {
+  return `aether_history_${v.viewName}_v${v.version}`;
+}
+
+interface Dialect {
+  id(name: string): string;
+  str(s: string): string;
+  tuple(parts: string[]): string;
+  types: { int: string; double: string; string: string; bool: string; list: string };
+}
+
+const DIALECTS: Record<SqlDialect, Dialect> = {
+  [SqlDialect.DUCKDB]: {
+    id: (n) => `"${n.replace(/"/g, '""')}"`,
+    str: (s) => `'${s.replace(/'/g, "''")}'`,
+    tuple: (p) => `ROW(${p.join(', ')})`,
+    types: {
+      int: 'BIGINT',
+      double: 'DOUBLE',
+      string: 'VARCHAR',
+      bool: 'BOOLEAN',
+      list: 'DOUBLE[]',
+    },
+  },
+  [SqlDialect.TRINO]: {
+    id: (n) => `"${n.replace(/"/g, '""')}"`,
+    str: (s) => `'${s.replace(/'/g, "''")}'`,
+    tuple: (p) => `ROW(${p.join(', ')})`,
+    types: {
+      int: 'BIGINT',
+      double: 'DOUBLE',
+      string: 'VARCHAR',
+      bool: 'BOOLEAN',
+      list: 'ARRAY(DOUBLE)',
+    },
+  },
+  [SqlDialect.SPARK]: {
+    id: (n) => `\`${n.replace(/`/g, '``')}\``,
+    // Spark reads backslash escapes inside string literals.
+    str: (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`,
+    tuple: (p) => `struct(${p.join(', ')})`,
+    types: {
+      int: 'BIGINT',
+      double: 'DOUBLE',
+      string: 'STRING',
+      bool: 'BOOLEAN',
+      list: 'ARRAY<DOUBLE>',
+    },
+  },
+};
+
+function sqlType(d: Dialect, t: FeatureType): string {
+  switch (t) {
+    case FeatureType.INT:
+      return d.types.int;
+    case FeatureType.FLOAT:
+      return d.types.double;
+    case FeatureType.BOOL:
+      return d.types.bool;
+    case FeatureType.STRING:
+      return d.types.string;
+    case FeatureType.FLOAT_LIST:
+      return d.types.list;
+  }
+}
+
+/** An exact double: the shortest decimal that reads back as the same number. */
+function double(d: Dialect, x: number): string {
+  return `CAST(${d.str(String(x))} AS ${d.types.double})`;
+}
+
+function notExpressible(f: FeatureSpec, why: string): InvalidInputError {
+  return new InvalidInputError(
+    FeatureErrorCode.NOT_EXPRESSIBLE_IN_SQL,
+    `feature "${f.name}": ${why}, which the SQL form of the join does not express`,
+    { feature: f.name },
+  );
+}
+
+/** `applyTransform` on a column of the source's type. */
+function transformed(d: Dialect, f: FeatureSpec, col: string): string {
+  const t: Transform = f.transform;
+  switch (t.kind) {
+    case 'IDENTITY':
+      return col;
+    case 'BIN': {
+      const lower = (i: number) =>
+        t.closed === 'LEFT'
+          ? `${col} >= ${double(d, t.edges[i])}`
+          : `${col} > ${double(d, t.edges[i])}`;
+      const upper = (i: number) =>
+        t.closed === 'LEFT'
+          ? `${col} < ${double(d, t.edges[i + 1])}`
+          : `${col} <= ${double(d, t.edges[i + 1])}`;
+      const arms = t.edges.slice(0, -1).map((_, i) => `WHEN ${lower(i)} AND ${upper(i)} THEN ${i}`);
+      return `(CASE ${arms.join(' ')} ELSE NULL END)`;
+    }
+    case 'CATEGORY_INDEX': {
+      // String(raw) === category, per source type.
+      const matches = (c: string): string | null => {
+        switch (f.type) {
+          case FeatureType.STRING:
+            return `${col} = ${d.str(c)}`;
+          case FeatureType.BOOL:
+            return c === 'true' ? `${col}` : c === 'false' ? `NOT ${col}` : null;
+          case FeatureType.INT:
+          case FeatureType.FLOAT: {
+            const n = Number(c);
+            return c.trim() !== '' && Number.isFinite(n) && String(n) === c
+              ? `${col} = ${double(d, n)}`
+              : null;
+          }
+          case FeatureType.FLOAT_LIST:
+            throw notExpressible(f, 'CATEGORY_INDEX on a list');
+        }
+      };
+      const arms = t.categories.flatMap((c, i) => {
+        const m = matches(c);
+        return m ? [`WHEN ${m} THEN ${i}`] : [];
+      });
+      const unknown = t.categories.length;
+      return `(CASE WHEN ${col} IS NULL THEN NULL ${arms.join(' ')} ELSE ${unknown} END)`;
+    }
+  }
+}
+
+/** The join for the given features, in their order, one output row per spine row. */
+export function pointInTimeSql(
+  features: readonly SqlFeature[],
+  dialect: SqlDialect,
+): PointInTimeSql {
+  const d = DIALECTS[dialect];
+  const versions = [...new Map(features.map((f) => [f.version.id, f.version])).values()];
+  const ctes: string[] = [];
+  const joins: string[] = [];
+  const columnOf = new Map<SqlFeature, string>();
+  const relations: SqlRelation[] = [
+    {
+      name: SPINE_RELATION,
+      viewVersion: null,
+      columns: [
+        { name: 'row_id', type: d.types.int },
+        { name: 'entity_key', type: d.types.string },
+        { name: 'ts', type: d.types.int },
+        { name: 'label', type: d.types.double },
+      ],
+    },
+  ];
+
+  versions.forEach((v, i) => {
+    const schema = v.schema;
+    const { sources, positions } = eventLayout(schema);
+    const src = (p: number) => d.id(`src_${p}`);
+    const typeOf = (p: number) => schema.features[positions.indexOf(p)].type;
+    relations.push({
+      name: historyRelation(v),
+      viewVersion: { view: v.viewName, version: v.version },
+      columns: [
+        { name: 'entity_key', type: d.types.string },
+        { name: 'event_id', type: d.types.string },
+        { name: 'event_ts', type: d.types.int },
+        { name: 'known_ts', type: d.types.int },
+        ...sources.map((s, p) => ({ name: s, type: sqlType(d, typeOf(p)) })),
+      ],
+    });
+    const mine = features.filter((f) => f.version.id === v.id);
+    const latest = mine.filter((f) => !schema.features[f.position].aggregation);
+    const aggs = mine.filter((f) => schema.features[f.position].aggregation);
+    const col = (f: SqlFeature) => `c${features.indexOf(f)}`;
+    const value = (f: SqlFeature, row: string) =>
+      transformed(d, schema.features[f.position], `${row}.${src(positions[f.position])}`);
+
+    // Each version with the known time of the next version of its event.
+    ctes.push(`h${i} AS (
+  SELECT entity_key, event_id, event_ts, known_ts,
+         ${sources.map((s, p) => `${d.id(s)} AS ${src(p)}`).join(', ')},
+         LEAD(known_ts) OVER (PARTITION BY entity_key, event_id ORDER BY known_ts, event_ts) AS superseded_ts
+    FROM ${d.id(historyRelation(v))}
+)`);
+    // What each spine row sees: the versions known at its time, of events at or before it.
+    ctes.push(`s${i} AS (
+  SELECT s.row_id, s.ts, h.*
+    FROM ${d.id(SPINE_RELATION)} s
+    JOIN h${i} h ON h.entity_key = s.entity_key
+   WHERE h.event_ts <= s.ts AND h.known_ts <= s.ts
+     AND (h.superseded_ts IS NULL OR s.ts < h.superseded_ts)
+)`);
+    ctes.push(`l${i} AS (
+  SELECT row_id, event_ts AS as_of${latest.map((f) => `, ${value(f, 'x')} AS ${col(f)}`).join('')}
+    FROM (SELECT v.*, ROW_NUMBER() OVER (
+                   PARTITION BY row_id ORDER BY event_ts DESC, known_ts DESC, event_id DESC) AS rn
+            FROM s${i} v) x
+   WHERE rn = 1
+)`);
+    joins.push(`LEFT JOIN l${i} ON l${i}.row_id = s.row_id`);
+    const ttl = schema.ttlSeconds * 1000;
+    for (const f of latest)
+      columnOf.set(f, `CASE WHEN s.ts - l${i}.as_of > ${ttl} THEN NULL ELSE l${i}.${col(f)} END`);
+    if (aggs.length) {
+      const exprs = aggs.map((f) => {
+        const spec = schema.features[f.position];
+        const agg = spec.aggregation as NonNullable<FeatureSpec['aggregation']>;
+        const inWindow = `v.event_ts > v.ts - ${agg.windowSeconds * 1000}`;
+        const x = `CASE WHEN ${inWindow} THEN ${value(f, 'v')} END`;
+        switch (agg.fn) {
+          case AggregationFn.COUNT:
+            return `COUNT(${x})`;
+          case AggregationFn.SUM:
+            return `SUM(${x})`;
+          case AggregationFn.MEAN:
+            return `AVG(${x})`;
+          case AggregationFn.MIN:
+            return `MIN(${x})`;
+          case AggregationFn.MAX:
+            return `MAX(${x})`;
+          case AggregationFn.LAST: {
+            const key = d.tuple(['v.event_ts', 'v.known_ts', 'v.event_id']);
+            return `MAX_BY(${x}, CASE WHEN ${inWindow} AND ${value(f, 'v')} IS NOT NULL THEN ${key} END)`;
+          }
+        }
+      });
+      ctes.push(`a${i} AS (
+  SELECT row_id${aggs.map((f, k) => `, ${exprs[k]} AS ${col(f)}`).join('')}
+    FROM s${i} v
+   GROUP BY row_id
+)`);
+      joins.push(`LEFT JOIN a${i} ON a${i}.row_id = s.row_id`);
+      for (const f of aggs) {
+        const fn = schema.features[f.position].aggregation?.fn;
+        const empty = fn === AggregationFn.COUNT || fn === AggregationFn.SUM;
+        columnOf.set(f, empty ? `COALESCE(a${i}.${col(f)}, 0)` : `a${i}.${col(f)}`);
+      }
+    }
+  });
+
+  const select = features.map((f) => `${columnOf.get(f)} AS ${d.id(f.ref)}`);
+  const sql = `WITH
+${ctes.join(',\n')}
+SELECT s.row_id, s.entity_key, s.ts, s.label${select.map((c) => `,\n       ${c}`).join('')}
+  FROM ${d.id(SPINE_RELATION)} s
+${joins.map((j) => `  ${j}`).join('\n')}
+ ORDER BY s.row_id
+`;
+  return { sql, relations };
+}
