@@ -3,7 +3,8 @@
 Usage: optuna_hartmann6.py TRIALS SEED [SEED ...]
 Prints one JSON object: {"optuna": version, "best": [best value per seed], "seconds": [...],
 "independent": [best value per seed with multivariate=False]}. Optuna 5's default TPE is
-multivariate for one objective; the independent one is what ours implements.
+multivariate for one objective, as ours is; the independent one is compared with our
+`multivariate: false` variant.
 """
 import json
 import math
