@@ -1,3 +1,4 @@
+import { choiceIndex } from './search-space';
 import {
   Direction,
   ParamKind,
@@ -83,8 +84,7 @@ export function optunaDistribution(p: SearchParam): string {
 /** A value in Optuna's internal representation: a choice's index, a number as a float. */
 function internal(p: SearchParam, v: unknown): number | null {
   if (p.kind !== ParamKind.CATEGORICAL) return typeof v === 'number' ? v : null;
-  const key = JSON.stringify(v);
-  const i = p.choices.findIndex((c) => JSON.stringify(c) === key);
+  const i = choiceIndex(p.choices, v);
   return i >= 0 ? i : null;
 }
 

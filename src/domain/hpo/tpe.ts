@@ -1,5 +1,6 @@
 import { type Rng } from '../training/rng';
 import { loss, randomValue, type SamplingContext, trialRng } from './samplers';
+import { choiceIndex } from './search-space';
 import { ParamKind, type SearchParam, TrialState } from './study';
 
 /**
@@ -129,8 +130,7 @@ interface Mixture {
 /** A value as the estimator holds it: a choice's index, a number on its own scale. */
 function internal(p: SearchParam, v: unknown): number | null {
   if (p.kind === ParamKind.CATEGORICAL) {
-    const key = JSON.stringify(v);
-    const i = p.choices.findIndex((c) => JSON.stringify(c) === key);
+    const i = choiceIndex(p.choices, v);
     return i >= 0 ? i : null;
   }
   if (typeof v !== 'number' || !(v >= p.low && v <= p.high)) return null;
