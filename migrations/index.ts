@@ -10,6 +10,7 @@ import { Security1764800000000 } from './1764800000000-security';
 import { Fleet1764900000000 } from './1764900000000-fleet';
 import { FeatureVersions1764960000000 } from './1764960000000-feature-versions';
 import { HyperparameterSearch1765000000000 } from './1765000000000-hyperparameter-search';
+import { StudyLineage1765040000000 } from './1765040000000-study-lineage';
 import { HpoPruning1765050000000 } from './1765050000000-hpo-pruning';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
@@ -26,5 +27,6 @@ export const migrations = [
   Fleet1764900000000,
   FeatureVersions1764960000000,
   HyperparameterSearch1765000000000,
+  StudyLineage1765040000000,
   HpoPruning1765050000000,
 ];

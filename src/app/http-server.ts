@@ -22,6 +22,7 @@ import { formatError, toGraphQLError } from '../resolvers/errors';
 import { createLoaders } from '../resolvers/loaders';
 import { createConsoleRoute } from './console-route';
 import { handleDatasetFiles } from './dataset-files';
+import { handleStudyFiles } from './study-files';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
 import { DEFAULT_QUERY_SHAPE, QueryGate } from './query-gate';
@@ -222,6 +223,10 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     datasets: async (req, res) => {
       await admit(access.datasets, req.headers.authorization);
       return handleDatasetFiles(req, res, o.services.datasets, pathText);
+    },
+    studies: async (req, res) => {
+      await admit(access.studies, req.headers.authorization);
+      return handleStudyFiles(req, res, o.services.studyResults, pathText);
     },
     console: (req, res) => consoleRoute.serve(req, res, pathOf(req)),
   };

@@ -3,7 +3,15 @@ import { type Role } from '../domain/auth/role';
 import { requiredRole } from '../resolvers/guard';
 
 export type RouteName =
-  'healthz' | 'readyz' | 'metrics' | 'graphql' | 'predict' | 'runs' | 'datasets' | 'console';
+  | 'healthz'
+  | 'readyz'
+  | 'metrics'
+  | 'graphql'
+  | 'predict'
+  | 'runs'
+  | 'datasets'
+  | 'studies'
+  | 'console';
 
 /**
  * Who may call a route. A REST route that does what a GraphQL field does takes that field's
@@ -67,6 +75,13 @@ export const ROUTES: readonly RouteSpec[] = [
     access: { kind: 'sameAs', field: 'Query.node' },
   },
   {
+    // A study's Optuna journal: the graph reads a Study through node(id).
+    name: 'studies',
+    matches: under('/studies/'),
+    methods: READ,
+    access: { kind: 'sameAs', field: 'Query.node' },
+  },
+  {
     // Last: whatever no API route claims is a file or a client route of the console.
     name: 'console',
     matches: () => true,
@@ -75,12 +90,12 @@ export const ROUTES: readonly RouteSpec[] = [
   },
 ];
 
+type KeyedRoute = 'graphql' | 'predict' | 'runs' | 'datasets' | 'studies';
+
 export type Access = { kind: 'key' } | { kind: 'role'; role: Role; what: string };
 
 /** The role each keyed route requires, read from the schema's guards once at start. */
-export function resolveAccess(
-  schema: GraphQLSchema,
-): Record<'graphql' | 'predict' | 'runs' | 'datasets', Access> {
+export function resolveAccess(schema: GraphQLSchema): Record<KeyedRoute, Access> {
   const out: Partial<Record<RouteName, Access>> = {};
   for (const r of ROUTES) {
     if (r.access.kind === 'anyKey') out[r.name] = { kind: 'key' };
@@ -93,5 +108,5 @@ export function resolveAccess(
       throw new Error(`Route ${r.name} takes its role from ${r.access.field}, which has none`);
     out[r.name] = { kind: 'role', role, what: `${r.name} (as ${r.access.field})` };
   }
-  return out as Record<'graphql' | 'predict' | 'runs' | 'datasets', Access>;
+  return out as Record<KeyedRoute, Access>;
 }

@@ -15,6 +15,8 @@ import { RunExecutionService } from '../domain/training/run-execution.service';
 import { RunEvents } from '../domain/training/run-events';
 import { StudyService } from '../domain/hpo/study.service';
 import { SqlStudyRepository } from '../infra/db/hpo/study.repository';
+import { StudyResultsService } from '../domain/hpo/study-results.service';
+import { SqlStudyRegistrations } from '../infra/db/hpo/study-registration.repository';
 import { ModelRegistryService } from '../domain/registry/model-registry.service';
 import { LineageService } from '../domain/lineage/lineage';
 import { SqlModelRegistryRepository } from '../infra/db/registry/model-registry.repository';
@@ -70,6 +72,8 @@ export interface Services {
   training: TrainingService;
   runExecution: RunExecutionService;
   studies: StudyService;
+  /** registerBest and the Optuna journal export of a study. */
+  studyResults: StudyResultsService;
   registry: ModelRegistryService;
   lineage: LineageService;
   serving: PredictionService;
@@ -251,6 +255,14 @@ export function createServices(deps: {
     deps.clock,
     uow,
   );
+  const studies = new StudyService(
+    new SqlStudyRepository(ds),
+    training,
+    datasets,
+    deps.clock,
+    deps.events,
+    uow,
+  );
   return {
     apiKeys,
     runners,
@@ -270,14 +282,13 @@ export function createServices(deps: {
     datasets,
     training,
     runExecution,
-    studies: new StudyService(
-      new SqlStudyRepository(ds),
-      training,
-      datasets,
-      deps.clock,
-      deps.events,
-      uow,
-    ),
+    studies,
+    studyResults: new StudyResultsService({
+      studies,
+      runs: training,
+      registry,
+      registrations: new SqlStudyRegistrations(ds),
+    }),
     registry,
     lineage: new LineageService(new SqlLineageRepository(ds)),
     serving,

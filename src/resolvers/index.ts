@@ -5,6 +5,7 @@ import { NodeResolver } from './node.resolver';
 import { RunnerResolver } from './runner.resolver';
 import { TrainingResolver } from './training.resolver';
 import { StudyResolver, TrialResolver } from './hpo.resolver';
+import { StudyResultsResolver } from './study-results.resolver';
 import { DeploymentResolver, VersionTrafficResolver } from './serving.resolver';
 import {
   AlertResolver,
@@ -29,6 +30,7 @@ export const resolvers = [
   TrainingResolver,
   StudyResolver,
   TrialResolver,
+  StudyResultsResolver,
   ModelVersionResolver,
   ModelResolver,
   LineageNodeResolver,

@@ -27,6 +27,8 @@ const KINDS = [
   'FeatureViewVersion',
   'DatasetSnapshot',
   'Run',
+  'Study',
+  'Trial',
   'ModelVersion',
   'Deployment',
   'DriftReport',

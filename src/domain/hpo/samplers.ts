@@ -21,17 +21,6 @@ export interface SamplingContext {
 
 export type Sampler = (ctx: SamplingContext) => Record<string, unknown>;
 
-/** Trials completed with a value, as a sampler learns from them. */
-export function observations(
-  ctx: SamplingContext,
-): { params: Record<string, unknown>; value: number }[] {
-  return ctx.history.flatMap((t) =>
-    t.state === TrialState.COMPLETE && t.value !== null && Number.isFinite(t.value)
-      ? [{ params: t.params, value: t.value }]
-      : [],
-  );
-}
-
 /** A generator for trial `number` of a study seeded `seed`: the same pair, the same draws. */
 export function trialRng(seed: number, number: number): Rng {
   // murmur3's finalizer over the pair, so neighbouring trials get unrelated streams.

@@ -9,6 +9,12 @@ import {
   type SearchSpace,
 } from './study';
 
+/** The index of a categorical dimension's choice equal (as JSON) to `v`; -1 when none is. */
+export function choiceIndex(choices: readonly unknown[], v: unknown): number {
+  const key = JSON.stringify(v);
+  return choices.findIndex((c) => JSON.stringify(c) === key);
+}
+
 /** A search-space dimension as a client gives it. */
 export interface SearchParamInput {
   name: string;

@@ -1,33 +1,35 @@
 import { type Rng } from '../training/rng';
-import {
-  clampInt,
-  loss,
-  observations,
-  randomValue,
-  type SamplingContext,
-  trialRng,
-} from './samplers';
-import { ParamKind, type SearchParam } from './study';
+import { loss, randomValue, type SamplingContext, trialRng } from './samplers';
+import { choiceIndex } from './search-space';
+import { ParamKind, type SearchParam, TrialState } from './study';
 
 /**
- * Tree-structured Parzen Estimator (Bergstra et al. 2011; as Optuna's TPESampler with its
- * defaults, each parameter on its own). The completed trials are split by their objective:
- * the best `gamma(n)` form l(x), the rest g(x), each a Parzen mixture of truncated Gaussians
- * (one per observation, plus a wide prior) on the parameter's own scale (log for a log
- * scale; integers widened by half a step and rounded back); categoricals get smoothed
- * counts. Candidates drawn from l are scored by l(x)/g(x), which is what maximises expected
- * improvement under TPE's model, and the best one is taken. Every draw comes from the trial's
- * own seeded generator, so a study's seed and a trial's number fix its parameters.
+ * Tree-structured Parzen Estimator (Bergstra et al. 2011), as Optuna 5's TPESampler with its
+ * defaults (ADR 0030). The finished trials are split by their objective: the best `gamma(n)`
+ * form l(x), the rest g(x). Each is a mixture with one kernel per observation plus a prior
+ * kernel over the whole space; a kernel is a product over the parameters of a truncated
+ * Gaussian on the parameter's own scale (log for a log scale; an integer's mass over its unit
+ * cell) or, for a categorical, smoothed counts. Candidates drawn from l are scored by
+ * log l(x) - log g(x), which is what maximises expected improvement under TPE's model, and
+ * the best one is taken.
+ *
+ * Multivariate (the default, as Optuna's for one objective): a candidate takes every
+ * parameter from one kernel, so l and g see how the parameters go together. Independent
+ * (`multivariate: false`, Optuna's `multivariate=False`): each parameter is sampled and
+ * scored on its own. Every draw comes from the trial's own seeded generator, so a study's
+ * seed and a trial's number fix its parameters.
  */
 export interface TpeOptions {
-  /** Trials sampled at random before the model is used. */
+  /** Finished trials (complete or pruned) sampled at random before the model is used. */
   startupTrials: number;
-  /** Candidates drawn from l(x) for each parameter. */
+  /** Candidates drawn from l(x). */
   candidates: number;
-  /** How many of n observations count as good. */
+  /** How many of n finished trials count as good. */
   gamma: (n: number) => number;
-  /** Weight of the prior component of each mixture, beside 1 per observation. */
+  /** Weight of the prior kernel of each mixture, beside the observations' weights. */
   priorWeight: number;
+  /** One joint kernel per observation over all parameters, or each parameter on its own. */
+  multivariate: boolean;
 }
 
 export const TPE_DEFAULTS: TpeOptions = {
@@ -35,153 +37,239 @@ export const TPE_DEFAULTS: TpeOptions = {
   candidates: 24,
   gamma: (n) => Math.min(Math.ceil(0.1 * n), 25),
   priorWeight: 1,
+  multivariate: true,
 };
+
+/** Optuna's `default_weights`: the 25 newest observations weigh 1, older ones ramp down. */
+export function observationWeights(n: number): number[] {
+  if (n < 25) return new Array<number>(n).fill(1);
+  const ramp = n - 25;
+  return Array.from({ length: n }, (_, i) =>
+    i < ramp ? (ramp === 1 ? 1 / n : 1 / n + ((1 - 1 / n) * i) / (ramp - 1)) : 1,
+  );
+}
 
 export function tpeSample(
   ctx: SamplingContext,
   opts: TpeOptions = TPE_DEFAULTS,
 ): Record<string, unknown> {
   const rng = trialRng(ctx.seed, ctx.number);
-  const obs = observations(ctx);
-  if (obs.length < opts.startupTrials)
+  const { below, above, n } = split(ctx, opts);
+  if (n < opts.startupTrials)
     return Object.fromEntries(ctx.space.map((p) => [p.name, randomValue(p, rng)]));
-  const sorted = obs
-    .map((o, i) => ({ o, i, l: loss(o.value, ctx.direction) }))
-    .sort((a, b) => a.l - b.l || a.i - b.i)
-    .map((x) => x.o);
-  const nBelow = Math.max(1, Math.min(sorted.length - 1, opts.gamma(sorted.length)));
-  const below = sorted.slice(0, nBelow);
-  const above = sorted.slice(nBelow);
+  const groups = opts.multivariate ? [ctx.space] : ctx.space.map((p) => [p]);
   const out: Record<string, unknown> = {};
-  for (const p of ctx.space) {
-    const b = below.map((o) => o.params[p.name]);
-    const a = above.map((o) => o.params[p.name]);
-    out[p.name] =
-      p.kind === ParamKind.CATEGORICAL
-        ? categorical(p.choices, b, a, rng, opts)
-        : numeric(p, b, a, rng, opts);
+  for (const dims of groups) {
+    const l = estimator(dims, below, opts);
+    const g = estimator(dims, above, opts);
+    let best: number[] = [];
+    let bestScore = -Infinity;
+    for (let k = 0; k < opts.candidates; k++) {
+      const x = sample(l, rng);
+      const score = logPdf(l, x) - logPdf(g, x);
+      if (k === 0 || score > bestScore) {
+        bestScore = score;
+        best = x;
+      }
+    }
+    dims.forEach((p, d) => (out[p.name] = external(p, best[d])));
   }
   return out;
 }
 
-function categorical(
-  choices: unknown[],
-  below: unknown[],
-  above: unknown[],
-  rng: Rng,
+type Params = Record<string, unknown>;
+
+/**
+ * The good and the bad trials, each in trial order (which the weights depend on). Complete
+ * trials are ranked by their value; pruned ones, whose last reports a sampler does not see,
+ * rank after every complete one (Optuna ranks them after the complete ones too, by step).
+ */
+function split(
+  ctx: SamplingContext,
   opts: TpeOptions,
-): unknown {
-  const keys = choices.map((c) => JSON.stringify(c));
-  const weights = (values: unknown[]) => {
-    const w = choices.map(() => opts.priorWeight / choices.length);
-    for (const v of values) {
-      const i = keys.indexOf(JSON.stringify(v));
-      if (i >= 0) w[i] += 1;
-    }
-    const total = w.reduce((s, x) => s + x, 0);
-    return w.map((x) => x / total);
+): { below: Params[]; above: Params[]; n: number } {
+  const finished = ctx.history.flatMap((t, i) =>
+    t.state === TrialState.COMPLETE && t.value !== null && Number.isFinite(t.value)
+      ? [{ i, params: t.params, l: loss(t.value, ctx.direction), pruned: false }]
+      : t.state === TrialState.PRUNED
+        ? [{ i, params: t.params, l: Infinity, pruned: true }]
+        : [],
+  );
+  const n = finished.length;
+  const ranked = [...finished].sort(
+    (a, b) => Number(a.pruned) - Number(b.pruned) || a.l - b.l || a.i - b.i,
+  );
+  const good = new Set(ranked.slice(0, opts.gamma(n)).map((t) => t.i));
+  return {
+    below: finished.filter((t) => good.has(t.i)).map((t) => t.params),
+    above: finished.filter((t) => !good.has(t.i)).map((t) => t.params),
+    n,
   };
-  const l = weights(below);
-  const g = weights(above);
-  let best = -1;
-  let bestScore = -Infinity;
-  for (let k = 0; k < opts.candidates; k++) {
-    const i = pick(l, rng);
-    const score = Math.log(l[i]) - Math.log(g[i]);
-    if (score > bestScore) {
-      bestScore = score;
-      best = i;
-    }
-  }
-  return choices[best];
 }
 
-type Numeric = Extract<SearchParam, { kind: ParamKind.FLOAT | ParamKind.INT }>;
-
-function numeric(
-  p: Numeric,
-  below: unknown[],
-  above: unknown[],
-  rng: Rng,
-  opts: TpeOptions,
-): number {
-  const isInt = p.kind === ParamKind.INT;
-  const low = isInt ? p.low - 0.5 : p.low;
-  const high = isInt ? p.high + 0.5 : p.high;
-  const to = (x: number) => (p.log ? Math.log(x) : x);
-  const lo = to(low);
-  const hi = to(high);
-  const inside = (vs: unknown[]) =>
-    vs.filter((v): v is number => typeof v === 'number' && v >= p.low && v <= p.high).map(to);
-  const l = parzen(inside(below), lo, hi, opts.priorWeight);
-  const g = parzen(inside(above), lo, hi, opts.priorWeight);
-  let best = NaN;
-  let bestScore = -Infinity;
-  for (let k = 0; k < opts.candidates; k++) {
-    const x = sampleMixture(l, lo, hi, rng);
-    const score = logDensity(l, x, lo, hi) - logDensity(g, x, lo, hi);
-    if (score > bestScore || Number.isNaN(best)) {
-      bestScore = score;
-      best = x;
+/** One dimension of every kernel of a mixture (the last kernel is the prior). */
+type Dimension =
+  | {
+      kind: 'numeric';
+      param: Extract<SearchParam, { kind: ParamKind.FLOAT | ParamKind.INT }>;
+      /** The adapted bounds on the sampling scale (an integer's cells included). */
+      lo: number;
+      hi: number;
+      mus: number[];
+      sigmas: number[];
+      /** log of each kernel's mass inside [lo, hi] (it is truncated there). */
+      inRange: number[];
     }
-  }
-  const v = p.log ? Math.exp(best) : best;
-  return isInt ? clampInt(v, p.low, p.high) : Math.max(p.low, Math.min(p.high, v));
-}
+  | { kind: 'categorical'; param: SearchParam; rows: number[][] };
 
 interface Mixture {
-  mus: number[];
-  sigmas: number[];
   weights: number[];
+  dims: Dimension[];
+}
+
+/** A value as the estimator holds it: a choice's index, a number on its own scale. */
+function internal(p: SearchParam, v: unknown): number | null {
+  if (p.kind === ParamKind.CATEGORICAL) {
+    const i = choiceIndex(p.choices, v);
+    return i >= 0 ? i : null;
+  }
+  if (typeof v !== 'number' || !(v >= p.low && v <= p.high)) return null;
+  return v;
+}
+
+function external(p: SearchParam, x: number): unknown {
+  return p.kind === ParamKind.CATEGORICAL ? p.choices[x] : x;
+}
+
+/** Bounds of a numeric dimension on its sampling scale; an integer's cells reach ±0.5. */
+function bounds(
+  p: Extract<SearchParam, { kind: ParamKind.FLOAT | ParamKind.INT }>,
+): [number, number] {
+  const half = p.kind === ParamKind.INT ? 0.5 : 0;
+  const to = (x: number) => (p.log ? Math.log(x) : x);
+  return [to(p.low - half), to(p.high + half)];
 }
 
 /**
- * One truncated Gaussian per observation, its width the larger gap to its neighbours (the
- * bounds count as neighbours), clipped to [range / min(100, n + 1), range]; plus the prior,
- * centred with the whole range as its width.
+ * Optuna's _ParzenEstimator: weights of the observations (`observationWeights`) and the prior;
+ * numeric kernels centred on each observation with the larger gap to its sorted neighbours
+ * (the first and last take their one inner gap), clipped to [range / min(100, n + 2), range];
+ * the prior centred with the whole range; categorical rows of prior / (n + 1) per choice plus
+ * one on the observed choice, normalised. Only observations with every dimension in the space.
  */
-export function parzen(xs: number[], lo: number, hi: number, priorWeight: number): Mixture {
-  const range = hi - lo;
-  const mus = [...xs, (lo + hi) / 2];
-  const order = mus.map((_, i) => i).sort((a, b) => mus[a] - mus[b] || a - b);
-  const sigmas = new Array<number>(mus.length).fill(range);
-  const minSigma = range / Math.min(100, xs.length + 1);
-  for (let k = 0; k < order.length; k++) {
-    const i = order[k];
-    if (i === mus.length - 1) continue;
-    const left = k > 0 ? mus[order[k - 1]] : lo;
-    const right = k < order.length - 1 ? mus[order[k + 1]] : hi;
-    sigmas[i] = Math.min(range, Math.max(minSigma, mus[i] - left, right - mus[i]));
+export function estimator(dims: SearchParam[], observed: Params[], opts: TpeOptions): Mixture {
+  const rows: number[][] = [];
+  for (const o of observed) {
+    const x = dims.map((p) => internal(p, o[p.name]));
+    if (x.every((v) => v !== null)) rows.push(x as number[]);
   }
-  const weights = mus.map((_, i) => (i === mus.length - 1 ? priorWeight : 1));
+  const n = rows.length;
+  const weights = n === 0 ? [1] : [...observationWeights(n), opts.priorWeight];
   const total = weights.reduce((s, w) => s + w, 0);
-  return { mus, sigmas, weights: weights.map((w) => w / total) };
+  return {
+    weights: weights.map((w) => w / total),
+    dims: dims.map((p, d): Dimension => {
+      const xs = rows.map((r) => r[d]);
+      if (p.kind === ParamKind.CATEGORICAL) {
+        const k = p.choices.length;
+        const fill = n === 0 ? 1 / k : opts.priorWeight / (n + 1);
+        const counts = [...xs, -1].map((x) => {
+          const row = new Array<number>(k).fill(fill);
+          if (x >= 0) row[x] += 1;
+          const sum = row.reduce((s, w) => s + w, 0);
+          return row.map((w) => w / sum);
+        });
+        return { kind: 'categorical', param: p, rows: counts };
+      }
+      const [lo, hi] = bounds(p);
+      const centres = p.log ? xs.map(Math.log) : xs;
+      const mus = [...centres, (lo + hi) / 2];
+      const sigmas = [...bandwidths(centres, lo, hi), hi - lo];
+      const inRange = mus.map((mu, k) =>
+        logGaussMass((lo - mu) / sigmas[k], (hi - mu) / sigmas[k]),
+      );
+      return { kind: 'numeric', param: p, lo, hi, mus, sigmas, inRange };
+    }),
+  };
 }
 
-function sampleMixture(m: Mixture, lo: number, hi: number, rng: Rng): number {
-  const i = pick(m.weights, rng);
+function bandwidths(mus: number[], lo: number, hi: number): number[] {
+  const n = mus.length;
+  const order = mus.map((_, i) => i).sort((a, b) => mus[a] - mus[b] || a - b);
+  const sorted = [lo, ...order.map((i) => mus[i]), hi];
+  const gaps = order.map((_, k) =>
+    Math.max(sorted[k + 1] - sorted[k], sorted[k + 2] - sorted[k + 1]),
+  );
+  if (n >= 2) {
+    gaps[0] = sorted[2] - sorted[1];
+    gaps[n - 1] = sorted[n] - sorted[n - 1];
+  }
+  const range = hi - lo;
+  const minSigma = range / Math.min(100, n + 2);
+  const sigmas = new Array<number>(n);
+  order.forEach((i, k) => (sigmas[i] = Math.min(range, Math.max(minSigma, gaps[k]))));
+  return sigmas;
+}
+
+/** One candidate: a kernel (for every dimension at once), then each dimension from it. */
+function sample(m: Mixture, rng: Rng): number[] {
+  const k = pick(m.weights, rng);
+  return m.dims.map((d) => {
+    if (d.kind === 'categorical') return pick(d.rows[k], rng);
+    let x = truncatedNormal(d.mus[k], d.sigmas[k], d.lo, d.hi, rng);
+    const p = d.param;
+    if (p.log) x = Math.exp(x);
+    return p.kind === ParamKind.INT
+      ? Math.max(p.low, Math.min(p.high, Math.round(x)))
+      : Math.max(p.low, Math.min(p.high, x));
+  });
+}
+
+function truncatedNormal(mu: number, sigma: number, lo: number, hi: number, rng: Rng): number {
   for (let tries = 0; tries < 64; tries++) {
-    const x = m.mus[i] + m.sigmas[i] * rng.normal();
+    const x = mu + sigma * rng.normal();
     if (x >= lo && x <= hi) return x;
   }
-  // A component almost wholly outside the range: its mass inside is near uniform.
+  // A kernel almost wholly outside the range: its mass inside is near uniform.
   return lo + rng.next() * (hi - lo);
 }
 
-export function logDensity(m: Mixture, x: number, lo: number, hi: number): number {
-  let p = 0;
-  for (let i = 0; i < m.mus.length; i++) {
-    const s = m.sigmas[i];
-    const z = (x - m.mus[i]) / s;
-    const mass = Phi((hi - m.mus[i]) / s) - Phi((lo - m.mus[i]) / s);
-    p +=
-      (m.weights[i] * Math.exp(-0.5 * z * z)) /
-      (s * Math.sqrt(2 * Math.PI) * Math.max(mass, 1e-12));
-  }
-  return Math.log(Math.max(p, 1e-300));
+/** log of the mixture's density (an integer's probability mass) at x, summed stably. */
+export function logPdf(m: Mixture, x: readonly number[]): number {
+  const terms = m.weights.map(Math.log);
+  m.dims.forEach((d, i) => {
+    if (d.kind === 'categorical') {
+      for (let k = 0; k < terms.length; k++) terms[k] += Math.log(d.rows[k][x[i]]);
+      return;
+    }
+    const to = (v: number) => (d.param.log ? Math.log(v) : v);
+    if (d.param.kind === ParamKind.INT) {
+      const [left, right] = [to(x[i] - 0.5), to(x[i] + 0.5)];
+      for (let k = 0; k < terms.length; k++) {
+        const [mu, sigma] = [d.mus[k], d.sigmas[k]];
+        terms[k] += logGaussMass((left - mu) / sigma, (right - mu) / sigma) - d.inRange[k];
+      }
+      return;
+    }
+    // On a log scale this is the density of log x, as Optuna scores it (the Jacobian 1/x is
+    // the same for l and g and cancels in the score).
+    const v = to(x[i]);
+    for (let k = 0; k < terms.length; k++) {
+      const z = (v - d.mus[k]) / d.sigmas[k];
+      terms[k] += -0.5 * z * z - LOG_SQRT_2PI - Math.log(d.sigmas[k]) - d.inRange[k];
+    }
+  });
+  let top = -Infinity;
+  for (const t of terms) top = Math.max(top, t);
+  if (top === -Infinity) return -Infinity;
+  let sum = 0;
+  for (const t of terms) sum += Math.exp(t - top);
+  return top + Math.log(sum);
 }
 
-function pick(weights: number[], rng: Rng): number {
+const LOG_SQRT_2PI = 0.5 * Math.log(2 * Math.PI);
+
+function pick(weights: readonly number[], rng: Rng): number {
   let u = rng.next();
   for (let i = 0; i < weights.length; i++) {
     u -= weights[i];
@@ -190,14 +278,43 @@ function pick(weights: number[], rng: Rng): number {
   return weights.length - 1;
 }
 
-/** Standard normal CDF (Abramowitz and Stegun 7.1.26; absolute error below 1.5e-7). */
-function Phi(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * x);
-  const erf =
-    1 -
-    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) *
-      t *
-      Math.exp(-x * x);
-  return 0.5 * (1 + (z >= 0 ? erf : -erf));
+/** log of the standard normal's mass on [a, b], accurate far in either tail. */
+export function logGaussMass(a: number, b: number): number {
+  if (b <= a) return -Infinity;
+  // Mirror into the upper tail, where the upper-tail function keeps its relative precision.
+  if (b <= 0) return logGaussMass(-b, -a);
+  if (a < 0) return Math.log(Math.max(1 - upperTail(-a) - upperTail(b), 1e-300));
+  const la = logUpperTail(a);
+  const lb = logUpperTail(b);
+  return la + Math.log1p(-Math.exp(lb - la));
+}
+
+/** P(Z > z) for z >= 0. */
+function upperTail(z: number): number {
+  return Math.exp(logUpperTail(z));
+}
+
+/**
+ * log P(Z > z) for z >= 0: log(erfc(z / √2) / 2) with Numerical Recipes' erfcc (relative error
+ * below 1.2e-7 everywhere), kept in log space so it never underflows.
+ */
+function logUpperTail(z: number): number {
+  const x = z / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * x);
+  const poly =
+    -1.26551223 +
+    t *
+      (1.00002368 +
+        t *
+          (0.37409196 +
+            t *
+              (0.09678418 +
+                t *
+                  (-0.18628806 +
+                    t *
+                      (0.27886807 +
+                        t *
+                          (-1.13520398 +
+                            t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return Math.log(t) - x * x + poly - Math.LN2;
 }

@@ -42,6 +42,8 @@ export const LINEAGE_KINDS = [
   'FeatureViewVersion',
   'DatasetSnapshot',
   'Run',
+  'Study',
+  'Trial',
   'ModelVersion',
   'Deployment',
   'DriftReport',
