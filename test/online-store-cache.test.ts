@@ -1,6 +1,11 @@
 import { type FeatureEvent } from '../src/domain/features/point-in-time';
 import { RedisOnlineStore } from '../src/infra/redis/online-store';
-import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
+import {
+  closeRedis,
+  createRedisClient,
+  PIPELINE_ITEMS,
+  type RedisClient,
+} from '../src/infra/redis/redis-client';
 import { deleteRedisPrefix, isolationName, testRedisTarget } from './support/isolation';
 
 /**
@@ -103,4 +108,42 @@ it('forgets the least recently read keys beyond its bound', async () => {
   const [k1Again] = await store.readMany([keys[0]]);
   expect(k1Again).not.toBe(k1);
   expect(ids(k1Again)).toEqual(['k1']);
+});
+
+it('merges a large batch a bounded number of entities at a time, every result in order', async () => {
+  const store = new RedisOnlineStore(redis, prefix);
+  const n = PIPELINE_ITEMS * 2 + 37;
+  const keys = Array.from({ length: n }, (_, i) => ({ versionId: 'v4', entityKey: `big${i}` }));
+  // What reaches Redis at once: on a cluster, one pipeline per entity, so count those in flight.
+  let inFlight = 0;
+  let most = 0;
+  const real = redis.pipeline.bind(redis);
+  const spy = jest.spyOn(redis, 'pipeline').mockImplementation((...args) => {
+    const p = real(...args);
+    const exec = p.exec.bind(p);
+    p.exec = async (...a) => {
+      const size = p.length;
+      inFlight += size;
+      most = Math.max(most, inFlight);
+      try {
+        return await exec(...a);
+      } finally {
+        inFlight -= size;
+      }
+    };
+    return p;
+  });
+  try {
+    const changed = await store.merge(
+      noTrim,
+      keys.map((k, i) => ({ ...k, events: [event(k.entityKey, 1, i % 2 ? 1 : 2)] })),
+    );
+    expect(changed).toEqual(keys.map(() => 1));
+  } finally {
+    spy.mockRestore();
+  }
+  expect(most).toBeGreaterThan(0);
+  expect(most).toBeLessThanOrEqual(PIPELINE_ITEMS);
+  const read = await store.readMany([keys[0], keys[n - 1]]);
+  expect(read.map(ids)).toEqual([['big0'], [`big${n - 1}`]]);
 });

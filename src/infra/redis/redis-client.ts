@@ -52,11 +52,16 @@ export function createRedisClient(
   });
 }
 
+/** Items sent at once: a command's timeout runs from when it is sent, and others wait behind. */
+export const PIPELINE_ITEMS = 500;
+
 /**
  * Commands whose keys share one hash tag per item, run as one pipeline on one server and as
  * one pipeline per item on a cluster (a pipeline may not span nodes; the items' pipelines run
  * concurrently). `transaction` makes each item's commands one MULTI. Results in item order,
- * each item's commands in the order `add` queued them.
+ * each item's commands in the order `add` queued them. At most PIPELINE_ITEMS items are in
+ * flight: a batch of 10,000 scripts sent at once made the last ones wait past the command
+ * timeout on a busy server (and every other client wait behind them).
  */
 export async function execPerItem<T>(
   redis: RedisClient,
@@ -64,19 +69,25 @@ export async function execPerItem<T>(
   add: (p: ChainableCommander, item: T) => void,
   transaction = false,
 ): Promise<[Error | null, unknown][]> {
-  if (!(redis instanceof Cluster)) {
-    const p = transaction ? redis.multi() : redis.pipeline();
-    for (const item of items) add(p, item);
-    return (await p.exec()) ?? [];
-  }
-  const each = await Promise.all(
-    items.map((item) => {
+  const out: [Error | null, unknown][] = [];
+  for (let lo = 0; lo < items.length; lo += PIPELINE_ITEMS) {
+    const chunk = items.slice(lo, lo + PIPELINE_ITEMS);
+    if (!(redis instanceof Cluster)) {
       const p = transaction ? redis.multi() : redis.pipeline();
-      add(p, item);
-      return p.exec();
-    }),
-  );
-  return each.flatMap((r) => r ?? []);
+      for (const item of chunk) add(p, item);
+      out.push(...((await p.exec()) ?? []));
+      continue;
+    }
+    const each = await Promise.all(
+      chunk.map((item) => {
+        const p = transaction ? redis.multi() : redis.pipeline();
+        add(p, item);
+        return p.exec();
+      }),
+    );
+    for (const r of each) out.push(...(r ?? []));
+  }
+  return out;
 }
 
 /** PING with a deadline: an unreachable Redis answers "down" in bounded time. */
