@@ -1,9 +1,11 @@
+import { DuckDBInstance } from '@duckdb/node-api';
 import {
   BuildDatasetDocument,
   CompactFeatureViewDocument,
   CreateFeatureEntityDocument,
   CreateFeatureViewDocument,
   type CreateFeatureViewInput,
+  DatasetSqlDocument,
   type FeatureRecordInput,
   IngestFeaturesDocument,
   OnlineFeaturesDocument,
@@ -182,5 +184,60 @@ describe('a correction', () => {
       q.quarantinedRecords.edges.map((e) => [e.node.eventId, e.node.violations[0].rule]),
     ).toEqual([['a', 'CONFLICTING_DUPLICATE']]);
     expect(q.quarantinedRecords.edges[0].node.payload).toMatchObject({ fields: { x: 99 } });
+  });
+
+  it('gives the same values from datasetSql run on DuckDB over the stored history', async () => {
+    const { datasetSql } = await gql.ok(DatasetSqlDocument, {
+      featureRefs: FEATURES.map((f) => `cb:${f}`),
+      dialect: 'DUCKDB' as never,
+    });
+    const [spine, history] = datasetSql.relations;
+    expect([spine.name, history.name, history.view, history.version]).toEqual([
+      'aether_spine',
+      'aether_history_cb_v1',
+      'cb',
+      1,
+    ]);
+    // The history as the offline store holds it: every version, with its known time.
+    const stored = (await app.db.dataSource.query(
+      `SELECT e.entity_key, e.event_id, (extract(epoch FROM e.event_ts) * 1000)::bigint AS ts,
+              (extract(epoch FROM e.created_ts) * 1000)::bigint AS known, e.fields
+         FROM feature_event e JOIN feature_view_version v ON v.id = e.version_id
+        WHERE v.source = 'cb_src'`,
+    )) as {
+      entity_key: string;
+      event_id: string;
+      ts: string;
+      known: string;
+      fields: { x: number };
+    }[];
+    expect(stored).toHaveLength(4);
+    const instance = await DuckDBInstance.create(':memory:');
+    const duck = await instance.connect();
+    try {
+      for (const r of datasetSql.relations)
+        await duck.run(
+          `CREATE TABLE ${r.name} (${r.columns.map((c) => `"${c.name}" ${c.type}`).join(', ')})`,
+        );
+      await duck.run(
+        `INSERT INTO aether_history_cb_v1 VALUES ${stored
+          .map((r) => `('${r.entity_key}', '${r.event_id}', ${r.ts}, ${r.known}, ${r.fields.x})`)
+          .join(', ')}`,
+      );
+      await duck.run(
+        `INSERT INTO aether_spine VALUES ${LABELS.map((h, i) => `(${i}, 'm1', ${T0 + h * H}, NULL)`).join(', ')}`,
+      );
+      const rows = (await duck.runAndReadAll(datasetSql.sql)).getRowObjects();
+      const values = rows.map((r) =>
+        FEATURES.map((f) => {
+          const v = r[`cb@1:${f}`];
+          return typeof v === 'bigint' ? Number(v) : v;
+        }),
+      );
+      expect(values).toEqual((await offline('cb')).values);
+    } finally {
+      duck.closeSync();
+      instance.closeSync();
+    }
   });
 });
