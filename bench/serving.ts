@@ -4,7 +4,9 @@ import { fit } from '../src/domain/training/fit';
 import { type GbdtState } from '../src/domain/training/learners/gbdt';
 import { builtinTrainer, validateHyperparameters } from '../src/domain/training/trainers';
 import { readTrainingTable } from '../src/infra/datasets/training-table';
-import { exportGbdt } from '../src/infra/onnx/export';
+import { exportDense, exportGbdt } from '../src/infra/onnx/export';
+import { FeatureType } from '../src/domain/features/feature-definition';
+import { Rng } from '../src/domain/training/rng';
 import { buildFlightsSets } from '../scripts/flights-training-set';
 import { registerKnownModel } from '../test/support/trained-model';
 import { median, round, runLoad, scale, writeResult, type LoadResult } from './support/bench';
@@ -18,6 +20,9 @@ import { startBenchPlatform } from './support/platform';
  * same run: the model's onnxruntime session called in this process with the same features,
  * one row per call; and the floors of this machine at concurrency 32 — the same server
  * answering a GraphQL `{ __typename }` and a bare `/healthz` — which no prediction can beat.
+ * Then a model where inference matters (an MLP 500 → 256 → 256 → 1 over a view of 500
+ * features), batched and not, at concurrency 128 over the JSON path. The figures the issue
+ * sets targets on are ratios to the floors and between the two heavy deployments.
  */
 const QUERY = (endpoint: string) =>
   JSON.stringify({
@@ -153,6 +158,15 @@ export async function main(): Promise<void> {
     const ortUs = ((performance.now() - t0) * 1_000) / calls;
     await session.release();
 
+    // A model where inference matters: 500 → 256 → 256 → 1, random weights, one entity.
+    const heavy = await heavyDeployments(s, admin);
+    const heavyB: LoadResult[] = [];
+    const heavyU: LoadResult[] = [];
+    for (let i = 0; i < 3; i++) {
+      heavyB.push(await lean(heavy.batched, 128));
+      heavyU.push(await lean(heavy.unbatched, 128));
+    }
+
     await s.predictionLog.flush();
     const stats = s.predictionLog.stats();
     const m = (rs: LoadResult[], k: keyof LoadResult) => median(rs.map((r) => r[k]));
@@ -177,6 +191,12 @@ export async function main(): Promise<void> {
       floor_graphql_typename_rps_c32: round(m(floorGraph, 'rps'), 0),
       floor_healthz_p99_ms_c32: round(m(floorHttp, 'p99')),
       floor_healthz_rps_c32: round(m(floorHttp, 'rps'), 0),
+      p99_ratio_vs_typename_c32: round(m(c32, 'p99') / m(floorGraph, 'p99'), 2),
+      json_p99_ratio_vs_healthz_c32: round(m(json32, 'p99') / m(floorHttp, 'p99'), 2),
+      heavy_rps_c128_batched: round(m(heavyB, 'rps'), 0),
+      heavy_rps_c128_unbatched: round(m(heavyU, 'rps'), 0),
+      heavy_p99_ms_c128_batched: round(m(heavyB, 'p99')),
+      heavy_batching_speedup_c128: round(m(heavyB, 'rps') / m(heavyU, 'rps'), 2),
       ort_inprocess_us: round(ortUs, 1),
       log_rows_written: stats.written,
       log_rows_lost: stats.lost,
@@ -185,4 +205,101 @@ export async function main(): Promise<void> {
   } finally {
     await p.close();
   }
+}
+
+const HEAVY_FEATURES = 500;
+
+/** The MLP of the issue behind two deployments, batched (64 rows, 500 µs) and not. */
+async function heavyDeployments(
+  s: Awaited<ReturnType<typeof startBenchPlatform>>['app']['services'],
+  admin: { keyId: string; name: string; role: never },
+): Promise<{ batched: string; unbatched: string }> {
+  await s.featureRegistry.createEntity({ name: 'sensor', joinKeys: ['sensor_id'] });
+  const { version } = await s.featureRegistry.createView({
+    name: 'wide',
+    entity: 'sensor',
+    source: 'wide_src',
+    ttlSeconds: 365 * 86_400,
+    allowedLatenessSeconds: 86_400,
+    features: Array.from({ length: HEAVY_FEATURES }, (_, i) => ({
+      name: `f${String(i).padStart(3, '0')}`,
+      type: FeatureType.FLOAT,
+      source: `f${i}`,
+      transform: { kind: 'IDENTITY' as const },
+      aggregation: null,
+      validation: {},
+    })),
+  });
+  const rng = new Rng(17);
+  const at = Date.now() - 3_600_000;
+  await s.ingestion.ingest(
+    [version],
+    ['ORD', 'SFO'].map((entityKey) => ({
+      entityKey,
+      eventId: 'e1',
+      eventTs: at,
+      knownAt: at,
+      fields: Object.fromEntries(
+        Array.from({ length: HEAVY_FEATURES }, (_, i) => [`f${i}`, rng.next() * 2 - 1]),
+      ),
+    })),
+    'bench',
+  );
+  const { snapshot, done } = await s.datasets.build({
+    name: 'heavy',
+    featureRefs: ['wide@1:*'],
+    spine: Array.from({ length: 40 }, (_, i) => ({
+      entityKey: i % 2 ? 'ORD' : 'SFO',
+      ts: at + 1_000 + i,
+      label: i % 2,
+    })),
+  });
+  await done;
+  const names = (await s.featureRegistry.resolveRefs(['wide@1:*'])).map((r) => r.ref);
+  const dims = [HEAVY_FEATURES, 256, 256, 1];
+  const layers = dims.slice(1).map((out, l) => {
+    const inn = dims[l];
+    const scale = Math.sqrt(2 / inn);
+    return {
+      in: inn,
+      out,
+      w: Array.from({ length: inn * out }, () => Math.fround((rng.next() * 2 - 1) * scale)),
+      b: Array.from({ length: out }, () => 0),
+    };
+  });
+  const bytes = exportDense(
+    'mlp',
+    names,
+    { mean: names.map(() => 0), std: names.map(() => 1) },
+    { layers },
+  );
+  const v = await registerKnownModel(s, {
+    model: 'heavy-mlp',
+    datasetId: snapshot.id,
+    features: names,
+    weights: [],
+    bias: 0,
+    bytes,
+  });
+  await s.registry.validate(admin, v.id, snapshot.id);
+  for (const to of [
+    ModelState.STAGING,
+    ModelState.SHADOW,
+    ModelState.CANARY,
+    ModelState.PRODUCTION,
+  ])
+    await s.registry.transition(admin, v.id, to, 'bench');
+  await s.deployments.create(admin, {
+    endpoint: 'heavy-batched',
+    model: 'heavy-mlp',
+    maxBatch: 64,
+    maxWaitUs: 500,
+  });
+  await s.deployments.create(admin, {
+    endpoint: 'heavy-unbatched',
+    model: 'heavy-mlp',
+    maxBatch: 1,
+    maxWaitUs: 0,
+  });
+  return { batched: 'heavy-batched', unbatched: 'heavy-unbatched' };
 }

@@ -12,6 +12,7 @@ import { FeatureVersions1764960000000 } from './1764960000000-feature-versions';
 import { HyperparameterSearch1765000000000 } from './1765000000000-hyperparameter-search';
 import { StudyLineage1765040000000 } from './1765040000000-study-lineage';
 import { HpoPruning1765050000000 } from './1765050000000-hpo-pruning';
+import { PreviousVersions1765060000000 } from './1765060000000-previous-versions';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -29,4 +30,5 @@ export const migrations = [
   HyperparameterSearch1765000000000,
   StudyLineage1765040000000,
   HpoPruning1765050000000,
+  PreviousVersions1765060000000,
 ];

@@ -96,25 +96,10 @@ export class PostgresOfflineStore implements OfflineStore {
     const out: (StoredVersion | null)[] = rows.map(() => null);
     if (!rows.length) return out;
     const { sources } = eventLayout(version.schema);
-    // A seek on the primary key per row: the greatest key at or below (version, entity, event,
-    // known time), kept only if it is a version of that event. Written as one row comparison
-    // ordered like the key, so the key is the only index that can answer it whatever the
-    // statistics say: with per-column conditions, a view version loaded into a large table
-    // before the next ANALYZE looked empty to the planner, which then filtered every probe
-    // through (version_id, seq) and scanned the whole version per row (a 60 s timeout).
+    // One seek on the primary key per row, in a function whose planner settings leave the key
+    // as the only way to answer it (migrations/1765060000000-previous-versions.ts).
     const found = (await this.ds.query(
-      `SELECT u.n::int AS n, p.ts, p.cts, p.f
-         FROM unnest($2::text[], $3::text[], $4::float8[]) WITH ORDINALITY AS u(k, e, cts, n)
-         JOIN LATERAL (
-           SELECT x.version_id, x.entity_key, x.event_id,
-                  (extract(epoch FROM x.event_ts) * 1000)::float8 AS ts,
-                  (extract(epoch FROM x.created_ts) * 1000)::float8 AS cts, x.fields AS f
-             FROM feature_event x
-            WHERE (x.version_id, x.entity_key, x.event_id, x.created_ts)
-                  <= ($1::uuid, u.k, u.e, ${msTime('u.cts')})
-            ORDER BY x.version_id DESC, x.entity_key DESC, x.event_id DESC, x.created_ts DESC
-            LIMIT 1) p
-           ON p.version_id = $1::uuid AND p.entity_key = u.k AND p.event_id = u.e`,
+      `SELECT n, ts, cts, f FROM feature_previous_versions($1::uuid, $2::text[], $3::text[], $4::float8[])`,
       [
         version.id,
         rows.map((r) => r.entityKey),
