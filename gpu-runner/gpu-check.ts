@@ -33,6 +33,8 @@ interface Attempt {
   checkpoint: Buffer | null;
   modelSha256: string | null;
   stderr: string;
+  /** The first lines, kept apart: the tail is cut to 8 KiB. */
+  stderrHead: string;
   samples: HardwareSampleInput[];
   seconds: number;
 }
@@ -94,6 +96,7 @@ async function attempt(
       checkpoint: null,
       modelSha256: null,
       stderr: '',
+      stderrHead: '',
       samples,
       seconds: 0,
     };
@@ -115,7 +118,10 @@ async function attempt(
           }),
         );
     });
-    child.stderr.on('data', (b: Buffer) => (out.stderr = (out.stderr + b.toString()).slice(-8192)));
+    child.stderr.on('data', (b: Buffer) => {
+      if (out.stderrHead.length < 4096) out.stderrHead = (out.stderrHead + b.toString()).slice(0, 4096);
+      out.stderr = (out.stderr + b.toString()).slice(-8192);
+    });
     [out.exit, out.signal] = await new Promise<[number | null, string | null]>((resolve) =>
       child.once('close', (code, signal) => resolve([code, signal])),
     );
@@ -163,7 +169,7 @@ async function main(): Promise<number> {
   fs.rmSync(dir, { recursive: true, force: true });
 
   const busy = full.samples.flatMap((s) => s.gpus).filter((g) => g.index === gpu);
-  checks.trainer_on_cuda = /device cuda/.test(full.stderr);
+  checks.trainer_on_cuda = /device cuda/.test(full.stderrHead);
   checks.full_run_succeeded =
     full.exit === 0 && full.epochs.length === EPOCHS && !!full.modelSha256;
   checks.gpu_sampled = busy.length > 0 && Math.max(...busy.map((g) => g.memoryMb)) > 0;
@@ -186,7 +192,7 @@ async function main(): Promise<number> {
     max_gpu_memory_mb: busy.length ? Math.max(...busy.map((g) => g.memoryMb)) : null,
     gpu_samples: busy.length,
     final_metrics: full.epochs.at(-1)?.metrics ?? null,
-    trainer_stderr_head: full.stderr.split('\n').slice(0, 3),
+    trainer_stderr_head: full.stderrHead.split('\n').slice(0, 3),
     resumed_exit: resumed ? (resumed.signal ?? resumed.exit) : null,
     resumed_stderr_tail: resumed?.stderr.trim().split('\n').slice(-3) ?? null,
   });

@@ -113,7 +113,8 @@ def main():
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            # The device it trains on only: a resume may see fewer GPUs than the checkpoint did.
+            torch.cuda.set_rng_state(state["cuda_rng"])
         start = state["epoch"] + 1
         print(f"resuming after epoch {state['epoch']}", file=sys.stderr)
 
@@ -145,7 +146,7 @@ def main():
                 "optimizer": opt.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": random.getstate(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
             },
             path + ".tmp",
         )

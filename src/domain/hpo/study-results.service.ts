@@ -3,6 +3,7 @@ import { type ModelVersion } from '../registry/model';
 import { ConflictError } from '../shared/domain-error';
 import { type MetricPoint, type TrainingRun } from '../training/training-run';
 import { optunaJournal } from './optuna-journal';
+import { intermediateOf } from './pruners';
 import { bestTrial, type IntermediateValue, type Study, type Trial } from './study';
 
 export enum StudyResultErrorCode {
@@ -100,16 +101,14 @@ export class StudyResultsService {
     const runIds = trials.flatMap(runsOf);
     const metrics = runIds.length ? await this.d.runs.metricsOf(runIds) : new Map();
     const intermediate = new Map<string, IntermediateValue[]>();
-    for (const t of trials) {
-      const byEpoch = new Map<number, number>();
-      for (const runId of runsOf(t))
-        for (const p of (metrics.get(runId) ?? []) as MetricPoint[])
-          if (p.step === null && p.name === study.objective.metric) byEpoch.set(p.epoch, p.value);
+    for (const t of trials)
       intermediate.set(
         t.id,
-        [...byEpoch].sort(([a], [b]) => a - b).map(([epoch, value]) => ({ epoch, value })),
+        intermediateOf(
+          study.objective.metric,
+          runsOf(t).map((id) => (metrics.get(id) ?? []) as MetricPoint[]),
+        ).intermediate,
       );
-    }
     return optunaJournal(study, trials, intermediate);
   }
 }
