@@ -119,7 +119,8 @@ async function attempt(
         );
     });
     child.stderr.on('data', (b: Buffer) => {
-      if (out.stderrHead.length < 4096) out.stderrHead = (out.stderrHead + b.toString()).slice(0, 4096);
+      if (out.stderrHead.length < 4096)
+        out.stderrHead = (out.stderrHead + b.toString()).slice(0, 4096);
       out.stderr = (out.stderr + b.toString()).slice(-8192);
     });
     [out.exit, out.signal] = await new Promise<[number | null, string | null]>((resolve) =>
@@ -154,19 +155,22 @@ async function main(): Promise<number> {
   report.trainer_user = config.user?.name ?? null;
 
   const dir = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'gpu-check-'));
-  const dataset = path.join(dir, 'dataset.arrow');
-  const made = spawnSync(python, ['-c', DATASET_PY, dataset, String(ROWS), String(FEATURES)], {
-    encoding: 'utf8',
-  });
-  if (made.status !== 0) throw new Error(`could not make the dataset: ${made.stderr}`);
   const gpu = gpus[0].index;
-
-  const full = await attempt(sandbox, python, dataset, gpu, {});
-  const killed = await attempt(sandbox, python, dataset, gpu, { killAfterEpoch: KILL_AFTER_EPOCH });
-  const resumed = killed.checkpoint
-    ? await attempt(sandbox, python, dataset, gpu, { resume: killed.checkpoint })
-    : null;
-  fs.rmSync(dir, { recursive: true, force: true });
+  let full: Attempt, killed: Attempt, resumed: Attempt | null;
+  try {
+    const dataset = path.join(dir, 'dataset.arrow');
+    const made = spawnSync(python, ['-c', DATASET_PY, dataset, String(ROWS), String(FEATURES)], {
+      encoding: 'utf8',
+    });
+    if (made.status !== 0) throw new Error(`could not make the dataset: ${made.stderr}`);
+    full = await attempt(sandbox, python, dataset, gpu, {});
+    killed = await attempt(sandbox, python, dataset, gpu, { killAfterEpoch: KILL_AFTER_EPOCH });
+    resumed = killed.checkpoint
+      ? await attempt(sandbox, python, dataset, gpu, { resume: killed.checkpoint })
+      : null;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 
   const busy = full.samples.flatMap((s) => s.gpus).filter((g) => g.index === gpu);
   checks.trainer_on_cuda = /device cuda/.test(full.stderrHead);

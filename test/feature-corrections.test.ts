@@ -241,3 +241,14 @@ describe('a correction', () => {
     }
   });
 });
+
+it('refuses a feature named twice and more features than a join may take, with their codes', async () => {
+  const codes = async (featureRefs: string[]) => {
+    const r = await gql.request(DatasetSqlDocument, { featureRefs, dialect: 'TRINO' as never });
+    return r.errors?.map((e) => [e.extensions?.code, e.extensions?.reason]);
+  };
+  expect(await codes(['cb:x', 'cb@1:x'])).toEqual([['BAD_USER_INPUT', 'DUPLICATE_FEATURE']]);
+  expect(await codes(Array.from({ length: 10_001 }, () => 'cb:x'))).toEqual([
+    ['BAD_USER_INPUT', 'TOO_MANY_FEATURES'],
+  ]);
+});

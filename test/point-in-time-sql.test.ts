@@ -169,7 +169,7 @@ const spines = fc.array(
 
 let instance: DuckDBInstance;
 let duck: DuckDBConnection;
-const { sql, relations } = pointInTimeSql(features, SqlDialect.DUCKDB);
+const { relations } = pointInTimeSql(features, SqlDialect.DUCKDB);
 
 beforeAll(async () => {
   instance = await DuckDBInstance.create(':memory:');
@@ -232,41 +232,49 @@ it('generates SQL whose relations name every source column', () => {
   ]);
 });
 
-it('gives exactly what the evaluator gives, on DuckDB, for generated histories', async () => {
-  await fc.assert(
-    fc.asyncProperty(histories, spines, async (history, spine) => {
-      await load(history, spine);
-      const rows = (await duck.runAndReadAll(sql)).getRowObjects();
-      expect(rows.length).toBe(spine.length);
-      const byEntity = new Map<string, FeatureEvent[]>();
-      for (const h of history)
-        byEntity.set(h.entityKey, [...(byEntity.get(h.entityKey) ?? []), h.event]);
-      spine.forEach((label, i) => {
-        const events = [...(byEntity.get(label.entityKey) ?? [])].sort(compareEvents);
-        const want = evaluateView(VERSION.schema, seriesOf(events), label.ts, {
-          nullWhenStale: true,
-        }).values;
-        const row = rows[i];
-        expect(normal(row.row_id)).toBe(i);
-        features.forEach((f, k) => {
-          const got = normal(row[f.ref]);
-          const fn = VERSION.schema.features[k].aggregation?.fn;
-          const context = { row: i, feature: f.ref, label, got, want: want[k] };
-          if ((fn === AggregationFn.SUM || fn === AggregationFn.MEAN) && want[k] !== null) {
-            expect({
-              ...context,
-              close: Math.abs((got as number) - (want[k] as number)) <= 1e-9,
-            }).toEqual({
-              ...context,
-              close: true,
-            });
-          } else expect(context).toEqual({ ...context, got: want[k] });
+/**
+ * The statement of a schema whose TTL is `ttlSeconds` (the windows are 10 and 30 s): under
+ * 30 s the widest window bounds what the join reads, over it the TTL does.
+ */
+it.each([20, 35])(
+  'gives exactly what the evaluator gives, on DuckDB, for generated histories (TTL %i s)',
+  async (ttlSeconds) => {
+    const version = { ...VERSION, schema: { ...VERSION.schema, ttlSeconds } };
+    const mine = features.map((f) => ({ ...f, version }));
+    const statement = pointInTimeSql(mine, SqlDialect.DUCKDB).sql;
+    await fc.assert(
+      fc.asyncProperty(histories, spines, async (history, spine) => {
+        await load(history, spine);
+        const rows = (await duck.runAndReadAll(statement)).getRowObjects();
+        expect(rows.length).toBe(spine.length);
+        const byEntity = new Map<string, FeatureEvent[]>();
+        for (const h of history)
+          byEntity.set(h.entityKey, [...(byEntity.get(h.entityKey) ?? []), h.event]);
+        spine.forEach((label, i) => {
+          const events = [...(byEntity.get(label.entityKey) ?? [])].sort(compareEvents);
+          const want = evaluateView(version.schema, seriesOf(events), label.ts, {
+            nullWhenStale: true,
+          }).values;
+          const row = rows[i];
+          expect(normal(row.row_id)).toBe(i);
+          mine.forEach((f, k) => {
+            const got = normal(row[f.ref]);
+            const fn = version.schema.features[k].aggregation?.fn;
+            const context = { row: i, feature: f.ref, label, got, want: want[k] };
+            if ((fn === AggregationFn.SUM || fn === AggregationFn.MEAN) && want[k] !== null) {
+              expect({
+                ...context,
+                close: Math.abs((got as number) - (want[k] as number)) <= 1e-9,
+              }).toEqual({ ...context, close: true });
+            } else expect(context).toEqual({ ...context, got: want[k] });
+          });
         });
-      });
-    }),
-    { numRuns: 150, seed: 31 },
-  );
-}, 120_000);
+      }),
+      { numRuns: 150, seed: 31 },
+    );
+  },
+  120_000,
+);
 
 /** A source field may hold quotes, backticks and backslashes (ADR 0031: each dialect quotes). */
 const HOSTILE: FeatureViewVersion = {
@@ -323,4 +331,15 @@ it('quotes hostile source names and categories so that DuckDB runs the join over
   );
   const [row] = (await duck.runAndReadAll(two.sql)).getRowObjects();
   expect([row['odd@1:a'], row['odd@1:b'], normal(row['meter@3:x_count_10s'])]).toEqual([1, 2.5, 0]);
+});
+
+it('refuses a source field that would collide with a fixed column, whatever its case', () => {
+  const clash: FeatureViewVersion = {
+    ...VERSION,
+    id: 'v3',
+    schema: { ...VERSION.schema, features: [feature('k', FeatureType.STRING, 'Event_ID')] },
+  };
+  expect(() =>
+    pointInTimeSql([{ ref: 'meter@3:k', version: clash, position: 0 }], SqlDialect.TRINO),
+  ).toThrow(expect.objectContaining({ reason: 'NOT_EXPRESSIBLE_IN_SQL' }));
 });

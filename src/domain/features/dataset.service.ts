@@ -65,7 +65,7 @@ export class DatasetService {
    */
   async sql(featureRefs: readonly string[], dialect: SqlDialect): Promise<PointInTimeSql> {
     if (featureRefs.length === 0) throw invalid('featureRefs must not be empty');
-    const resolved = await this.registry.resolveRefs(featureRefs);
+    const resolved = distinct(await this.registry.resolveRefs(featureRefs));
     return pointInTimeSql(
       resolved.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
       dialect,
@@ -103,7 +103,7 @@ export class DatasetService {
       if (r.label !== null && !Number.isFinite(r.label))
         throw invalid(`spine row ${i} has a label that is not a number`, { row: i });
     });
-    const resolved = await this.registry.resolveRefs(input.featureRefs);
+    const resolved = distinct(await this.registry.resolveRefs(input.featureRefs));
     const sha = spineHash(input.spine);
     // The spine is stored before the build is recorded (named by its content: the same spine
     // twice is one file), so a recorded build can always be taken over and finished.
@@ -426,6 +426,21 @@ export class DatasetService {
     };
     await this.events.publish(datasetTopic(s.id), e);
   }
+}
+
+/** A dataset's columns are its features: one feature named twice would be two equal columns. */
+function distinct(resolved: ResolvedRef[]): ResolvedRef[] {
+  const seen = new Set<string>();
+  for (const r of resolved) {
+    if (seen.has(r.ref))
+      throw new InvalidInputError(
+        FeatureErrorCode.DUPLICATE_FEATURE,
+        `${r.ref} is named more than once (a view:* ref includes every feature of the view)`,
+        { ref: r.ref },
+      );
+    seen.add(r.ref);
+  }
+  return resolved;
 }
 
 function invalid(message: string, details?: Record<string, unknown>): InvalidInputError {

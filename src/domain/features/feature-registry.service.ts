@@ -32,6 +32,10 @@ const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
 const RESOLUTION_TTL_MS = 1_000;
 const RESOLVED_CACHE_MAX = 1_000;
 const MAX_FEATURES = 2_000;
+/** Features one read, dataset or join may name, `*` expanded: a few views' worth. */
+export const MAX_RESOLVED_FEATURES = 10_000;
+/** A resolution is cached only under a key this short: a huge list is not kept around. */
+const MAX_CACHED_KEY = 64 * 1024;
 
 export interface ResolvedRef {
   ref: string;
@@ -259,6 +263,7 @@ export class FeatureRegistryService {
     const now = Date.now();
     const hit = this.resolvedCache.get(key);
     if (hit && now - hit.at < RESOLUTION_TTL_MS) return hit.refs;
+    if (key.length > MAX_CACHED_KEY) return this.resolveUncached(refs);
     if (this.resolvedCache.size >= RESOLVED_CACHE_MAX) this.resolvedCache.clear();
     const resolved = this.resolveUncached(refs);
     this.resolvedCache.set(key, { at: now, refs: resolved });
@@ -273,6 +278,13 @@ export class FeatureRegistryService {
   }
 
   private async resolveUncached(refs: readonly string[]): Promise<ResolvedRef[]> {
+    const tooMany = () =>
+      new InvalidInputError(
+        FeatureErrorCode.TOO_MANY_FEATURES,
+        `At most ${MAX_RESOLVED_FEATURES} features at once (with view:* expanded)`,
+        { max: MAX_RESOLVED_FEATURES },
+      );
+    if (refs.length > MAX_RESOLVED_FEATURES) throw tooMany();
     const parsed = refs.map((r) => {
       const p = parseFeatureRef(r);
       if (!p)
@@ -286,7 +298,9 @@ export class FeatureRegistryService {
     const byView = new Map<string, FeatureViewVersion[]>();
     for (const name of new Set(parsed.map((x) => x.p.view)))
       byView.set(name, await this.liveVersions(name));
-    return parsed.flatMap(({ raw, p }) => resolveOne(raw, p, byView.get(p.view) ?? []));
+    const resolved = parsed.flatMap(({ raw, p }) => resolveOne(raw, p, byView.get(p.view) ?? []));
+    if (resolved.length > MAX_RESOLVED_FEATURES) throw tooMany();
+    return resolved;
   }
 }
 

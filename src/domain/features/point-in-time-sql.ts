@@ -108,8 +108,8 @@ const DIALECTS: Record<SqlDialect, Dialect> = {
 
 function sqlType(d: Dialect, t: FeatureType): string {
   switch (t) {
+    // Ingestion takes any integral double as INT (1e300 too): a BIGINT could not hold it.
     case FeatureType.INT:
-      return d.types.int;
     case FeatureType.FLOAT:
       return d.types.double;
     case FeatureType.BOOL:
@@ -157,7 +157,8 @@ function transformed(d: Dialect, f: FeatureSpec, col: string): string {
       const matches = (c: string): string | null => {
         switch (f.type) {
           case FeatureType.STRING:
-            return `${col} = ${d.str(c)}`;
+            // A stored string never holds NUL (INVALID_TEXT), and no dialect's literal may.
+            return c.includes('\u0000') ? null : `${col} = ${d.str(c)}`;
           case FeatureType.BOOL:
             return c === 'true' ? `${col}` : c === 'false' ? `NOT ${col}` : null;
           case FeatureType.INT:
@@ -191,6 +192,7 @@ export function pointInTimeSql(
   const ctes: string[] = [];
   const joins: string[] = [];
   const columnOf = new Map<SqlFeature, string>();
+  const indexOf = new Map(features.map((f, i) => [f, i]));
   const relations: SqlRelation[] = [
     {
       name: SPINE_RELATION,
@@ -208,6 +210,17 @@ export function pointInTimeSql(
     const schema = v.schema;
     const { sources, positions } = eventLayout(schema);
     const src = (p: number) => d.id(`src_${p}`);
+    const taken = new Set(['entity_key', 'event_id', 'event_ts', 'known_ts']);
+    for (const name of sources) {
+      // Spark and Trino fold names to one case, DuckDB compares them without case.
+      if (taken.has(name.toLowerCase()))
+        throw new InvalidInputError(
+          FeatureErrorCode.NOT_EXPRESSIBLE_IN_SQL,
+          `view ${v.viewName}@${v.version}: its source field "${name}" would collide with another column of its history relation, which the SQL form of the join does not express`,
+          { view: v.viewName, version: v.version, field: name },
+        );
+      taken.add(name.toLowerCase());
+    }
     const typeOf = (p: number) => schema.features[positions.indexOf(p)].type;
     relations.push({
       name: historyRelation(v),
@@ -223,7 +236,7 @@ export function pointInTimeSql(
     const mine = features.filter((f) => f.version.id === v.id);
     const latest = mine.filter((f) => !schema.features[f.position].aggregation);
     const aggs = mine.filter((f) => schema.features[f.position].aggregation);
-    const col = (f: SqlFeature) => `c${features.indexOf(f)}`;
+    const col = (f: SqlFeature) => `c${indexOf.get(f)}`;
     const value = (f: SqlFeature, row: string) =>
       transformed(d, schema.features[f.position], `${row}.${src(positions[f.position])}`);
 
@@ -234,25 +247,33 @@ export function pointInTimeSql(
          LEAD(known_ts) OVER (PARTITION BY entity_key, event_id ORDER BY known_ts, event_ts) AS superseded_ts
     FROM ${d.id(historyRelation(v))}
 )`);
-    // What each spine row sees: the versions known at its time, of events at or before it.
+    // What each spine row sees: the versions known at its time, of events at or before it and
+    // not older than the TTL or the widest window (a latest value beyond the TTL is null, and
+    // windows end at t − w), so the join holds no more of an entity's past than it needs.
+    const ttl = schema.ttlSeconds * 1000;
+    const reach = Math.max(
+      latest.length ? ttl : 0,
+      ...aggs.map((f) => (schema.features[f.position].aggregation?.windowSeconds ?? 0) * 1000),
+    );
     ctes.push(`s${i} AS (
   SELECT s.row_id, s.ts, h.*
     FROM ${d.id(SPINE_RELATION)} s
     JOIN h${i} h ON h.entity_key = s.entity_key
-   WHERE h.event_ts <= s.ts AND h.known_ts <= s.ts
+   WHERE h.event_ts <= s.ts AND h.event_ts >= s.ts - ${reach} AND h.known_ts <= s.ts
      AND (h.superseded_ts IS NULL OR s.ts < h.superseded_ts)
 )`);
-    ctes.push(`l${i} AS (
+    if (latest.length) {
+      ctes.push(`l${i} AS (
   SELECT row_id, event_ts AS as_of${latest.map((f) => `, ${value(f, 'x')} AS ${col(f)}`).join('')}
     FROM (SELECT v.*, ROW_NUMBER() OVER (
                    PARTITION BY row_id ORDER BY event_ts DESC, known_ts DESC, event_id DESC) AS rn
             FROM s${i} v) x
    WHERE rn = 1
 )`);
-    joins.push(`LEFT JOIN l${i} ON l${i}.row_id = s.row_id`);
-    const ttl = schema.ttlSeconds * 1000;
-    for (const f of latest)
-      columnOf.set(f, `CASE WHEN s.ts - l${i}.as_of > ${ttl} THEN NULL ELSE l${i}.${col(f)} END`);
+      joins.push(`LEFT JOIN l${i} ON l${i}.row_id = s.row_id`);
+      for (const f of latest)
+        columnOf.set(f, `CASE WHEN s.ts - l${i}.as_of > ${ttl} THEN NULL ELSE l${i}.${col(f)} END`);
+    }
     if (aggs.length) {
       const exprs = aggs.map((f) => {
         const spec = schema.features[f.position];
@@ -262,10 +283,11 @@ export function pointInTimeSql(
         switch (agg.fn) {
           case AggregationFn.COUNT:
             return `COUNT(${x})`;
+          // In doubles, as the evaluator adds.
           case AggregationFn.SUM:
-            return `SUM(${x})`;
+            return `SUM(CAST(${x} AS ${d.types.double}))`;
           case AggregationFn.MEAN:
-            return `AVG(${x})`;
+            return `AVG(CAST(${x} AS ${d.types.double}))`;
           case AggregationFn.MIN:
             return `MIN(${x})`;
           case AggregationFn.MAX:
