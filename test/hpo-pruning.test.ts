@@ -1,8 +1,7 @@
 import { Role } from '../src/domain/auth/role';
-import { FeatureType } from '../src/domain/features/feature-definition';
+import { buildCustomerDataset } from './support/datasets';
 import { randomSampler } from '../src/domain/hpo/samplers';
 import { Direction, ParamKind, type SearchSpace } from '../src/domain/hpo/study';
-import { Rng } from '../src/domain/training/rng';
 import { RunStatus } from '../src/domain/training/training-run';
 import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import {
@@ -35,42 +34,7 @@ beforeAll(async () => {
   });
   gql = new GraphQLTestClient(app.url, app.adminToken);
   const s = app.services;
-  await s.featureRegistry.createEntity({ name: 'cust', joinKeys: ['cust_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'cust_stats',
-    entity: 'cust',
-    source: 'cust_src',
-    ttlSeconds: 30 * 86_400,
-    allowedLatenessSeconds: 30 * 86_400,
-    features: ['a', 'b'].map((name) => ({
-      name,
-      type: FeatureType.FLOAT,
-      source: name,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
-  });
-  const T0 = Date.now() - 10 * 86_400_000;
-  const rng = new Rng(5);
-  const records = [];
-  const spine = [];
-  for (let i = 0; i < 1_000; i++) {
-    const f = { a: rng.normal(), b: rng.normal() };
-    records.push({ entityKey: `c${i}`, eventId: 'e', eventTs: T0 + i * 1000, fields: f });
-    spine.push({
-      entityKey: `c${i}`,
-      ts: T0 + i * 1000 + 60_000,
-      label: f.a - f.b + 0.5 * rng.normal() > 0 ? 1 : 0,
-    });
-  }
-  await s.ingestion.ingest([version], records, 'test');
-  const { snapshot, done } = await s.datasets.build({
-    name: 'cust-train',
-    featureRefs: ['cust_stats@1:*'],
-    spine,
-  });
-  await done;
+  const snapshot = await buildCustomerDataset(s, 1_000);
   datasetId = snapshot.id;
   const key = (await s.apiKeys.create(null, { name: 'runners', role: Role.RUNNER })).token;
   runner = startRunner(app.url, key, {

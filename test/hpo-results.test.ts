@@ -3,8 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Role } from '../src/domain/auth/role';
-import { FeatureType } from '../src/domain/features/feature-definition';
-import { Rng } from '../src/domain/training/rng';
 import { localIdOf, toGlobalId } from '../src/schema/node.types';
 import {
   AskTrialDocument,
@@ -14,6 +12,7 @@ import {
   StudyDocument,
   TellTrialDocument,
 } from './generated/graphql';
+import { buildCustomerDataset } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { type RunnerProcess, startRunner, until } from './support/runner-process';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -53,42 +52,7 @@ beforeAll(async () => {
   viewerToken = (await s.apiKeys.create(null, { name: 'viewer', role: Role.VIEWER })).token;
   viewer = gql.withToken(viewerToken);
   const runnerKey = (await s.apiKeys.create(null, { name: 'runners', role: Role.RUNNER })).token;
-  await s.featureRegistry.createEntity({ name: 'cust', joinKeys: ['cust_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'cust_stats',
-    entity: 'cust',
-    source: 'cust_src',
-    ttlSeconds: 30 * 86_400,
-    allowedLatenessSeconds: 30 * 86_400,
-    features: ['a', 'b'].map((name) => ({
-      name,
-      type: FeatureType.FLOAT,
-      source: name,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
-  });
-  const T0 = Date.now() - 10 * 86_400_000;
-  const rng = new Rng(5);
-  const records = [];
-  const spine = [];
-  for (let i = 0; i < 600; i++) {
-    const f = { a: rng.normal(), b: rng.normal() };
-    records.push({ entityKey: `c${i}`, eventId: 'e', eventTs: T0 + i * 1000, fields: f });
-    spine.push({
-      entityKey: `c${i}`,
-      ts: T0 + i * 1000 + 60_000,
-      label: f.a - f.b + 0.5 * rng.normal() > 0 ? 1 : 0,
-    });
-  }
-  await s.ingestion.ingest([version], records, 'test');
-  const { snapshot, done } = await s.datasets.build({
-    name: 'cust-train',
-    featureRefs: ['cust_stats@1:*'],
-    spine,
-  });
-  await done;
+  const snapshot = await buildCustomerDataset(s, 600);
   datasetId = toGlobalId('DatasetSnapshot', snapshot.id);
   runners.push(
     startRunner(app.url, runnerKey, {
