@@ -56,34 +56,13 @@ export async function main(): Promise<void> {
       onEpoch: async () => undefined,
     });
     const bytes = exportGbdt('gbdt', table.names, trained.standardizer, trained.state as GbdtState);
-    const v = await registerKnownModel(s, {
+    const admin = { keyId: 'bench', name: 'bench', role: 'ADMIN' as never };
+    await serve(s, admin, {
       model: 'flight-delay',
       datasetId: train.id,
       features: table.names,
-      weights: [],
-      bias: 0,
       bytes,
-    });
-    const admin = { keyId: 'bench', name: 'bench', role: 'ADMIN' as never };
-    await s.registry.validate(admin, v.id, train.id);
-    for (const to of [
-      ModelState.STAGING,
-      ModelState.SHADOW,
-      ModelState.CANARY,
-      ModelState.PRODUCTION,
-    ])
-      await s.registry.transition(admin, v.id, to, 'bench');
-    await s.deployments.create(admin, {
-      endpoint: 'batched',
-      model: 'flight-delay',
-      maxBatch: 64,
-      maxWaitUs: 500,
-    });
-    await s.deployments.create(admin, {
-      endpoint: 'unbatched',
-      model: 'flight-delay',
-      maxBatch: 1,
-      maxWaitUs: 0,
+      endpoints: { batched: 'batched', unbatched: 'unbatched' },
     });
 
     const headers = { authorization: `Bearer ${p.adminToken}` };
@@ -211,8 +190,8 @@ const HEAVY_FEATURES = 500;
 
 /** The MLP of the issue behind two deployments, batched (64 rows, 500 µs) and not. */
 async function heavyDeployments(
-  s: Awaited<ReturnType<typeof startBenchPlatform>>['app']['services'],
-  admin: { keyId: string; name: string; role: never },
+  s: Services,
+  admin: Admin,
 ): Promise<{ batched: string; unbatched: string }> {
   await s.featureRegistry.createEntity({ name: 'sensor', joinKeys: ['sensor_id'] });
   const { version } = await s.featureRegistry.createView({
@@ -273,15 +252,44 @@ async function heavyDeployments(
     { mean: names.map(() => 0), std: names.map(() => 1) },
     { layers },
   );
-  const v = await registerKnownModel(s, {
+  const endpoints = { batched: 'heavy-batched', unbatched: 'heavy-unbatched' };
+  await serve(s, admin, {
     model: 'heavy-mlp',
     datasetId: snapshot.id,
     features: names,
+    bytes,
+    endpoints,
+  });
+  return endpoints;
+}
+
+type Services = Awaited<ReturnType<typeof startBenchPlatform>>['app']['services'];
+type Admin = { keyId: string; name: string; role: never };
+
+/**
+ * A model file registered, validated on its dataset, promoted to PRODUCTION (no gates) and
+ * served at two endpoints: micro-batched (up to 64 rows, 500 µs) and one row per call.
+ */
+async function serve(
+  s: Services,
+  admin: Admin,
+  o: {
+    model: string;
+    datasetId: string;
+    features: string[];
+    bytes: Uint8Array;
+    endpoints: { batched: string; unbatched: string };
+  },
+): Promise<void> {
+  const v = await registerKnownModel(s, {
+    model: o.model,
+    datasetId: o.datasetId,
+    features: o.features,
     weights: [],
     bias: 0,
-    bytes,
+    bytes: o.bytes,
   });
-  await s.registry.validate(admin, v.id, snapshot.id);
+  await s.registry.validate(admin, v.id, o.datasetId);
   for (const to of [
     ModelState.STAGING,
     ModelState.SHADOW,
@@ -290,16 +298,15 @@ async function heavyDeployments(
   ])
     await s.registry.transition(admin, v.id, to, 'bench');
   await s.deployments.create(admin, {
-    endpoint: 'heavy-batched',
-    model: 'heavy-mlp',
+    endpoint: o.endpoints.batched,
+    model: o.model,
     maxBatch: 64,
     maxWaitUs: 500,
   });
   await s.deployments.create(admin, {
-    endpoint: 'heavy-unbatched',
-    model: 'heavy-mlp',
+    endpoint: o.endpoints.unbatched,
+    model: o.model,
     maxBatch: 1,
     maxWaitUs: 0,
   });
-  return { batched: 'heavy-batched', unbatched: 'heavy-unbatched' };
 }
