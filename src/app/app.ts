@@ -21,6 +21,7 @@ import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
+import { noteStatement } from '../infra/observability/statement-tally';
 import {
   type EmbeddedRedis,
   redactRedisUrl,
@@ -114,7 +115,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       url: config.databaseUrl,
       schema: config.databaseSchema,
       pgliteDir: path.join(config.dataDir, 'pg'),
-      onQuery: () => metrics.dbQueries.inc(),
+      onQuery: () => {
+        metrics.dbQueries.inc();
+        noteStatement();
+      },
       onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
       queryTimeoutMs: config.databaseQueryTimeoutMs,
     });

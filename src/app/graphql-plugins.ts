@@ -1,6 +1,7 @@
 import { type ApolloServerPlugin } from '@apollo/server';
 import { Kind, type OperationDefinitionNode } from 'graphql';
 import { type Metrics } from '../infra/observability/metrics';
+import { statementsSoFar } from '../infra/observability/statement-tally';
 import { type GraphQLContext } from '../resolvers/context';
 import { type QueryGate } from './query-gate';
 
@@ -37,6 +38,9 @@ export function metricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLConte
             outcome: errors?.length ? 'error' : 'ok',
           });
           metrics.graphqlDuration.observe({ operation: op, type }, seconds);
+          const statements = statementsSoFar();
+          if (statements !== undefined)
+            metrics.graphqlDbStatements.observe({ operation: op, type }, statements);
         },
       };
     },

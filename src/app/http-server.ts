@@ -23,6 +23,7 @@ import { createLoaders } from '../resolvers/loaders';
 import { createConsoleRoute } from './console-route';
 import { handleDatasetFiles } from './dataset-files';
 import { handleStudyFiles } from './study-files';
+import { withStatementTally } from '../infra/observability/statement-tally';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
 import { DEFAULT_QUERY_SHAPE, QueryGate } from './query-gate';
@@ -176,10 +177,13 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
         throw e;
       }
     }
-    const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method, headers, search: url.search, body },
-      context: async () => contextFor(principal as Principal, true),
-    });
+    // Tallied from here: authentication above is the route's, not the operation's.
+    const response = await withStatementTally(() =>
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method, headers, search: url.search, body },
+        context: async () => contextFor(principal as Principal, true),
+      }),
+    );
     const status = response.status ?? 200;
     for (const [k, v] of response.headers) res.setHeader(k, v);
     res.statusCode = status;

@@ -26,6 +26,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly graphqlDbStatements = new Histogram({
+    name: 'aether_graphql_db_statements',
+    help: 'SQL statements one GraphQL operation sent, by the root field called (N + 1 shows here).',
+    labelNames: ['operation', 'type'] as const,
+    buckets: [0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500],
+    registers: [this.registry],
+  });
+
   readonly dbQueries = new Counter({
     name: 'aether_db_queries_total',
     help: 'SQL statements sent to the metadata database.',
