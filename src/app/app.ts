@@ -21,7 +21,7 @@ import { RedisEventBus } from '../infra/events/redis-event-bus';
 import { entryAgeMs, FeatureStreamConsumer } from '../infra/redis/feature-stream';
 import { createLogger, type Logger } from '../infra/observability/logger';
 import { Metrics } from '../infra/observability/metrics';
-import { noteStatement } from '../infra/observability/statement-tally';
+import { noteStatement } from '../infra/db/request-scope';
 import {
   type EmbeddedRedis,
   redactRedisUrl,

@@ -1,7 +1,7 @@
 import { type ApolloServerPlugin } from '@apollo/server';
 import { Kind, type OperationDefinitionNode } from 'graphql';
 import { type Metrics } from '../infra/observability/metrics';
-import { statementsSoFar } from '../infra/observability/statement-tally';
+import { statementsSoFar } from '../infra/db/request-scope';
 import { type GraphQLContext } from '../resolvers/context';
 import { type QueryGate } from './query-gate';
 

@@ -3,7 +3,7 @@ import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
-import { type GraphQLFormattedError, GraphQLError } from 'graphql';
+import { execute, type GraphQLFormattedError, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -23,7 +23,7 @@ import { createLoaders } from '../resolvers/loaders';
 import { createConsoleRoute } from './console-route';
 import { handleDatasetFiles } from './dataset-files';
 import { handleStudyFiles } from './study-files';
-import { withStatementTally } from '../infra/observability/statement-tally';
+import { inRequest } from '../infra/db/request-scope';
 import { complexityPlugin, metricsPlugin } from './graphql-plugins';
 import { predictJson } from './predict-route';
 import { DEFAULT_QUERY_SHAPE, QueryGate } from './query-gate';
@@ -178,7 +178,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       }
     }
     // Tallied from here: authentication above is the route's, not the operation's.
-    const response = await withStatementTally(() =>
+    const response = await inRequest(() =>
       apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers, search: url.search, body },
         context: async () => contextFor(principal as Principal, true),
@@ -245,7 +245,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       if (!route) status = sendError(res, 404, 'NOT_FOUND', 'No such route');
       else if (!route.methods.includes(req.method ?? 'GET'))
         throw new HttpError(405, 'BAD_REQUEST', `${req.method} is not allowed on ${route.name}`);
-      else status = await handlers[route.name](req, res);
+      else status = await inRequest(() => handlers[route.name](req, res));
     } catch (e) {
       // A stream that fails after its head was sent (a dataset failing verification at its
       // end) can only be cut off: the client sees a truncated body, never a complete one.
@@ -313,6 +313,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   const wsServer = useServer<Record<string, unknown>, { session?: SocketSession }>(
     {
       schema,
+      // A query or mutation over the socket is a request like one over HTTP (request-scope.ts).
+      execute: (args) => inRequest(async () => execute(args)),
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const token = bearer(typeof raw === 'string' ? raw : undefined);

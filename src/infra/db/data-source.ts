@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from 'pg';
+import { Client, type Pool } from 'pg';
 import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { type PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { migrations } from '../../../migrations';
 import { startEmbeddedPglite } from './embedded-pglite';
 import { entities } from './entities';
+import { prioritizeRequests } from './priority-pool';
 
 export interface DatabaseOptions {
   /**
@@ -42,6 +44,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   let dataSource: DataSource;
   let kind: DatabaseKind;
   let stopServer = async (): Promise<void> => undefined;
+  // PGlite is one backend: one connection, whose transactions every other query waits for,
+  // as on a PostgreSQL whose pool is full.
+  const connections = opts.url ? 10 : 1;
   if (opts.url) {
     kind = 'postgres';
     if (opts.schema) await ensureSchema(opts.url, opts.schema);
@@ -57,7 +62,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       maxQueryExecutionTime: 1000,
       // search_path makes the raw SQL in migrations land in the same schema as the entities.
       extra: {
-        max: 10,
+        max: connections,
         ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
         ...(opts.queryTimeoutMs
           ? {
@@ -86,9 +91,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       synchronize: false,
       logger,
       maxQueryExecutionTime: 1000,
-      // PGlite is one backend: one connection, whose transactions every other query
-      // waits for, as on a PostgreSQL whose pool is full.
-      extra: { max: 1 },
+      extra: { max: connections },
     });
   }
   try {
@@ -97,6 +100,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     await stopServer();
     throw e;
   }
+  prioritizeRequests((dataSource.driver as PostgresDriver).master as Pool, connections);
   return {
     dataSource,
     kind,

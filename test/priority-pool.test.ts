@@ -1,0 +1,85 @@
+import { Pool } from 'pg';
+import { prioritizeRequests } from '../src/infra/db/priority-pool';
+import { inRequest } from '../src/infra/db/request-scope';
+import { resolveServices, type ResolvedServices } from './support/services';
+
+/**
+ * A request waits for the statements already running, never for background statements
+ * queued before it (docs/adr/0020): on a one-connection pool, as the embedded PGlite's is.
+ */
+let services: ResolvedServices;
+let pool: Pool;
+
+beforeAll(async () => {
+  services = await resolveServices();
+  pool = new Pool({ connectionString: services.databaseUrl, max: 1 });
+  prioritizeRequests(pool, 1);
+});
+afterAll(async () => {
+  await pool.end();
+  await services.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+it('serves a waiting request before background statements that queued first', async () => {
+  const order: string[] = [];
+  const run = (name: string, sql: string) =>
+    pool.query(sql).then(() => {
+      order.push(name);
+    });
+  const running = run('running', 'SELECT pg_sleep(0.3)');
+  const queued = [run('bg1', 'SELECT pg_sleep(0.05)'), run('bg2', 'SELECT pg_sleep(0.05)')];
+  await sleep(50);
+  const request = inRequest(() => run('request', 'SELECT 1'));
+  await Promise.all([running, ...queued, request]);
+  expect(order).toEqual(['running', 'request', 'bg1', 'bg2']);
+});
+
+it('treats work a request leaves running as background once the request is answered', async () => {
+  const order: string[] = [];
+  let leftRunning: Promise<void> = Promise.resolve();
+  await inRequest(async () => {
+    leftRunning = (async () => {
+      await sleep(20);
+      await pool.query('SELECT pg_sleep(0.05)');
+      order.push('left running');
+    })();
+  });
+  const holder = pool.query('SELECT pg_sleep(0.2)');
+  await sleep(40); // the left-running statement is queued now, behind the holder
+  const request = inRequest(async () => {
+    await pool.query('SELECT 1');
+    order.push('request');
+  });
+  await Promise.all([holder, leftRunning, request]);
+  expect(order).toEqual(['request', 'left running']);
+});
+
+it('keeps both forms of connect working, and a failed statement gives its connection back', async () => {
+  await expect(pool.query('SELECT nope')).rejects.toThrow(/nope/);
+  const client = await pool.connect();
+  try {
+    expect((await client.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+  } finally {
+    client.release();
+  }
+  const viaCallback = await new Promise<number>((resolve, reject) =>
+    pool.connect((err, c, done) => {
+      if (err || !c) return reject(err);
+      c.query('SELECT 3 AS n').then(
+        (r) => {
+          done();
+          resolve(r.rows[0].n as number);
+        },
+        (e: Error) => {
+          done(e);
+          reject(e);
+        },
+      );
+    }),
+  );
+  expect(viaCallback).toBe(3);
+  // Every permit came back: ten statements in a row on the one connection.
+  for (let i = 0; i < 10; i++) await pool.query('SELECT 1');
+});
