@@ -142,6 +142,16 @@ export async function main(): Promise<void> {
     if (c.rows !== rows) throw new Error(`compaction moved ${c.rows} rows, not ${rows}`);
     if (b.status !== 'READY') throw new Error(`dataset build ended ${b.status}`);
 
+    // Connection waits by lane (aether_db_connection_wait_seconds), over the whole run.
+    const waits = (await app.metrics.dbConnectionWait.get()).values;
+    const wait = (lane: string, what: 'sum' | 'count') =>
+      waits.find(
+        (v) =>
+          v.labels.lane === lane && v.metricName === `aether_db_connection_wait_seconds_${what}`,
+      )?.value ?? 0;
+    const meanWaitMs = (lane: string) =>
+      round((1000 * wait(lane, 'sum')) / Math.max(1, wait(lane, 'count')), 2);
+
     writeResult('background-load', {
       backlog_rows: rows,
       spine_rows: spineRows,
@@ -156,6 +166,9 @@ export async function main(): Promise<void> {
       busy_requests: busy.n,
       busy_event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6, 1),
       busy_event_loop_delay_max_ms: round(delay.max / 1e6, 1),
+      request_connection_wait_mean_ms: meanWaitMs('request'),
+      background_statements: wait('background', 'count'),
+      background_connection_wait_mean_ms: meanWaitMs('background'),
       p99_ratio_busy_vs_idle: round(busy.p99 / idle.p99, 2),
       request_errors: idle.errors + busy.errors,
     });

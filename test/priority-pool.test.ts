@@ -13,7 +13,7 @@ let pool: Pool;
 beforeAll(async () => {
   services = await resolveServices();
   pool = new Pool({ connectionString: services.databaseUrl, max: 1 });
-  prioritizeRequests(pool, 1);
+  prioritizeRequests(pool, { connections: 1, backgroundMaxWaitMs: 1_000 });
 });
 afterAll(async () => {
   await pool.end();
@@ -54,6 +54,28 @@ it('treats work a request leaves running as background once the request is answe
   });
   await Promise.all([holder, leftRunning, request]);
   expect(order).toEqual(['request', 'left running']);
+});
+
+it('lets a background statement go first once it has waited backgroundMaxWaitMs', async () => {
+  const impatient = new Pool({ connectionString: services.databaseUrl, max: 1 });
+  prioritizeRequests(impatient, { connections: 1, backgroundMaxWaitMs: 100 });
+  try {
+    const order: string[] = [];
+    const run = (name: string, sql: string) =>
+      impatient.query(sql).then(() => {
+        order.push(name);
+      });
+    const holder = run('holder', 'SELECT pg_sleep(0.25)');
+    await sleep(20);
+    const background = run('background', 'SELECT 1');
+    await sleep(20);
+    const request = inRequest(() => run('request', 'SELECT 1'));
+    await Promise.all([holder, background, request]);
+    // The background statement had waited over 100 ms when the holder let go.
+    expect(order).toEqual(['holder', 'background', 'request']);
+  } finally {
+    await impatient.end();
+  }
 });
 
 it('keeps both forms of connect working, and a failed statement gives its connection back', async () => {

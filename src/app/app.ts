@@ -119,6 +119,7 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         metrics.dbQueries.inc();
         noteStatement();
       },
+      onConnectionWait: (lane, seconds) => metrics.dbConnectionWait.observe({ lane }, seconds),
       onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
       queryTimeoutMs: config.databaseQueryTimeoutMs,
     });

@@ -10,15 +10,27 @@ type ConnectCallback = (err: Error | undefined, client?: PoolClient, release?: R
  * reports) had queued; on the embedded PGlite, whose pool holds its one connection, that was
  * most of a busy api's latency (docs/adr/0020). In front of the pool stands a gate with as
  * many permits as the pool has connections: when one comes free, a waiting request (an open
- * `inRequest` scope) gets it before any waiting background statement. Background work is
- * never refused, only served after; it cannot starve while requests leave gaps, and a
- * request never waits for more than the statements already running.
+ * `inRequest` scope) gets it before any waiting background statement, unless that one has
+ * waited `backgroundMaxWaitMs` already: under a load that leaves no gaps, background work
+ * still gets a connection that often, and a request waits at most for the statements
+ * already running and that one.
  */
-export function prioritizeRequests(pool: Pool, connections: number): void {
-  const gate = new PriorityGate(connections);
+export function prioritizeRequests(
+  pool: Pool,
+  opts: {
+    connections: number;
+    backgroundMaxWaitMs: number;
+    /** How long each checkout waited for its turn, by lane. */
+    onWait?: (lane: Lane, seconds: number) => void;
+  },
+): void {
+  const gate = new PriorityGate(opts.connections, opts.backgroundMaxWaitMs);
   const connect = pool.connect.bind(pool) as () => Promise<PoolClient>;
   const checkout = async (): Promise<PoolClient> => {
-    await gate.acquire(inOpenRequest());
+    const lane: Lane = inOpenRequest() ? 'request' : 'background';
+    const start = performance.now();
+    await gate.acquire(lane);
+    opts.onWait?.(lane, (performance.now() - start) / 1000);
     let client: PoolClient;
     try {
       client = await connect();
@@ -50,29 +62,42 @@ export function prioritizeRequests(pool: Pool, connections: number): void {
   };
 }
 
-/** `permits` holders at once; waiters with priority are let in first, each lane in order. */
+export type Lane = 'request' | 'background';
+
+/**
+ * `permits` holders at once. A free permit goes to the oldest request waiter, unless the
+ * oldest background waiter has waited `backgroundMaxWaitMs`; each lane is served in order.
+ */
 export class PriorityGate {
   private held = 0;
-  private readonly first: (() => void)[] = [];
-  private readonly later: (() => void)[] = [];
+  private readonly requests: (() => void)[] = [];
+  private readonly background: { since: number; go: () => void }[] = [];
 
-  constructor(private readonly permits: number) {}
+  constructor(
+    private readonly permits: number,
+    private readonly backgroundMaxWaitMs: number,
+  ) {}
 
-  acquire(priority: boolean): Promise<void> {
-    if (this.held < this.permits && !this.first.length && !this.later.length) {
+  acquire(lane: Lane): Promise<void> {
+    if (this.held < this.permits && !this.requests.length && !this.background.length) {
       this.held++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => (priority ? this.first : this.later).push(resolve));
+    return new Promise((go) => {
+      if (lane === 'request') this.requests.push(go);
+      else this.background.push({ since: performance.now(), go });
+    });
   }
 
   release(): void {
-    const next = this.first.shift() ?? this.later.shift();
+    const overdue =
+      this.background.length > 0 &&
+      performance.now() - this.background[0].since >= this.backgroundMaxWaitMs;
+    const next =
+      (overdue ? this.background.shift()?.go : undefined) ??
+      this.requests.shift() ??
+      this.background.shift()?.go;
     if (next) next();
     else this.held--;
-  }
-
-  get waiting(): { priority: number; background: number } {
-    return { priority: this.first.length, background: this.later.length };
   }
 }

@@ -43,6 +43,7 @@ import {
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from './sql-keyset';
+import { type LogRow, logRowEvent, SegmentBuilder, segmentEvents } from './segment-builder';
 import { TimeSlice, yieldToEventLoop } from '../../../domain/shared/time-slice';
 
 /** Appends are split into statements of about this many rows, at most this many at once. */
@@ -303,48 +304,44 @@ export class PostgresOfflineStore implements OfflineStore {
     const safe = await this.watermark(version.id);
     if (safe <= state.throughSeq)
       return { rows: 0, segments: 0, compactedRows: state.compactedRows };
-    // At most MAX_COMPACTION_ROWS per run, so a long backlog is compacted in bounded memory;
-    // read in short statements by sequence number, so requests get the database (and, on
-    // PGlite, the event loop) between them.
-    const byBucket = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
-    let moved = 0;
-    let after = state.throughSeq;
-    while (moved < MAX_COMPACTION_ROWS) {
-      const want = Math.min(BACKGROUND_ROWS_PER_STATEMENT, MAX_COMPACTION_ROWS - moved);
-      const page = await this.rowsAfter(version, after, null, safe, want);
-      for (const r of page) {
-        const b = bucketOf(r.entityKey);
-        const list = byBucket.get(b);
-        if (list) list.push(r);
-        else byBucket.set(b, [r]);
+    // At most MAX_COMPACTION_ROWS per run, read in short statements by sequence number, so
+    // requests get the database between them. The rows go to a thread of its own as they
+    // come (`SegmentBuilder`), which holds them, merges each bucket with its old segment,
+    // sorts and encodes it: none of that, nor its garbage, stalls the api's event loop.
+    const builder = new SegmentBuilder(version.schema);
+    try {
+      let moved = 0;
+      let after = state.throughSeq;
+      while (moved < MAX_COMPACTION_ROWS) {
+        const want = Math.min(BACKGROUND_ROWS_PER_STATEMENT, MAX_COMPACTION_ROWS - moved);
+        const page = await this.logRows(version, after, null, safe, want, 'text');
+        if (!page.length) break;
+        builder.add(page);
+        moved += page.length;
+        after = page[page.length - 1].s;
       }
-      if (!page.length) break;
-      moved += page.length;
-      after = page[page.length - 1].seq;
+      const upto = moved === MAX_COMPACTION_ROWS ? after : safe;
+      const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
+      for (const bucket of builder.buckets()) {
+        const old = state.segments.find((s) => s.bucket === bucket);
+        const { bytes, rows } = await builder.encode(
+          bucket,
+          old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null,
+        );
+        const ref = await this.artifacts.put(
+          `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
+          bytes,
+        );
+        written.push({ bucket, ref, rows });
+      }
+      const compactedRows = state.compactedRows + moved;
+      failpoint('compaction:written');
+      if (!(await this.swapSegments(version.id, state, upto, compactedRows, written)))
+        return { rows: 0, segments: 0, compactedRows: state.compactedRows };
+      return { rows: moved, segments: written.length, compactedRows };
+    } finally {
+      await builder.close();
     }
-    const upto = moved === MAX_COMPACTION_ROWS ? after : safe;
-    const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
-    for (const [bucket, rows] of byBucket) {
-      const old = state.segments.find((s) => s.bucket === bucket);
-      // Each step over a whole bucket is one stretch of work; the event loop gets a turn
-      // between them.
-      const kept = old ? await this.segmentEvents(version, old) : [];
-      await yieldToEventLoop();
-      const sorted = sortBucketRows(kept.length ? [...kept, ...rows] : rows);
-      await yieldToEventLoop();
-      const bytes = encodeSegment(version.schema, sorted);
-      await yieldToEventLoop();
-      const ref = await this.artifacts.put(
-        `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
-        bytes,
-      );
-      written.push({ bucket, ref, rows: sorted.length });
-    }
-    const compactedRows = state.compactedRows + moved;
-    failpoint('compaction:written');
-    if (!(await this.swapSegments(version.id, state, upto, compactedRows, written)))
-      return { rows: 0, segments: 0, compactedRows: state.compactedRows };
-    return { rows: moved, segments: written.length, compactedRows };
   }
 
   /**
@@ -424,16 +421,11 @@ export class PostgresOfflineStore implements OfflineStore {
     version: FeatureViewVersion,
     segment: { artifactKey: string; sha256: string },
   ): Promise<{ entityKey: string; event: FeatureEvent }[]> {
-    const positions = eventLayout(version.schema).sources.length;
-    const decoded = decodeSegment(
+    return segmentEvents(
       version.schema,
       await this.artifacts.getBytes(segment.artifactKey, segment.sha256),
+      eventLayout(version.schema).sources.length,
     );
-    const out: { entityKey: string; event: FeatureEvent }[] = [];
-    for (const [entityKey, [lo, hi]] of entityRanges(decoded))
-      for (const event of new SegmentSeries(decoded, lo, hi).events(positions))
-        out.push({ entityKey, event });
-    return out;
   }
 
   /**
@@ -589,10 +581,27 @@ export class PostgresOfflineStore implements OfflineStore {
     limit: number | null = null,
   ): Promise<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
     const { sources } = eventLayout(version.schema);
+    const rows = await this.logRows(version, through, entityKeys, upto, limit, 'json');
+    return rows.map((r) => logRowEvent(r, sources));
+  }
+
+  /**
+   * Log rows after `through` (up to `upto`, at most `limit`), in sequence order: of some
+   * entities, or a page of all. `fields` comes parsed (`json`) or as text, for a reader that
+   * parses it elsewhere (compaction, on its worker thread).
+   */
+  private async logRows(
+    version: FeatureViewVersion,
+    through: number,
+    entityKeys: readonly string[] | null,
+    upto: number,
+    limit: number | null,
+    fields: 'json' | 'text',
+  ): Promise<LogRow[]> {
     const columns = `entity_key AS k, event_id AS e, seq::float8 AS s,
               (extract(epoch FROM event_ts) * 1000)::float8 AS ts,
               (extract(epoch FROM created_ts) * 1000)::float8 AS cts,
-              fields AS f`;
+              fields${fields === 'text' ? '::text' : ''} AS f`;
     // For some entities, `seq + 0` keeps the planner off the seq index: with the few-rows
     // estimates of a table nobody ANALYZEd since a bulk load (PGlite has no autovacuum) it
     // scanned the whole backlog by seq for each chunk. Without entities, a page is a window
@@ -611,7 +620,7 @@ export class PostgresOfflineStore implements OfflineStore {
       if (m === null) return [];
       window = [m, limit === null ? upto : Math.min(upto, m + limit - 1)];
     }
-    const rows = (await (window !== null
+    return (await (window !== null
       ? this.ds.query(
           `SELECT ${columns}
              FROM feature_event
@@ -627,24 +636,7 @@ export class PostgresOfflineStore implements OfflineStore {
             ORDER BY feature_event.seq
             LIMIT $5`,
           [version.id, entityKeys, through, upto, limit],
-        ))) as {
-      k: string;
-      e: string;
-      s: number;
-      ts: number;
-      cts: number;
-      f: Record<string, FeatureValue>;
-    }[];
-    return rows.map((r) => ({
-      entityKey: r.k,
-      seq: r.s,
-      event: {
-        eventId: r.e,
-        eventTs: Math.round(r.ts),
-        createdTs: Math.round(r.cts),
-        values: sources.map((x) => r.f[x] ?? null),
-      },
-    }));
+        ))) as LogRow[];
   }
 
   async quarantine(
