@@ -48,6 +48,10 @@ export async function main(): Promise<void> {
         FEATURE_STREAM_CONSUMER: 'off',
         // The bench starts the compaction itself, at a known moment.
         OFFLINE_COMPACTION_INTERVAL_MS: '0',
+        // The policy under test (default 50); set it to see the trade-off move.
+        ...(process.env.DATABASE_BACKGROUND_MAX_WAIT_MS
+          ? { DATABASE_BACKGROUND_MAX_WAIT_MS: process.env.DATABASE_BACKGROUND_MAX_WAIT_MS }
+          : {}),
       }),
       { logger: createLogger('silent') },
     );
@@ -142,15 +146,19 @@ export async function main(): Promise<void> {
     if (c.rows !== rows) throw new Error(`compaction moved ${c.rows} rows, not ${rows}`);
     if (b.status !== 'READY') throw new Error(`dataset build ended ${b.status}`);
 
-    // Connection waits by lane (aether_db_connection_wait_seconds), over the whole run.
-    const waits = (await app.metrics.dbConnectionWait.get()).values;
-    const wait = (lane: string, what: 'sum' | 'count') =>
-      waits.find(
-        (v) =>
-          v.labels.lane === lane && v.metricName === `aether_db_connection_wait_seconds_${what}`,
-      )?.value ?? 0;
-    const meanWaitMs = (lane: string) =>
-      round((1000 * wait(lane, 'sum')) / Math.max(1, wait(lane, 'count')), 2);
+    // Connection waits and holds by lane (aether_db_connection_{wait,held}_seconds), whole run.
+    const pool = [
+      ...(await app.metrics.dbConnectionWait.get()).values,
+      ...(await app.metrics.dbConnectionHeld.get()).values,
+    ];
+    const figure = (lane: string, name: string) =>
+      pool.find((v) => v.labels.lane === lane && v.metricName === name)?.value ?? 0;
+    const mean = (lane: string, what: 'wait' | 'held') =>
+      round(
+        (1000 * figure(lane, `aether_db_connection_${what}_seconds_sum`)) /
+          Math.max(1, figure(lane, `aether_db_connection_${what}_seconds_count`)),
+        2,
+      );
 
     writeResult('background-load', {
       backlog_rows: rows,
@@ -166,9 +174,11 @@ export async function main(): Promise<void> {
       busy_requests: busy.n,
       busy_event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6, 1),
       busy_event_loop_delay_max_ms: round(delay.max / 1e6, 1),
-      request_connection_wait_mean_ms: meanWaitMs('request'),
-      background_statements: wait('background', 'count'),
-      background_connection_wait_mean_ms: meanWaitMs('background'),
+      background_max_wait_ms: Number(process.env.DATABASE_BACKGROUND_MAX_WAIT_MS ?? 50),
+      request_connection_wait_mean_ms: mean('request', 'wait'),
+      background_statements: figure('background', 'aether_db_connection_wait_seconds_count'),
+      background_connection_wait_mean_ms: mean('background', 'wait'),
+      background_connection_held_mean_ms: mean('background', 'held'),
       p99_ratio_busy_vs_idle: round(busy.p99 / idle.p99, 2),
       request_errors: idle.errors + busy.errors,
     });

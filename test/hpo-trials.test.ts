@@ -168,3 +168,72 @@ it('runs a whole study on a real gpu-runner, never more than parallelism trials 
   expect(done.trialsActive).toBe(0);
   expect(done.gpuSecondsUsed).toBeGreaterThan(0);
 });
+
+it('runs a study of 30 trials on 4 runners within its budget', async () => {
+  // The runner of the test above (4 slots) and three more of one slot each.
+  if (!runners.length) throw new Error('the whole-study test starts the first runner');
+  for (let i = 1; i <= 3; i++)
+    runners.push(
+      startRunner(app.url, key, {
+        RUNNER_NAME: `hpo-runner-${i}`,
+        GPU_RUNNER_GPUS: '',
+        RUNNER_SLOTS: '1',
+        RUNNER_POLL_MS: '50',
+        RUNNER_LEASE_RENEW_MS: '500',
+        RUNNER_REPORT_MS: '100',
+        RUNNER_HARDWARE_MS: '500',
+        RUNNER_HEARTBEAT_MS: '500',
+      }),
+    );
+  const budgetSeconds = 600;
+  const s = await app.services.studies.create(
+    {
+      name: 'thirty',
+      builtinTrainer: 'logistic_regression',
+      datasetId,
+      hyperparameters: { epochs: 2, batchSize: 256 },
+      space: [
+        { name: 'learningRate', kind: ParamKind.FLOAT, low: 0.01, high: 1, log: true },
+        { name: 'l2', kind: ParamKind.FLOAT, low: 0, high: 0.1 },
+      ],
+      objective: { metric: 'val_loss', direction: Direction.MINIMIZE },
+      sampler: SamplerKind.TPE,
+      budget: { trials: 30, gpuSeconds: budgetSeconds },
+      parallelism: 4,
+      seed: 11,
+    },
+    editor,
+  );
+  let most = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      most = Math.max(most, await openRuns('thirty'));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  let done;
+  try {
+    done = await until(async () => {
+      const x = await app.services.studies.get(s.id);
+      return x.status === StudyStatus.RUNNING ? undefined : x;
+    }, 180_000);
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  expect(done.status).toBe(StudyStatus.COMPLETED);
+  expect(done.trialsStarted).toBe(30);
+  expect(done.trialsActive).toBe(0);
+  expect(done.gpuSecondsUsed).toBeGreaterThan(0);
+  expect(done.gpuSecondsUsed).toBeLessThanOrEqual(budgetSeconds);
+  expect(most).toBeLessThanOrEqual(4);
+  const trials = await app.services.studies.trials(s.id);
+  expect(trials.map((t) => t.number)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  expect(trials.every((t) => t.state === TrialState.COMPLETE)).toBe(true);
+  const runs = await app.services.training.byIds(trials.map((t) => t.runId as string));
+  expect(new Set(runs.map((r) => r.id)).size).toBe(30);
+  expect(runs.every((r) => r.status === RunStatus.SUCCEEDED)).toBe(true);
+  // The work was shared out: more than one runner ran trials.
+  expect(new Set(runs.map((r) => r.runnerId)).size).toBeGreaterThan(1);
+}, 240_000);

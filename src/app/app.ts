@@ -120,8 +120,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
         noteStatement();
       },
       onConnectionWait: (lane, seconds) => metrics.dbConnectionWait.observe({ lane }, seconds),
+      onConnectionHeld: (lane, seconds) => metrics.dbConnectionHeld.observe({ lane }, seconds),
       onSlowQuery: (sql, ms) => logger.warn({ ms, sql: sql.slice(0, 200) }, 'slow query'),
       queryTimeoutMs: config.databaseQueryTimeoutMs,
+      backgroundMaxWaitMs: config.databaseBackgroundMaxWaitMs,
     });
     stack.push('database', () => db.close());
     if (db.kind === 'pglite') {

@@ -241,6 +241,7 @@ const envSchema = z.object({
   RELAY_INTERVAL_MS: intIn('RELAY_INTERVAL_MS', 5, 600_000, 1_000),
   REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
   DATABASE_QUERY_TIMEOUT_MS: intIn('DATABASE_QUERY_TIMEOUT_MS', 100, 3_600_000, 60_000),
+  DATABASE_BACKGROUND_MAX_WAIT_MS: intIn('DATABASE_BACKGROUND_MAX_WAIT_MS', 0, 60_000, 50),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()
@@ -318,6 +319,12 @@ export interface Config {
   redisCommandTimeoutMs: number;
   /** A PostgreSQL statement running this long is cancelled (503). */
   databaseQueryTimeoutMs: number;
+  /**
+   * Requests take a free database connection before background statements, but one that has
+   * waited this long goes next (docs/adr/0020): lower favours background work under a load
+   * that leaves no gaps, higher the requests' latency.
+   */
+  databaseBackgroundMaxWaitMs: number;
   /** Fault injection: the process SIGKILLs itself at these failpoints (never in production). */
   failpoints: string[];
   /** A singleton loop's lease lapses this long after its holder last extended it. */
@@ -375,6 +382,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyRecheckMs: e.KEY_RECHECK_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+    databaseBackgroundMaxWaitMs: e.DATABASE_BACKGROUND_MAX_WAIT_MS,
     leaseTtlMs: e.LEASE_TTL_MS,
     failpoints: e.NODE_ENV === 'production' ? [] : e.AETHER_FAILPOINTS,
     relayIntervalMs: e.RELAY_INTERVAL_MS,

@@ -8,13 +8,6 @@ import { startEmbeddedPglite } from './embedded-pglite';
 import { entities } from './entities';
 import { type Lane, prioritizeRequests } from './priority-pool';
 
-/**
- * Requests take a free connection before background statements (`priority-pool.ts`), but a
- * background statement that has waited this long goes next: under a load that leaves no
- * gaps, background work still gets the connection about this often.
- */
-const BACKGROUND_MAX_WAIT_MS = 50;
-
 export interface DatabaseOptions {
   /**
    * PostgreSQL URL; unset means embedded PGlite in `pgliteDir`, run in a child process and
@@ -26,8 +19,15 @@ export interface DatabaseOptions {
   pgliteDir?: string;
   /** Called once per SQL statement sent, for the query-count metric. */
   onQuery?: (sql: string) => void;
+  /**
+   * Requests take a free connection before background statements (`priority-pool.ts`), but
+   * a background statement that has waited this long goes next.
+   */
+  backgroundMaxWaitMs?: number;
   /** How long a statement waited for a connection, by lane (request or background). */
   onConnectionWait?: (lane: Lane, seconds: number) => void;
+  /** How long a statement (or transaction) held its connection, by lane. */
+  onConnectionHeld?: (lane: Lane, seconds: number) => void;
   onSlowQuery?: (sql: string, ms: number) => void;
   /**
    * PostgreSQL only: statements are cancelled by the server after this long, and the client
@@ -111,8 +111,9 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   }
   prioritizeRequests((dataSource.driver as PostgresDriver).master as Pool, {
     connections,
-    backgroundMaxWaitMs: BACKGROUND_MAX_WAIT_MS,
+    backgroundMaxWaitMs: opts.backgroundMaxWaitMs ?? 50,
     onWait: opts.onConnectionWait,
+    onHeld: opts.onConnectionHeld,
   });
   return {
     dataSource,

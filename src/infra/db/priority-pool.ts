@@ -22,6 +22,8 @@ export function prioritizeRequests(
     backgroundMaxWaitMs: number;
     /** How long each checkout waited for its turn, by lane. */
     onWait?: (lane: Lane, seconds: number) => void;
+    /** How long each checkout held its connection (what it made others wait), by lane. */
+    onHeld?: (lane: Lane, seconds: number) => void;
   },
 ): void {
   const gate = new PriorityGate(opts.connections, opts.backgroundMaxWaitMs);
@@ -30,7 +32,8 @@ export function prioritizeRequests(
     const lane: Lane = inOpenRequest() ? 'request' : 'background';
     const start = performance.now();
     await gate.acquire(lane);
-    opts.onWait?.(lane, (performance.now() - start) / 1000);
+    const granted = performance.now();
+    opts.onWait?.(lane, (granted - start) / 1000);
     let client: PoolClient;
     try {
       client = await connect();
@@ -45,6 +48,7 @@ export function prioritizeRequests(
       if (!released) {
         released = true;
         gate.release();
+        opts.onHeld?.(lane, (performance.now() - granted) / 1000);
       }
       release(err);
     }) as PoolClient['release'];

@@ -48,6 +48,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dbConnectionHeld = new Histogram({
+    name: 'aether_db_connection_held_seconds',
+    help: 'Time a statement or transaction held its database connection, by lane.',
+    labelNames: ['lane'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   readonly eventsDropped = new Counter({
     name: 'aether_events_dropped_total',
     help: 'Subscription events dropped because a subscriber fell too far behind.',
