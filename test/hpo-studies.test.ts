@@ -305,15 +305,21 @@ describe('ask and tell', () => {
     for (let number = 0; number < 14; number += 2) {
       const a = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
       const b = (await gql.ok(AskTrialDocument, { studyId: s.id })).askTrial;
+      const aRunning = {
+        params: a.params as Record<string, unknown>,
+        state: TrialState.RUNNING,
+        value: null,
+      };
       for (const [i, t] of [a, b].entries()) {
         expect(t).toMatchObject({ number: number + i, asked: true, state: 'RUNNING', run: null });
-        // The sampler saw exactly the trials told so far (and the seed and number).
+        // The sampler saw exactly the trials told so far and, for the second, the first one
+        // still running (TPE's constant liar counts it among the bad trials).
         const ctx = {
           space: stored.space,
           direction: Direction.MINIMIZE,
           seed: 11,
           number: number + i,
-          history: told,
+          history: i === 0 ? told : [...told, aRunning],
         };
         expect(t.params).toEqual(tpeSample(ctx));
         if (told.length >= 10) expect(t.params).not.toEqual(randomSampler(ctx));

@@ -16,7 +16,13 @@ export interface SamplingContext {
   seed: number;
   /** The number of the trial being sampled: with the seed, it fixes every random draw. */
   number: number;
-  history: readonly { params: Record<string, unknown>; state: TrialState; value: number | null }[];
+  history: readonly {
+    params: Record<string, unknown>;
+    state: TrialState;
+    value: number | null;
+    /** The objective after each epoch it reported (TPE ranks pruned trials by the last). */
+    intermediate?: readonly { epoch: number; value: number }[];
+  }[];
 }
 
 export type Sampler = (ctx: SamplingContext) => Record<string, unknown>;

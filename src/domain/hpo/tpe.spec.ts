@@ -64,8 +64,18 @@ const history = fc.array(
       width: fc.integer({ min: 8, max: 1024 }),
       act: fc.constantFrom('relu', 'tanh', 'gelu'),
     }),
-    state: fc.constantFrom(TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAILED),
+    state: fc.constantFrom(
+      TrialState.COMPLETE,
+      TrialState.COMPLETE,
+      TrialState.FAILED,
+      TrialState.PRUNED,
+      TrialState.RUNNING,
+    ),
     value: fc.double({ min: -100, max: 100, noNaN: true }),
+    intermediate: fc.array(
+      fc.record({ epoch: fc.nat(20), value: fc.double({ min: -100, max: 100 }) }),
+      { maxLength: 3 },
+    ),
   }),
   { maxLength: 40 },
 );
@@ -265,6 +275,142 @@ describe('multivariate TPE', () => {
     // Nine finished trials: still at random. Ten with the pruned one: the model.
     expect(tpeSample(base)).toEqual(randomSampler(base));
     expect(tpeSample(pruned)).not.toEqual(randomSampler(pruned));
+  });
+});
+
+describe('TPE as Optuna 5', () => {
+  const frac = (x: number) => x - Math.floor(x);
+  const acts = ['relu', 'tanh', 'gelu'];
+
+  it("scores a point as Optuna's _ParzenEstimator.log_pdf does", () => {
+    // The references are Optuna 5.0.0's _ParzenEstimator (prior weight 1, magic clip,
+    // consider_endpoints=False, default_weights) on the same observations and points: 30
+    // observations, so the older ones are ramped down, with a log scale and a categorical.
+    const mixed: SearchSpace = [
+      { name: 'x', kind: ParamKind.FLOAT, low: 0, high: 1, log: false },
+      { name: 'lr', kind: ParamKind.FLOAT, low: 1e-5, high: 1, log: true },
+      { name: 'act', kind: ParamKind.CATEGORICAL, choices: acts },
+    ];
+    const observed = Array.from({ length: 30 }, (_, i) => ({
+      x: Number(frac(i * 0.6180339887).toFixed(6)),
+      lr: Number((10 ** (-5 + 5 * frac(i * 0.4142135624 + 0.1))).toPrecision(6)),
+      act: acts[(i * i) % 3],
+    }));
+    const m = estimator(mixed, observed, TPE_DEFAULTS);
+    const points: [number, number, number, number][] = [
+      [0.3, 1e-3, 2, -5.4210761962273954],
+      [0.95, 0.5, 0, -6.280195066448391],
+      [0.001, 2e-5, 1, -6.440669130687261],
+    ];
+    for (const [x, lr, act, optuna] of points)
+      expect(logPdf(m, [x, lr, act])).toBeCloseTo(optuna, 5);
+
+    // Integers (a log scale too): the mass of each one's cell.
+    const ints: SearchSpace = [
+      { name: 'width', kind: ParamKind.INT, low: 8, high: 1024, log: true },
+      { name: 'depth', kind: ParamKind.INT, low: 1, high: 12, log: false },
+    ];
+    const pairs = [
+      [16, 3],
+      [100, 7],
+      [512, 2],
+      [9, 11],
+      [300, 5],
+      [64, 8],
+    ];
+    const mi = estimator(
+      ints,
+      pairs.map(([width, depth]) => ({ width, depth })),
+      TPE_DEFAULTS,
+    );
+    expect(logPdf(mi, [128, 7])).toBeCloseTo(-8.57001526518684, 5);
+    expect(logPdf(mi, [8, 1])).toBeCloseTo(-6.75446778706508, 5);
+    expect(logPdf(mi, [1024, 12])).toBeCloseTo(-12.916850143417715, 5);
+  });
+
+  const x: SearchSpace = [{ name: 'x', kind: ParamKind.FLOAT, low: 0, high: 1, log: false }];
+  type History = SamplingContext['history'][number][];
+  const near = (history: History, at: number, opts = TPE_DEFAULTS) =>
+    Array.from({ length: 200 }, (_, number) => {
+      const ctx = { space: x, direction: Direction.MINIMIZE, seed: 3, number, history };
+      return Math.abs((tpeSample(ctx, opts).x as number) - at) < 0.05;
+    }).filter(Boolean).length / 200;
+
+  describe('constant liar', () => {
+    // Twenty trials, the best ones near 0.2; six more running there (sampled, not yet told).
+    const done: History = Array.from({ length: 20 }, (_, i) => ({
+      params: { x: i / 20 },
+      state: TrialState.COMPLETE,
+      value: Math.abs(i / 20 - 0.2),
+    }));
+    const running: History = Array.from({ length: 6 }, (_, i) => ({
+      params: { x: 0.2 + (i - 2.5) / 100 },
+      state: i % 2 ? TrialState.RUNNING : TrialState.PAUSED,
+      value: null,
+    }));
+    const noLiar = { ...TPE_DEFAULTS, constantLiar: false };
+
+    it('counts trials still running (or paused between rungs) among the bad ones', () => {
+      const alone = near(done, 0.2);
+      const beside = near([...done, ...running], 0.2);
+      // Measured: 0.94 alone, none beside the running ones.
+      expect(alone).toBeGreaterThan(0.8);
+      expect(beside).toBeLessThan(0.2);
+      // Without the liar, running trials are not seen at all.
+      expect(near([...done, ...running], 0.2, noLiar)).toBe(alone);
+    });
+
+    it('does not count them as finished: nine told and six running are still startup', () => {
+      const nine = [...done.slice(0, 9), ...running];
+      const ctx = { space: x, direction: Direction.MINIMIZE, seed: 3, number: 15, history: nine };
+      expect(tpeSample(ctx)).toEqual(randomSampler(ctx));
+    });
+  });
+
+  it('counts a complete trial whose value is infinite, as Optuna does (NaN is not a value)', () => {
+    const nine: History = Array.from({ length: 9 }, (_, i) => ({
+      params: { x: i / 10 },
+      state: TrialState.COMPLETE,
+      value: i,
+    }));
+    const ctx = (value: number): SamplingContext => ({
+      space: x,
+      direction: Direction.MINIMIZE,
+      seed: 5,
+      number: 10,
+      history: [...nine, { params: { x: 0.95 }, state: TrialState.COMPLETE, value }],
+    });
+    expect(tpeSample(ctx(Infinity))).not.toEqual(randomSampler(ctx(Infinity)));
+    expect(tpeSample(ctx(NaN))).toEqual(randomSampler(ctx(NaN)));
+  });
+
+  it('ranks pruned trials as Optuna does: the latest epoch first, then the better value there', () => {
+    // One complete trial and 29 pruned: γ(30) = 3 takes the complete one and the two best
+    // pruned ones, which are the two that reached epoch 5 with the better value (near 0.8),
+    // not the ones that stopped early with good values (near 0.2), nor those without reports.
+    const pruned = (at: number, epoch: number | null, value: number) => ({
+      params: { x: at },
+      state: TrialState.PRUNED,
+      value: null,
+      intermediate:
+        epoch === null
+          ? []
+          : [
+              { epoch: 0, value: 0 },
+              { epoch, value },
+            ],
+    });
+    const history: History = [
+      { params: { x: 0.5 }, state: TrialState.COMPLETE, value: 10 },
+      ...Array.from({ length: 9 }, (_, i) => pruned(0.5 + (i - 4) / 100, null, 0)),
+      ...Array.from({ length: 14 }, (_, i) => pruned(0.2 + (i - 7) / 200, 1, -5)),
+      ...Array.from({ length: 4 }, (_, i) => pruned(0.6 + i / 100, 5, 3)),
+      pruned(0.8, 5, 2),
+      pruned(0.81, 5, 2.5),
+    ];
+    // Measured: 0.54 near 0.8, none near 0.2 (ranked by trial order, as before, none near 0.8).
+    expect(near(history, 0.8)).toBeGreaterThan(0.35);
+    expect(near(history, 0.2)).toBeLessThan(0.05);
   });
 });
 

@@ -6,7 +6,8 @@ import { ParamKind, type SearchParam, TrialState } from './study';
 /**
  * Tree-structured Parzen Estimator (Bergstra et al. 2011), as Optuna 5's TPESampler with its
  * defaults (ADR 0030). The finished trials are split by their objective: the best `gamma(n)`
- * form l(x), the rest g(x). Each is a mixture with one kernel per observation plus a prior
+ * form l(x), the rest g(x), and trials still running join g (Optuna's constant liar, on by
+ * default since Optuna 5). Each is a mixture with one kernel per observation plus a prior
  * kernel over the whole space; a kernel is a product over the parameters of a truncated
  * Gaussian on the parameter's own scale (log for a log scale; an integer's mass over its unit
  * cell) or, for a categorical, smoothed counts. Candidates drawn from l are scored by
@@ -30,6 +31,11 @@ export interface TpeOptions {
   priorWeight: number;
   /** One joint kernel per observation over all parameters, or each parameter on its own. */
   multivariate: boolean;
+  /**
+   * Optuna's `constant_liar` (its default since 5.0): trials still running count among the
+   * bad ones, so concurrent trials spread out instead of piling onto the same good region.
+   */
+  constantLiar: boolean;
 }
 
 export const TPE_DEFAULTS: TpeOptions = {
@@ -38,6 +44,7 @@ export const TPE_DEFAULTS: TpeOptions = {
   gamma: (n) => Math.min(Math.ceil(0.1 * n), 25),
   priorWeight: 1,
   multivariate: true,
+  constantLiar: true,
 };
 
 /** Optuna's `default_weights`: the 25 newest observations weigh 1, older ones ramp down. */
@@ -80,31 +87,56 @@ export function tpeSample(
 type Params = Record<string, unknown>;
 
 /**
- * The good and the bad trials, each in trial order (which the weights depend on). Complete
- * trials are ranked by their value; pruned ones, whose last reports a sampler does not see,
- * rank after every complete one (Optuna ranks them after the complete ones too, by step).
+ * The good and the bad trials, each in trial order (which the weights depend on), as Optuna's
+ * `_split_trials`. Complete trials rank by their value; pruned ones after every complete one,
+ * the one that reached the latest epoch first and, among those, the better value there (one
+ * without reports last). With the constant liar, trials still open (RUNNING, or PAUSED between
+ * ASHA rungs: Optuna's RUNNING) are bad trials too, so that trials sampled while others run
+ * are not drawn to the same place; they do not count as finished (n).
  */
 function split(
   ctx: SamplingContext,
   opts: TpeOptions,
 ): { below: Params[]; above: Params[]; n: number } {
-  const finished = ctx.history.flatMap((t, i) =>
-    t.state === TrialState.COMPLETE && t.value !== null && Number.isFinite(t.value)
-      ? [{ i, params: t.params, l: loss(t.value, ctx.direction), pruned: false }]
-      : t.state === TrialState.PRUNED
-        ? [{ i, params: t.params, l: Infinity, pruned: true }]
-        : [],
-  );
+  const finished: { i: number; rank: [number, number, number] }[] = [];
+  const open = new Set<number>();
+  ctx.history.forEach((t, i) => {
+    if (t.state === TrialState.COMPLETE && t.value !== null && !Number.isNaN(t.value))
+      finished.push({ i, rank: [0, loss(t.value, ctx.direction), 0] });
+    else if (t.state === TrialState.PRUNED) finished.push({ i, rank: prunedRank(t, ctx) });
+    else if (opts.constantLiar && (t.state === TrialState.RUNNING || t.state === TrialState.PAUSED))
+      open.add(i);
+  });
   const n = finished.length;
   const ranked = [...finished].sort(
-    (a, b) => Number(a.pruned) - Number(b.pruned) || a.l - b.l || a.i - b.i,
+    (a, b) =>
+      a.rank[0] - b.rank[0] ||
+      compare(a.rank[1], b.rank[1]) ||
+      compare(a.rank[2], b.rank[2]) ||
+      a.i - b.i,
   );
   const good = new Set(ranked.slice(0, opts.gamma(n)).map((t) => t.i));
-  return {
-    below: finished.filter((t) => good.has(t.i)).map((t) => t.params),
-    above: finished.filter((t) => !good.has(t.i)).map((t) => t.params),
-    n,
-  };
+  const bad = new Set([...finished.filter((t) => !good.has(t.i)).map((t) => t.i), ...open]);
+  const params = (keep: Set<number>) =>
+    ctx.history.flatMap((t, i) => (keep.has(i) ? [t.params] : []));
+  return { below: params(good), above: params(bad), n };
+}
+
+/** Optuna's `_get_pruned_trial_score`: (-last epoch, its loss), or (1, 0) without reports. */
+function prunedRank(
+  t: SamplingContext['history'][number],
+  ctx: SamplingContext,
+): [number, number, number] {
+  let last: { epoch: number; value: number } | undefined;
+  for (const r of t.intermediate ?? []) if (!last || r.epoch >= last.epoch) last = r;
+  if (!last) return [1, 1, 0];
+  const l = Number.isNaN(last.value) ? Infinity : loss(last.value, ctx.direction);
+  return [1, -last.epoch, l];
+}
+
+/** Ascending, with equal infinities equal (their difference is NaN). */
+function compare(a: number, b: number): number {
+  return a === b ? 0 : a < b ? -1 : 1;
 }
 
 /** One dimension of every kernel of a mixture (the last kernel is the prior). */
