@@ -430,6 +430,19 @@ export function normaliseSchema(s: FeatureViewSchema): FeatureViewSchema {
       },
     };
   });
+  // A source field is stored once per event, in one column whose type the features reading it
+  // decide (offline segments, the SQL join's history columns): two types would make one of
+  // them read the other's encoding (a BOOL as 1/0, a FLOAT cast to an integer).
+  const sourceTypes = new Map<string, FeatureType>();
+  for (const f of features) {
+    const seen = sourceTypes.get(f.source);
+    if (seen !== undefined && seen !== f.type)
+      throw invalid(
+        `feature "${f.name}" reads source field "${f.source}" as ${f.type}, another feature as ${seen}: one source field has one type`,
+        { feature: f.name, source: f.source },
+      );
+    sourceTypes.set(f.source, f.type);
+  }
   return {
     entity: s.entity,
     source: s.source,
