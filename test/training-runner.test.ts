@@ -175,6 +175,54 @@ it('resumes a run on another runner after SIGKILL and ends exactly like an unint
   void b;
 }, 240_000);
 
+it('continues an ended run from its checkpoint with more epochs (resumeFrom), and refuses what cannot be continued', async () => {
+  runner('runner-resume');
+  const short = { ...mlp, hyperparameters: { ...mlp.hyperparameters, epochs: 4 } };
+  const first = await submit(short);
+  expect((await finished(first)).status).toBe(RunStatus.SUCCEEDED);
+
+  const more = { ...mlp, hyperparameters: { ...mlp.hyperparameters, epochs: 7 } };
+  const r = await gql.ok(SubmitTrainingJobDocument, {
+    input: { experiment: 'e2e', datasetId, ...more, resumeFrom: first } as never,
+  });
+  expect(r.submitTrainingJob.resumedFrom?.id).toBe(first);
+  const continued = await finished(r.submitTrainingJob.id);
+  expect(continued.status).toBe(RunStatus.SUCCEEDED);
+  expect(continued.logTail).toMatch(/resuming from the checkpoint of epoch 4/);
+  expect(continued.epochsDone).toBe(7);
+  // Only the epochs after the checkpoint were trained by this run.
+  const points = (await app.services.training.metricsOf([continued.id])).get(continued.id);
+  const epochs = (points ?? []).filter((p) => p.name === 'val_loss').map((p) => p.epoch);
+  expect(epochs.length).toBeGreaterThan(0);
+  expect(Math.min(...epochs)).toBeGreaterThan(4);
+
+  // A run not ended yet, another dataset, an unknown run: each refused with its reason.
+  const queued = await submit(more);
+  const notEnded = await gql.request(SubmitTrainingJobDocument, {
+    input: { experiment: 'e2e', datasetId, ...more, resumeFrom: queued } as never,
+  });
+  expect(notEnded.errors?.[0].extensions?.reason).toBe('NO_CHECKPOINT');
+  const otherTrainer = await gql.request(SubmitTrainingJobDocument, {
+    input: {
+      experiment: 'e2e',
+      datasetId,
+      builtinTrainer: 'logistic_regression',
+      resumeFrom: first,
+    } as never,
+  });
+  expect(otherTrainer.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+  const unknown = await gql.request(SubmitTrainingJobDocument, {
+    input: {
+      experiment: 'e2e',
+      datasetId,
+      ...more,
+      resumeFrom: toGlobalId('Run', '00000000-0000-4000-8000-000000000000'),
+    } as never,
+  });
+  expect(unknown.errors?.[0].extensions?.reason).toBe('RUN_NOT_FOUND');
+  await app.services.training.cancel(local(queued));
+}, 240_000);
+
 it('retries a crashing trainer up to its limit, then fails with the log in the graph', async () => {
   runner('runner-c');
   const id = await submit({

@@ -91,6 +91,7 @@ export class TrainingResolver {
           ...input,
           datasetId: input.datasetId == null ? null : localIdOf(input.datasetId, 'DatasetSnapshot'),
           buildDataset: input.buildDataset?.toRequest() ?? null,
+          resumeFrom: input.resumeFrom == null ? null : localIdOf(input.resumeFrom, 'Run'),
         },
         ctx.principal,
       ),

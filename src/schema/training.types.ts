@@ -392,6 +392,13 @@ export class SubmitTrainingJobInput {
     description: 'Register the trained model under this name when the run succeeds.',
   })
   registerAs?: string | null;
+
+  @Field(() => ID, {
+    nullable: true,
+    description:
+      'Continue an ended run of the same trainer and dataset from its newest checkpoint (e.g. with more epochs): the run trains only the epochs after it. Its `resumedFrom` says which.',
+  })
+  resumeFrom?: string | null;
 }
 
 @InputType()
