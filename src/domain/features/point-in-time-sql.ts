@@ -247,6 +247,9 @@ export function pointInTimeSql(
          LEAD(known_ts) OVER (PARTITION BY entity_key, event_id ORDER BY known_ts, event_ts) AS superseded_ts
     FROM ${d.id(historyRelation(v))}
 )`);
+    // A spine row's rows all share its entity: partitioning and grouping by (entity_key,
+    // row_id) rather than row_id lets a distributed engine reuse the join's distribution by
+    // entity instead of shuffling the joined rows again (docs/adr/0032).
     // What each spine row sees: the versions known at its time, of events at or before it and
     // not older than the TTL or the widest window (a latest value beyond the TTL is null, and
     // windows end at t − w), so the join holds no more of an entity's past than it needs.
@@ -266,7 +269,8 @@ export function pointInTimeSql(
       ctes.push(`l${i} AS (
   SELECT row_id, event_ts AS as_of${latest.map((f) => `, ${value(f, 'x')} AS ${col(f)}`).join('')}
     FROM (SELECT v.*, ROW_NUMBER() OVER (
-                   PARTITION BY row_id ORDER BY event_ts DESC, known_ts DESC, event_id DESC) AS rn
+                   PARTITION BY entity_key, row_id
+                   ORDER BY event_ts DESC, known_ts DESC, event_id DESC) AS rn
             FROM s${i} v) x
    WHERE rn = 1
 )`);
@@ -301,7 +305,7 @@ export function pointInTimeSql(
       ctes.push(`a${i} AS (
   SELECT row_id${aggs.map((f, k) => `, ${exprs[k]} AS ${col(f)}`).join('')}
     FROM s${i} v
-   GROUP BY row_id
+   GROUP BY entity_key, row_id
 )`);
       joins.push(`LEFT JOIN a${i} ON a${i}.row_id = s.row_id`);
       for (const f of aggs) {
