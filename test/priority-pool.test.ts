@@ -78,6 +78,25 @@ it('lets a background statement go first once it has waited backgroundMaxWaitMs'
   }
 });
 
+it('fails a checkout that waited past acquireTimeoutMs as the pool would, and loses no permit', async () => {
+  const bounded = new Pool({ connectionString: services.databaseUrl, max: 1 });
+  prioritizeRequests(bounded, { connections: 1, backgroundMaxWaitMs: 50, acquireTimeoutMs: 100 });
+  try {
+    const holder = bounded.query('SELECT pg_sleep(0.4)');
+    await sleep(20);
+    const started = Date.now();
+    await expect(inRequest(() => bounded.query('SELECT 1'))).rejects.toThrow(
+      'timeout exceeded when trying to connect',
+    );
+    expect(Date.now() - started).toBeLessThan(350);
+    await expect(bounded.query('SELECT 1')).rejects.toThrow('timeout exceeded');
+    await holder;
+    for (let i = 0; i < 5; i++) await bounded.query('SELECT 1');
+  } finally {
+    await bounded.end();
+  }
+});
+
 it('keeps both forms of connect working, and a failed statement gives its connection back', async () => {
   await expect(pool.query('SELECT nope')).rejects.toThrow(/nope/);
   const client = await pool.connect();

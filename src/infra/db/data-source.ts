@@ -8,6 +8,9 @@ import { startEmbeddedPglite } from './embedded-pglite';
 import { entities } from './entities';
 import { type Lane, prioritizeRequests } from './priority-pool';
 
+/** A statement that cannot get a connection this long fails (503) rather than queueing on. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 export interface DatabaseOptions {
   /**
    * PostgreSQL URL; unset means embedded PGlite in `pgliteDir`, run in a child process and
@@ -77,7 +80,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
           ? {
               statement_timeout: opts.queryTimeoutMs,
               query_timeout: opts.queryTimeoutMs + 1_000,
-              connectionTimeoutMillis: 5_000,
+              connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
             }
           : {}),
       },
@@ -112,6 +115,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   prioritizeRequests((dataSource.driver as PostgresDriver).master as Pool, {
     connections,
     backgroundMaxWaitMs: opts.backgroundMaxWaitMs ?? 50,
+    acquireTimeoutMs: opts.url && opts.queryTimeoutMs ? CONNECT_TIMEOUT_MS : undefined,
     onWait: opts.onConnectionWait,
     onHeld: opts.onConnectionHeld,
   });

@@ -20,6 +20,11 @@ export function prioritizeRequests(
   opts: {
     connections: number;
     backgroundMaxWaitMs: number;
+    /**
+     * A checkout that waits longer fails as the pool's own would ("timeout exceeded when
+     * trying to connect", a 503): the gate, not the pool, is where statements queue now.
+     */
+    acquireTimeoutMs?: number;
     /** How long each checkout waited for its turn, by lane. */
     onWait?: (lane: Lane, seconds: number) => void;
     /** How long each checkout held its connection (what it made others wait), by lane. */
@@ -31,7 +36,7 @@ export function prioritizeRequests(
   const checkout = async (): Promise<PoolClient> => {
     const lane: Lane = inOpenRequest() ? 'request' : 'background';
     const start = performance.now();
-    await gate.acquire(lane);
+    await gate.acquire(lane, opts.acquireTimeoutMs);
     const granted = performance.now();
     opts.onWait?.(lane, (granted - start) / 1000);
     let client: PoolClient;
@@ -82,14 +87,28 @@ export class PriorityGate {
     private readonly backgroundMaxWaitMs: number,
   ) {}
 
-  acquire(lane: Lane): Promise<void> {
+  acquire(lane: Lane, timeoutMs?: number): Promise<void> {
     if (this.held < this.permits && !this.requests.length && !this.background.length) {
       this.held++;
       return Promise.resolve();
     }
-    return new Promise((go) => {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const go = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const waiter = { since: performance.now(), go };
       if (lane === 'request') this.requests.push(go);
-      else this.background.push({ since: performance.now(), go });
+      else this.background.push(waiter);
+      if (timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        const i = lane === 'request' ? this.requests.indexOf(go) : this.background.indexOf(waiter);
+        if (i < 0) return;
+        if (lane === 'request') this.requests.splice(i, 1);
+        else this.background.splice(i, 1);
+        reject(new Error('timeout exceeded when trying to connect'));
+      }, timeoutMs);
     });
   }
 
