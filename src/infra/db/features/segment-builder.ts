@@ -22,6 +22,7 @@ import {
   encodeSegment,
   encodeSegmentColumns,
   entityRanges,
+  RepeatedIds,
   type SegmentRows,
   SegmentSeries,
   sortBucketRows,
@@ -425,7 +426,9 @@ export function backfillBucket(
     out.source[o] = source;
   };
   let added = 0;
-  const count = new Map<string, number>();
+  const repeated = new RepeatedIds((i) => ids[i]);
+  const several = new Uint8Array(n);
+  const mark = (i: number) => (several[i] = 1);
   for (const entityKey of keys) {
     const e = local.get(entityKey);
     const order = e === undefined ? [] : Array.from(byEntity.subarray(start[e], start[e + 1]));
@@ -437,12 +440,9 @@ export function backfillBucket(
     const known: FeatureEvent[] = [...keptEvents, ...(logged.get(entityKey) ?? [])];
     // Judged: the rows of events that repeat in the file or have stored versions (judgeVersions
     // decides each event's versions on their own, so the others' presence changes nothing).
-    count.clear();
-    for (const i of order) count.set(ids[i], (count.get(ids[i]) ?? 0) + 1);
+    repeated.find(0, order.length, (k) => order[k], mark);
     const storedIds = known.length ? new Set(known.map((k) => k.eventId)) : null;
-    const judged = order.filter(
-      (i) => (count.get(ids[i]) as number) > 1 || storedIds?.has(ids[i]) === true,
-    );
+    const judged = order.filter((i) => several[i] === 1 || storedIds?.has(ids[i]) === true);
     if (judged.length) {
       const candidates: CandidateVersion[] = judged.map((i) => ({
         entityKey,

@@ -95,6 +95,54 @@ export function sortEntityRows<T>(
   for (let i = 0; i < part.length; i++) rows[lo + i] = part[i];
 }
 
+/**
+ * Finds the rows whose event id repeats within one entity's rows, for millions of rows spread
+ * over many small entities: an open-addressing table of the ids' hashes, reused from entity to
+ * entity (stamped, never cleared), the ids themselves compared only where hashes meet. A map per
+ * entity, or one for a whole bucket, cost several times more.
+ */
+export class RepeatedIds {
+  private slots = new Int32Array(0);
+  private hashes = new Int32Array(0);
+  private stamps = new Int32Array(0);
+  private stamp = 0;
+
+  constructor(private readonly idOf: (row: number) => string) {}
+
+  /** Calls `mark` (once or more) for each row of `rowAt(lo..hi)` whose id another has too. */
+  find(lo: number, hi: number, rowAt: (k: number) => number, mark: (row: number) => void): void {
+    let size = 8;
+    while (size < 2 * (hi - lo)) size *= 2;
+    if (size > this.slots.length) {
+      this.slots = new Int32Array(size);
+      this.hashes = new Int32Array(size);
+      this.stamps = new Int32Array(size);
+      this.stamp = 0;
+    }
+    const stamp = ++this.stamp;
+    const mask = size - 1;
+    for (let k = lo; k < hi; k++) {
+      const row = rowAt(k);
+      const id = this.idOf(row);
+      let h = 0x811c9dc5;
+      for (let c = 0; c < id.length; c++) h = Math.imul(h ^ id.charCodeAt(c), 0x01000193);
+      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+        if (this.stamps[slot] !== stamp) {
+          this.stamps[slot] = stamp;
+          this.slots[slot] = row;
+          this.hashes[slot] = h;
+          break;
+        }
+        if (this.hashes[slot] === h && this.idOf(this.slots[slot]) === id) {
+          mark(this.slots[slot]);
+          mark(row);
+          break;
+        }
+      }
+    }
+  }
+}
+
 /** Strings as UTF-8 in one buffer: string i is `bytes[offsets[i]..offsets[i + 1]]`. */
 export interface Utf8Strings {
   bytes: Uint8Array;
@@ -248,30 +296,24 @@ export function encodeSegmentColumns(schema: FeatureViewSchema, rows: SegmentCol
   const supersededTs = new Float64Array(n).fill(Infinity);
   // Per entity, when each version was superseded by its event's next: only the rows of events
   // with several versions need the work (the others stay Infinity).
-  const first = new Map<string, number>();
   const several = new Uint8Array(n);
-  let start = 0;
-  let versions = false;
-  for (let i = 0; i <= n; i++) {
-    if (i === n || (i > 0 && rows.entity[i] !== rows.entity[i - 1])) {
-      if (versions) {
-        const at: number[] = [];
-        for (let k = start; k < i; k++) if (several[k]) at.push(k);
-        const until = supersession(at.map((k) => rows.event(k)));
-        at.forEach((k, j) => (supersededTs[k] = until[j]));
-      }
-      first.clear();
-      start = i;
-      versions = false;
+  const repeated = new RepeatedIds((i) => rows.eventId(i));
+  let marked = 0;
+  const mark = (i: number) => {
+    marked += 1 - several[i];
+    several[i] = 1;
+  };
+  for (let start = 0, i = 1; i <= n; i++) {
+    if (i < n && rows.entity[i] === rows.entity[start]) continue;
+    const before = marked;
+    repeated.find(start, i, (k) => k, mark);
+    if (marked > before) {
+      const at: number[] = [];
+      for (let k = start; k < i; k++) if (several[k]) at.push(k);
+      const until = supersession(at.map((k) => rows.event(k)));
+      at.forEach((k, j) => (supersededTs[k] = until[j]));
     }
-    if (i === n) break;
-    const id = rows.eventId(i);
-    const seen = first.get(id);
-    if (seen === undefined) first.set(id, i);
-    else {
-      versions = true;
-      several[seen] = several[i] = 1;
-    }
+    start = i;
   }
   const fields = [
     new Field('entity', new Int32(), false),
