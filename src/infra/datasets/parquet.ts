@@ -1,4 +1,5 @@
 import { type Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { yieldToEventLoop } from '../../domain/shared/time-slice';
 
 /**
  * Parquet through parquet-wasm (arrow-rs compiled to WebAssembly, docs/adr/0024): an Arrow
@@ -51,10 +52,13 @@ export async function readParquet(bytes: Uint8Array): Promise<Table> {
   if (groups <= 1)
     return tableFromIPC(pw.readParquet(bytes, { batchSize: 1 << 16 }).intoIPCStream());
   const parts: Table[] = [];
-  for (let g = 0; g < groups; g++)
+  for (let g = 0; g < groups; g++) {
+    // A group is a few hundred milliseconds of decoding: requests get a turn between groups.
+    if (g > 0) await yieldToEventLoop();
     parts.push(
       tableFromIPC(pw.readParquet(bytes, { batchSize: 1 << 16, rowGroups: [g] }).intoIPCStream()),
     );
+  }
   return parts[0].concat(...parts.slice(1));
 }
 
