@@ -1,4 +1,5 @@
 import { type Clock } from '../shared/clock';
+import { TimeSlice } from '../shared/time-slice';
 import { InvalidInputError } from '../shared/domain-error';
 import { VersionVerdict } from './event-versions';
 import {
@@ -6,6 +7,7 @@ import {
   FeatureType,
   type FeatureValue,
   type FeatureViewVersion,
+  numberOf,
 } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import {
@@ -16,6 +18,7 @@ import {
 } from './feature-ingestion.service';
 import { type FeatureRegistryService } from './feature-registry.service';
 import {
+  backfillValue,
   type BackfillRows,
   type OfflineStore,
   type OnlineKey,
@@ -103,10 +106,7 @@ export class FeatureBackfillService {
     cols: { entity: TableColumn; id: TableColumn; ts: TableColumn; known: TableColumn },
     source: string,
   ): Promise<IngestionReport> {
-    const { sources } = eventLayout(v.schema);
-    const types = sources.map(
-      (s) => v.schema.features.find((f) => f.source === s)?.type ?? FeatureType.STRING,
-    );
+    const { sources, types, numeric } = eventLayout(v.schema);
     const sourceCols = sources.map((s) => table.column(s));
     const valueOf = (i: number, p: number): FeatureValue =>
       cellValue(types[p], sourceCols[p]?.get(i));
@@ -128,7 +128,11 @@ export class FeatureBackfillService {
 
     // Validated column by column in batches of the ingestion's size, so a per-batch rule (the
     // null fraction) means what it means for any ingestion; only failing rows become records.
-    const accepted: number[] = [];
+    // Between batches the event loop gets its turns: a file of millions of rows is seconds of
+    // work on the api's thread.
+    const slice = new TimeSlice();
+    const accepted = new Int32Array(table.length);
+    let n = 0;
     const quarantined: QuarantinedRecord[] = [];
     for (let start = 0; start < table.length; start += MAX_BATCH) {
       const end = Math.min(start + MAX_BATCH, table.length);
@@ -148,21 +152,19 @@ export class FeatureBackfillService {
       for (let i = start; i < end; i++) {
         const violations = failed.get(i - start);
         if (violations) quarantined.push({ record: recordOf(i), violations });
-        else accepted.push(i);
+        else accepted[n++] = i;
       }
+      if (slice.due()) await slice.pause();
     }
 
-    const now = this.clock.now().getTime();
-    const rows: BackfillRows = {
-      length: accepted.length,
-      entityKey: (k) => text(cols.entity.get(accepted[k])),
-      eventId: (k) => text(cols.id.get(accepted[k])),
-      eventTs: (k) => timeOf(cols.ts.get(accepted[k])),
-      createdTs: (k) => Math.min(knownOf(accepted[k]) as number, now),
-      values: (k) => sources.map((_, p) => valueOf(accepted[k], p)),
-    };
+    const rows = await this.columns(
+      { length: n, row: (k) => accepted[k] },
+      cols,
+      { numeric, valueOf, knownOf },
+      slice,
+    );
     const verdicts = await this.offline.backfill(v, rows);
-    await this.mergeOnline(v, rows, verdicts);
+    await this.mergeOnline(v, rows, verdicts, slice);
 
     for (let k = 0; k < rows.length; k++) {
       if (verdicts[k] !== VersionVerdict.CONFLICT) continue;
@@ -172,7 +174,7 @@ export class FeatureBackfillService {
           {
             rule: ValidationRule.CONFLICTING_DUPLICATE,
             feature: null,
-            message: `event ${rows.eventId(k)} of ${rows.entityKey(k)} already has another value known at ${new Date(rows.createdTs(k)).toISOString()}`,
+            message: `event ${rows.eventId(k)} of ${rows.entityKeys[rows.entity[k]]} already has another value known at ${new Date(rows.createdTs[k]).toISOString()}`,
           },
         ],
       });
@@ -206,6 +208,74 @@ export class FeatureBackfillService {
   }
 
   /**
+   * The accepted rows in columns: entity keys once each (through the file column's distinct
+   * values where the reader found them), times and numeric sources as typed arrays.
+   */
+  private async columns(
+    accepted: { length: number; row(k: number): number },
+    cols: { entity: TableColumn; id: TableColumn; ts: TableColumn },
+    layout: {
+      numeric: readonly boolean[];
+      valueOf(i: number, p: number): FeatureValue;
+      knownOf(i: number): number | undefined;
+    },
+    slice: TimeSlice,
+  ): Promise<BackfillRows> {
+    const n = accepted.length;
+    const now = this.clock.now().getTime();
+    const entityKeys: string[] = [];
+    const entity = new Int32Array(n);
+    const index = new Map<string, number>();
+    const entityOf = (key: string): number => {
+      let e = index.get(key);
+      if (e === undefined) {
+        index.set(key, (e = entityKeys.length));
+        entityKeys.push(key);
+      }
+      return e;
+    };
+    const distinct = cols.entity.distinct;
+    if (distinct) {
+      const local = new Int32Array(distinct.values.length).fill(-1);
+      for (let k = 0; k < n; k++) {
+        const c = distinct.codes[accepted.row(k)];
+        if (local[c] < 0) local[c] = entityOf(text(distinct.values[c]));
+        entity[k] = local[c];
+      }
+    } else for (let k = 0; k < n; k++) entity[k] = entityOf(text(cols.entity.get(accepted.row(k))));
+    if (slice.due()) await slice.pause();
+    const eventTs = new Float64Array(n);
+    const createdTs = new Float64Array(n);
+    for (let k = 0; k < n; k++) {
+      const i = accepted.row(k);
+      eventTs[k] = timeOf(cols.ts.get(i));
+      createdTs[k] = Math.min(layout.knownOf(i) as number, now);
+    }
+    const values: (Float64Array | FeatureValue[])[] = [];
+    for (let p = 0; p < layout.numeric.length; p++) {
+      if (slice.due()) await slice.pause();
+      if (layout.numeric[p]) {
+        const col = new Float64Array(n);
+        for (let k = 0; k < n; k++) col[k] = numberOf(layout.valueOf(accepted.row(k), p));
+        values.push(col);
+      } else {
+        const col = new Array<FeatureValue>(n);
+        for (let k = 0; k < n; k++) col[k] = layout.valueOf(accepted.row(k), p);
+        values.push(col);
+      }
+    }
+    return {
+      length: n,
+      entityKeys,
+      entity,
+      eventId: (k) => text(cols.id.get(accepted.row(k))),
+      eventTs,
+      createdTs,
+      values,
+    };
+  }
+
+  /**
    * Offers the online store the new versions its windows can still need: per entity, those
    * within the widest window of the entity's newest backfilled event (the store's own merge
    * decides against what it holds, atomically).
@@ -214,35 +284,36 @@ export class FeatureBackfillService {
     v: FeatureViewVersion,
     rows: BackfillRows,
     verdicts: readonly VersionVerdict[],
+    slice: TimeSlice,
   ): Promise<void> {
     const retention = onlineRetention(v.schema);
-    const fresh: number[] = [];
-    const keys: string[] = [];
-    const newest = new Map<string, number>();
+    const { types } = eventLayout(v.schema);
+    const fresh = (k: number) =>
+      verdicts[k] === VersionVerdict.NEW || verdicts[k] === VersionVerdict.CORRECTION;
+    const newest = new Float64Array(rows.entityKeys.length).fill(-Infinity);
+    for (let k = 0; k < rows.length; k++)
+      if (fresh(k) && rows.eventTs[k] > newest[rows.entity[k]])
+        newest[rows.entity[k]] = rows.eventTs[k];
+    // Per entity (in order of first fresh row), its events in row order.
+    const byEntity = new Map<number, FeatureEvent[]>();
     for (let k = 0; k < rows.length; k++) {
-      if (verdicts[k] !== VersionVerdict.NEW && verdicts[k] !== VersionVerdict.CORRECTION) continue;
-      const key = rows.entityKey(k);
-      const ts = rows.eventTs(k);
-      fresh.push(k);
-      keys.push(key);
-      if (!(ts <= (newest.get(key) ?? -Infinity))) newest.set(key, ts);
-    }
-    const byEntity = new Map<string, FeatureEvent[]>();
-    fresh.forEach((k, j) => {
-      const top = newest.get(keys[j]) as number;
-      const ts = rows.eventTs(k);
-      if (retention.windowMs > 0 ? ts <= top - retention.windowMs : ts < top) return;
-      const list = byEntity.get(keys[j]) ?? [];
+      if (!fresh(k)) continue;
+      const e = rows.entity[k];
+      const top = newest[e];
+      const ts = rows.eventTs[k];
+      if (retention.windowMs > 0 ? ts <= top - retention.windowMs : ts < top) continue;
+      const list = byEntity.get(e) ?? [];
       list.push({
         eventId: rows.eventId(k),
         eventTs: ts,
-        createdTs: rows.createdTs(k),
-        values: rows.values(k),
+        createdTs: rows.createdTs[k],
+        values: rows.values.map((_, p) => backfillValue(rows, types, k, p)),
       });
-      byEntity.set(keys[j], list);
-    });
+      byEntity.set(e, list);
+      if ((k & 0xffff) === 0 && slice.due()) await slice.pause();
+    }
     const entries: (OnlineKey & { events: FeatureEvent[] })[] = [...byEntity].map(
-      ([entityKey, events]) => ({ versionId: v.id, entityKey, events }),
+      ([e, events]) => ({ versionId: v.id, entityKey: rows.entityKeys[e], events }),
     );
     for (let i = 0; i < entries.length; i += ONLINE_ENTITIES_PER_CALL)
       await this.online.merge(retention, entries.slice(i, i + ONLINE_ENTITIES_PER_CALL));

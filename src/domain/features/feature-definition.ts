@@ -121,6 +121,13 @@ export interface EventLayout {
   sources: readonly string[];
   /** Per feature, in schema order: the position of its source in `sources`. */
   positions: readonly number[];
+  /** Per source: its type, that of the first feature reading it. */
+  types: readonly FeatureType[];
+  /**
+   * Per source: whether columns hold it as numbers (FLOAT, INT and BOOL, a boolean as 1 or 0,
+   * null as NaN, which validation never admits as a value) rather than as values.
+   */
+  numeric: readonly boolean[];
 }
 
 const layouts = new WeakMap<FeatureViewSchema, EventLayout>();
@@ -135,10 +142,31 @@ export function eventLayout(schema: FeatureViewSchema): EventLayout {
   if (!l) {
     const sources = [...new Set(schema.features.map((f) => f.source))];
     const at = new Map(sources.map((s, i) => [s, i]));
-    l = { sources, positions: schema.features.map((f) => at.get(f.source) as number) };
+    const types = sources.map(
+      (s) => schema.features.find((f) => f.source === s)?.type ?? FeatureType.STRING,
+    );
+    l = {
+      sources,
+      positions: schema.features.map((f) => at.get(f.source) as number),
+      types,
+      numeric: types.map(
+        (t) => t === FeatureType.FLOAT || t === FeatureType.INT || t === FeatureType.BOOL,
+      ),
+    };
     layouts.set(schema, l);
   }
   return l;
+}
+
+/** A value as a numeric column holds it (`EventLayout.numeric`): null as NaN, true as 1. */
+export function numberOf(v: FeatureValue | undefined): number {
+  return v === null || v === undefined ? NaN : Number(v);
+}
+
+/** A numeric column's number back as the value of a source of this type. */
+export function valueOfNumber(v: number, type: FeatureType): FeatureValue {
+  if (v !== v) return null; // NaN: null
+  return type === FeatureType.BOOL ? v === 1 : v;
 }
 
 /** The largest window of any aggregate: how much event history the online state keeps. */

@@ -1,9 +1,11 @@
 import { type Page, type PageRequest } from '../shared/pagination';
 import {
+  type FeatureType,
   type FeatureValue,
   type FeatureViewMetadata,
   type FeatureViewSchema,
   type FeatureViewVersion,
+  valueOfNumber,
 } from './feature-definition';
 import { type StoredVersion, type VersionVerdict } from './event-versions';
 import { type RetentionPolicy } from './online-state';
@@ -138,16 +140,36 @@ export interface OfflineStore {
   markReplayed(ids: readonly string[], at: Date): Promise<void>;
 }
 
-/** Accepted rows of a bulk backfill, in columns: millions of rows hold no object each. */
+/**
+ * Accepted rows of a bulk backfill, in columns: millions of rows hold no object each, and the
+ * offline store can hand them to another thread as typed arrays.
+ */
 export interface BackfillRows {
   readonly length: number;
-  entityKey(i: number): string;
+  /** The distinct entity keys of the rows; `entity[i]` is row i's index into them. */
+  readonly entityKeys: readonly string[];
+  readonly entity: Int32Array;
   eventId(i: number): string;
-  eventTs(i: number): number;
-  /** The record's knownAt (never later than the backfill). */
-  createdTs(i: number): number;
-  /** Source values in the version's event layout. */
-  values(i: number): FeatureValue[];
+  readonly eventTs: Float64Array;
+  /** The records' knownAt (never later than the backfill). */
+  readonly createdTs: Float64Array;
+  /**
+   * Per source position of the version's event layout: its numbers where the layout holds the
+   * source as numbers (`EventLayout.numeric`; null as NaN, a boolean as 1 or 0), else its
+   * values.
+   */
+  readonly values: readonly (Float64Array | readonly FeatureValue[])[];
+}
+
+/** Row i's value at a source position of `rows`, as a record holds it. */
+export function backfillValue(
+  rows: BackfillRows,
+  types: readonly FeatureType[],
+  i: number,
+  p: number,
+): FeatureValue {
+  const col = rows.values[p];
+  return col instanceof Float64Array ? valueOfNumber(col[i], types[p]) : col[i];
 }
 
 export interface CompactionReport {

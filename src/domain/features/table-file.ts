@@ -20,6 +20,11 @@ export interface TableFile {
  */
 export interface TableColumn {
   get(i: number): unknown;
+  /**
+   * Where the reader found few distinct values (entity keys): them, and each row's index into
+   * them, for a caller that groups rows by value without comparing millions of strings.
+   */
+  readonly distinct?: { readonly values: readonly unknown[]; readonly codes: Int32Array };
 }
 
 export interface TableColumns {

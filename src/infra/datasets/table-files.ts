@@ -10,6 +10,7 @@ import {
   type TableFileReader,
 } from '../../domain/features/table-file';
 import { InvalidInputError } from '../../domain/shared/domain-error';
+import { isAscii } from 'node:buffer';
 import { readParquet } from './parquet';
 
 /**
@@ -77,7 +78,49 @@ function vectorColumn(v: Vector): TableColumn {
     for (let i = 0; i < raw.length; i++) ms[i] = Number(raw[i]) * factor;
     return numbers(ms);
   }
-  return repeatedValues(v) ?? { get: (i) => cell(v.get(i)) };
+  const get = textColumn(v) ?? ((i: number) => cell(v.get(i)));
+  return repeatedValues(v.length, get) ?? { get };
+}
+
+/**
+ * A UTF-8 column read fast: each chunk whose bytes are all ASCII is decoded once into one
+ * string, and a cell is a substring of it (the same string Arrow's decoder would give); other
+ * chunks are read through Arrow. Null when the column is not UTF-8.
+ */
+function textColumn(v: Vector): ((i: number) => unknown) | null {
+  if (!DataType.isUtf8(v.type as DataType)) return null;
+  const chunks = v.data.map((d) => {
+    const offsets = d.valueOffsets as Int32Array;
+    const base = offsets[0];
+    const bytes = Buffer.from(
+      d.values.buffer,
+      d.values.byteOffset + base,
+      offsets[d.length] - base,
+    );
+    const ascii = d.offset === 0 && isAscii(bytes);
+    return { d, offsets, base, text: ascii ? bytes.toString('latin1') : null };
+  });
+  const starts = new Int32Array(chunks.length + 1);
+  chunks.forEach((c, k) => (starts[k + 1] = starts[k] + c.d.length));
+  let at = 0;
+  return (i) => {
+    // Rows are mostly read in order: the chunk of the previous read first.
+    if (i < starts[at] || i >= starts[at + 1]) {
+      let lo = 0;
+      let hi = chunks.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (starts[mid] <= i) lo = mid;
+        else hi = mid - 1;
+      }
+      at = lo;
+    }
+    const c = chunks[at];
+    const j = i - starts[at];
+    if (c.text === null) return cell(v.get(i));
+    if (c.d.nullCount > 0 && !c.d.getValid(j)) return null;
+    return c.text.substring(c.offsets[j] - c.base, c.offsets[j + 1] - c.base);
+  };
 }
 
 function cell(x: unknown): unknown {
@@ -90,20 +133,22 @@ function cell(x: unknown): unknown {
  * distinct values (event ids) stays in Arrow and is decoded per read instead: holding millions
  * of strings would cost more in garbage collection than decoding them again.
  */
-function repeatedValues(v: Vector): TableColumn | null {
-  const limit = Math.max(65_536, v.length / 16);
-  const distinct = new Map<unknown, unknown>();
-  const values = new Array<unknown>(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const x = cell(v.get(i));
-    let shared = distinct.get(x);
-    if (shared === undefined) {
-      if (distinct.size >= limit) return null;
-      distinct.set(x, (shared = x));
+function repeatedValues(length: number, get: (i: number) => unknown): TableColumn | null {
+  const limit = Math.max(65_536, length / 16);
+  const codeOf = new Map<unknown, number>();
+  const values: unknown[] = [];
+  const codes = new Int32Array(length);
+  for (let i = 0; i < length; i++) {
+    const x = get(i);
+    let code = codeOf.get(x);
+    if (code === undefined) {
+      if (values.length >= limit) return null;
+      codeOf.set(x, (code = values.length));
+      values.push(x);
     }
-    values[i] = shared;
+    codes[i] = code;
   }
-  return { get: (i) => values[i] };
+  return { get: (i) => values[codes[i]], distinct: { values, codes } };
 }
 
 /** 1 where the vector holds a value, or null when it holds no null at all. */

@@ -17,12 +17,7 @@ import {
   type OfflineStore,
   type StoredQuarantine,
 } from '../../../domain/features/feature-store.ports';
-import {
-  type CandidateVersion,
-  judgeVersions,
-  type StoredVersion,
-  VersionVerdict,
-} from '../../../domain/features/event-versions';
+import { type StoredVersion, type VersionVerdict } from '../../../domain/features/event-versions';
 import {
   compareEvents,
   type EventSeries,
@@ -33,17 +28,23 @@ import { type Database } from '../data-source';
 import {
   bucketOf,
   decodeSegment,
-  encodeSegment,
   entityRanges,
   SEGMENT_BUCKETS,
   type SegmentRows,
   SegmentSeries,
-  sortBucketRows,
+  utf8Strings,
 } from './segments';
 import { type IngestRecord, type Violation } from '../../../domain/features/validation';
 import { type Page, type PageRequest } from '../../../domain/shared/pagination';
 import { sqlKeysetPage } from './sql-keyset';
-import { type LogRow, logRowEvent, SegmentBuilder, segmentEvents } from './segment-builder';
+import {
+  type BackfillBucket,
+  type BackfilledBucket,
+  type LogRow,
+  logRowEvent,
+  SegmentBuilder,
+  VERDICTS,
+} from './segment-builder';
 import { TimeSlice, yieldToEventLoop } from '../../../domain/shared/time-slice';
 
 /** Appends are split into statements of about this many rows, at most this many at once. */
@@ -352,52 +353,59 @@ export class PostgresOfflineStore implements OfflineStore {
    * tie rule (compareEvents) makes one of them the value, the same everywhere.
    */
   async backfill(version: FeatureViewVersion, rows: BackfillRows): Promise<VersionVerdict[]> {
-    const byBucket = Array.from({ length: SEGMENT_BUCKETS }, () => [] as number[]);
-    for (let i = 0; i < rows.length; i++) byBucket[bucketOf(rows.entityKey(i))].push(i);
+    // Each bucket's rows in row order (a counting sort by the bucket of each entity).
+    const entityBucket = rows.entityKeys.map(bucketOf);
+    const start = new Int32Array(SEGMENT_BUCKETS + 1);
+    for (let i = 0; i < rows.length; i++) start[entityBucket[rows.entity[i]] + 1]++;
+    for (let b = 0; b < SEGMENT_BUCKETS; b++) start[b + 1] += start[b];
+    const byBucket = new Int32Array(rows.length);
+    const local = new Int32Array(rows.entityKeys.length);
+    const cursor = start.slice(0, SEGMENT_BUCKETS);
+    for (let i = 0; i < rows.length; i++) byBucket[cursor[entityBucket[rows.entity[i]]]++] = i;
     for (let attempt = 1; ; attempt++) {
       const verdicts = new Array<VersionVerdict>(rows.length);
       const state = await this.compactionState(version.id);
       const pending = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
       for (const r of await this.allRowsAfter(version, state.throughSeq)) {
         const list = pending.get(bucketOf(r.entityKey)) ?? [];
-        list.push(r);
+        list.push({ entityKey: r.entityKey, event: r.event });
         pending.set(bucketOf(r.entityKey), list);
       }
+      // The buckets are judged, merged and encoded on a thread of their own (SegmentBuilder),
+      // each as soon as its rows are handed over: this thread gathers the next bucket's rows,
+      // stores the segments that come back and answers requests meanwhile.
+      const builder = new SegmentBuilder(version.schema);
       const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
       let added = 0;
-      for (let bucket = 0; bucket < SEGMENT_BUCKETS; bucket++) {
-        const wanted = byBucket[bucket];
-        if (!wanted.length) continue;
-        const old = state.segments.find((x) => x.bucket === bucket);
-        const kept = old ? await this.segmentEvents(version, old) : [];
-        // In segment order, so each entity's rows are one range and the new versions need
-        // no second sort when the bucket had no segment yet.
-        const candidates = sortBucketRows(
-          wanted.map((i) => ({
-            row: i,
-            entityKey: rows.entityKey(i),
-            event: {
-              eventId: rows.eventId(i),
-              eventTs: rows.eventTs(i),
-              createdTs: rows.createdTs(i),
-              values: rows.values(i),
-            },
-            explicitKnownAt: true,
-          })),
-        );
-        const judged = judgeByEntity(candidates, [...kept, ...(pending.get(bucket) ?? [])]);
-        const fresh = candidates.filter(
-          (_, k) => judged[k] === VersionVerdict.NEW || judged[k] === VersionVerdict.CORRECTION,
-        );
-        candidates.forEach((c, k) => (verdicts[c.row] = judged[k]));
-        if (!fresh.length) continue;
-        const all = kept.length ? sortBucketRows([...kept, ...fresh]) : fresh;
-        const ref = await this.artifacts.put(
-          `offline/${version.id}/${bucket}-${state.throughSeq}-${randomUUID()}.arrow`,
-          encodeSegment(version.schema, all),
-        );
-        written.push({ bucket, ref, rows: all.length });
-        added += fresh.length;
+      try {
+        const jobs: { bucket: number; rows: Int32Array; done: Promise<BackfilledBucket> }[] = [];
+        for (let bucket = 0; bucket < SEGMENT_BUCKETS; bucket++) {
+          const wanted = byBucket.subarray(start[bucket], start[bucket + 1]);
+          if (!wanted.length) continue;
+          const old = state.segments.find((x) => x.bucket === bucket);
+          const oldBytes = old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null;
+          const done = builder.backfill(
+            await bucketRows(rows, wanted, local.fill(-1)),
+            oldBytes,
+            pending.get(bucket) ?? [],
+          );
+          done.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+          jobs.push({ bucket, rows: wanted, done });
+        }
+        for (const job of jobs) {
+          const got = await job.done;
+          for (let k = 0; k < job.rows.length; k++)
+            verdicts[job.rows[k]] = VERDICTS[got.verdicts[k]];
+          if (!got.bytes) continue;
+          const ref = await this.artifacts.put(
+            `offline/${version.id}/${job.bucket}-${state.throughSeq}-${randomUUID()}.arrow`,
+            got.bytes,
+          );
+          written.push({ bucket: job.bucket, ref, rows: got.rows });
+          added += got.added;
+        }
+      } finally {
+        await builder.close();
       }
       if (
         !written.length ||
@@ -414,18 +422,6 @@ export class PostgresOfflineStore implements OfflineStore {
       if (attempt >= BACKFILL_ATTEMPTS)
         throw new Error(`backfill of ${version.viewName}@${version.version} lost ${attempt} races`);
     }
-  }
-
-  /** A segment's rows as events, to merge with new rows. */
-  private async segmentEvents(
-    version: FeatureViewVersion,
-    segment: { artifactKey: string; sha256: string },
-  ): Promise<{ entityKey: string; event: FeatureEvent }[]> {
-    return segmentEvents(
-      version.schema,
-      await this.artifacts.getBytes(segment.artifactKey, segment.sha256),
-      eventLayout(version.schema).sources.length,
-    );
   }
 
   /**
@@ -714,72 +710,6 @@ interface CompactionState {
   segments: { bucket: number; artifactKey: string; sha256: string }[];
 }
 
-/**
- * judgeVersions over candidates sorted by entity, one entity at a time: an event that appears
- * once, with no stored history, is NEW without building a key for it (a file of millions of
- * rows is nearly all such events).
- */
-function judgeByEntity(
-  candidates: readonly CandidateVersion[],
-  history: readonly { entityKey: string; event: FeatureEvent }[],
-): VersionVerdict[] {
-  const out = new Array<VersionVerdict>(candidates.length).fill(VersionVerdict.NEW);
-  const stored = new Map<string, { entityKey: string; event: FeatureEvent }[]>();
-  for (const h of history) {
-    const list = stored.get(h.entityKey);
-    if (list) list.push(h);
-    else stored.set(h.entityKey, [h]);
-  }
-  const ids = new Map<string, number>();
-  let start = 0;
-  for (let i = 1; i <= candidates.length; i++) {
-    if (i < candidates.length && candidates[i].entityKey === candidates[start].entityKey) continue;
-    ids.clear();
-    let repeats = false;
-    for (let k = start; k < i && !repeats; k++) {
-      const id = candidates[k].event.eventId;
-      repeats = ids.has(id);
-      ids.set(id, k);
-    }
-    const known = stored.get(candidates[start].entityKey);
-    if (repeats || known) {
-      const range = candidates.slice(start, i);
-      judgeVersions(range, previousIn(known ?? [], range)).forEach(
-        (j, k) => (out[start + k] = j.verdict),
-      );
-    }
-    start = i;
-  }
-  return out;
-}
-
-/**
- * Per candidate, the newest version of its event in `history` known at or before the
- * candidate's known time (what ingestion's previousVersions gives, from memory).
- */
-function previousIn(
-  history: readonly { entityKey: string; event: FeatureEvent }[],
-  candidates: readonly CandidateVersion[],
-): (StoredVersion | null)[] {
-  if (!history.length) return candidates.map(() => null);
-  const wanted = new Set(candidates.map((c) => `${c.entityKey}\u0000${c.event.eventId}`));
-  const versions = new Map<string, FeatureEvent[]>();
-  for (const h of history) {
-    const key = `${h.entityKey}\u0000${h.event.eventId}`;
-    if (!wanted.has(key)) continue;
-    const list = versions.get(key) ?? [];
-    list.push(h.event);
-    versions.set(key, list);
-  }
-  for (const list of versions.values()) list.sort((a, b) => a.createdTs - b.createdTs);
-  return candidates.map((c) => {
-    const list = versions.get(`${c.entityKey}\u0000${c.event.eventId}`);
-    let found: FeatureEvent | null = null;
-    for (const e of list ?? []) if (e.createdTs <= c.event.createdTs) found = e;
-    return found;
-  });
-}
-
 interface QuarantineRow {
   id: string;
   version_id: string;
@@ -813,4 +743,48 @@ function versionKey(r: {
   event: Pick<FeatureEvent, 'eventId' | 'createdTs'>;
 }): string {
   return `${r.entityKey}\u0000${r.event.eventId}\u0000${r.event.createdTs}`;
+}
+
+/**
+ * A bucket's rows (`wanted`, indexes into `rows`, in order) gathered into columns of their
+ * own, to hand to the segment worker; the event loop gets its turns between columns.
+ */
+async function bucketRows(
+  rows: BackfillRows,
+  wanted: Int32Array,
+  local: Int32Array,
+): Promise<BackfillBucket> {
+  const slice = new TimeSlice();
+  const n = wanted.length;
+  const entities: string[] = [];
+  const entity = new Int32Array(n);
+  const eventTs = new Float64Array(n);
+  const createdTs = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    const i = wanted[k];
+    const global = rows.entity[i];
+    if (local[global] < 0) {
+      local[global] = entities.length;
+      entities.push(rows.entityKeys[global]);
+    }
+    entity[k] = local[global];
+    eventTs[k] = rows.eventTs[i];
+    createdTs[k] = rows.createdTs[i];
+  }
+  // Bytes, not strings, so they are moved to the worker rather than copied one by one.
+  const ids = utf8Strings(n, (k) => rows.eventId(wanted[k]));
+  const values: (Float64Array | FeatureValue[])[] = [];
+  for (const col of rows.values) {
+    if (slice.due()) await slice.pause();
+    if (col instanceof Float64Array) {
+      const v = new Float64Array(n);
+      for (let k = 0; k < n; k++) v[k] = col[wanted[k]];
+      values.push(v);
+    } else {
+      const v = new Array<FeatureValue>(n);
+      for (let k = 0; k < n; k++) v[k] = col[wanted[k]];
+      values.push(v);
+    }
+  }
+  return { entities, entity, ids, eventTs, createdTs, values };
 }

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import {
   Field,
   Float64,
@@ -14,9 +15,11 @@ import {
 } from 'apache-arrow';
 import {
   eventLayout,
-  FeatureType,
+  type FeatureType,
   type FeatureValue,
   type FeatureViewSchema,
+  numberOf,
+  valueOfNumber,
 } from '../../../domain/features/feature-definition';
 import {
   compareEvents,
@@ -70,54 +73,130 @@ export function sortBucketRows<T extends { entityKey: string; event: FeatureEven
   const out = new Array<T>(rows.length);
   const cursor = start.slice(0, keys.length);
   for (let i = 0; i < rows.length; i++) out[cursor[ranks[i]]++] = rows[i];
-  for (let k = 0; k < keys.length; k++) {
-    const lo = start[k];
-    const hi = start[k + 1];
-    let sorted = true;
-    for (let i = lo + 1; i < hi && sorted; i++)
-      sorted = compareEvents(out[i - 1].event, out[i].event) <= 0;
-    if (sorted) continue;
-    const part = out.slice(lo, hi).sort((a, b) => compareEvents(a.event, b.event));
-    for (let i = 0; i < part.length; i++) out[lo + i] = part[i];
-  }
+  for (let k = 0; k < keys.length; k++)
+    sortEntityRows(out, start[k], start[k + 1], (a, b) => compareEvents(a.event, b.event));
   return out;
 }
 
-interface SourceColumn {
-  numeric: boolean;
-  bool: boolean;
-}
-
-function sourceColumns(schema: FeatureViewSchema): SourceColumn[] {
-  return eventLayout(schema).sources.map((s) => {
-    const type = schema.features.find((f) => f.source === s)?.type ?? FeatureType.STRING;
-    const numeric =
-      type === FeatureType.FLOAT || type === FeatureType.INT || type === FeatureType.BOOL;
-    return { numeric, bool: type === FeatureType.BOOL };
-  });
+/**
+ * One entity's rows `lo..hi` of `rows` in order (`compare`: `compareEvents` of their events),
+ * in place: a stable sort, done only when they are not in order already (they usually are).
+ */
+export function sortEntityRows<T>(
+  rows: T[],
+  lo: number,
+  hi: number,
+  compare: (a: T, b: T) => number,
+): void {
+  let sorted = true;
+  for (let i = lo + 1; i < hi && sorted; i++) sorted = compare(rows[i - 1], rows[i]) <= 0;
+  if (sorted) return;
+  const part = rows.slice(lo, hi).sort(compare);
+  for (let i = 0; i < part.length; i++) rows[lo + i] = part[i];
 }
 
 /**
- * Strings as an Arrow Utf8 vector, written straight into one buffer and its offsets: the
- * generic builder costs several times more on a million ids.
+ * Finds the rows whose event id repeats within one entity's rows, for millions of rows spread
+ * over many small entities: an open-addressing table of the ids' hashes, reused from entity to
+ * entity (stamped, never cleared), the ids themselves compared only where hashes meet. A map per
+ * entity, or one for a whole bucket, cost several times more.
  */
-function utf8Vector(strings: readonly string[]): Vector {
-  const offsets = new Int32Array(strings.length + 1);
-  let bytes = 0;
-  for (let i = 0; i < strings.length; i++) {
-    bytes += Buffer.byteLength(strings[i], 'utf8');
-    offsets[i + 1] = bytes;
+export class RepeatedIds {
+  private slots = new Int32Array(0);
+  private hashes = new Int32Array(0);
+  private stamps = new Int32Array(0);
+  private stamp = 0;
+
+  constructor(private readonly idOf: (row: number) => string) {}
+
+  /** Calls `mark` (once or more) for each row of `rowAt(lo..hi)` whose id another has too. */
+  find(lo: number, hi: number, rowAt: (k: number) => number, mark: (row: number) => void): void {
+    let size = 8;
+    while (size < 2 * (hi - lo)) size *= 2;
+    if (size > this.slots.length) {
+      this.slots = new Int32Array(size);
+      this.hashes = new Int32Array(size);
+      this.stamps = new Int32Array(size);
+      this.stamp = 0;
+    }
+    const stamp = ++this.stamp;
+    const mask = size - 1;
+    for (let k = lo; k < hi; k++) {
+      const row = rowAt(k);
+      const id = this.idOf(row);
+      let h = 0x811c9dc5;
+      for (let c = 0; c < id.length; c++) h = Math.imul(h ^ id.charCodeAt(c), 0x01000193);
+      for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+        if (this.stamps[slot] !== stamp) {
+          this.stamps[slot] = stamp;
+          this.slots[slot] = row;
+          this.hashes[slot] = h;
+          break;
+        }
+        if (this.hashes[slot] === h && this.idOf(this.slots[slot]) === id) {
+          mark(this.slots[slot]);
+          mark(row);
+          break;
+        }
+      }
+    }
   }
-  const data = Buffer.allocUnsafe(bytes);
-  for (let i = 0; i < strings.length; i++) data.write(strings[i], offsets[i], 'utf8');
+}
+
+/** Strings as UTF-8 in one buffer: string i is `bytes[offsets[i]..offsets[i + 1]]`. */
+export interface Utf8Strings {
+  bytes: Uint8Array;
+  offsets: Int32Array;
+}
+
+/**
+ * Strings written straight into one buffer and its offsets, ASCII byte by byte (ids and keys
+ * usually are: no call per string), others by the encoder: the generic Arrow builder costs
+ * several times more on a million ids.
+ */
+export function utf8Strings(length: number, stringAt: (i: number) => string): Utf8Strings {
+  const offsets = new Int32Array(length + 1);
+  let data = Buffer.allocUnsafe(Math.max(64, length * 16));
+  let at = 0;
+  for (let i = 0; i < length; i++) {
+    const s = stringAt(i);
+    if (at + s.length * 3 > data.length) {
+      const grown = Buffer.allocUnsafe(Math.max(data.length * 2, at + s.length * 3));
+      data.copy(grown, 0, 0, at);
+      data = grown;
+    }
+    let ascii = true;
+    for (let c = 0; c < s.length && ascii; c++) {
+      const code = s.charCodeAt(c);
+      if (code < 0x80) data[at + c] = code;
+      else ascii = false;
+    }
+    at += ascii ? s.length : data.write(s, at, 'utf8');
+    offsets[i + 1] = at;
+  }
+  return { bytes: new Uint8Array(data.buffer, data.byteOffset, at), offsets };
+}
+
+/**
+ * The strings back (valid UTF-8, as `utf8Strings` writes for well-formed strings): all ASCII,
+ * one decode and a substring each; else a decode each.
+ */
+export function stringsOf(utf8: Utf8Strings): string[] {
+  const { bytes, offsets } = utf8;
+  const n = offsets.length - 1;
+  const out = new Array<string>(n);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (isAscii(buf)) {
+    const text = buf.toString('latin1');
+    for (let i = 0; i < n; i++) out[i] = text.substring(offsets[i], offsets[i + 1]);
+  } else for (let i = 0; i < n; i++) out[i] = buf.toString('utf8', offsets[i], offsets[i + 1]);
+  return out;
+}
+
+function utf8Vector(length: number, stringAt: (i: number) => string): Vector {
+  const { bytes, offsets } = utf8Strings(length, stringAt);
   return makeVector(
-    makeData({
-      type: new Utf8(),
-      length: strings.length,
-      nullCount: 0,
-      valueOffsets: offsets,
-      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
-    }),
+    makeData({ type: new Utf8(), length, nullCount: 0, valueOffsets: offsets, data: bytes }),
   );
 }
 
@@ -132,12 +211,17 @@ export class SegmentRows {
     private readonly ids: Vector,
     /** Per source position: its Float64 column, or null for a JSON text column. */
     private readonly numbers: (Float64Array | null)[],
-    private readonly bools: boolean[],
+    private readonly types: readonly FeatureType[],
     private readonly texts: (Vector | null)[],
   ) {}
 
   get length(): number {
     return this.eventTs.length;
+  }
+
+  /** Source positions of the layout the rows were written with. */
+  get positions(): number {
+    return this.numbers.length;
   }
 
   eventId(i: number): string {
@@ -146,14 +230,27 @@ export class SegmentRows {
 
   value(i: number, p: number): FeatureValue {
     const col = this.numbers[p];
-    if (col !== null) {
-      const v = col[i];
-      if (v !== v) return null; // NaN: null
-      return this.bools[p] ? v === 1 : v;
-    }
+    if (col !== null) return valueOfNumber(col[i], this.types[p]);
     const raw = (this.texts[p] as Vector).get(i) as string | null;
     return raw === null ? null : (JSON.parse(raw) as FeatureValue);
   }
+}
+
+/**
+ * One bucket's rows in segment order, in columns: what `encodeSegmentColumns` writes. Entity
+ * `entities[k]` is the k-th run of rows (`entity` counts up from 0 with each new entity).
+ */
+export interface SegmentColumns {
+  readonly length: number;
+  readonly entities: readonly string[];
+  readonly entity: Int32Array;
+  eventId(i: number): string;
+  readonly eventTs: Float64Array;
+  readonly createdTs: Float64Array;
+  /** Per source position: numbers where the layout holds it so (`EventLayout.numeric`), else values. */
+  readonly values: readonly (Float64Array | readonly FeatureValue[])[];
+  /** Row i as an event: only asked for entities whose events have several versions. */
+  event(i: number): FeatureEvent;
 }
 
 /** Encodes events (already sorted by entity, then compareEvents) of one bucket. */
@@ -161,36 +258,62 @@ export function encodeSegment(
   schema: FeatureViewSchema,
   rows: readonly { entityKey: string; event: FeatureEvent }[],
 ): Uint8Array {
-  const cols = sourceColumns(schema);
+  const { numeric } = eventLayout(schema);
   const n = rows.length;
   const entities: string[] = [];
   const entity = new Int32Array(n);
   const eventTs = new Float64Array(n);
   const createdTs = new Float64Array(n);
-  const supersededTs = new Float64Array(n).fill(Infinity);
-  // Per entity, when each version was superseded by its event's next: only entities with an
-  // event that has several versions need the work.
-  const seen = new Set<string>();
-  let start = 0;
-  let versions = false;
-  for (let i = 0; i <= n; i++) {
-    if (i === n || (i > 0 && rows[i].entityKey !== rows[i - 1].entityKey)) {
-      if (versions) supersededTs.set(supersession(rows.slice(start, i).map((r) => r.event)), start);
-      seen.clear();
-      start = i;
-      versions = false;
-    }
-    if (i === n) break;
-    const id = rows[i].event.eventId;
-    if (seen.has(id)) versions = true;
-    else seen.add(id);
-  }
   for (let i = 0; i < n; i++) {
     const r = rows[i];
     if (entities[entities.length - 1] !== r.entityKey) entities.push(r.entityKey);
     entity[i] = entities.length - 1;
     eventTs[i] = r.event.eventTs;
     createdTs[i] = r.event.createdTs;
+  }
+  const values = numeric.map((isNumber, p) => {
+    if (!isNumber) return rows.map((r) => r.event.values[p]);
+    const col = new Float64Array(n);
+    for (let i = 0; i < n; i++) col[i] = numberOf(rows[i].event.values[p]);
+    return col;
+  });
+  return encodeSegmentColumns(schema, {
+    length: n,
+    entities,
+    entity,
+    eventId: (i) => rows[i].event.eventId,
+    eventTs,
+    createdTs,
+    values,
+    event: (i) => rows[i].event,
+  });
+}
+
+/** Encodes one bucket's rows, in columns and in segment order. */
+export function encodeSegmentColumns(schema: FeatureViewSchema, rows: SegmentColumns): Uint8Array {
+  const { numeric } = eventLayout(schema);
+  const n = rows.length;
+  const supersededTs = new Float64Array(n).fill(Infinity);
+  // Per entity, when each version was superseded by its event's next: only the rows of events
+  // with several versions need the work (the others stay Infinity).
+  const several = new Uint8Array(n);
+  const repeated = new RepeatedIds((i) => rows.eventId(i));
+  let marked = 0;
+  const mark = (i: number) => {
+    marked += 1 - several[i];
+    several[i] = 1;
+  };
+  for (let start = 0, i = 1; i <= n; i++) {
+    if (i < n && rows.entity[i] === rows.entity[start]) continue;
+    const before = marked;
+    repeated.find(start, i, (k) => k, mark);
+    if (marked > before) {
+      const at: number[] = [];
+      for (let k = start; k < i; k++) if (several[k]) at.push(k);
+      const until = supersession(at.map((k) => rows.event(k)));
+      at.forEach((k, j) => (supersededTs[k] = until[j]));
+    }
+    start = i;
   }
   const fields = [
     new Field('entity', new Int32(), false),
@@ -200,36 +323,31 @@ export function encodeSegment(
     new Field('superseded_ts', new Float64(), false),
   ];
   const vectors: Record<string, Vector> = {
-    entity: makeVector(entity),
-    event_id: utf8Vector(rows.map((r) => r.event.eventId)),
-    event_ts: makeVector(eventTs),
-    created_ts: makeVector(createdTs),
+    entity: makeVector(rows.entity),
+    event_id: utf8Vector(n, (i) => rows.eventId(i)),
+    event_ts: makeVector(rows.eventTs),
+    created_ts: makeVector(rows.createdTs),
     superseded_ts: makeVector(supersededTs),
   };
-  cols.forEach((c, p) => {
+  numeric.forEach((isNumber, p) => {
     const name = `s${p}`;
-    if (c.numeric) {
-      const values = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        const v = rows[i].event.values[p];
-        values[i] = v === null || v === undefined ? NaN : Number(v);
-      }
+    const col = rows.values[p];
+    if (isNumber) {
       fields.push(new Field(name, new Float64(), false));
-      vectors[name] = makeVector(values);
+      vectors[name] = makeVector(col as Float64Array);
     } else {
+      const texts = new Array<string | null>(n);
+      for (let i = 0; i < n; i++) {
+        const v = col[i];
+        texts[i] = v === null || v === undefined ? null : JSON.stringify(v);
+      }
       fields.push(new Field(name, new Utf8(), true));
-      vectors[name] = vectorFromArray(
-        rows.map((r) => {
-          const v = r.event.values[p];
-          return v === null || v === undefined ? null : JSON.stringify(v);
-        }),
-        new Utf8(),
-      );
+      vectors[name] = vectorFromArray(texts, new Utf8());
     }
   });
   const metadata = new Map([
     ['aether.segment', SEGMENT_FORMAT],
-    ['aether.entities', JSON.stringify(entities)],
+    ['aether.entities', JSON.stringify(rows.entities)],
   ]);
   return tableToIPC(new Table(new Schema(fields, metadata), vectors), 'file');
 }
@@ -245,7 +363,7 @@ export function decodeSegment(schema: FeatureViewSchema, bytes: Uint8Array): Seg
     if (!c) throw new Error(`offline segment has no column ${name}`);
     return c;
   };
-  const cols = sourceColumns(schema);
+  const { numeric, types } = eventLayout(schema);
   return new SegmentRows(
     entities,
     column('entity').toArray() as Int32Array,
@@ -255,9 +373,9 @@ export function decodeSegment(schema: FeatureViewSchema, bytes: Uint8Array): Seg
       ? new Float64Array(table.numRows).fill(Infinity)
       : (column('superseded_ts').toArray() as Float64Array),
     column('event_id'),
-    cols.map((c, p) => (c.numeric ? (column(`s${p}`).toArray() as Float64Array) : null)),
-    cols.map((c) => c.bool),
-    cols.map((c, p) => (c.numeric ? null : column(`s${p}`))),
+    numeric.map((isNumber, p) => (isNumber ? (column(`s${p}`).toArray() as Float64Array) : null)),
+    types,
+    numeric.map((isNumber, p) => (isNumber ? null : column(`s${p}`))),
   );
 }
 
