@@ -5,6 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type App, startApp } from '../src/app/app';
 import { AggregationFn, FeatureType } from '../src/domain/features/feature-definition';
 import { loadConfig } from '../src/infra/config/config';
+import { DEFAULT_BACKGROUND_MAX_WAIT_MS } from '../src/infra/db/priority-pool';
 import { createLogger } from '../src/infra/observability/logger';
 import { deleteRedisPrefix } from '../test/support/isolation';
 import { resolveServices } from '../test/support/services';
@@ -48,7 +49,7 @@ export async function main(): Promise<void> {
         FEATURE_STREAM_CONSUMER: 'off',
         // The bench starts the compaction itself, at a known moment.
         OFFLINE_COMPACTION_INTERVAL_MS: '0',
-        // The policy under test (default 50); set it to see the trade-off move.
+        // The policy under test (its default unless set): set it to see the trade-off move.
         ...(process.env.DATABASE_BACKGROUND_MAX_WAIT_MS
           ? { DATABASE_BACKGROUND_MAX_WAIT_MS: process.env.DATABASE_BACKGROUND_MAX_WAIT_MS }
           : {}),
@@ -174,7 +175,9 @@ export async function main(): Promise<void> {
       busy_requests: busy.n,
       busy_event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6, 1),
       busy_event_loop_delay_max_ms: round(delay.max / 1e6, 1),
-      background_max_wait_ms: Number(process.env.DATABASE_BACKGROUND_MAX_WAIT_MS ?? 50),
+      background_max_wait_ms: Number(
+        process.env.DATABASE_BACKGROUND_MAX_WAIT_MS ?? DEFAULT_BACKGROUND_MAX_WAIT_MS,
+      ),
       request_connection_wait_mean_ms: mean('request', 'wait'),
       background_statements: figure('background', 'aether_db_connection_wait_seconds_count'),
       background_connection_wait_mean_ms: mean('background', 'wait'),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_BACKGROUND_MAX_WAIT_MS } from '../db/priority-pool';
 
 /**
  * All configuration comes from the environment and is validated once at start. A wrong
@@ -241,7 +242,12 @@ const envSchema = z.object({
   RELAY_INTERVAL_MS: intIn('RELAY_INTERVAL_MS', 5, 600_000, 1_000),
   REDIS_COMMAND_TIMEOUT_MS: intIn('REDIS_COMMAND_TIMEOUT_MS', 50, 600_000, 2_000),
   DATABASE_QUERY_TIMEOUT_MS: intIn('DATABASE_QUERY_TIMEOUT_MS', 100, 3_600_000, 60_000),
-  DATABASE_BACKGROUND_MAX_WAIT_MS: intIn('DATABASE_BACKGROUND_MAX_WAIT_MS', 0, 60_000, 50),
+  DATABASE_BACKGROUND_MAX_WAIT_MS: intIn(
+    'DATABASE_BACKGROUND_MAX_WAIT_MS',
+    0,
+    60_000,
+    DEFAULT_BACKGROUND_MAX_WAIT_MS,
+  ),
   FEATURE_STREAM_CONSUMER: z
     .string()
     .optional()

@@ -6,7 +6,7 @@ import { type PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 import { migrations } from '../../../migrations';
 import { startEmbeddedPglite } from './embedded-pglite';
 import { entities } from './entities';
-import { type Lane, prioritizeRequests } from './priority-pool';
+import { DEFAULT_BACKGROUND_MAX_WAIT_MS, type Lane, prioritizeRequests } from './priority-pool';
 
 /** A statement that cannot get a connection this long fails (503) rather than queueing on. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -114,7 +114,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   }
   prioritizeRequests((dataSource.driver as PostgresDriver).master as Pool, {
     connections,
-    backgroundMaxWaitMs: opts.backgroundMaxWaitMs ?? 50,
+    backgroundMaxWaitMs: opts.backgroundMaxWaitMs ?? DEFAULT_BACKGROUND_MAX_WAIT_MS,
     acquireTimeoutMs: opts.url && opts.queryTimeoutMs ? CONNECT_TIMEOUT_MS : undefined,
     onWait: opts.onConnectionWait,
     onHeld: opts.onConnectionHeld,
