@@ -13,6 +13,7 @@ import { HyperparameterSearch1765000000000 } from './1765000000000-hyperparamete
 import { StudyLineage1765040000000 } from './1765040000000-study-lineage';
 import { HpoPruning1765050000000 } from './1765050000000-hpo-pruning';
 import { PreviousVersions1765060000000 } from './1765060000000-previous-versions';
+import { OpenTables1765070000000 } from './1765070000000-open-tables';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -31,4 +32,5 @@ export const migrations = [
   StudyLineage1765040000000,
   HpoPruning1765050000000,
   PreviousVersions1765060000000,
+  OpenTables1765070000000,
 ];

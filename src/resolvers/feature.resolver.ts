@@ -47,6 +47,8 @@ import {
   IngestionReportType,
   OfflineCompactionType,
   OfflineHistoryType,
+  OfflineTableType,
+  OpenTableFileType,
   OnlineFeatureRowType,
   QuarantinedRecordConnection,
   QuarantinedRecordType,
@@ -58,6 +60,11 @@ import {
 import { localIdOf, toGlobalId } from '../schema/node.types';
 import { type GraphQLContext } from './context';
 import { Allow } from './guard';
+import {
+  OPEN_TABLE_FORMAT,
+  OPEN_TABLE_LAYOUT,
+  openTableColumns,
+} from '../domain/features/open-table';
 
 @Resolver(() => FeatureViewType)
 export class FeatureViewResolver {
@@ -335,6 +342,25 @@ export class FeatureViewVersionResolver {
     @Ctx() ctx: GraphQLContext,
   ): Promise<OfflineHistoryType> {
     return OfflineHistoryType.from(await ctx.loaders.offlineHistory.load(v.localId));
+  }
+
+  @FieldResolver(() => OfflineTableType, {
+    description:
+      'The compacted offline history as open Parquet files, one per entity bucket (docs/adr/0033).',
+  })
+  async offlineTable(
+    @Root() v: FeatureViewVersionType,
+    @Ctx() ctx: GraphQLContext,
+  ): Promise<OfflineTableType> {
+    const t = await ctx.loaders.offlineTable.load(v.localId);
+    return Object.assign(new OfflineTableType(), {
+      format: OPEN_TABLE_FORMAT,
+      layout: OPEN_TABLE_LAYOUT,
+      location: t.location,
+      complete: t.complete,
+      files: t.files.map(OpenTableFileType.from),
+      columns: openTableColumns(v.features),
+    });
   }
 
   @FieldResolver(() => [FeatureConsumerType], {

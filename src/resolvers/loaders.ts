@@ -23,6 +23,7 @@ import {
   type Transition,
 } from '../domain/registry/model';
 import { type Trial } from '../domain/hpo/study';
+import { type OpenTableFiles } from '../domain/features/open-table';
 import { type Services } from '../app/services';
 
 /**
@@ -42,6 +43,8 @@ export interface Loaders {
   quarantined: DataLoader<string, StoredQuarantine | null>;
   /** By version id. */
   offlineHistory: DataLoader<string, CompactionStatus>;
+  /** By version id. */
+  offlineTable: DataLoader<string, OpenTableFiles>;
   run: DataLoader<string, TrainingRun | null>;
   /** By run id: 1 for the head of the queue, null when not queued. */
   queuePosition: DataLoader<string, number | null>;
@@ -81,6 +84,7 @@ export function createLoaders(services: Services, opts: { cache: boolean }): Loa
     dataset: new DataLoader((ids) => byId(ids, services.datasets.byIds(ids)), opts),
     quarantined: new DataLoader((ids) => byId(ids, services.quarantine.byIds(ids)), opts),
     offlineHistory: new DataLoader((ids) => services.compaction.statuses(ids), opts),
+    offlineTable: new DataLoader((ids) => services.compaction.openTables(ids), opts),
     run: new DataLoader((ids) => byId(ids, services.training.byIds(ids)), opts),
     queuePosition: new DataLoader((ids) => services.training.queuePositions(ids), opts),
     runMetrics: new DataLoader(async (ids) => {

@@ -1,3 +1,4 @@
+import { type OpenTableFile } from '../domain/features/open-table';
 import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { type DatasetEvent, type DatasetSnapshot, DatasetStatus } from '../domain/features/dataset';
@@ -896,6 +897,77 @@ export class OfflineHistoryType {
   static from(s: CompactionStatus): OfflineHistoryType {
     return Object.assign(new OfflineHistoryType(), s);
   }
+}
+
+@ObjectType('OpenTableFile', { description: 'One bucket’s Parquet file of an open table.' })
+export class OpenTableFileType {
+  @Field(() => Int, { description: 'The entity bucket: FNV-1a of entity_key, mod 16.' })
+  bucket!: number;
+
+  @Field({
+    description:
+      'What a reader opens: a file:// URI for the filesystem artifact store, s3://bucket/key for S3.',
+  })
+  uri!: string;
+
+  @Field({ description: 'The artifact key, relative to the artifact store’s location.' })
+  key!: string;
+
+  @Field(() => Float)
+  rows!: number;
+
+  @Field(() => Float, { description: 'Bytes.' })
+  size!: number;
+
+  @Field({ description: 'SHA-256 of the file, hex.' })
+  sha256!: string;
+
+  static from(f: OpenTableFile): OpenTableFileType {
+    return Object.assign(new OpenTableFileType(), {
+      bucket: f.bucket,
+      uri: f.uri,
+      key: f.key,
+      rows: f.rows,
+      size: f.size,
+      sha256: f.sha256,
+    });
+  }
+}
+
+@ObjectType('OpenTableColumn')
+export class OpenTableColumnType {
+  @Field()
+  name!: string;
+
+  @Field({ description: 'Its Arrow type, as pyarrow prints it.' })
+  type!: string;
+}
+
+@ObjectType('OfflineTable', {
+  description:
+    'The compacted offline history of a view version as Parquet files that pandas, DuckDB, Spark or Trino read without Aether (docs/adr/0033): every version of every event, with when it became known and when it was superseded. Rows appended since the last compaction are not in it.',
+})
+export class OfflineTableType {
+  @Field({ description: 'PARQUET.' })
+  format!: string;
+
+  @Field({ description: 'Where the files lie, relative to the artifact store.' })
+  layout!: string;
+
+  @Field({ description: 'The artifact store’s location the keys are relative to.' })
+  location!: string;
+
+  @Field({
+    description:
+      'Every segment has its Parquet file. False while segments written before open tables existed remain: the next compaction touching their buckets writes them.',
+  })
+  complete!: boolean;
+
+  @Field(() => [OpenTableFileType], { description: 'One file per bucket, by bucket.' })
+  files!: OpenTableFileType[];
+
+  @Field(() => [OpenTableColumnType])
+  columns!: OpenTableColumnType[];
 }
 
 @ObjectType('SqlColumn')

@@ -10,6 +10,7 @@ import {
 import { type StoredVersion, type VersionVerdict } from './event-versions';
 import { type RetentionPolicy } from './online-state';
 import { type EventSeries, type FeatureEvent } from './point-in-time';
+import { type OpenTableFiles } from './open-table';
 import { type IngestRecord, type Violation } from './validation';
 
 export interface FeatureEntity {
@@ -124,6 +125,8 @@ export interface OfflineStore {
   compact(version: FeatureViewVersion): Promise<CompactionReport>;
   /** Per version id, in order. */
   compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]>;
+  /** Per version id, in order: the Parquet files of its open table (docs/adr/0033). */
+  openTables(versionIds: readonly string[]): Promise<OpenTableFiles[]>;
   quarantine(
     rows: readonly {
       versionId: string;

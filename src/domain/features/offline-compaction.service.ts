@@ -1,6 +1,7 @@
 import { NotFoundError } from '../shared/domain-error';
 import { type FeatureViewVersion } from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
+import { type OpenTableFiles } from './open-table';
 import { type FeatureRegistryService } from './feature-registry.service';
 import {
   type CompactionReport,
@@ -28,6 +29,11 @@ export class OfflineCompactionService {
   /** Per version id, in order: one query however many. */
   statuses(versionIds: readonly string[]): Promise<CompactionStatus[]> {
     return this.offline.compactionStatus(versionIds);
+  }
+
+  /** Per version id, in order: its open table's Parquet files (docs/adr/0033). */
+  openTables(versionIds: readonly string[]): Promise<OpenTableFiles[]> {
+    return this.offline.openTables(versionIds);
   }
 
   /** Compacts everything pending for one version now (the latest live one by default). */

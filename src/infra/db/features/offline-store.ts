@@ -25,6 +25,7 @@ import {
   seriesOf,
 } from '../../../domain/features/point-in-time';
 import { type Database } from '../data-source';
+import { openTableKey, type OpenTableFiles } from '../../../domain/features/open-table';
 import {
   bucketOf,
   decodeSegment,
@@ -322,18 +323,19 @@ export class PostgresOfflineStore implements OfflineStore {
         after = page[page.length - 1].s;
       }
       const upto = moved === MAX_COMPACTION_ROWS ? after : safe;
-      const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
-      for (const bucket of builder.buckets()) {
-        const old = state.segments.find((s) => s.bucket === bucket);
-        const { bytes, rows } = await builder.encode(
-          bucket,
-          old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null,
-        );
-        const ref = await this.artifacts.put(
-          `offline/${version.id}/${bucket}-${upto}-${randomUUID()}.arrow`,
-          bytes,
-        );
-        written.push({ bucket, ref, rows });
+      const written: WrittenSegment[] = [];
+      try {
+        for (const bucket of builder.buckets()) {
+          const old = state.segments.find((s) => s.bucket === bucket);
+          const { bytes, parquet, rows } = await builder.encode(
+            bucket,
+            old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null,
+          );
+          written.push(await this.putSegment(version.id, bucket, upto, bytes, parquet, rows));
+        }
+      } catch (e) {
+        await this.deleteWritten(written);
+        throw e;
       }
       const compactedRows = state.compactedRows + moved;
       failpoint('compaction:written');
@@ -375,7 +377,7 @@ export class PostgresOfflineStore implements OfflineStore {
       // each as soon as its rows are handed over: this thread gathers the next bucket's rows,
       // stores the segments that come back and answers requests meanwhile.
       const builder = new SegmentBuilder(version.schema);
-      const written: { bucket: number; ref: ArtifactRef; rows: number }[] = [];
+      const written: WrittenSegment[] = [];
       let added = 0;
       try {
         const jobs: { bucket: number; rows: Int32Array; done: Promise<BackfilledBucket> }[] = [];
@@ -396,14 +398,22 @@ export class PostgresOfflineStore implements OfflineStore {
           const got = await job.done;
           for (let k = 0; k < job.rows.length; k++)
             verdicts[job.rows[k]] = VERDICTS[got.verdicts[k]];
-          if (!got.bytes) continue;
-          const ref = await this.artifacts.put(
-            `offline/${version.id}/${job.bucket}-${state.throughSeq}-${randomUUID()}.arrow`,
-            got.bytes,
+          if (!got.bytes || !got.parquet) continue;
+          written.push(
+            await this.putSegment(
+              version.id,
+              job.bucket,
+              state.throughSeq,
+              got.bytes,
+              got.parquet,
+              got.rows,
+            ),
           );
-          written.push({ bucket: job.bucket, ref, rows: got.rows });
           added += got.added;
         }
+      } catch (e) {
+        await this.deleteWritten(written);
+        throw e;
       } finally {
         await builder.close();
       }
@@ -424,6 +434,41 @@ export class PostgresOfflineStore implements OfflineStore {
     }
   }
 
+  /** Stores a bucket's new segment and its open-table Parquet file (docs/adr/0033). */
+  private async putSegment(
+    versionId: string,
+    bucket: number,
+    throughSeq: number,
+    bytes: Uint8Array,
+    parquet: Uint8Array,
+    rows: number,
+  ): Promise<WrittenSegment> {
+    const unique = randomUUID();
+    const ref = await this.artifacts.put(
+      `offline/${versionId}/${bucket}-${throughSeq}-${unique}.arrow`,
+      bytes,
+    );
+    try {
+      const table = await this.artifacts.put(
+        openTableKey(versionId, bucket, throughSeq, unique),
+        parquet,
+      );
+      return { bucket, ref, table, rows };
+    } catch (e) {
+      await this.artifacts.delete(ref.key).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Deletes files written for a swap that will not happen. */
+  private async deleteWritten(written: readonly WrittenSegment[]): Promise<void> {
+    await Promise.all(
+      written.flatMap((w) =>
+        [w.ref.key, w.table.key].map((k) => this.artifacts.delete(k).catch(() => undefined)),
+      ),
+    );
+  }
+
   /**
    * Swaps rewritten segments in, optimistically: only if no other compaction or backfill
    * swapped since `state` was read (its generation); else deletes the new files. Deletes the
@@ -435,7 +480,7 @@ export class PostgresOfflineStore implements OfflineStore {
     state: CompactionState,
     throughSeq: number,
     compactedRows: number,
-    written: { bucket: number; ref: ArtifactRef; rows: number }[],
+    written: WrittenSegment[],
   ): Promise<boolean> {
     const swapped = await this.ds.transaction(async (m) => {
       const claimed = (await m.query(
@@ -452,27 +497,75 @@ export class PostgresOfflineStore implements OfflineStore {
       if (!claimed.length) return false;
       for (const w of written) {
         await m.query(
-          `INSERT INTO feature_segment (version_id, bucket, artifact_key, sha256, size, row_count)
-           VALUES ($1, $2, $3, $4, $5, $6)
+          `INSERT INTO feature_segment (version_id, bucket, artifact_key, sha256, size, row_count,
+                                        parquet_key, parquet_sha256, parquet_size, parquet_rows)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)
            ON CONFLICT (version_id, bucket) DO UPDATE
              SET artifact_key = EXCLUDED.artifact_key, sha256 = EXCLUDED.sha256,
-                 size = EXCLUDED.size, row_count = EXCLUDED.row_count`,
-          [versionId, w.bucket, w.ref.key, w.ref.sha256, w.ref.size, w.rows],
+                 size = EXCLUDED.size, row_count = EXCLUDED.row_count,
+                 parquet_key = EXCLUDED.parquet_key, parquet_sha256 = EXCLUDED.parquet_sha256,
+                 parquet_size = EXCLUDED.parquet_size, parquet_rows = EXCLUDED.parquet_rows`,
+          [
+            versionId,
+            w.bucket,
+            w.ref.key,
+            w.ref.sha256,
+            w.ref.size,
+            w.rows,
+            w.table.key,
+            w.table.sha256,
+            w.table.size,
+          ],
         );
       }
       return true;
     });
     if (!swapped) {
-      await Promise.all(
-        written.map((w) => this.artifacts.delete(w.ref.key).catch(() => undefined)),
-      );
+      await this.deleteWritten(written);
       return false;
     }
     for (const w of written) {
       const old = state.segments.find((s) => s.bucket === w.bucket);
       if (old) await this.artifacts.delete(old.artifactKey).catch(() => undefined);
+      if (old?.parquetKey) await this.artifacts.delete(old.parquetKey).catch(() => undefined);
     }
     return true;
+  }
+
+  async openTables(versionIds: readonly string[]): Promise<OpenTableFiles[]> {
+    if (!versionIds.length) return [];
+    const rows = (await this.ds.query(
+      `SELECT version_id AS v, bucket, parquet_key AS key, parquet_sha256 AS sha256,
+              parquet_size::float8 AS size, parquet_rows::float8 AS rows
+         FROM feature_segment WHERE version_id = ANY($1::uuid[])
+        ORDER BY version_id, bucket`,
+      [versionIds],
+    )) as {
+      v: string;
+      bucket: number;
+      key: string | null;
+      sha256: string | null;
+      size: number | null;
+      rows: number | null;
+    }[];
+    const base = this.artifacts.location.replace(/\/+$/, '');
+    return versionIds.map((id) => {
+      const mine = rows.filter((r) => r.v === id);
+      return {
+        location: base,
+        complete: mine.every((r) => r.key !== null),
+        files: mine
+          .filter((r) => r.key !== null)
+          .map((r) => ({
+            bucket: r.bucket,
+            key: r.key as string,
+            uri: `${base}/${r.key as string}`,
+            rows: r.rows ?? 0,
+            sha256: r.sha256 as string,
+            size: r.size ?? 0,
+          })),
+      };
+    });
   }
 
   async compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]> {
@@ -516,7 +609,8 @@ export class PostgresOfflineStore implements OfflineStore {
     // One statement, so the watermark and the segments come from the same swap.
     const rows = (await this.ds.query(
       `SELECT c.through_seq::float8 AS t, c.compacted_rows::float8 AS n,
-              c.generation::float8 AS g, s.bucket, s.artifact_key AS "artifactKey", s.sha256
+              c.generation::float8 AS g, s.bucket, s.artifact_key AS "artifactKey", s.sha256,
+              s.parquet_key AS "parquetKey"
          FROM (SELECT 1) one
          LEFT JOIN feature_compaction c ON c.version_id = $1
          LEFT JOIN feature_segment s ON s.version_id = $1
@@ -529,6 +623,7 @@ export class PostgresOfflineStore implements OfflineStore {
       bucket: number | null;
       artifactKey: string;
       sha256: string;
+      parquetKey: string | null;
     }[];
     return {
       throughSeq: rows[0]?.t ?? 0,
@@ -536,7 +631,12 @@ export class PostgresOfflineStore implements OfflineStore {
       generation: rows[0]?.g ?? 0,
       segments: rows
         .filter((r) => r.bucket !== null)
-        .map((r) => ({ bucket: r.bucket as number, artifactKey: r.artifactKey, sha256: r.sha256 })),
+        .map((r) => ({
+          bucket: r.bucket as number,
+          artifactKey: r.artifactKey,
+          sha256: r.sha256,
+          parquetKey: r.parquetKey,
+        })),
     };
   }
 
@@ -707,7 +807,15 @@ interface CompactionState {
   compactedRows: number;
   /** Advanced by every swap of segments (compaction or backfill): what a swap compares. */
   generation: number;
-  segments: { bucket: number; artifactKey: string; sha256: string }[];
+  segments: { bucket: number; artifactKey: string; sha256: string; parquetKey: string | null }[];
+}
+
+/** A bucket's new segment and its open-table file, stored, not yet swapped in. */
+interface WrittenSegment {
+  bucket: number;
+  ref: ArtifactRef;
+  table: ArtifactRef;
+  rows: number;
 }
 
 interface QuarantineRow {

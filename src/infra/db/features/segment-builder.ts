@@ -16,6 +16,7 @@ import {
   VersionVerdict,
 } from '../../../domain/features/event-versions';
 import { compareEvents, type FeatureEvent } from '../../../domain/features/point-in-time';
+import { openTableParquet } from './open-table-writer';
 import {
   bucketOf,
   decodeSegment,
@@ -80,9 +81,18 @@ export interface BackfilledBucket {
   verdicts: Uint8Array;
   /** The bucket's new segment; null when no row is a new version (nothing to rewrite). */
   bytes: Uint8Array | null;
+  /** The same rows as the bucket's open-table Parquet file (null with `bytes`). */
+  parquet: Uint8Array | null;
   /** Rows of the new segment, and how many of them are the bucket's new versions. */
   rows: number;
   added: number;
+}
+
+/** A bucket's new segment, and the same rows as its open-table Parquet file. */
+export interface EncodedBucket {
+  bytes: Uint8Array;
+  parquet: Uint8Array;
+  rows: number;
 }
 
 /** Verdicts as the worker codes them. */
@@ -105,7 +115,7 @@ type Request =
       pending: { entityKey: string; event: FeatureEvent }[];
     };
 type Reply =
-  | { id: number; bytes: Uint8Array; rows: number }
+  | ({ id: number } & EncodedBucket)
   | ({ id: number } & BackfilledBucket)
   | { id: number; error: string };
 
@@ -155,11 +165,14 @@ export class SegmentBuilder {
     return [...this.touched];
   }
 
-  /** The bucket's new segment: its old one's rows (if any) and the new ones, in order. */
-  encode(bucket: number, old: Uint8Array | null): Promise<{ bytes: Uint8Array; rows: number }> {
+  /**
+   * The bucket's new segment: its old one's rows (if any) and the new ones, in order; with
+   * the same rows as an open-table Parquet file (docs/adr/0033).
+   */
+  encode(bucket: number, old: Uint8Array | null): Promise<EncodedBucket> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise<{ bytes: Uint8Array; rows: number }>((resolve, reject) => {
+    return new Promise<EncodedBucket>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // The old segment's bytes are copied (a memcpy): they may share a buffer with others.
       this.worker.postMessage({ kind: 'encode', id, bucket, old } satisfies Request);
@@ -216,14 +229,24 @@ export function serveSegmentWorker(
 ): void {
   const { sources } = eventLayout(schema);
   const byBucket = new Map<number, { entityKey: string; event: FeatureEvent }[]>();
-  port.on('message', (m) => {
+  port.on('message', async (m) => {
     if (m.kind === 'backfill') {
       try {
-        const done = backfillBucket(schema, m.rows, m.old, m.pending);
+        const judged = backfillBucket(schema, m.rows, m.old, m.pending);
+        const done: BackfilledBucket = {
+          ...judged,
+          parquet: judged.bytes
+            ? await openTableParquet(schema, decodeSegment(schema, judged.bytes))
+            : null,
+        };
         port.postMessage(
           { id: m.id, ...done } satisfies Reply,
-          done.bytes
-            ? [done.verdicts.buffer as ArrayBuffer, done.bytes.buffer as ArrayBuffer]
+          done.bytes && done.parquet
+            ? [
+                done.verdicts.buffer as ArrayBuffer,
+                done.bytes.buffer as ArrayBuffer,
+                done.parquet.buffer as ArrayBuffer,
+              ]
             : [done.verdicts.buffer as ArrayBuffer],
         );
       } catch (e) {
@@ -248,8 +271,10 @@ export function serveSegmentWorker(
       const kept = m.old ? segmentEvents(schema, m.old, sources.length) : [];
       const sorted = sortBucketRows(kept.length ? [...kept, ...rows] : rows);
       const bytes = encodeSegment(schema, sorted);
-      port.postMessage({ id: m.id, bytes, rows: sorted.length } satisfies Reply, [
+      const parquet = await openTableParquet(schema, decodeSegment(schema, bytes));
+      port.postMessage({ id: m.id, bytes, parquet, rows: sorted.length } satisfies Reply, [
         bytes.buffer as ArrayBuffer,
+        parquet.buffer as ArrayBuffer,
       ]);
     } catch (e) {
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
@@ -378,7 +403,7 @@ export function backfillBucket(
   rows: BackfillBucket,
   old: Uint8Array | null,
   pending: readonly { entityKey: string; event: FeatureEvent }[],
-): BackfilledBucket {
+): Omit<BackfilledBucket, 'parquet'> {
   const { types, numeric } = eventLayout(schema);
   const ids = stringsOf(rows.ids);
   const n = ids.length;

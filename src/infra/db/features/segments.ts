@@ -228,6 +228,11 @@ export class SegmentRows {
     return this.ids.get(i) as string;
   }
 
+  /** Source position p's Float64 column (null as NaN), or null where it is JSON text. */
+  numbersAt(p: number): Float64Array | null {
+    return this.numbers[p];
+  }
+
   value(i: number, p: number): FeatureValue {
     const col = this.numbers[p];
     if (col !== null) return valueOfNumber(col[i], this.types[p]);
