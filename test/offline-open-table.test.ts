@@ -37,24 +37,14 @@ import { startTestApp, type TestApp } from './support/test-app';
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 const MIN = 60_000;
 const clock = new ManualClock(T0);
-const CI_VENV_PYTHON = '/opt/aether-py/bin/python';
-// TEST_PYTHON, else the first of the CI venv and python3 that has pandas and pyarrow.
-const candidates = process.env.TEST_PYTHON
-  ? [process.env.TEST_PYTHON]
-  : [...(fs.existsSync(CI_VENV_PYTHON) ? [CI_VENV_PYTHON] : []), 'python3'];
-const probes = candidates.map((p) => ({
-  python: p,
-  probe: spawnSync(p, ['-c', 'import pandas, pyarrow'], { encoding: 'utf8' }),
-}));
-const python = (probes.find((p) => p.probe.status === 0) ?? probes[probes.length - 1]).python;
-const noPandas = probes.some((p) => p.probe.status === 0)
-  ? ''
-  : probes
-      .map(
-        (p) =>
-          `${p.python} cannot import pandas and pyarrow (${(p.probe.stderr || String(p.probe.error)).trim().split('\n').pop()})`,
-      )
-      .join('; ') + '; set TEST_PYTHON';
+// The python3 that .ci/run gives pandas and pyarrow, as test/dataset-download.test.ts uses
+// (TEST_PYTHON is the trainers' venv, which has pyarrow but not pandas).
+const python = 'python3';
+const probe = spawnSync(python, ['-c', 'import pandas, pyarrow'], { encoding: 'utf8' });
+const noPandas =
+  probe.status === 0
+    ? ''
+    : `${python} cannot import pandas and pyarrow (${(probe.stderr || String(probe.error)).trim().split('\n').pop()})`;
 
 let app: TestApp;
 let viewer: GraphQLTestClient;
