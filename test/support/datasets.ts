@@ -77,46 +77,21 @@ export async function buildFloatDataset(
 }
 
 /**
- * A READY snapshot `cust-train` of `rows` customers over the view `cust_stats` (FLOAT `a` and
- * `b`, seeded), labelled by a noisy `a - b > 0`: a task the built-in trainers learn in a few
- * epochs, for the studies' tests.
+ * A READY snapshot of `rows` customers over the view `cust_stats` (FLOAT `a` and `b`, seeded,
+ * known when they happened), labelled by a noisy `a - b > 0`: a task the built-in trainers
+ * learn in a few epochs, for the studies' tests.
  */
 export async function buildCustomerDataset(s: Services, rows: number): Promise<DatasetSnapshot> {
-  await s.featureRegistry.createEntity({ name: 'cust', joinKeys: ['cust_id'] });
-  const { version } = await s.featureRegistry.createView({
-    name: 'cust_stats',
-    entity: 'cust',
-    source: 'cust_src',
-    ttlSeconds: 30 * 86_400,
-    allowedLatenessSeconds: 30 * 86_400,
-    features: ['a', 'b'].map((name) => ({
-      name,
-      type: FeatureType.FLOAT,
-      source: name,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
-  });
   const T0 = Date.now() - 10 * 86_400_000;
   const rng = new Rng(5);
-  const records = [];
-  const spine = [];
-  for (let i = 0; i < rows; i++) {
-    const f = { a: rng.normal(), b: rng.normal() };
-    records.push({ entityKey: `c${i}`, eventId: 'e', eventTs: T0 + i * 1000, fields: f });
-    spine.push({
-      entityKey: `c${i}`,
-      ts: T0 + i * 1000 + 60_000,
-      label: f.a - f.b + 0.5 * rng.normal() > 0 ? 1 : 0,
-    });
-  }
-  await s.ingestion.ingest([version], records, 'test');
-  const { snapshot, done } = await s.datasets.build({
-    name: 'cust-train',
-    featureRefs: ['cust_stats@1:*'],
-    spine,
+  return buildFloatDataset(s, {
+    view: 'cust_stats',
+    features: ['a', 'b'],
+    spineDelayMs: 60_000,
+    rows: Array.from({ length: rows }, (_, i) => {
+      const values = { a: rng.normal(), b: rng.normal() };
+      const label = values.a - values.b + 0.5 * rng.normal() > 0 ? 1 : 0;
+      return { entityKey: `c${i}`, at: T0 + i * 1000, values, label };
+    }),
   });
-  await done;
-  return snapshot;
 }
