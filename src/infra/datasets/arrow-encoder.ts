@@ -8,8 +8,6 @@ import {
   Table,
   TimestampMillisecond,
   Utf8,
-  makeData,
-  makeVector,
   tableFromIPC,
   tableToIPC,
   vectorFromArray,
@@ -18,6 +16,7 @@ import {
 } from 'apache-arrow';
 import { type DatasetEncoder, type EncodedColumn } from '../../domain/features/dataset';
 import { FeatureType } from '../../domain/features/feature-definition';
+import { nullableVector } from './arrow-vectors';
 import { writeParquet } from './parquet';
 
 /** Dataset snapshots as Arrow IPC files: columnar, typed, readable by pandas/polars/DuckDB. */
@@ -48,15 +47,8 @@ export class ArrowDatasetEncoder implements DatasetEncoder {
 
 /** A Float64Array with a null mask as an Arrow vector, without a value-by-value builder. */
 function numericVector(c: { values: Float64Array; nulls: Uint8Array }, type: DataType): Vector {
-  const n = c.values.length;
-  const validity = new Uint8Array(Math.ceil(n / 8));
-  let nullCount = 0;
-  for (let i = 0; i < n; i++) {
-    if (c.nulls[i]) nullCount++;
-    else validity[i >> 3] |= 1 << (i & 7);
-  }
   const data = type instanceof Int32 ? Int32Array.from(c.values) : c.values;
-  return makeVector(makeData({ type, length: n, nullCount, nullBitmap: validity, data } as never));
+  return nullableVector(type, data, (i) => !c.nulls[i]);
 }
 
 function arrowType(t: EncodedColumn['type']): DataType {

@@ -7,8 +7,6 @@ import {
   Table,
   TimestampMillisecond,
   Utf8,
-  makeData,
-  makeVector,
   vectorFromArray,
   type DataType,
   type Vector,
@@ -19,6 +17,7 @@ import {
   type FeatureViewSchema,
 } from '../../../domain/features/feature-definition';
 import { openTableSourceColumns } from '../../../domain/features/open-table';
+import { nullableVector } from '../../datasets/arrow-vectors';
 import { writeParquet } from '../../datasets/parquet';
 import { type SegmentRows } from './segments';
 
@@ -93,37 +92,11 @@ function arrowType(t: FeatureType): DataType {
 
 /** Epoch milliseconds as a timestamp column; non-finite (a newest version's Infinity) as null. */
 function timestamps(ms: Float64Array, type: TimestampMillisecond): Vector {
-  const n = ms.length;
-  const data = new BigInt64Array(n);
-  const validity = new Uint8Array(Math.ceil(n / 8));
-  let nullCount = 0;
-  for (let i = 0; i < n; i++) {
-    if (Number.isFinite(ms[i])) {
-      data[i] = BigInt(Math.round(ms[i]));
-      validity[i >> 3] |= 1 << (i & 7);
-    } else nullCount++;
-  }
-  return makeVector(
-    makeData({ type, length: n, nullCount, nullBitmap: nullCount ? validity : null, data }),
-  );
+  const data = BigInt64Array.from(ms, (x) => (Number.isFinite(x) ? BigInt(Math.round(x)) : 0n));
+  return nullableVector(type, data, (i) => Number.isFinite(ms[i]));
 }
 
 /** A Float64 column with NaN as null. */
 function withNulls(values: Float64Array, type: DataType): Vector {
-  const n = values.length;
-  const validity = new Uint8Array(Math.ceil(n / 8));
-  let nullCount = 0;
-  for (let i = 0; i < n; i++) {
-    if (values[i] === values[i]) validity[i >> 3] |= 1 << (i & 7);
-    else nullCount++;
-  }
-  return makeVector(
-    makeData({
-      type,
-      length: n,
-      nullCount,
-      nullBitmap: nullCount ? validity : null,
-      data: values,
-    } as never),
-  );
+  return nullableVector(type, values, (i) => values[i] === values[i]);
 }
