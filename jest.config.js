@@ -37,6 +37,7 @@ module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60_000,
+  reporters: ['default', '<rootDir>/test/support/stuck-suite-reporter.cjs'],
   maxWorkers: 2,
   projects: [
     {

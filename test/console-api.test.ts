@@ -165,7 +165,7 @@ it("the console's typed documents are current: regenerate with `npm run console:
         configFile,
         '--silent',
       ],
-      { cwd: dir, encoding: 'utf8' },
+      { cwd: dir, encoding: 'utf8', timeout: 120_000 },
     );
     expect([r.status, r.stderr]).toEqual([0, '']);
     const committed = fs.readFileSync(path.join(dir, 'src/generated/graphql.ts'), 'utf8');

@@ -184,6 +184,7 @@ it.each([
       [name]: value,
     },
     encoding: 'utf8',
+    timeout: 60_000,
   });
   expect(r.status).toBe(2);
   expect(r.stderr).toBe(`${line}\n`);

@@ -15,7 +15,7 @@ import { Rng } from '../src/domain/training/rng';
 const CI_VENV_PYTHON = '/opt/aether-py/bin/python';
 const python =
   process.env.TEST_PYTHON || (fs.existsSync(CI_VENV_PYTHON) ? CI_VENV_PYTHON : 'python3');
-const probe = spawnSync(python, ['-c', 'import optuna'], { encoding: 'utf8' });
+const probe = spawnSync(python, ['-c', 'import optuna'], { encoding: 'utf8', timeout: 60_000 });
 const reason =
   probe.status === 0
     ? ''
@@ -57,6 +57,7 @@ if (reason) {
       input: JSON.stringify(all),
       encoding: 'utf8',
       maxBuffer: 16 << 20,
+      timeout: 120_000,
     });
     expect(r.stderr).toBe('');
     const optuna = JSON.parse(r.stdout) as (number | null)[];

@@ -27,7 +27,7 @@ import { startTestApp, type TestApp } from './support/test-app';
 const CI_VENV_PYTHON = '/opt/aether-py/bin/python';
 const python =
   process.env.TEST_PYTHON || (fs.existsSync(CI_VENV_PYTHON) ? CI_VENV_PYTHON : 'python3');
-const probe = spawnSync(python, ['-c', 'import optuna'], { encoding: 'utf8' });
+const probe = spawnSync(python, ['-c', 'import optuna'], { encoding: 'utf8', timeout: 60_000 });
 const noOptuna =
   probe.status === 0
     ? null

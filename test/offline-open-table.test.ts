@@ -40,7 +40,7 @@ const clock = new ManualClock(T0);
 // The python3 that .ci/run gives pandas and pyarrow, as test/dataset-download.test.ts uses
 // (TEST_PYTHON is the trainers' venv, which has pyarrow but not pandas).
 const python = 'python3';
-const probe = spawnSync(python, ['-c', 'import pandas, pyarrow'], { encoding: 'utf8' });
+const probe = spawnSync(python, ['-c', 'import pandas, pyarrow'], { encoding: 'utf8', timeout: 60_000 });
 const noPandas =
   probe.status === 0
     ? ''
@@ -374,6 +374,7 @@ print(json.dumps({'dtypes': {c: str(t) for c, t in df.dtypes.items()}, 'rows': o
     const run = spawnSync(python, ['-c', script, JSON.stringify(table.files.map((f) => f.uri))], {
       encoding: 'utf8',
       maxBuffer: 64 << 20,
+      timeout: 120_000,
     });
     expect(run.stderr).toBe('');
     const got = JSON.parse(run.stdout) as {

@@ -35,6 +35,7 @@ describe('schema.graphql', () => {
       {
         cwd: root,
         encoding: 'utf8',
+        timeout: 120_000,
       },
     );
     expect(r.stderr).toBe('');

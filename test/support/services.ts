@@ -98,7 +98,7 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
     const full = asRoot
       ? ['postgres', '-s', '/bin/sh', '-c', [bin, ...args].map((a) => `'${a}'`).join(' ')]
       : args;
-    const r = spawnSync(cmd, full, { encoding: 'utf8' });
+    const r = spawnSync(cmd, full, { encoding: 'utf8', timeout: 120_000 });
     if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr || r.stdout}`);
   };
   if (asRoot) spawnSync('chown', ['-R', 'postgres', dir]);

@@ -50,7 +50,10 @@ export class AutoscalingService {
           memory: FRESH_SCALE_MEMORY,
           reviewedAt: null,
         };
-        const since = Math.max(1_000, now - (state.reviewedAt ?? now - 1_000));
+        // The store counts per whole second, and the second now falls in has only begun: a
+        // window of at least two seconds always holds the last full one, whatever the phase
+        // of `now` (with one, a pass just after a second's start judged a few ms of traffic).
+        const since = Math.max(2_000, now - (state.reviewedAt ?? now));
         const seen = await this.outcomes.stats(d.id, v.id, now, since);
         const decision = decideScale(
           d.autoscalePolicy,
