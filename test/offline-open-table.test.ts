@@ -40,7 +40,10 @@ const clock = new ManualClock(T0);
 // The python3 that .ci/run gives pandas and pyarrow, as test/dataset-download.test.ts uses
 // (TEST_PYTHON is the trainers' venv, which has pyarrow but not pandas).
 const python = 'python3';
-const probe = spawnSync(python, ['-c', 'import pandas, pyarrow'], { encoding: 'utf8', timeout: 60_000 });
+const probe = spawnSync(python, ['-c', 'import pandas, pyarrow'], {
+  encoding: 'utf8',
+  timeout: 60_000,
+});
 const noPandas =
   probe.status === 0
     ? ''
