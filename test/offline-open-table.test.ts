@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -374,11 +375,12 @@ for r in df.to_dict('records'):
     })
 print(json.dumps({'dtypes': {c: str(t) for c, t in df.dtypes.items()}, 'rows': out}))
 `;
-    const run = spawnSync(python, ['-c', script, JSON.stringify(table.files.map((f) => f.uri))], {
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-      timeout: 120_000,
-    });
+    // Awaited, not spawnSync: the file's timeouts keep working while pandas reads.
+    const run = await promisify(execFile)(
+      python,
+      ['-c', script, JSON.stringify(table.files.map((f) => f.uri))],
+      { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 120_000 },
+    );
     expect(run.stderr).toBe('');
     const got = JSON.parse(run.stdout) as {
       dtypes: Record<string, string>;

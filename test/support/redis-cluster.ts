@@ -102,6 +102,7 @@ async function waitForClusterOk(port: number, timeoutMs: number): Promise<void> 
   for (;;) {
     const info = spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], {
       encoding: 'utf8',
+      timeout: 5_000,
     });
     if (/cluster_state:ok/.test(info.stdout ?? '')) return;
     if (Date.now() > end) throw new Error(`the cluster did not become ok:\n${info.stdout}`);
