@@ -122,7 +122,10 @@ const histories = fc
       }),
       values: fc.array(
         fc.tuple(
-          fc.option(fc.constantFrom(-1, -0.5, 0, 0.25, 0.5, 1, 1.5, 3.75), { nil: null }),
+          // 0.1, 0.7 and 1e16 make a sum's order show in its last bits.
+          fc.option(fc.constantFrom(-1, -0.5, 0, 0.1, 0.25, 0.5, 0.7, 1, 1.5, 3.75, 1e16), {
+            nil: null,
+          }),
           fc.option(fc.integer({ min: -1, max: 4 }), { nil: null }),
           fc.option(fc.constantFrom('red', "o'range", 'blue', 'grün'), { nil: null }),
           fc.option(fc.boolean(), { nil: null }),
@@ -257,16 +260,12 @@ it.each([20, 35])(
           }).values;
           const row = rows[i];
           expect(normal(row.row_id)).toBe(i);
+          // Bit for bit, sums and means too: the DuckDB engine's datasets must hash as the
+          // evaluator's do.
           mine.forEach((f, k) => {
             const got = normal(row[f.ref]);
-            const fn = version.schema.features[k].aggregation?.fn;
             const context = { row: i, feature: f.ref, label, got, want: want[k] };
-            if ((fn === AggregationFn.SUM || fn === AggregationFn.MEAN) && want[k] !== null) {
-              expect({
-                ...context,
-                close: Math.abs((got as number) - (want[k] as number)) <= 1e-9,
-              }).toEqual({ ...context, close: true });
-            } else expect(context).toEqual({ ...context, got: want[k] });
+            expect(context).toEqual({ ...context, got: want[k] });
           });
         });
       }),

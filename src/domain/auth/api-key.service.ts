@@ -105,6 +105,17 @@ export class ApiKeyService {
     return principal;
   }
 
+  /**
+   * The principal this process last confirmed for the token, without asking whether it still
+   * holds (no epoch read): for work that may start while `authenticate` confirms it, and is
+   * kept only if `authenticate` returns the same key.
+   */
+  cachedPrincipal(token: string | undefined): Principal | null {
+    const parsed = token ? parseToken(token) : null;
+    const hit = parsed ? this.cache.get(parsed.prefix) : undefined;
+    return hit?.principal && hit.secret === parsed?.secret ? hit.principal : null;
+  }
+
   async create(
     actor: Principal | null,
     input: { name: string; role: Role; permissions?: Permission[] | null },

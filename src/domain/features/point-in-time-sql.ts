@@ -60,6 +60,13 @@ export function historyRelation(v: FeatureViewVersion): string {
 }
 
 interface Dialect {
+  /**
+   * Whether an aggregate takes ORDER BY: sums are then added in the evaluator's order, newest
+   * first, so they are the evaluator's doubles bit for bit (a dataset built on the engine has
+   * the same content hash as one built by the evaluator); elsewhere they may differ in the
+   * last bits.
+   */
+  orderedAggregates: boolean;
   id(name: string): string;
   str(s: string): string;
   tuple(parts: string[]): string;
@@ -68,6 +75,7 @@ interface Dialect {
 
 const DIALECTS: Record<SqlDialect, Dialect> = {
   [SqlDialect.DUCKDB]: {
+    orderedAggregates: true,
     id: (n) => `"${n.replace(/"/g, '""')}"`,
     str: (s) => `'${s.replace(/'/g, "''")}'`,
     tuple: (p) => `ROW(${p.join(', ')})`,
@@ -80,6 +88,7 @@ const DIALECTS: Record<SqlDialect, Dialect> = {
     },
   },
   [SqlDialect.TRINO]: {
+    orderedAggregates: false,
     id: (n) => `"${n.replace(/"/g, '""')}"`,
     str: (s) => `'${s.replace(/'/g, "''")}'`,
     tuple: (p) => `ROW(${p.join(', ')})`,
@@ -92,6 +101,7 @@ const DIALECTS: Record<SqlDialect, Dialect> = {
     },
   },
   [SqlDialect.SPARK]: {
+    orderedAggregates: false,
     id: (n) => `\`${n.replace(/`/g, '``')}\``,
     // Spark reads backslash escapes inside string literals.
     str: (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`,
@@ -284,14 +294,21 @@ export function pointInTimeSql(
         const agg = spec.aggregation as NonNullable<FeatureSpec['aggregation']>;
         const inWindow = `v.event_ts > v.ts - ${agg.windowSeconds * 1000}`;
         const x = `CASE WHEN ${inWindow} THEN ${value(f, 'v')} END`;
+        // In doubles, as the evaluator adds: from the newest version back, where the
+        // dialect can say so.
+        const sum = `SUM(CAST(${x} AS ${d.types.double})${
+          d.orderedAggregates ? ' ORDER BY v.event_ts DESC, v.known_ts DESC, v.event_id DESC' : ''
+        })`;
         switch (agg.fn) {
           case AggregationFn.COUNT:
             return `COUNT(${x})`;
-          // In doubles, as the evaluator adds.
           case AggregationFn.SUM:
-            return `SUM(CAST(${x} AS ${d.types.double}))`;
+            return sum;
           case AggregationFn.MEAN:
-            return `AVG(CAST(${x} AS ${d.types.double}))`;
+            // The evaluator's sum / count (null when the window holds no value).
+            return d.orderedAggregates
+              ? `${sum} / COUNT(${x})`
+              : `AVG(CAST(${x} AS ${d.types.double}))`;
           case AggregationFn.MIN:
             return `MIN(${x})`;
           case AggregationFn.MAX:
