@@ -14,6 +14,7 @@ import { StudyLineage1765040000000 } from './1765040000000-study-lineage';
 import { HpoPruning1765050000000 } from './1765050000000-hpo-pruning';
 import { PreviousVersions1765060000000 } from './1765060000000-previous-versions';
 import { OpenTables1765070000000 } from './1765070000000-open-tables';
+import { DatasetEngine1765080000000 } from './1765080000000-dataset-engine';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -33,4 +34,5 @@ export const migrations = [
   HpoPruning1765050000000,
   PreviousVersions1765060000000,
   OpenTables1765070000000,
+  DatasetEngine1765080000000,
 ];

@@ -181,6 +181,10 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       trainingLeaseMs: config.trainingLeaseMs,
       processId: holder,
       datasetBuildTtlMs: config.datasetBuildTtlMs,
+      datasetDuckDb: config.datasetDuckDb && {
+        ...config.datasetDuckDb,
+        tempDir: path.join(config.dataDir, 'tmp', 'duckdb'),
+      },
     });
     // Unwound after the HTTP server: in-flight predictions finish, then the log is flushed.
     stack.push('prediction log and model sessions', () => services.close());

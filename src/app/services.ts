@@ -1,3 +1,4 @@
+import { DuckDbPointInTimeEngine } from '../infra/duckdb/point-in-time-engine';
 import { ApiKeyService } from '../domain/auth/api-key.service';
 import { type ArtifactStore } from '../domain/artifacts/artifact-store';
 import { type EventBus } from '../domain/events/event-bus';
@@ -105,6 +106,8 @@ export function createServices(deps: {
   /** This process among the fleet's (leases, builds it holds). */
   processId: string;
   datasetBuildTtlMs: number;
+  /** The DuckDB join engine's settings; null: none (every build on the evaluator). */
+  datasetDuckDb?: { minRows: number; memoryLimitMb: number; tempDir: string } | null;
 }): Services {
   // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
   const ds = ambientDataSource(deps.db.dataSource);
@@ -137,6 +140,12 @@ export function createServices(deps: {
     deps.processId,
     deps.datasetBuildTtlMs,
     uow,
+    deps.datasetDuckDb
+      ? {
+          sql: new DuckDbPointInTimeEngine(offline, deps.artifacts, deps.datasetDuckDb),
+          autoMinRows: deps.datasetDuckDb.minRows,
+        }
+      : undefined,
   );
   const runEvents = new RunEvents(deps.events, deps.clock);
   const trainingRuns = new SqlTrainingRunRepository(ds);

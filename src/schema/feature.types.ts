@@ -1,7 +1,12 @@
 import { type OpenTableFile } from '../domain/features/open-table';
 import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
 import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { type DatasetEvent, type DatasetSnapshot, DatasetStatus } from '../domain/features/dataset';
+import {
+  type DatasetEvent,
+  type DatasetSnapshot,
+  DatasetStatus,
+  JoinEngine,
+} from '../domain/features/dataset';
 import { type TableFile, TableFileFormat } from '../domain/features/table-file';
 import {
   AggregationFn,
@@ -40,6 +45,19 @@ registerEnumType(BinClosure, {
 });
 registerEnumType(AggregationFn, { name: 'AggregationFn' });
 registerEnumType(TransformKind, { name: 'TransformKind' });
+registerEnumType(JoinEngine, {
+  name: 'JoinEngine',
+  description: 'What runs a dataset build’s point-in-time join; both give the same content hash.',
+  valuesConfig: {
+    EVALUATOR: {
+      description: 'The platform’s evaluator, in the api process, a bucket of history at a time.',
+    },
+    DUCKDB: {
+      description:
+        'DuckDB running datasetSql(DUCKDB) over the open tables and the log not yet compacted, under DATASET_DUCKDB_MEMORY_MB, spilling to disk.',
+    },
+  },
+});
 registerEnumType(ValidationRule, { name: 'ValidationRule' });
 registerEnumType(DatasetStatus, { name: 'DatasetStatus' });
 registerEnumType(SqlDialect, {
@@ -555,6 +573,9 @@ export class DatasetSnapshotType extends Node {
   @Field(() => String, { nullable: true })
   artifactKey!: string | null;
 
+  @Field(() => JoinEngine, { description: 'What runs (or ran) the point-in-time join.' })
+  engine!: JoinEngine;
+
   @Field(() => Float, { nullable: true })
   sizeBytes!: number | null;
 
@@ -590,6 +611,7 @@ export class DatasetSnapshotType extends Node {
       columns: d.columns.map((c) => Object.assign(new DatasetColumnType(), c)),
       contentHash: d.contentHash,
       artifactKey: d.artifact?.key ?? null,
+      engine: d.engine,
       sizeBytes: d.artifact?.size ?? null,
       progress: d.progress,
       error: d.error,
@@ -838,16 +860,25 @@ export class BuildDatasetInput {
   })
   spineFile?: TableFileInput;
 
+  @Field(() => JoinEngine, {
+    nullable: true,
+    description:
+      'Null: DUCKDB when the view versions hold at least DATASET_DUCKDB_MIN_ROWS rows of history (and DuckDB can run every feature), else EVALUATOR. Asking for DUCKDB where it cannot run fails with ENGINE_UNAVAILABLE.',
+  })
+  engine?: JoinEngine | null;
+
   /** What DatasetService.build takes. */
   toRequest(): {
     name: string;
     featureRefs: string[];
     spine?: { entityKey: string; ts: number; label: number | null }[];
     spineFile?: TableFile;
+    engine: JoinEngine | null;
   } {
     return {
       name: this.name,
       featureRefs: this.featureRefs,
+      engine: this.engine ?? null,
       ...(this.rows
         ? {
             spine: this.rows.map((r) => ({

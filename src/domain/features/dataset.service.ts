@@ -16,12 +16,14 @@ import {
   type DatasetSnapshot,
   DatasetStatus,
   type FeatureColumn,
+  JoinEngine,
   newFeatureColumn,
   setColumnValue,
   type SpineRow,
+  type SqlJoinEngine,
 } from './dataset';
 import { evaluateViewInto, NO_EVENTS, type RowSink } from './point-in-time';
-import { type PointInTimeSql, pointInTimeSql, type SqlDialect } from './point-in-time-sql';
+import { type PointInTimeSql, pointInTimeSql, SqlDialect } from './point-in-time-sql';
 import { requireColumns, type TableFile, type TableFileReader, timeOf } from './table-file';
 
 /** The two forms a snapshot is downloaded in. */
@@ -52,6 +54,14 @@ export class DatasetService {
     private readonly buildTtlMs = 30_000,
     /** A build's end and its event commit together (the outbox). */
     private readonly uow: UnitOfWork = NO_TRANSACTION,
+    /**
+     * The SQL engine, where this process has one, and the history (rows stored, over the
+     * build's view versions) from which a build that names no engine runs on it.
+     */
+    private readonly engines: { sql: SqlJoinEngine | null; autoMinRows: number } = {
+      sql: null,
+      autoMinRows: Infinity,
+    },
   ) {}
 
   /**
@@ -79,6 +89,8 @@ export class DatasetService {
     spineFile?: TableFile;
     /** The same key twice is one snapshot (a workflow step retried after a crash). */
     idempotencyKey?: string | null;
+    /** Null: DuckDB from `autoMinRows` rows of history (and open tables for all of it), else the evaluator. */
+    engine?: JoinEngine | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (!/^[A-Za-z0-9][A-Za-z0-9 ._:-]{0,99}$/.test(input.name))
       throw invalid('name must be 1-100 characters of letters, digits, space and . _ : -');
@@ -94,6 +106,7 @@ export class DatasetService {
     featureRefs: string[];
     spine: SpineRow[];
     idempotencyKey?: string | null;
+    engine?: JoinEngine | null;
   }): Promise<{ snapshot: DatasetSnapshot; done: Promise<DatasetSnapshot> }> {
     if (input.spine.length === 0 || input.spine.length > MAX_SPINE_ROWS)
       throw invalid(`the spine needs 1 to ${MAX_SPINE_ROWS} rows`);
@@ -104,6 +117,7 @@ export class DatasetService {
         throw invalid(`spine row ${i} has a label that is not a number`, { row: i });
     });
     const resolved = distinct(await this.registry.resolveRefs(input.featureRefs));
+    const engine = await this.engineFor(input.engine ?? null, resolved);
     const sha = spineHash(input.spine);
     // The spine is stored before the build is recorded (named by its content: the same spine
     // twice is one file), so a recorded build can always be taken over and finished.
@@ -130,6 +144,7 @@ export class DatasetService {
         artifact: null,
         parquet: null,
         spineFile,
+        engine,
         progress: 0,
         error: null,
         completedAt: null,
@@ -140,6 +155,51 @@ export class DatasetService {
     const done = this.begin(snapshot, resolved, input.spine);
     done.catch(() => undefined);
     return { snapshot, done };
+  }
+
+  /** The engine asked for, or the one the history's size calls for. */
+  private async engineFor(asked: JoinEngine | null, refs: ResolvedRef[]): Promise<JoinEngine> {
+    if (asked === JoinEngine.DUCKDB && !this.engines.sql)
+      throw new InvalidInputError(
+        FeatureErrorCode.ENGINE_UNAVAILABLE,
+        'this server has no DuckDB engine (DATASET_DUCKDB=off); build on EVALUATOR',
+        { engine: asked },
+      );
+    if (asked === JoinEngine.EVALUATOR) return asked;
+    if (!asked && (!this.engines.sql || !Number.isFinite(this.engines.autoMinRows)))
+      return JoinEngine.EVALUATOR;
+    const ids = [...new Set(refs.map((r) => r.version.id))];
+    if (!asked) {
+      const stored = (await this.offline.compactionStatus(ids)).reduce(
+        (n, c) => n + c.compactedRows + c.pendingRows,
+        0,
+      );
+      if (stored < this.engines.autoMinRows) return JoinEngine.EVALUATOR;
+    }
+    // What DuckDB cannot run: a feature the SQL does not express, or history in segments
+    // written before open tables.
+    let why: string | null = null;
+    try {
+      pointInTimeSql(
+        refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
+        SqlDialect.DUCKDB,
+      );
+    } catch (e) {
+      if (!(e instanceof InvalidInputError)) throw e;
+      why = e.message;
+    }
+    if (!why && !(await this.offline.openTables(ids)).every((t) => t.complete))
+      why =
+        'part of the history is in segments written before open tables (the next compaction of each writes its Parquet file)';
+    if (!why) return JoinEngine.DUCKDB;
+    if (!asked) return JoinEngine.EVALUATOR;
+    throw new InvalidInputError(
+      FeatureErrorCode.ENGINE_UNAVAILABLE,
+      `DuckDB cannot build this: ${why}`,
+      {
+        engine: asked,
+      },
+    );
   }
 
   /**
@@ -293,7 +353,10 @@ export class DatasetService {
     );
     beat.unref?.();
     try {
-      const columns = await this.pointInTimeJoin(s, refs, spine);
+      const columns =
+        s.engine === JoinEngine.DUCKDB
+          ? await this.sqlJoin(refs, spine)
+          : await this.pointInTimeJoin(s, refs, spine);
       if (!mine) return this.settled(s.id);
       const bytes = this.encoder.encode([
         ...spineColumns(spine),
@@ -347,6 +410,14 @@ export class DatasetService {
       return true;
     });
     return done ? { ...s, status, progress, completedAt, ...patch } : null;
+  }
+
+  private sqlJoin(refs: ResolvedRef[], spine: SpineRow[]): Promise<FeatureColumn[]> {
+    if (!this.engines.sql)
+      throw new Error(
+        'this build runs on DuckDB, which this process does not have (DATASET_DUCKDB=off)',
+      );
+    return this.engines.sql.join(refs, spine);
   }
 
   /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */

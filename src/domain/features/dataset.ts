@@ -1,6 +1,7 @@
 import { type TableFile } from './table-file';
 import { FeatureType, type FeatureValue } from './feature-definition';
 import { type ArtifactRef } from '../artifacts/artifact-store';
+import { type ResolvedRef } from './feature-registry.service';
 
 /** One row of the spine: which entity, at what time, with what label. */
 export interface SpineRow {
@@ -14,6 +15,18 @@ export enum DatasetStatus {
   BUILDING = 'BUILDING',
   READY = 'READY',
   FAILED = 'FAILED',
+}
+
+/**
+ * What runs a build's point-in-time join. Both give the same rows, bit for bit, so the same
+ * content hash (docs/adr/0034): the evaluator (point-in-time.ts, the definition) in the api's
+ * process, a bucket's history in memory at a time; or DuckDB running the join's SQL
+ * (`datasetSql`) over the open tables' Parquet files and the log rows not yet compacted,
+ * under a memory limit, spilling to disk.
+ */
+export enum JoinEngine {
+  EVALUATOR = 'EVALUATOR',
+  DUCKDB = 'DUCKDB',
 }
 
 export interface DatasetColumn {
@@ -39,6 +52,8 @@ export interface DatasetSnapshot {
   parquet: ArtifactRef | null;
   /** The spine as stored when the build began: what a build resumed elsewhere reads. */
   spineFile: TableFile | null;
+  /** What runs (or ran) the join; a build taken over keeps it. */
+  engine: JoinEngine;
   progress: number;
   error: string | null;
   createdAt: Date;
@@ -84,6 +99,14 @@ export interface EncodedColumn {
   name: string;
   type: FeatureType | 'TIMESTAMP' | 'STRING_KEY';
   values: FeatureValue[] | number[] | string[] | FeatureColumn;
+}
+
+/**
+ * Port: a point-in-time join engine beside the evaluator (DuckDB, in infra): per ref a
+ * column, row i for spine row i, equal value for value to what the evaluator gives.
+ */
+export interface SqlJoinEngine {
+  join(refs: readonly ResolvedRef[], spine: readonly SpineRow[]): Promise<FeatureColumn[]>;
 }
 
 /** Port: writes columns as a snapshot file (Arrow IPC in infra). Deterministic for equal input. */

@@ -127,6 +127,21 @@ export interface OfflineStore {
   compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]>;
   /** Per version id, in order: the Parquet files of its open table (docs/adr/0033). */
   openTables(versionIds: readonly string[]): Promise<OpenTableFiles[]>;
+  /**
+   * A version's whole history as one consistent pair, for an engine that reads the open
+   * table itself: the Parquet files of the buckets asked for, as of one compaction, and every
+   * log row appended after that compaction's watermark. `files` is null when a bucket's
+   * segment has no Parquet file (written before open tables; the next compaction of the
+   * bucket writes one). A later compaction may delete these files: read them promptly, and
+   * ask again when one is gone.
+   */
+  historySnapshot(
+    version: FeatureViewVersion,
+    buckets: ReadonlySet<number>,
+  ): Promise<{
+    files: { bucket: number; key: string; sha256: string }[] | null;
+    tail: { entityKey: string; event: FeatureEvent }[];
+  }>;
   quarantine(
     rows: readonly {
       versionId: string;

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_BACKGROUND_MAX_WAIT_MS } from '../db/priority-pool';
@@ -248,21 +249,31 @@ const envSchema = z.object({
     60_000,
     DEFAULT_BACKGROUND_MAX_WAIT_MS,
   ),
-  FEATURE_STREAM_CONSUMER: z
+  FEATURE_STREAM_CONSUMER: onOff('FEATURE_STREAM_CONSUMER'),
+  DATASET_DUCKDB: onOff('DATASET_DUCKDB'),
+  DATASET_DUCKDB_MIN_ROWS: intIn('DATASET_DUCKDB_MIN_ROWS', 0, 1e12, 20_000_000),
+  DATASET_DUCKDB_MEMORY_MB: intIn(
+    'DATASET_DUCKDB_MEMORY_MB',
+    64,
+    1_048_576,
+    Math.min(4096, Math.floor(os.totalmem() / 4 / 2 ** 20)),
+  ),
+});
+
+/** `on` (the default) or `off`. */
+function onOff(name: string) {
+  return z
     .string()
     .optional()
     .transform((v, ctx) => {
       const raw = nonEmpty(v) ?? 'on';
       if (raw !== 'on' && raw !== 'off') {
-        ctx.addIssue({
-          code: 'custom',
-          message: `FEATURE_STREAM_CONSUMER must be on or off (got "${raw}")`,
-        });
+        ctx.addIssue({ code: 'custom', message: `${name} must be on or off (got "${raw}")` });
         return z.NEVER;
       }
       return raw === 'on';
-    }),
-});
+    });
+}
 
 export type ArtifactStoreConfig =
   | { kind: 'fs'; root: string }
@@ -337,6 +348,11 @@ export interface Config {
   leaseTtlMs: number;
   /** A dataset build whose process has not beaten this long is taken over. */
   datasetBuildTtlMs: number;
+  /**
+   * The DuckDB join engine (ADR 0034): builds that name no engine use it from `minRows` rows
+   * of history; null (DATASET_DUCKDB=off): every build runs on the evaluator.
+   */
+  datasetDuckDb: { minRows: number; memoryLimitMb: number } | null;
   /** How often the outbox relay looks for committed events besides when woken by a commit. */
   relayIntervalMs: number;
 }
@@ -393,6 +409,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     failpoints: e.NODE_ENV === 'production' ? [] : e.AETHER_FAILPOINTS,
     relayIntervalMs: e.RELAY_INTERVAL_MS,
     datasetBuildTtlMs: e.DATASET_BUILD_TTL_MS,
+    datasetDuckDb: e.DATASET_DUCKDB
+      ? { minRows: e.DATASET_DUCKDB_MIN_ROWS, memoryLimitMb: e.DATASET_DUCKDB_MEMORY_MB }
+      : null,
   };
 }
 

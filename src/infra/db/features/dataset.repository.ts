@@ -6,6 +6,7 @@ import {
   type DatasetRepository,
   type DatasetSnapshot,
   type DatasetStatus,
+  type JoinEngine,
 } from '../../../domain/features/dataset';
 import { type ArtifactRef } from '../../../domain/artifacts/artifact-store';
 
@@ -21,6 +22,7 @@ interface Row {
   artifact: ArtifactRef | null;
   parquet: ArtifactRef | null;
   spine_file: TableFile | null;
+  engine: JoinEngine;
   progress: number;
   error: string | null;
   created_at: Date;
@@ -37,8 +39,8 @@ export class SqlDatasetRepository implements DatasetRepository {
   ): Promise<{ snapshot: DatasetSnapshot; created: boolean }> {
     return this.ds.transaction(async (m) => {
       const [row]: Row[] = await m.query(
-        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at, idempotency_key, spine_file)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        `INSERT INTO dataset_snapshot (name, status, feature_refs, spine_sha256, row_count, columns, content_hash, artifact, progress, error, completed_at, idempotency_key, spine_file, engine)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
         [
           d.name,
@@ -54,6 +56,7 @@ export class SqlDatasetRepository implements DatasetRepository {
           d.completedAt,
           idempotencyKey,
           d.spineFile ? JSON.stringify(d.spineFile) : null,
+          d.engine,
         ],
       );
       if (!row) {
@@ -194,6 +197,7 @@ function toSnapshot(r: Row): DatasetSnapshot {
     artifact: r.artifact,
     parquet: r.parquet,
     spineFile: r.spine_file,
+    engine: r.engine,
     progress: r.progress,
     error: r.error,
     createdAt: r.created_at,

@@ -568,6 +568,29 @@ export class PostgresOfflineStore implements OfflineStore {
     });
   }
 
+  async historySnapshot(
+    version: FeatureViewVersion,
+    buckets: ReadonlySet<number>,
+  ): Promise<{
+    files: { bucket: number; key: string; sha256: string }[] | null;
+    tail: { entityKey: string; event: FeatureEvent }[];
+  }> {
+    const st = await this.compactionState(version.id);
+    const mine = st.segments.filter((x) => buckets.has(x.bucket));
+    const files = mine.every((x) => x.parquetKey && x.parquetSha256)
+      ? mine.map((x) => ({
+          bucket: x.bucket,
+          key: x.parquetKey as string,
+          sha256: x.parquetSha256 as string,
+        }))
+      : null;
+    if (!files) return { files, tail: [] };
+    const tail = (await this.allRowsAfter(version, st.throughSeq)).filter((r) =>
+      buckets.has(bucketOf(r.entityKey)),
+    );
+    return { files, tail };
+  }
+
   async compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]> {
     if (!versionIds.length) return [];
     const rows = (await this.ds.query(
@@ -610,7 +633,7 @@ export class PostgresOfflineStore implements OfflineStore {
     const rows = (await this.ds.query(
       `SELECT c.through_seq::float8 AS t, c.compacted_rows::float8 AS n,
               c.generation::float8 AS g, s.bucket, s.artifact_key AS "artifactKey", s.sha256,
-              s.parquet_key AS "parquetKey"
+              s.parquet_key AS "parquetKey", s.parquet_sha256 AS "parquetSha256"
          FROM (SELECT 1) one
          LEFT JOIN feature_compaction c ON c.version_id = $1
          LEFT JOIN feature_segment s ON s.version_id = $1
@@ -624,6 +647,7 @@ export class PostgresOfflineStore implements OfflineStore {
       artifactKey: string;
       sha256: string;
       parquetKey: string | null;
+      parquetSha256: string | null;
     }[];
     return {
       throughSeq: rows[0]?.t ?? 0,
@@ -636,6 +660,7 @@ export class PostgresOfflineStore implements OfflineStore {
           artifactKey: r.artifactKey,
           sha256: r.sha256,
           parquetKey: r.parquetKey,
+          parquetSha256: r.parquetSha256,
         })),
     };
   }
@@ -807,7 +832,13 @@ interface CompactionState {
   compactedRows: number;
   /** Advanced by every swap of segments (compaction or backfill): what a swap compares. */
   generation: number;
-  segments: { bucket: number; artifactKey: string; sha256: string; parquetKey: string | null }[];
+  segments: {
+    bucket: number;
+    artifactKey: string;
+    sha256: string;
+    parquetKey: string | null;
+    parquetSha256: string | null;
+  }[];
 }
 
 /** A bucket's new segment and its open-table file, stored, not yet swapped in. */

@@ -1,0 +1,238 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import {
+  DOUBLE,
+  DuckDBInstance,
+  DuckDBListValue,
+  LIST,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { ArtifactNotFoundError } from '../../domain/artifacts/artifact-errors';
+import { type ArtifactStore } from '../../domain/artifacts/artifact-store';
+import {
+  newFeatureColumn,
+  setColumnValue,
+  type FeatureColumn,
+  type SpineRow,
+  type SqlJoinEngine,
+} from '../../domain/features/dataset';
+import {
+  type FeatureValue,
+  type FeatureViewVersion,
+} from '../../domain/features/feature-definition';
+import { type ResolvedRef } from '../../domain/features/feature-registry.service';
+import { type OfflineStore } from '../../domain/features/feature-store.ports';
+import { openTableSourceColumns } from '../../domain/features/open-table';
+import {
+  historyRelation,
+  pointInTimeSql,
+  SPINE_RELATION,
+  SqlDialect,
+  type SqlRelation,
+} from '../../domain/features/point-in-time-sql';
+import { bucketOf } from '../db/features/segments';
+
+export interface DuckDbJoinOptions {
+  /** DuckDB's memory_limit: above it, the join's operators spill to `tempDir`. */
+  memoryLimitMb: number;
+  /** DuckDB's worker threads; by default all cores but one, the api's. */
+  threads?: number;
+  /** Where the open tables' files are copied for the build, and where DuckDB spills. */
+  tempDir: string;
+}
+
+/** Attempts at a consistent snapshot when a compaction deletes a file as it is copied. */
+const SNAPSHOT_ATTEMPTS = 4;
+
+/**
+ * The point-in-time join run by DuckDB (docs/adr/0034): the statement `datasetSql` gives for
+ * DuckDB, over each view version's open table (the Parquet files of the spine's buckets, as
+ * of one compaction) and the log rows appended after that compaction, with the spine loaded
+ * through an appender. The files are copied, checksums verified, into a folder of the
+ * build's own first, so a compaction that replaces them meanwhile cannot pull them away.
+ * DuckDB runs on its own threads, under a memory limit, spilling to disk; the api's event
+ * loop only loads the inputs and reads the result back.
+ */
+export class DuckDbPointInTimeEngine implements SqlJoinEngine {
+  constructor(
+    private readonly offline: OfflineStore,
+    private readonly artifacts: ArtifactStore,
+    private readonly opts: DuckDbJoinOptions,
+  ) {}
+
+  async join(refs: readonly ResolvedRef[], spine: readonly SpineRow[]): Promise<FeatureColumn[]> {
+    const { sql, relations } = pointInTimeSql(
+      refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
+      SqlDialect.DUCKDB,
+    );
+    fs.mkdirSync(this.opts.tempDir, { recursive: true });
+    const dir = fs.mkdtempSync(path.join(this.opts.tempDir, 'join-'));
+    const instance = await DuckDBInstance.create(':memory:', {
+      memory_limit: `${this.opts.memoryLimitMb}MB`,
+      threads: String(this.opts.threads ?? Math.max(1, os.availableParallelism() - 1)),
+      temp_directory: path.join(dir, 'spill'),
+      preserve_insertion_order: 'false',
+    });
+    const duck = await instance.connect();
+    try {
+      const buckets = new Set(spine.map((r) => bucketOf(r.entityKey)));
+      const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
+      for (const [i, v] of versions.entries()) {
+        const relation = relations.find((x) => x.name === historyRelation(v)) as SqlRelation;
+        await this.bindHistory(duck, dir, i, v, relation, buckets);
+      }
+      await loadSpine(duck, spine);
+      return await readColumns(duck, sql, refs, spine.length);
+    } finally {
+      duck.closeSync();
+      instance.closeSync();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The version's history relation: its open table's files, then the log's tail. */
+  private async bindHistory(
+    duck: DuckDBConnection,
+    dir: string,
+    index: number,
+    v: FeatureViewVersion,
+    relation: SqlRelation,
+    buckets: ReadonlySet<number>,
+  ): Promise<void> {
+    let snapshot: Awaited<ReturnType<OfflineStore['historySnapshot']>> | null = null;
+    const local: string[] = [];
+    for (let attempt = 1; !snapshot; attempt++) {
+      const s = await this.offline.historySnapshot(v, buckets);
+      if (!s.files)
+        throw new Error(
+          `${v.viewName}@${v.version} has segments written before open tables: compact it (its next compaction writes them), or build on the evaluator`,
+        );
+      try {
+        local.length = 0;
+        for (const f of s.files) local.push(await this.copy(f.key, f.sha256, dir, index));
+        snapshot = s;
+      } catch (e) {
+        if (!(e instanceof ArtifactNotFoundError) || attempt >= SNAPSHOT_ATTEMPTS) throw e;
+      }
+    }
+    const sources = relation.columns.slice(4);
+    // The open table's names for the sources (one colliding with a key column is prefixed).
+    const stored = openTableSourceColumns(
+      v.schema.features.map((f) => ({ source: f.source, type: f.type })),
+    );
+    const q = (n: string) => `"${n.replace(/"/g, '""')}"`;
+    const tail = `aether_tail_${index}`;
+    await duck.run(
+      `CREATE TABLE ${tail} (${relation.columns.map((c) => `${q(c.name)} ${c.type}`).join(', ')})`,
+    );
+    const appender = await duck.createAppender(tail);
+    try {
+      for (const r of snapshot.tail) {
+        appender.appendVarchar(r.entityKey);
+        appender.appendVarchar(r.event.eventId);
+        appender.appendBigInt(BigInt(r.event.eventTs));
+        appender.appendBigInt(BigInt(r.event.createdTs));
+        sources.forEach((c, p) => appendValue(appender, c.type, r.event.values[p] ?? null));
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    const fromFiles = local.length
+      ? `SELECT entity_key, event_id, epoch_ms(event_ts) AS event_ts, epoch_ms(known_ts) AS known_ts${sources
+          .map((c, p) => `, ${q(stored[p].name)} AS ${q(c.name)}`)
+          .join('')}
+           FROM read_parquet([${local.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}])
+          UNION ALL `
+      : '';
+    await duck.run(`CREATE VIEW ${q(relation.name)} AS ${fromFiles}SELECT * FROM ${tail}`);
+  }
+
+  /** The artifact, read through the store (its checksum verified), into the build's folder. */
+  private async copy(key: string, sha256: string, dir: string, index: number): Promise<string> {
+    const file = path.join(dir, `v${index}-${path.basename(key)}`);
+    await pipeline(
+      Readable.from(await this.artifacts.get(key, sha256)),
+      fs.createWriteStream(file),
+    );
+    return file;
+  }
+}
+
+function appendValue(a: DuckDBAppender, type: string, v: FeatureValue): void {
+  if (v === null) return a.appendNull();
+  switch (type) {
+    case 'DOUBLE':
+      if (typeof v !== 'number') break;
+      return a.appendDouble(v);
+    case 'BOOLEAN':
+      if (typeof v !== 'boolean') break;
+      return a.appendBoolean(v);
+    case 'VARCHAR':
+      if (typeof v !== 'string') break;
+      return a.appendVarchar(v);
+    case 'DOUBLE[]':
+      if (!Array.isArray(v)) break;
+      return a.appendList(v, LIST(DOUBLE));
+  }
+  throw new Error(`a stored value of type ${typeof v} in a ${type} column`);
+}
+
+async function loadSpine(duck: DuckDBConnection, spine: readonly SpineRow[]): Promise<void> {
+  await duck.run(
+    `CREATE TABLE ${SPINE_RELATION} (row_id BIGINT, entity_key VARCHAR, ts BIGINT, label DOUBLE)`,
+  );
+  const a = await duck.createAppender(SPINE_RELATION);
+  try {
+    spine.forEach((r, i) => {
+      a.appendBigInt(BigInt(i));
+      a.appendVarchar(r.entityKey);
+      a.appendBigInt(BigInt(r.ts));
+      if (r.label === null) a.appendNull();
+      else a.appendDouble(r.label);
+      a.endRow();
+    });
+    a.flushSync();
+  } finally {
+    a.closeSync();
+  }
+}
+
+/** The statement's feature columns (after row_id, entity_key, ts, label), row i = row_id i. */
+async function readColumns(
+  duck: DuckDBConnection,
+  sql: string,
+  refs: readonly ResolvedRef[],
+  rows: number,
+): Promise<FeatureColumn[]> {
+  const columns = refs.map((r) => newFeatureColumn(r.type, rows));
+  const result = await duck.stream(sql);
+  let row = 0;
+  for await (const chunk of result) {
+    const n = chunk.rowCount;
+    const ids = chunk.getColumnValues(0);
+    for (let k = 0; k < refs.length; k++) {
+      const values = chunk.getColumnValues(4 + k);
+      for (let j = 0; j < n; j++) setColumnValue(columns[k], row + j, featureValue(values[j]));
+    }
+    if (n && Number(ids[n - 1]) !== row + n - 1)
+      throw new Error('the join returned rows out of spine order');
+    row += n;
+  }
+  if (row !== rows) throw new Error(`the join returned ${row} rows for a spine of ${rows}`);
+  return columns;
+}
+
+function featureValue(v: DuckDBValue): FeatureValue {
+  if (v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
+    return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (v instanceof DuckDBListValue) return v.items.map((x) => Number(x));
+  throw new Error(`the join returned a value it cannot hold: ${String(v)}`);
+}
