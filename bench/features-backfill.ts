@@ -1,19 +1,10 @@
-import {
-  Field,
-  Float64,
-  makeVector,
-  Schema,
-  Table,
-  TimestampMillisecond,
-  Utf8,
-  vectorFromArray,
-} from 'apache-arrow';
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { FeatureType } from '../src/domain/features/feature-definition';
 import { writeParquet } from '../src/infra/datasets/parquet';
 import { median, round, scale, writeResult } from './support/bench';
 import { startBenchPlatform } from './support/platform';
+import { asTable, FIELDS, history, type History } from './support/synthetic-history';
 
 /**
  * features-backfill: a history of 5M rows (100k entities × 50 events, 10 FLOAT fields, about
@@ -23,73 +14,6 @@ import { startBenchPlatform } from './support/platform';
  * PostgreSQL COPY of the same rows (as CSV) into a plain table with no index: what the
  * database alone takes to store them row by row.
  */
-const FIELDS = 10;
-const DAY = 86_400_000;
-const T0 = Date.parse('2026-01-01T00:00:00Z');
-
-interface History {
-  n: number;
-  entity: string[];
-  id: string[];
-  eventTs: Float64Array;
-  knownAt: Float64Array;
-  fields: Float64Array[];
-}
-
-function history(entities: number, perEntity: number): History {
-  let a = 42;
-  const r = () => {
-    a = (Math.imul(a ^ (a >>> 15), 2246822519) + 0x9e3779b9) >>> 0;
-    return a / 4294967296;
-  };
-  const cap = Math.ceil(entities * perEntity * 1.03);
-  const h: History = {
-    n: 0,
-    entity: new Array<string>(cap),
-    id: new Array<string>(cap),
-    eventTs: new Float64Array(cap),
-    knownAt: new Float64Array(cap),
-    fields: Array.from({ length: FIELDS }, () => new Float64Array(cap)),
-  };
-  const push = (e: string, id: string, ts: number, known: number) => {
-    h.entity[h.n] = e;
-    h.id[h.n] = id;
-    h.eventTs[h.n] = ts;
-    h.knownAt[h.n] = known;
-    for (let f = 0; f < FIELDS; f++) h.fields[f][h.n] = Math.round(r() * 1e6) / 1e3;
-    h.n++;
-  };
-  const span = 90 * DAY;
-  for (let e = 0; e < entities; e++) {
-    const key = `e${e}`;
-    for (let k = 0; k < perEntity; k++) {
-      const ts = T0 + Math.floor(((k + r() * 0.9) * span) / perEntity / 1000) * 1000;
-      push(key, `${key}-${k}`, ts, ts);
-      // A correction of the same event, learned 1-60 s later.
-      if (r() < 0.02 && h.n < cap)
-        push(key, `${key}-${k}`, ts, ts + (1 + Math.floor(r() * 60)) * 1000);
-    }
-  }
-  return h;
-}
-
-function asTable(h: History): Table {
-  const fields = [
-    new Field('entity_key', new Utf8(), false),
-    new Field('event_id', new Utf8(), false),
-    new Field('event_ts', new TimestampMillisecond(), false),
-    new Field('known_at', new TimestampMillisecond(), false),
-    ...Array.from({ length: FIELDS }, (_, f) => new Field(`f${f}`, new Float64(), false)),
-  ];
-  return new Table(new Schema(fields), {
-    entity_key: vectorFromArray(h.entity.slice(0, h.n), new Utf8()),
-    event_id: vectorFromArray(h.id.slice(0, h.n), new Utf8()),
-    event_ts: vectorFromArray(Array.from(h.eventTs.subarray(0, h.n)), new TimestampMillisecond()),
-    known_at: vectorFromArray(Array.from(h.knownAt.subarray(0, h.n)), new TimestampMillisecond()),
-    ...Object.fromEntries(h.fields.map((col, f) => [`f${f}`, makeVector(col.subarray(0, h.n))])),
-  });
-}
-
 /** COPY … FROM STDIN (CSV) of the same rows, generated as it streams. */
 async function copyRows(url: string, schema: string, h: History): Promise<number> {
   const c = new Client({ connectionString: url });

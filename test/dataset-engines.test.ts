@@ -175,6 +175,23 @@ describe('history in the open table and in the log', () => {
   });
 });
 
+it('gives the same hash when a correction moves an event in time (the general form)', async () => {
+  const v = await view('moved');
+  const first = records(300, 11, 0, 300);
+  await ingestAt(v, first, T0 + 300 * MIN);
+  // A correction that re-times some events, learned later: DuckDB cannot use its ASOF form.
+  const moved = first.slice(0, 30).map((r, k) => ({
+    ...r,
+    eventTs: r.eventTs + (k % 2 ? 45 : -45) * MIN,
+    fields: { ...r.fields, f: k / 10 },
+  }));
+  await ingestAt(v, moved, T0 + 330 * MIN);
+  const a = (await build('moved-evaluator', ['moved:*'], 'EVALUATOR')).data!.buildDataset;
+  const b = (await build('moved-duckdb', ['moved:*'], 'DUCKDB')).data!.buildDataset;
+  expect(b).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
+  expect(b.contentHash).toBe(a.contentHash);
+});
+
 describe('choosing the engine', () => {
   it('runs a small history on the evaluator when no engine is named', async () => {
     const v = await view('small');

@@ -196,8 +196,19 @@ function transformed(d: Dialect, f: FeatureSpec, col: string): string {
 export function pointInTimeSql(
   features: readonly SqlFeature[],
   dialect: SqlDialect,
+  opts: {
+    /**
+     * DuckDB only: latest values found through ASOF joins instead of every spine row's
+     * versions within the TTL, so the work grows with spine rows plus history, not their
+     * product (docs/adr/0034). Exact when every version of an event has the same event time
+     * (the caller checks; corrections keep it); the default form is exact always.
+     */
+    asof?: boolean;
+  } = {},
 ): PointInTimeSql {
   const d = DIALECTS[dialect];
+  if (opts.asof && dialect !== SqlDialect.DUCKDB)
+    throw new Error('the ASOF form of the join is DuckDB’s only');
   const versions = [...new Map(features.map((f) => [f.version.id, f.version])).values()];
   const ctes: string[] = [];
   const joins: string[] = [];
@@ -265,17 +276,50 @@ export function pointInTimeSql(
     // windows end at t − w), so the join holds no more of an entity's past than it needs.
     const ttl = schema.ttlSeconds * 1000;
     const reach = Math.max(
-      latest.length ? ttl : 0,
+      latest.length && !opts.asof ? ttl : 0,
       ...aggs.map((f) => (schema.features[f.position].aggregation?.windowSeconds ?? 0) * 1000),
     );
-    ctes.push(`s${i} AS (
+    if (aggs.length || !opts.asof)
+      ctes.push(`s${i} AS (
   SELECT s.row_id, s.ts, h.*
     FROM ${d.id(SPINE_RELATION)} s
     JOIN h${i} h ON h.entity_key = s.entity_key
    WHERE h.event_ts <= s.ts AND h.event_ts >= s.ts - ${reach} AND h.known_ts <= s.ts
      AND (h.superseded_ts IS NULL OR s.ts < h.superseded_ts)
 )`);
-    if (latest.length) {
+    if (latest.length && opts.asof) {
+      // Every version of an event shares its event time, and from its first availability
+      // (event time and first known time both passed) one version of it is always visible:
+      // so the latest event at t has the greatest event time among events available by t (a
+      // running maximum, found by ASOF), and ties on it go to the visible version learned
+      // last, then the greatest event id, as in the evaluator.
+      ctes.push(`e${i} AS (
+  SELECT entity_key, event_id, MIN(event_ts) AS event_ts,
+         MIN(GREATEST(event_ts, known_ts)) AS avail
+    FROM h${i} GROUP BY entity_key, event_id
+)`);
+      ctes.push(`m${i} AS (
+  SELECT entity_key, avail,
+         MAX(MAX(event_ts)) OVER (PARTITION BY entity_key ORDER BY avail) AS newest
+    FROM e${i} GROUP BY entity_key, avail
+)`);
+      ctes.push(`n${i} AS (
+  SELECT s.row_id, s.entity_key, s.ts, m.newest
+    FROM ${d.id(SPINE_RELATION)} s
+    ASOF JOIN m${i} m ON s.entity_key = m.entity_key AND s.ts >= m.avail
+)`);
+      ctes.push(`l${i} AS (
+  SELECT row_id, event_ts AS as_of${latest.map((f) => `, ${value(f, 'x')} AS ${col(f)}`).join('')}
+    FROM (SELECT n.row_id, h.*, ROW_NUMBER() OVER (
+                   PARTITION BY n.row_id ORDER BY h.known_ts DESC, h.event_id DESC) AS rn
+            FROM n${i} n
+            JOIN e${i} e ON e.entity_key = n.entity_key AND e.event_ts = n.newest
+                        AND e.avail <= n.ts
+            JOIN h${i} h ON h.entity_key = e.entity_key AND h.event_id = e.event_id
+           WHERE h.known_ts <= n.ts AND (h.superseded_ts IS NULL OR n.ts < h.superseded_ts)) x
+   WHERE rn = 1
+)`);
+    } else if (latest.length) {
       ctes.push(`l${i} AS (
   SELECT row_id, event_ts AS as_of${latest.map((f) => `, ${value(f, 'x')} AS ${col(f)}`).join('')}
     FROM (SELECT v.*, ROW_NUMBER() OVER (
@@ -284,6 +328,8 @@ export function pointInTimeSql(
             FROM s${i} v) x
    WHERE rn = 1
 )`);
+    }
+    if (latest.length) {
       joins.push(`LEFT JOIN l${i} ON l${i}.row_id = s.row_id`);
       for (const f of latest)
         columnOf.set(f, `CASE WHEN s.ts - l${i}.as_of > ${ttl} THEN NULL ELSE l${i}.${col(f)} END`);

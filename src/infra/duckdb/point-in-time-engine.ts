@@ -59,17 +59,27 @@ const SNAPSHOT_ATTEMPTS = 4;
  * loop only loads the inputs and reads the result back.
  */
 export class DuckDbPointInTimeEngine implements SqlJoinEngine {
+  /** One join at a time per process: the memory limit is then the process's, not a build's. */
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly offline: OfflineStore,
     private readonly artifacts: ArtifactStore,
     private readonly opts: DuckDbJoinOptions,
   ) {}
 
-  async join(refs: readonly ResolvedRef[], spine: readonly SpineRow[]): Promise<FeatureColumn[]> {
-    const { sql, relations } = pointInTimeSql(
-      refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
-      SqlDialect.DUCKDB,
-    );
+  join(refs: readonly ResolvedRef[], spine: readonly SpineRow[]): Promise<FeatureColumn[]> {
+    const run = this.queue.then(() => this.joinNow(refs, spine));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async joinNow(
+    refs: readonly ResolvedRef[],
+    spine: readonly SpineRow[],
+  ): Promise<FeatureColumn[]> {
+    const features = refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position }));
+    const { relations } = pointInTimeSql(features, SqlDialect.DUCKDB);
     fs.mkdirSync(this.opts.tempDir, { recursive: true });
     const dir = fs.mkdtempSync(path.join(this.opts.tempDir, 'join-'));
     const instance = await DuckDBInstance.create(':memory:', {
@@ -87,6 +97,16 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         await this.bindHistory(duck, dir, i, v, relation, buckets);
       }
       await loadSpine(duck, spine);
+      // The ASOF form where its precondition holds: no event whose versions moved in time.
+      let asof = true;
+      for (const r of relations.slice(1)) {
+        const moved = await duck.runAndReadAll(
+          `SELECT 1 FROM "${r.name.replace(/"/g, '""')}" GROUP BY entity_key, event_id
+            HAVING MIN(event_ts) <> MAX(event_ts) LIMIT 1`,
+        );
+        if (moved.currentRowCount > 0) asof = false;
+      }
+      const { sql } = pointInTimeSql(features, SqlDialect.DUCKDB, { asof });
       return await readColumns(duck, sql, refs, spine.length);
     } finally {
       duck.closeSync();
