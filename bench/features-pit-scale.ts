@@ -22,7 +22,8 @@ import { asTable, DAY, FIELDS, history, T0 } from './support/synthetic-history';
  *   the label among first versions, then its version known at the label time), with no
  *   memory limit, the baseline.
  *
- * Per size: seconds and peak RSS (this process, sampled every 20 ms while each runs) of each,
+ * Per size: seconds and peak RSS (this whole process, the api and the harness included, sampled
+ * every 20 ms while each runs) of each,
  * `ratio_vs_duckdb_<size>` (the engine over plain DuckDB), and `results_identical_<size>`:
  * 1 when the engine's columns equal the evaluator's value for value, and the baseline's agree.
  * Sizes: PIT_SCALE_SIZES (feature rows, default 1M,10M,50M); labels: 1M, 5M from 50M rows.
@@ -134,9 +135,12 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
   );
   const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-pit-scale-'));
   const offline = new PostgresOfflineStore(p.app.db, s.artifacts);
+  // As many threads as plain DuckDB takes by default, so the two compare like for like (a
+  // server leaves one core to its event loop: DuckDbJoinOptions.threads).
   const engine = new DuckDbPointInTimeEngine(offline, s.artifacts, {
     memoryLimitMb: MEMORY_LIMIT_MB,
     tempDir,
+    threads: os.availableParallelism(),
   });
   const duckdbEngine = await measured(() => engine.join(refs, spine));
   const identical = sameColumns(evaluator.value, duckdbEngine.value, spine.length);
@@ -217,11 +221,11 @@ export async function main(): Promise<void> {
   try {
     await p.app.services.featureRegistry.createEntity({ name: 'thing', joinKeys: ['id'] });
     let figures: Record<string, number> = { memory_limit_mib: MEMORY_LIMIT_MB };
+    // Written after each size: a larger one that fails leaves the smaller ones' figures.
     for (const rows of sizes) {
       figures = { ...figures, ...(await runSize(p, rows)) };
-      console.log(JSON.stringify(figures));
+      writeResult('features-pit-scale', figures);
     }
-    writeResult('features-pit-scale', figures);
   } finally {
     await p.close();
   }

@@ -261,11 +261,16 @@ export function pointInTimeSql(
     const value = (f: SqlFeature, row: string) =>
       transformed(d, schema.features[f.position], `${row}.${src(positions[f.position])}`);
 
-    // Each version with the known time of the next version of its event.
+    // Each version with the known time of the next version of its event (what the windows
+    // and the general form's latest values need; the ASOF form's latest values do not).
+    const superseded =
+      aggs.length || !opts.asof
+        ? `,
+         LEAD(known_ts) OVER (PARTITION BY entity_key, event_id ORDER BY known_ts, event_ts) AS superseded_ts`
+        : '';
     ctes.push(`h${i} AS (
   SELECT entity_key, event_id, event_ts, known_ts,
-         ${sources.map((s, p) => `${d.id(s)} AS ${src(p)}`).join(', ')},
-         LEAD(known_ts) OVER (PARTITION BY entity_key, event_id ORDER BY known_ts, event_ts) AS superseded_ts
+         ${sources.map((s, p) => `${d.id(s)} AS ${src(p)}`).join(', ')}${superseded}
     FROM ${d.id(historyRelation(v))}
 )`);
     // A spine row's rows all share its entity: partitioning and grouping by (entity_key,
@@ -289,19 +294,16 @@ export function pointInTimeSql(
 )`);
     if (latest.length && opts.asof) {
       // Every version of an event shares its event time, and from its first availability
-      // (event time and first known time both passed) one version of it is always visible:
-      // so the latest event at t has the greatest event time among events available by t (a
-      // running maximum, found by ASOF), and ties on it go to the visible version learned
-      // last, then the greatest event id, as in the evaluator.
-      ctes.push(`e${i} AS (
-  SELECT entity_key, event_id, MIN(event_ts) AS event_ts,
-         MIN(GREATEST(event_ts, known_ts)) AS avail
-    FROM h${i} GROUP BY entity_key, event_id
-)`);
+      // (its event time and its first known time both passed) one version of it is always
+      // visible, the one learned last by then. So the latest event at t has the greatest event
+      // time among versions available by t (a running maximum, found by ASOF), and of the
+      // versions at that event time known by t, the one learned last, then the greatest event
+      // id, is the evaluator's latest visible version.
       ctes.push(`m${i} AS (
   SELECT entity_key, avail,
          MAX(MAX(event_ts)) OVER (PARTITION BY entity_key ORDER BY avail) AS newest
-    FROM e${i} GROUP BY entity_key, avail
+    FROM (SELECT entity_key, event_ts, GREATEST(event_ts, known_ts) AS avail FROM h${i})
+   GROUP BY entity_key, avail
 )`);
       ctes.push(`n${i} AS (
   SELECT s.row_id, s.entity_key, s.ts, m.newest
@@ -313,10 +315,8 @@ export function pointInTimeSql(
     FROM (SELECT n.row_id, h.*, ROW_NUMBER() OVER (
                    PARTITION BY n.row_id ORDER BY h.known_ts DESC, h.event_id DESC) AS rn
             FROM n${i} n
-            JOIN e${i} e ON e.entity_key = n.entity_key AND e.event_ts = n.newest
-                        AND e.avail <= n.ts
-            JOIN h${i} h ON h.entity_key = e.entity_key AND h.event_id = e.event_id
-           WHERE h.known_ts <= n.ts AND (h.superseded_ts IS NULL OR n.ts < h.superseded_ts)) x
+            JOIN h${i} h ON h.entity_key = n.entity_key AND h.event_ts = n.newest
+           WHERE h.known_ts <= n.ts) x
    WHERE rn = 1
 )`);
     } else if (latest.length) {
