@@ -19,8 +19,8 @@ import { asTable, DAY, FIELDS, history, T0 } from './support/synthetic-history';
  * - the evaluator (`DatasetService.pointInTimeJoin`, the JavaScript join);
  * - the DuckDB engine (ADR 0034: `datasetSql` over the open tables, memory limit set);
  * - plain DuckDB: two ASOF joins over the same Parquet files (the latest event at or before
- *   the label among first versions, then its version known at the label time), with no
- *   memory limit, the baseline.
+ *   the label among first versions, then its version known at the label time), under the
+ *   same memory limit and on the same threads: the baseline.
  *
  * Per size: seconds and peak RSS (this whole process, the api and the harness included, sampled
  * every 20 ms while each runs) of each,
@@ -30,6 +30,7 @@ import { asTable, DAY, FIELDS, history, T0 } from './support/synthetic-history';
  */
 const ENTITIES = 100_000;
 const MEMORY_LIMIT_MB = 4096;
+const FILE_ROWS = 10_000_000;
 
 function label(n: number): string {
   return n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}m` : String(n);
@@ -63,31 +64,49 @@ async function measured<T>(
 }
 
 /**
- * Writes the history to `key` as Parquet and returns the spine: random entities and times, one
- * label in ten exactly on one of its entity's event times. The generated rows are dropped on
- * return: the api never holds them, and this process need not while it measures.
+ * Writes the history as Parquet files of at most FILE_ROWS rows (a file per range of entities:
+ * Arrow's string builder and parquet-wasm's 4 GiB both cap one file), and returns their keys
+ * and the spine: random entities and times, one label in ten exactly on one of its entity's
+ * event times. The generated rows are dropped on return: the api never holds them, and this
+ * process need not while it measures.
  */
 async function stageHistory(
   p: BenchPlatform,
-  key: string,
+  name: string,
   perEntity: number,
   labels: number,
-): Promise<{ featureRows: number; spine: SpineRow[] }> {
-  const h = history(ENTITIES, perEntity);
+): Promise<{ featureRows: number; spine: SpineRow[]; keys: string[] }> {
+  const perFile = Math.max(1, Math.floor(FILE_ROWS / (perEntity * 1.03)));
   const r = rng(7);
-  const spine: SpineRow[] = Array.from({ length: labels }, (_, i) => {
-    if (i % 10 === 0) {
-      const k = Math.floor(r() * h.n);
-      return { entityKey: h.entity[k], ts: h.eventTs[k], label: r() < 0.3 ? 1 : 0 };
+  const spine: SpineRow[] = [];
+  const keys: string[] = [];
+  let featureRows = 0;
+  for (let first = 0; first < ENTITIES; first += perFile) {
+    const count = Math.min(perFile, ENTITIES - first);
+    const h = history(count, perEntity, first);
+    featureRows += h.n;
+    const mine = Math.round((labels * (first + count)) / ENTITIES) - spine.length;
+    for (let i = 0; i < mine; i++) {
+      if (i % 10 === 0) {
+        const k = Math.floor(r() * h.n);
+        spine.push({ entityKey: h.entity[k], ts: h.eventTs[k], label: r() < 0.3 ? 1 : 0 });
+      } else
+        spine.push({
+          entityKey: `e${first + Math.floor(r() * count)}`,
+          ts: T0 + Math.floor((r() * 90 * DAY) / 1000) * 1000,
+          label: r() < 0.3 ? 1 : 0,
+        });
     }
-    return {
-      entityKey: `e${Math.floor(r() * ENTITIES)}`,
-      ts: T0 + Math.floor((r() * 90 * DAY) / 1000) * 1000,
-      label: r() < 0.3 ? 1 : 0,
-    };
-  });
-  await p.app.services.artifacts.put(key, await writeParquet(asTable(h)));
-  return { featureRows: h.n, spine };
+    const key = `uploads/${name}-${keys.length}.parquet`;
+    await p.app.services.artifacts.put(key, await writeParquet(asTable(h)));
+    keys.push(key);
+  }
+  // Spine rows in no particular order.
+  for (let i = spine.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [spine[i], spine[j]] = [spine[j], spine[i]];
+  }
+  return { featureRows, spine, keys };
 }
 
 async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, number>> {
@@ -97,12 +116,7 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
   const labels = rows >= 50_000_000 ? 5_000_000 : 1_000_000;
 
   // The history as a Parquet file in the artifact store, loaded by a backfill.
-  const { featureRows, spine } = await stageHistory(
-    p,
-    `uploads/${name}.parquet`,
-    perEntity,
-    labels,
-  );
+  const { featureRows, spine, keys } = await stageHistory(p, name, perEntity, labels);
   await s.featureRegistry.createView({
     name,
     entity: 'thing',
@@ -118,10 +132,14 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
       validation: {},
     })),
   });
-  const load = await measured(() =>
-    s.backfill.file(name, { artifactKey: `uploads/${name}.parquet`, format: null }, 'bench'),
-  );
-  await s.artifacts.delete(`uploads/${name}.parquet`);
+  // Each file a backfill of its own, in turn (each merges into the buckets the last wrote).
+  const load = await measured(async () => {
+    for (const key of keys) {
+      const [report] = await s.backfill.file(name, { artifactKey: key, format: null }, 'bench');
+      if (report.quarantined) throw new Error(`backfill: ${JSON.stringify(report)}`);
+      await s.artifacts.delete(key);
+    }
+  });
   const refs = await s.featureRegistry.resolveRefs(
     Array.from({ length: FIELDS }, (_, f) => `${name}:f${f}`),
   );
@@ -149,7 +167,9 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
   const [table] = await offline.openTables([refs[0].version.id]);
   const files = table.files.map((f) => `'${new URL(f.uri).pathname}'`).join(', ');
   const plain = await measured(async () => {
-    const instance = await DuckDBInstance.create(':memory:');
+    const instance = await DuckDBInstance.create(':memory:', {
+      memory_limit: `${MEMORY_LIMIT_MB}MB`,
+    });
     const duck = await instance.connect();
     try {
       await duck.run('CREATE TABLE labels (i INTEGER, entity VARCHAR, ts BIGINT)');
@@ -220,7 +240,10 @@ export async function main(): Promise<void> {
   });
   try {
     await p.app.services.featureRegistry.createEntity({ name: 'thing', joinKeys: ['id'] });
-    let figures: Record<string, number> = { memory_limit_mib: MEMORY_LIMIT_MB };
+    let figures: Record<string, number> = {
+      memory_limit_mib: MEMORY_LIMIT_MB,
+      engine_threads: os.availableParallelism(),
+    };
     // Written after each size: a larger one that fails leaves the smaller ones' figures.
     for (const rows of sizes) {
       figures = { ...figures, ...(await runSize(p, rows)) };

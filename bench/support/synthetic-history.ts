@@ -27,8 +27,9 @@ export interface History {
   fields: Float64Array[];
 }
 
-export function history(entities: number, perEntity: number): History {
-  let a = 42;
+/** Entities `e<first>` … `e<first + entities - 1>`; each range its own deterministic stream. */
+export function history(entities: number, perEntity: number, first = 0): History {
+  let a = 42 + first;
   const r = () => {
     a = (Math.imul(a ^ (a >>> 15), 2246822519) + 0x9e3779b9) >>> 0;
     return a / 4294967296;
@@ -52,7 +53,7 @@ export function history(entities: number, perEntity: number): History {
   };
   const span = 90 * DAY;
   for (let e = 0; e < entities; e++) {
-    const key = `e${e}`;
+    const key = `e${first + e}`;
     for (let k = 0; k < perEntity; k++) {
       const ts = T0 + Math.floor(((k + r() * 0.9) * span) / perEntity / 1000) * 1000;
       push(key, `${key}-${k}`, ts, ts);
