@@ -1,10 +1,9 @@
 import { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { writeParquet } from '../src/infra/datasets/parquet';
 import { median, round, scale, writeResult } from './support/bench';
 import { startBenchPlatform } from './support/platform';
-import { asTable, FIELDS, history, type History } from './support/synthetic-history';
+import { asTable, FIELDS, floatFeatures, history, type History } from './support/synthetic-history';
 
 /**
  * features-backfill: a history of 5M rows (100k entities × 50 events, 10 FLOAT fields, about
@@ -77,14 +76,7 @@ export async function main(): Promise<void> {
         source: `hist${i}_src`,
         ttlSeconds: 400 * 86_400,
         allowedLatenessSeconds: 3600,
-        features: Array.from({ length: FIELDS }, (_, f) => ({
-          name: `f${f}`,
-          type: FeatureType.FLOAT,
-          source: `f${f}`,
-          transform: { kind: 'IDENTITY' as const },
-          aggregation: null,
-          validation: {},
-        })),
+        features: floatFeatures(),
       });
       const start = process.hrtime.bigint();
       [report] = await s.backfill.file(

@@ -3,13 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { columnValue, type FeatureColumn, type SpineRow } from '../src/domain/features/dataset';
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { PostgresOfflineStore } from '../src/infra/db/features/offline-store';
 import { DuckDbPointInTimeEngine } from '../src/infra/duckdb/point-in-time-engine';
+import { bucketOf } from '../src/infra/db/features/segments';
 import { writeParquet } from '../src/infra/datasets/parquet';
 import { round, writeResult } from './support/bench';
 import { startBenchPlatform, type BenchPlatform } from './support/platform';
-import { asTable, DAY, FIELDS, history, T0 } from './support/synthetic-history';
+import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support/synthetic-history';
 
 /**
  * features-pit-scale: the point-in-time join at growing history sizes (issue 18, item 3):
@@ -36,17 +36,6 @@ function label(n: number): string {
   return n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}m` : String(n);
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Runs `work`, sampling this process's RSS; its time and the highest RSS seen. */
 async function measured<T>(
   work: () => Promise<T>,
@@ -64,11 +53,12 @@ async function measured<T>(
 }
 
 /**
- * Writes the history as Parquet files of at most FILE_ROWS rows (a file per range of entities:
- * Arrow's string builder and parquet-wasm's 4 GiB both cap one file), and returns their keys
- * and the spine: random entities and times, one label in ten exactly on one of its entity's
- * event times. The generated rows are dropped on return: the api never holds them, and this
- * process need not while it measures.
+ * Writes the history as Parquet files of at most about FILE_ROWS rows (Arrow's string builder
+ * and parquet-wasm's 4 GiB both cap one file), each holding whole entity buckets, so each
+ * backfill writes buckets of its own and none rewrites another's; returns their keys and the
+ * spine: random entities and times, one label in ten exactly on one of its entity's event
+ * times. The generated rows are dropped on return: the api never holds them, and this process
+ * need not while it measures.
  */
 async function stageHistory(
   p: BenchPlatform,
@@ -76,23 +66,36 @@ async function stageHistory(
   perEntity: number,
   labels: number,
 ): Promise<{ featureRows: number; spine: SpineRow[]; keys: string[] }> {
-  const perFile = Math.max(1, Math.floor(FILE_ROWS / (perEntity * 1.03)));
+  const byBucket = new Map<number, number[]>();
+  for (let e = 0; e < ENTITIES; e++) {
+    const b = bucketOf(`e${e}`);
+    const list = byBucket.get(b);
+    if (list) list.push(e);
+    else byBucket.set(b, [e]);
+  }
+  const buckets = [...byBucket.keys()].sort((x, y) => x - y);
+  const perFile = Math.max(
+    1,
+    Math.floor((FILE_ROWS / (perEntity * 1.03 * ENTITIES)) * buckets.length),
+  );
   const r = rng(7);
   const spine: SpineRow[] = [];
   const keys: string[] = [];
   let featureRows = 0;
-  for (let first = 0; first < ENTITIES; first += perFile) {
-    const count = Math.min(perFile, ENTITIES - first);
-    const h = history(count, perEntity, first);
+  let entitiesDone = 0;
+  for (let i = 0; i < buckets.length; i += perFile) {
+    const ids = buckets.slice(i, i + perFile).flatMap((b) => byBucket.get(b) as number[]);
+    const h = history(ids, perEntity);
     featureRows += h.n;
-    const mine = Math.round((labels * (first + count)) / ENTITIES) - spine.length;
-    for (let i = 0; i < mine; i++) {
-      if (i % 10 === 0) {
-        const k = Math.floor(r() * h.n);
-        spine.push({ entityKey: h.entity[k], ts: h.eventTs[k], label: r() < 0.3 ? 1 : 0 });
+    entitiesDone += ids.length;
+    const mine = Math.round((labels * entitiesDone) / ENTITIES) - spine.length;
+    for (let k = 0; k < mine; k++) {
+      if (k % 10 === 0) {
+        const at = Math.floor(r() * h.n);
+        spine.push({ entityKey: h.entity[at], ts: h.eventTs[at], label: r() < 0.3 ? 1 : 0 });
       } else
         spine.push({
-          entityKey: `e${first + Math.floor(r() * count)}`,
+          entityKey: `e${ids[Math.floor(r() * ids.length)]}`,
           ts: T0 + Math.floor((r() * 90 * DAY) / 1000) * 1000,
           label: r() < 0.3 ? 1 : 0,
         });
@@ -123,16 +126,9 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
     source: `${name}_src`,
     ttlSeconds: 400 * 86_400,
     allowedLatenessSeconds: 3600,
-    features: Array.from({ length: FIELDS }, (_, f) => ({
-      name: `f${f}`,
-      type: FeatureType.FLOAT,
-      source: `f${f}`,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
+    features: floatFeatures(),
   });
-  // Each file a backfill of its own, in turn (each merges into the buckets the last wrote).
+  // Each file a backfill of its own, in turn, into buckets no other file holds.
   const load = await measured(async () => {
     for (const key of keys) {
       const [report] = await s.backfill.file(name, { artifactKey: key, format: null }, 'bench');

@@ -5,6 +5,7 @@ import { type FeatureValue } from '../src/domain/features/feature-definition';
 import { readFlights } from '../src/infra/datasets/flights';
 import { median, round, scale, writeResult } from './support/bench';
 import { startBenchPlatform, type BenchPlatform } from './support/platform';
+import { rng } from './support/synthetic-history';
 
 /**
  * features-pit: a point-in-time join of label rows against feature history, by Aether's
@@ -30,17 +31,6 @@ interface Data {
     event: { eventId: string; eventTs: number; createdTs: number; fields: Record<string, number> };
   }[];
   labels: { entityKey: string; ts: number; label: number | null }[];
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function synthetic(entities: number, rowsPerEntity: number, labels: number): Data {

@@ -1,13 +1,13 @@
-import { BinClosure } from '../src/domain/features/feature-definition';
 import {
   AggregationFn,
+  BinClosure,
   FeatureType,
-  type FeatureSpec,
   type FeatureViewVersion,
 } from '../src/domain/features/feature-definition';
 import { type IngestRecord } from '../src/domain/features/validation';
 import { ManualClock } from '../src/domain/shared/clock';
 import { BuildDatasetDocument, type JoinEngine } from './generated/graphql';
+import { featureSpec } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -25,15 +25,7 @@ const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
 
-const spec = (name: string, type: FeatureType, extra: Partial<FeatureSpec> = {}): FeatureSpec => ({
-  name,
-  type,
-  source: name,
-  transform: { kind: 'IDENTITY' },
-  aggregation: null,
-  validation: {},
-  ...extra,
-});
+const spec = featureSpec;
 const window = (fn: AggregationFn, minutes: number) => ({
   aggregation: { fn, windowSeconds: minutes * 60 },
 });

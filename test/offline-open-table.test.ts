@@ -10,7 +10,6 @@ import {
   AggregationFn,
   eventLayout,
   FeatureType,
-  type FeatureSpec,
   type FeatureValue,
   type FeatureViewVersion,
 } from '../src/domain/features/feature-definition';
@@ -26,6 +25,7 @@ import {
   sortBucketRows,
 } from '../src/infra/db/features/segments';
 import { OfflineTableDocument } from './generated/graphql';
+import { featureSpec } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -55,15 +55,7 @@ let viewer: GraphQLTestClient;
 let instance: DuckDBInstance;
 let duck: DuckDBConnection;
 
-const spec = (name: string, type: FeatureType, extra: Partial<FeatureSpec> = {}): FeatureSpec => ({
-  name,
-  type,
-  source: name,
-  transform: { kind: 'IDENTITY' },
-  aggregation: null,
-  validation: {},
-  ...extra,
-});
+const spec = featureSpec;
 const FEATURES = [
   spec('f', FeatureType.FLOAT),
   spec('i', FeatureType.INT),

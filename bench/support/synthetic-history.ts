@@ -8,6 +8,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
+import { FeatureType, type FeatureSpec } from '../../src/domain/features/feature-definition';
 
 /**
  * A synthetic feature history for the offline benchmarks: `perEntity` events per entity over
@@ -27,14 +28,19 @@ export interface History {
   fields: Float64Array[];
 }
 
-/** Entities `e<first>` … `e<first + entities - 1>`; each range its own deterministic stream. */
-export function history(entities: number, perEntity: number, first = 0): History {
-  let a = 42 + first;
+/**
+ * Entities `e0` … `e<entities - 1>`, or those of the numbers given; each set its own
+ * deterministic stream.
+ */
+export function history(entities: number | readonly number[], perEntity: number): History {
+  const ids = typeof entities === 'number' ? null : entities;
+  const count = ids ? ids.length : (entities as number);
+  let a = 42 + (ids?.[0] ?? 0);
   const r = () => {
     a = (Math.imul(a ^ (a >>> 15), 2246822519) + 0x9e3779b9) >>> 0;
     return a / 4294967296;
   };
-  const cap = Math.ceil(entities * perEntity * 1.03);
+  const cap = Math.ceil(count * perEntity * 1.03);
   const h: History = {
     n: 0,
     entity: new Array<string>(cap),
@@ -52,8 +58,8 @@ export function history(entities: number, perEntity: number, first = 0): History
     h.n++;
   };
   const span = 90 * DAY;
-  for (let e = 0; e < entities; e++) {
-    const key = `e${first + e}`;
+  for (let e = 0; e < count; e++) {
+    const key = `e${ids ? ids[e] : e}`;
     for (let k = 0; k < perEntity; k++) {
       const ts = T0 + Math.floor(((k + r() * 0.9) * span) / perEntity / 1000) * 1000;
       push(key, `${key}-${k}`, ts, ts);
@@ -81,4 +87,28 @@ export function asTable(h: History): Table {
     known_at: vectorFromArray(Array.from(h.knownAt.subarray(0, h.n)), new TimestampMillisecond()),
     ...Object.fromEntries(h.fields.map((col, f) => [`f${f}`, makeVector(col.subarray(0, h.n))])),
   });
+}
+
+/** The history's fields as a view's features: `f0` … `f9`, FLOAT, as stored. */
+export function floatFeatures(): FeatureSpec[] {
+  return Array.from({ length: FIELDS }, (_, f) => ({
+    name: `f${f}`,
+    type: FeatureType.FLOAT,
+    source: `f${f}`,
+    transform: { kind: 'IDENTITY' as const },
+    aggregation: null,
+    validation: {},
+  }));
+}
+
+/** A small, seeded generator (mulberry32) for the benchmarks' labels. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

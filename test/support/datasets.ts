@@ -2,8 +2,23 @@ import { tableFromIPC } from 'apache-arrow';
 import { type Services } from '../../src/app/services';
 import { type ArtifactStore } from '../../src/domain/artifacts/artifact-store';
 import { type DatasetSnapshot } from '../../src/domain/features/dataset';
-import { FeatureType } from '../../src/domain/features/feature-definition';
+import { FeatureType, type FeatureSpec } from '../../src/domain/features/feature-definition';
 import { Rng } from '../../src/domain/training/rng';
+
+/** A feature read from the source field of its own name, as is, unless `extra` says otherwise. */
+export const featureSpec = (
+  name: string,
+  type: FeatureType,
+  extra: Partial<FeatureSpec> = {},
+): FeatureSpec => ({
+  name,
+  type,
+  source: name,
+  transform: { kind: 'IDENTITY' },
+  aggregation: null,
+  validation: {},
+  ...extra,
+});
 
 /** Reads a snapshot file back into plain rows, the way a training script would. */
 export async function readSnapshot(

@@ -130,7 +130,8 @@ export interface OfflineStore {
   /**
    * A version's whole history as one consistent pair, for an engine that reads the open
    * table itself: the Parquet files of the buckets asked for, as of one compaction, and every
-   * log row appended after that compaction's watermark. `files` is null when a bucket's
+   * log row of those buckets appended after that compaction's watermark, in pages (a backlog
+   * compaction has not caught up with is never held whole). `files` is null when a bucket's
    * segment has no Parquet file (written before open tables; the next compaction of the
    * bucket writes one). A later compaction may delete these files: read them promptly, and
    * ask again when one is gone.
@@ -140,7 +141,7 @@ export interface OfflineStore {
     buckets: ReadonlySet<number>,
   ): Promise<{
     files: { bucket: number; key: string; sha256: string }[] | null;
-    tail: { entityKey: string; event: FeatureEvent }[];
+    tail: AsyncIterable<{ entityKey: string; event: FeatureEvent }[]>;
   }>;
   quarantine(
     rows: readonly {

@@ -152,15 +152,17 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     );
     const appender = await duck.createAppender(tail);
     try {
-      for (const r of snapshot.tail) {
-        appender.appendVarchar(r.entityKey);
-        appender.appendVarchar(r.event.eventId);
-        appender.appendBigInt(BigInt(r.event.eventTs));
-        appender.appendBigInt(BigInt(r.event.createdTs));
-        sources.forEach((c, p) => appendValue(appender, c.type, r.event.values[p] ?? null));
-        appender.endRow();
+      for await (const page of snapshot.tail) {
+        for (const r of page) {
+          appender.appendVarchar(r.entityKey);
+          appender.appendVarchar(r.event.eventId);
+          appender.appendBigInt(BigInt(r.event.eventTs));
+          appender.appendBigInt(BigInt(r.event.createdTs));
+          sources.forEach((c, p) => appendValue(appender, c.type, r.event.values[p] ?? null));
+          appender.endRow();
+        }
+        appender.flushSync();
       }
-      appender.flushSync();
     } finally {
       appender.closeSync();
     }

@@ -573,7 +573,7 @@ export class PostgresOfflineStore implements OfflineStore {
     buckets: ReadonlySet<number>,
   ): Promise<{
     files: { bucket: number; key: string; sha256: string }[] | null;
-    tail: { entityKey: string; event: FeatureEvent }[];
+    tail: AsyncIterable<{ entityKey: string; event: FeatureEvent }[]>;
   }> {
     const st = await this.compactionState(version.id);
     const mine = st.segments.filter((x) => buckets.has(x.bucket));
@@ -584,11 +584,12 @@ export class PostgresOfflineStore implements OfflineStore {
           sha256: x.parquetSha256 as string,
         }))
       : null;
-    if (!files) return { files, tail: [] };
-    const tail = (await this.allRowsAfter(version, st.throughSeq)).filter((r) =>
-      buckets.has(bucketOf(r.entityKey)),
-    );
-    return { files, tail };
+    const pages = this.pagesAfter(version, st.throughSeq);
+    async function* tail(): AsyncGenerator<{ entityKey: string; event: FeatureEvent }[]> {
+      if (!files) return;
+      for await (const page of pages) yield page.filter((r) => buckets.has(bucketOf(r.entityKey)));
+    }
+    return { files, tail: tail() };
   }
 
   async compactionStatus(versionIds: readonly string[]): Promise<CompactionStatus[]> {
@@ -665,15 +666,24 @@ export class PostgresOfflineStore implements OfflineStore {
     };
   }
 
-  /**
-   * Log rows after a watermark in sequence order: every one, read in pages of at most
-   * BACKGROUND_ROWS_PER_STATEMENT with a turn for the event loop between them.
-   */
+  /** Log rows after a watermark in sequence order: every one (see pagesAfter). */
   private async allRowsAfter(
     version: FeatureViewVersion,
     through: number,
   ): Promise<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
     const out: { entityKey: string; seq: number; event: FeatureEvent }[] = [];
+    for await (const page of this.pagesAfter(version, through)) for (const r of page) out.push(r);
+    return out;
+  }
+
+  /**
+   * Log rows after a watermark in sequence order, in pages of at most
+   * BACKGROUND_ROWS_PER_STATEMENT with a turn for the event loop between them.
+   */
+  private async *pagesAfter(
+    version: FeatureViewVersion,
+    through: number,
+  ): AsyncGenerator<{ entityKey: string; seq: number; event: FeatureEvent }[]> {
     for (let after = through; ;) {
       const page = await this.rowsAfter(
         version,
@@ -682,8 +692,8 @@ export class PostgresOfflineStore implements OfflineStore {
         undefined,
         BACKGROUND_ROWS_PER_STATEMENT,
       );
-      if (!page.length) return out;
-      for (const r of page) out.push(r);
+      if (!page.length) return;
+      yield page;
       after = page[page.length - 1].seq;
       await yieldToEventLoop();
     }
