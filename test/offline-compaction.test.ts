@@ -1,7 +1,6 @@
 import { columnValue } from '../src/domain/features/dataset';
 import {
   FeatureType,
-  type FeatureSpec,
   type FeatureValue,
   type FeatureViewVersion,
   eventLayout,
@@ -15,6 +14,7 @@ import {
 } from '../src/domain/features/point-in-time';
 import { type IngestRecord } from '../src/domain/features/validation';
 import { CompactFeatureViewDocument, OfflineHistoryDocument } from './generated/graphql';
+import { featureSpec } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -30,14 +30,7 @@ const clock = new ManualClock(T0);
 let app: TestApp;
 let gql: GraphQLTestClient;
 
-const spec = (name: string, type: FeatureType): FeatureSpec => ({
-  name,
-  type,
-  source: name,
-  transform: { kind: 'IDENTITY' },
-  aggregation: null,
-  validation: {},
-});
+const spec = featureSpec;
 const FEATURES = [
   spec('f', FeatureType.FLOAT),
   spec('i', FeatureType.INT),
