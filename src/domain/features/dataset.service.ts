@@ -76,10 +76,7 @@ export class DatasetService {
   async sql(featureRefs: readonly string[], dialect: SqlDialect): Promise<PointInTimeSql> {
     if (featureRefs.length === 0) throw invalid('featureRefs must not be empty');
     const resolved = distinct(await this.registry.resolveRefs(featureRefs));
-    return pointInTimeSql(
-      resolved.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
-      dialect,
-    );
+    return pointInTimeSql(resolved, dialect);
   }
 
   async build(input: {
@@ -180,10 +177,7 @@ export class DatasetService {
     // written before open tables.
     let why: string | null = null;
     try {
-      pointInTimeSql(
-        refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position })),
-        SqlDialect.DUCKDB,
-      );
+      pointInTimeSql(refs, SqlDialect.DUCKDB);
     } catch (e) {
       if (!(e instanceof InvalidInputError)) throw e;
       why = e.message;

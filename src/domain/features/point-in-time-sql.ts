@@ -192,6 +192,21 @@ function transformed(d: Dialect, f: FeatureSpec, col: string): string {
   }
 }
 
+/**
+ * DuckDB: one row when some event's versions in the history relation do not share one event
+ * time, none otherwise. The ASOF form of the join (`pointInTimeSql(…, { asof: true })`) is
+ * exact only on a history for which this returns nothing.
+ */
+export function movedEventsSql(v: FeatureViewVersion): string {
+  return `SELECT 1 FROM ${DIALECTS[SqlDialect.DUCKDB].id(historyRelation(v))}
+   GROUP BY entity_key, event_id HAVING MIN(event_ts) <> MAX(event_ts) LIMIT 1`;
+}
+
+/** An identifier quoted for the dialect. */
+export function sqlIdentifier(dialect: SqlDialect, name: string): string {
+  return DIALECTS[dialect].id(name);
+}
+
 /** The join for the given features, in their order, one output row per spine row. */
 export function pointInTimeSql(
   features: readonly SqlFeature[],

@@ -30,9 +30,11 @@ import { type OfflineStore } from '../../domain/features/feature-store.ports';
 import { openTableSourceColumns } from '../../domain/features/open-table';
 import {
   historyRelation,
+  movedEventsSql,
   pointInTimeSql,
   SPINE_RELATION,
   SqlDialect,
+  sqlIdentifier,
   type SqlRelation,
 } from '../../domain/features/point-in-time-sql';
 import { bucketOf } from '../db/features/segments';
@@ -78,8 +80,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     refs: readonly ResolvedRef[],
     spine: readonly SpineRow[],
   ): Promise<FeatureColumn[]> {
-    const features = refs.map((r) => ({ ref: r.ref, version: r.version, position: r.position }));
-    const { relations } = pointInTimeSql(features, SqlDialect.DUCKDB);
+    const { relations } = pointInTimeSql(refs, SqlDialect.DUCKDB);
     fs.mkdirSync(this.opts.tempDir, { recursive: true });
     const dir = fs.mkdtempSync(path.join(this.opts.tempDir, 'join-'));
     const instance = await DuckDBInstance.create(':memory:', {
@@ -99,14 +100,9 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       await loadSpine(duck, spine);
       // The ASOF form where its precondition holds: no event whose versions moved in time.
       let asof = true;
-      for (const r of relations.slice(1)) {
-        const moved = await duck.runAndReadAll(
-          `SELECT 1 FROM "${r.name.replace(/"/g, '""')}" GROUP BY entity_key, event_id
-            HAVING MIN(event_ts) <> MAX(event_ts) LIMIT 1`,
-        );
-        if (moved.currentRowCount > 0) asof = false;
-      }
-      const { sql } = pointInTimeSql(features, SqlDialect.DUCKDB, { asof });
+      for (const v of versions)
+        if ((await duck.runAndReadAll(movedEventsSql(v))).currentRowCount > 0) asof = false;
+      const { sql } = pointInTimeSql(refs, SqlDialect.DUCKDB, { asof });
       return await readColumns(duck, sql, refs, spine.length);
     } finally {
       duck.closeSync();
@@ -145,7 +141,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     const stored = openTableSourceColumns(
       v.schema.features.map((f) => ({ source: f.source, type: f.type })),
     );
-    const q = (n: string) => `"${n.replace(/"/g, '""')}"`;
+    const q = (n: string) => sqlIdentifier(SqlDialect.DUCKDB, n);
     const tail = `aether_tail_${index}`;
     await duck.run(
       `CREATE TABLE ${tail} (${relation.columns.map((c) => `${q(c.name)} ${c.type}`).join(', ')})`,
