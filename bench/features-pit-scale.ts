@@ -1,13 +1,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
-import { columnValue, type FeatureColumn, type SpineRow } from '../src/domain/features/dataset';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { type SpineRow } from '../src/domain/features/dataset';
 import { PostgresOfflineStore } from '../src/infra/db/features/offline-store';
-import { DuckDbPointInTimeEngine } from '../src/infra/duckdb/point-in-time-engine';
 import { bucketOf } from '../src/infra/db/features/segments';
 import { writeParquet } from '../src/infra/datasets/parquet';
 import { round, writeResult } from './support/bench';
+import { type PitJoinJob, type PitJoinResult } from './support/pit-join-child';
 import { startBenchPlatform, type BenchPlatform } from './support/platform';
 import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support/synthetic-history';
 
@@ -22,35 +23,24 @@ import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support
  *   the label among first versions, then its version known at the label time), under the
  *   same memory limit and on the same threads: the baseline.
  *
- * Per size: seconds and peak RSS (this whole process, the api and the harness included, sampled
- * every 20 ms while each runs) of each,
- * `ratio_vs_duckdb_<size>` (the engine over plain DuckDB), and `results_identical_<size>`:
- * 1 when the engine's columns equal the evaluator's value for value, and the baseline's agree.
- * Sizes: PIT_SCALE_SIZES (feature rows, default 1M,10M,50M); labels: 1M, 5M from 50M rows.
+ * Each join runs in a process of its own (support/pit-join-child.ts), the evaluator and the
+ * engine with the api started in it as a server has it, so its peak RSS (`ru_maxrss`) is its
+ * own: the api, the spine, the join and the columns it returns. Per size: seconds and peak RSS
+ * of each, `rss_before_join_mib_<size>` (the engine's process with the api up and the spine
+ * loaded), `ratio_vs_duckdb_<size>` (the engine over plain DuckDB) and
+ * `results_identical_<size>`: 1 when the three joins' columns have the same digest, value for
+ * value; and the engine's seconds per phase, `engine_<phase>_seconds_<size>` (JoinPhase). Sizes: PIT_SCALE_SIZES (feature rows, default 1M,10M,50M); labels: 1M, 5M from 50M
+ * rows. The memory limit of both DuckDB joins: PIT_SCALE_MEMORY_MB (default 2048).
  */
 const ENTITIES = 100_000;
-const MEMORY_LIMIT_MB = 4096;
+const MEMORY_LIMIT_MB = Number(process.env.PIT_SCALE_MEMORY_MB ?? 2048);
 const FILE_ROWS = 10_000_000;
 
 function label(n: number): string {
   return n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}m` : String(n);
 }
 
-/** Runs `work`, sampling this process's RSS; its time and the highest RSS seen. */
-async function measured<T>(
-  work: () => Promise<T>,
-): Promise<{ value: T; s: number; rssMib: number }> {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
-  const t = process.hrtime.bigint();
-  try {
-    const value = await work();
-    peak = Math.max(peak, process.memoryUsage.rss());
-    return { value, s: Number(process.hrtime.bigint() - t) / 1e9, rssMib: peak / 2 ** 20 };
-  } finally {
-    clearInterval(timer);
-  }
-}
+const execFileAsync = promisify(execFile);
 
 /**
  * Writes the history as Parquet files of at most about FILE_ROWS rows (Arrow's string builder
@@ -129,101 +119,81 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
     features: floatFeatures(),
   });
   // Each file a backfill of its own, in turn, into buckets no other file holds.
-  const load = await measured(async () => {
-    for (const key of keys) {
-      const [report] = await s.backfill.file(name, { artifactKey: key, format: null }, 'bench');
-      if (report.quarantined) throw new Error(`backfill: ${JSON.stringify(report)}`);
-      await s.artifacts.delete(key);
-    }
-  });
-  const refs = await s.featureRegistry.resolveRefs(
-    Array.from({ length: FIELDS }, (_, f) => `${name}:f${f}`),
-  );
-
-  const evaluator = await measured(() =>
-    s.datasets.pointInTimeJoin(
-      { id: '00000000-0000-0000-0000-000000000000', rowCount: spine.length },
+  const loadStart = process.hrtime.bigint();
+  for (const key of keys) {
+    const [report] = await s.backfill.file(name, { artifactKey: key, format: null }, 'bench');
+    if (report.quarantined) throw new Error(`backfill: ${JSON.stringify(report)}`);
+    await s.artifacts.delete(key);
+  }
+  const loadSeconds = Number(process.hrtime.bigint() - loadStart) / 1e9;
+  const refs = Array.from({ length: FIELDS }, (_, f) => `${name}:f${f}`);
+  const [version] = await s.featureRegistry.resolveRefs(refs.slice(0, 1));
+  const [table] = await new PostgresOfflineStore(p.app.db, s.artifacts).openTables([
+    version.version.id,
+  ]);
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-pit-scale-'));
+  try {
+    const spineFile = path.join(work, 'spine.json');
+    fs.writeFileSync(
+      spineFile,
+      JSON.stringify({ entity: spine.map((r) => r.entityKey), ts: spine.map((r) => r.ts) }),
+    );
+    spine.length = 0;
+    const job = (join: PitJoinJob['join']): PitJoinJob => ({
+      join,
+      env: p.env,
       refs,
-      spine,
-    ),
-  );
-  const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-pit-scale-'));
-  const offline = new PostgresOfflineStore(p.app.db, s.artifacts);
-  // As many threads as plain DuckDB takes by default, so the two compare like for like (a
-  // server leaves one core to its event loop: DuckDbJoinOptions.threads).
-  const engine = new DuckDbPointInTimeEngine(offline, s.artifacts, {
-    memoryLimitMb: MEMORY_LIMIT_MB,
-    tempDir,
-    threads: os.availableParallelism(),
-  });
-  const duckdbEngine = await measured(() => engine.join(refs, spine));
-  const identical = sameColumns(evaluator.value, duckdbEngine.value, spine.length);
-
-  // Plain DuckDB over the same Parquet files: the baseline.
-  const [table] = await offline.openTables([refs[0].version.id]);
-  const files = table.files.map((f) => `'${new URL(f.uri).pathname}'`).join(', ');
-  const plain = await measured(async () => {
-    const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: `${MEMORY_LIMIT_MB}MB`,
+      spineFile,
+      memoryLimitMb: MEMORY_LIMIT_MB,
+      // As many threads as plain DuckDB takes by default, so the two compare like for like (a
+      // server leaves one core to its event loop: DuckDbJoinOptions.threads).
+      threads: os.availableParallelism(),
+      tempDir: path.join(work, join),
+      files: table.files.map((f) => new URL(f.uri).pathname),
     });
-    const duck = await instance.connect();
-    try {
-      await duck.run('CREATE TABLE labels (i INTEGER, entity VARCHAR, ts BIGINT)');
-      const a = await duck.createAppender('labels');
-      spine.forEach((l, i) => {
-        a.appendInteger(i);
-        a.appendVarchar(l.entityKey);
-        a.appendBigInt(BigInt(l.ts));
-        a.endRow();
-      });
-      a.closeSync();
-      const res = await duck.runAndReadAll(`
-        WITH feat AS (
-          SELECT entity_key AS entity, event_id, epoch_ms(event_ts) AS event_ts,
-                 epoch_ms(known_ts) AS created_ts, ${Array.from({ length: FIELDS }, (_, j) => `f${j}`).join(', ')}
-            FROM read_parquet([${files}])),
-        firsts AS (SELECT entity, event_id, event_ts FROM feat WHERE created_ts = event_ts),
-        latest AS (
-          SELECT l.i, l.entity, l.ts, e.event_id
-          FROM labels l ASOF LEFT JOIN firsts e ON l.entity = e.entity AND l.ts >= e.event_ts)
-        SELECT a.i, ${Array.from({ length: FIELDS }, (_, j) => `v.f${j}`).join(', ')}
-        FROM latest a ASOF LEFT JOIN feat v
-          ON a.entity = v.entity AND a.event_id = v.event_id AND a.ts >= v.created_ts
-        ORDER BY a.i`);
-      return res.getColumns().slice(1) as (number | null)[][];
-    } finally {
-      duck.closeSync();
-      instance.closeSync();
-    }
-  });
-  fs.rmSync(tempDir, { recursive: true, force: true });
-  const baselineAgrees = evaluator.value.every((c, j) =>
-    plain.value[j].every((v, i) => Object.is(columnValue(c, i), v)),
-  );
-
-  const n = label(rows);
-  return {
-    [`feature_rows_${n}`]: featureRows,
-    [`label_rows_${n}`]: labels,
-    [`load_seconds_${n}`]: round(load.s, 1),
-    [`pit_seconds_${n}`]: round(duckdbEngine.s, 2),
-    [`peak_rss_mib_${n}`]: Math.round(duckdbEngine.rssMib),
-    [`evaluator_pit_seconds_${n}`]: round(evaluator.s, 2),
-    [`evaluator_peak_rss_mib_${n}`]: Math.round(evaluator.rssMib),
-    [`duckdb_asof_seconds_${n}`]: round(plain.s, 2),
-    [`duckdb_asof_peak_rss_mib_${n}`]: Math.round(plain.rssMib),
-    [`ratio_vs_duckdb_${n}`]: round(duckdbEngine.s / plain.s, 2),
-    [`evaluator_ratio_vs_duckdb_${n}`]: round(evaluator.s / plain.s, 2),
-    [`results_identical_${n}`]: identical && baselineAgrees ? 1 : 0,
-  };
+    const evaluator = await inChild(job('evaluator'), work);
+    const engine = await inChild(job('engine'), work);
+    const plain = await inChild(job('asof'), work);
+    const n = label(rows);
+    return {
+      [`feature_rows_${n}`]: featureRows,
+      [`label_rows_${n}`]: labels,
+      [`load_seconds_${n}`]: round(loadSeconds, 1),
+      [`pit_seconds_${n}`]: round(engine.seconds, 2),
+      [`peak_rss_mib_${n}`]: Math.round(engine.peakRssMib),
+      [`rss_before_join_mib_${n}`]: Math.round(engine.rssBeforeMib),
+      [`evaluator_pit_seconds_${n}`]: round(evaluator.seconds, 2),
+      [`evaluator_peak_rss_mib_${n}`]: Math.round(evaluator.peakRssMib),
+      [`duckdb_asof_seconds_${n}`]: round(plain.seconds, 2),
+      [`duckdb_asof_peak_rss_mib_${n}`]: Math.round(plain.peakRssMib),
+      [`ratio_vs_duckdb_${n}`]: round(engine.seconds / plain.seconds, 2),
+      [`evaluator_ratio_vs_duckdb_${n}`]: round(evaluator.seconds / plain.seconds, 2),
+      ...Object.fromEntries(
+        Object.entries(engine.phases).map(([k, v]) => [`engine_${k}_seconds_${n}`, round(v, 2)]),
+      ),
+      [`results_identical_${n}`]:
+        engine.digest === evaluator.digest && plain.digest === evaluator.digest ? 1 : 0,
+    };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 }
 
-function sameColumns(a: FeatureColumn[], b: FeatureColumn[], rows: number): boolean {
-  return a.every((c, j) => {
-    for (let i = 0; i < rows; i++)
-      if (!Object.is(columnValue(c, i), columnValue(b[j], i))) return false;
-    return true;
-  });
+/**
+ * Runs one join in a process of its own (support/pit-join-child.ts), at most an hour. The
+ * evaluator's gets this process's flags (its heap limit: it holds buckets of history in the
+ * heap); the DuckDB joins run with Node's defaults, as a server started by `npm start` does.
+ */
+async function inChild(job: PitJoinJob, work: string): Promise<PitJoinResult> {
+  const file = path.join(work, `${job.join}.json`);
+  fs.writeFileSync(file, JSON.stringify(job));
+  const flags = job.join === 'evaluator' ? process.execArgv : [];
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [...flags, path.join(__dirname, 'support', 'pit-join-child.js'), file],
+    { timeout: 3_600_000, maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as PitJoinResult;
 }
 
 export async function main(): Promise<void> {

@@ -167,22 +167,46 @@ describe('history in the open table and in the log', () => {
   });
 });
 
-it('gives the same hash when a correction moves an event in time (the general form)', async () => {
-  const v = await view('moved');
-  const first = records(300, 11, 0, 300);
-  await ingestAt(v, first, T0 + 300 * MIN);
-  // A correction that re-times some events, learned later: DuckDB cannot use its ASOF form.
-  const moved = first.slice(0, 30).map((r, k) => ({
-    ...r,
-    eventTs: r.eventTs + (k % 2 ? 45 : -45) * MIN,
-    fields: { ...r.fields, f: k / 10 },
-  }));
-  await ingestAt(v, moved, T0 + 330 * MIN);
-  const a = (await build('moved-evaluator', ['moved:*'], 'EVALUATOR')).data!.buildDataset;
-  const b = (await build('moved-duckdb', ['moved:*'], 'DUCKDB')).data!.buildDataset;
-  expect(b).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
-  expect(b.contentHash).toBe(a.contentHash);
-});
+// Where the history lies decides how the engine finds the moved events (movedEventsSql): in the
+// files by their superseded_ts, in the log's tail by every row.
+it.each([
+  ['in the log', 'log', 'log'],
+  ['compacted into the files', 'files', 'files'],
+  ['in the files, its correction in the log', 'files', 'log'],
+] as const)(
+  'gives the same hash when a correction moves an event in time, %s (the general form)',
+  async (_, firstIn, correctionIn) => {
+    const name = `moved_${firstIn}_${correctionIn}`;
+    const v = await view(name);
+    // it0's latest event (minute 299), moved back to minute 10 by its correction: the ASOF
+    // form would still see minute 299 as it0's latest, and serve the superseded version.
+    const last = {
+      entityKey: 'it0',
+      eventId: 'it0-last',
+      eventTs: T0 + 299 * MIN,
+      fields: { f: 0.5, i: 5, b: true, s: 'last', l: [5] },
+    };
+    const first = [...records(300, 11, 0, 300), last];
+    await ingestAt(v, first, T0 + 300 * MIN);
+    if (firstIn === 'files') await app.services.compaction.compact(name, null);
+    // A correction that re-times some events, learned later: DuckDB cannot use its ASOF form.
+    const moved = [
+      ...first.slice(0, 30).map((r, k) => ({
+        ...r,
+        eventTs: r.eventTs + (k % 2 ? 45 : -45) * MIN,
+        fields: { ...r.fields, f: k / 10 },
+      })),
+      { ...last, eventTs: T0 + 10 * MIN, fields: { ...last.fields, f: 7.5 } },
+    ];
+    await ingestAt(v, moved, T0 + 330 * MIN);
+    if (correctionIn === 'files')
+      expect(await app.services.compaction.compact(name, null)).toMatchObject({ rows: 31 });
+    const a = (await build(`${name}-evaluator`, [`${name}:*`], 'EVALUATOR')).data!.buildDataset;
+    const b = (await build(`${name}-duckdb`, [`${name}:*`], 'DUCKDB')).data!.buildDataset;
+    expect(b).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
+    expect(b.contentHash).toBe(a.contentHash);
+  },
+);
 
 describe('choosing the engine', () => {
   it('runs a small history on the evaluator when no engine is named', async () => {

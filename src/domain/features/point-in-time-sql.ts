@@ -193,13 +193,26 @@ function transformed(d: Dialect, f: FeatureSpec, col: string): string {
 }
 
 /**
- * DuckDB: one row when some event's versions in the history relation do not share one event
- * time, none otherwise. The ASOF form of the join (`pointInTimeSql(…, { asof: true })`) is
- * exact only on a history for which this returns nothing.
+ * The columns of the relation `movedEventsSql` reads: each stored version's event, its event
+ * time (as in the history relation) and whether its event may have other versions.
  */
-export function movedEventsSql(v: FeatureViewVersion): string {
-  return `SELECT 1 FROM ${DIALECTS[SqlDialect.DUCKDB].id(historyRelation(v))}
-   GROUP BY entity_key, event_id HAVING MIN(event_ts) <> MAX(event_ts) LIMIT 1`;
+export const VERSIONS_COLUMNS = ['entity_key', 'event_id', 'event_ts', 'candidate'] as const;
+
+/**
+ * DuckDB: one row when some event's versions do not share one event time, none otherwise. The
+ * ASOF form of the join (`pointInTimeSql(…, { asof: true })`) is exact only on a history for
+ * which this returns nothing. `relation` has `VERSIONS_COLUMNS`, a row per stored version, and
+ * `candidate` true on at least one version of every event that has several: an open table's
+ * rows with a `superseded_ts`, and every row of the log's tail (a tail row may be a new
+ * version of an event in the files). Only the candidates' events are grouped; the rest is
+ * scanned once for the semi-join, where grouping every event cost a hash table as large as
+ * the history.
+ */
+export function movedEventsSql(relation: string): string {
+  const r = DIALECTS[SqlDialect.DUCKDB].id(relation);
+  return `WITH c AS (SELECT DISTINCT entity_key, event_id FROM ${r} WHERE candidate)
+   SELECT 1 FROM ${r} h SEMI JOIN c ON h.entity_key = c.entity_key AND h.event_id = c.event_id
+   GROUP BY h.entity_key, h.event_id HAVING MIN(h.event_ts) <> MAX(h.event_ts) LIMIT 1`;
 }
 
 /** An identifier quoted for the dialect. */

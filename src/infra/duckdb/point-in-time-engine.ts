@@ -36,6 +36,7 @@ import {
   SqlDialect,
   sqlIdentifier,
   type SqlRelation,
+  VERSIONS_COLUMNS,
 } from '../../domain/features/point-in-time-sql';
 import { bucketOf } from '../db/features/segments';
 
@@ -46,7 +47,15 @@ export interface DuckDbJoinOptions {
   threads?: number;
   /** Where the open tables' files are copied for the build, and where DuckDB spills. */
   tempDir: string;
+  /** Told how long each phase of a join took (`JoinPhase`), as each ends. */
+  onPhase?: (phase: JoinPhase, seconds: number) => void;
 }
+
+/**
+ * A join's phases, in order: copying the open tables' files, loading the log's tail, loading
+ * the spine, checking the ASOF form's precondition, and the join with its result read back.
+ */
+export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join';
 
 /** Attempts at a consistent snapshot when a compaction deletes a file as it is copied. */
 const SNAPSHOT_ATTEMPTS = 4;
@@ -90,20 +99,31 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       preserve_insertion_order: 'false',
     });
     const duck = await instance.connect();
+    let since = process.hrtime.bigint();
+    const phase = (name: JoinPhase) => {
+      const now = process.hrtime.bigint();
+      this.opts.onPhase?.(name, Number(now - since) / 1e9);
+      since = now;
+    };
     try {
       const buckets = new Set(spine.map((r) => bucketOf(r.entityKey)));
       const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
       for (const [i, v] of versions.entries()) {
         const relation = relations.find((x) => x.name === historyRelation(v)) as SqlRelation;
-        await this.bindHistory(duck, dir, i, v, relation, buckets);
+        await this.bindHistory(duck, dir, i, v, relation, buckets, phase);
       }
       await loadSpine(duck, spine);
+      phase('spine');
       // The ASOF form where its precondition holds: no event whose versions moved in time.
       let asof = true;
-      for (const v of versions)
-        if ((await duck.runAndReadAll(movedEventsSql(v))).currentRowCount > 0) asof = false;
+      for (let i = 0; i < versions.length && asof; i++)
+        if ((await duck.runAndReadAll(movedEventsSql(versionsRelation(i)))).currentRowCount)
+          asof = false;
+      phase('precondition');
       const { sql } = pointInTimeSql(refs, SqlDialect.DUCKDB, { asof });
-      return await readColumns(duck, sql, refs, spine.length);
+      const columns = await readColumns(duck, sql, refs, spine.length);
+      phase('join');
+      return columns;
     } finally {
       duck.closeSync();
       instance.closeSync();
@@ -111,7 +131,10 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     }
   }
 
-  /** The version's history relation: its open table's files, then the log's tail. */
+  /**
+   * The version's history relation (its open table's files, then the log's tail), and its
+   * versions relation for the ASOF form's precondition (`movedEventsSql`).
+   */
   private async bindHistory(
     duck: DuckDBConnection,
     dir: string,
@@ -119,6 +142,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     v: FeatureViewVersion,
     relation: SqlRelation,
     buckets: ReadonlySet<number>,
+    phase: (name: JoinPhase) => void,
   ): Promise<void> {
     let snapshot: Awaited<ReturnType<OfflineStore['historySnapshot']>> | null = null;
     const local: string[] = [];
@@ -136,6 +160,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         if (!(e instanceof ArtifactNotFoundError) || attempt >= SNAPSHOT_ATTEMPTS) throw e;
       }
     }
+    phase('copy');
     const sources = relation.columns.slice(4);
     // The open table's names for the sources (one colliding with a key column is prefixed).
     const stored = openTableSourceColumns(
@@ -162,14 +187,28 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     } finally {
       appender.closeSync();
     }
+    phase('tail');
+    const files = `read_parquet([${local.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}])`;
     const fromFiles = local.length
       ? `SELECT entity_key, event_id, epoch_ms(event_ts) AS event_ts, epoch_ms(known_ts) AS known_ts${sources
           .map((c, p) => `, ${q(stored[p].name)} AS ${q(c.name)}`)
           .join('')}
-           FROM read_parquet([${local.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}])
+           FROM ${files}
           UNION ALL `
       : '';
     await duck.run(`CREATE VIEW ${q(relation.name)} AS ${fromFiles}SELECT * FROM ${tail}`);
+    // A file's version with a superseded_ts has a newer one; a tail row may be a new version
+    // of an event in the files.
+    const [entity, id, ts, candidate] = VERSIONS_COLUMNS.map(q);
+    await duck.run(
+      `CREATE VIEW ${q(versionsRelation(index))} AS ${
+        local.length
+          ? `SELECT entity_key AS ${entity}, event_id AS ${id}, epoch_ms(event_ts) AS ${ts},
+                    superseded_ts IS NOT NULL AS ${candidate} FROM ${files} UNION ALL `
+          : ''
+      }SELECT entity_key AS ${entity}, event_id AS ${id}, event_ts AS ${ts}, true AS ${candidate}
+         FROM ${tail}`,
+    );
   }
 
   /** The artifact, read through the store (its checksum verified), into the build's folder. */
@@ -181,6 +220,11 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     );
     return file;
   }
+}
+
+/** The relation of a version's stored versions (VERSIONS_COLUMNS). */
+function versionsRelation(index: number): string {
+  return `aether_versions_${index}`;
 }
 
 function appendValue(a: DuckDBAppender, type: string, v: FeatureValue): void {
