@@ -24,7 +24,7 @@ import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support
  *   same memory limit and on the same threads: the baseline.
  *
  * Each join runs in a process of its own (support/pit-join-child.ts), the evaluator and the
- * engine with the api started in it as a server has it, so its peak RSS (`ru_maxrss`) is its
+ * engine with the api started in it as a server has it, so its peak RSS (VmHWM) is its
  * own: the api, the spine, the join and the columns it returns. Per size: seconds and peak RSS
  * of each, `rss_before_join_mib_<size>` (the engine's process with the api up and the spine
  * loaded), `ratio_vs_duckdb_<size>` (the engine over plain DuckDB) and

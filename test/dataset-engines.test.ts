@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   AggregationFn,
   BinClosure,
@@ -122,6 +126,34 @@ async function build(name: string, refs: string[], engine: JoinEngine | null) {
     wait: true,
   });
 }
+
+// First in the file: the engine sweeps at its first join.
+it('removes the join folders dead processes on this host left behind, at its first join', async () => {
+  const dir = path.join(app.dataDir, 'tmp', 'duckdb');
+  fs.mkdirSync(dir, { recursive: true });
+  const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+  const dead = spawnSync(process.execPath, ['-e', ''], { timeout: 30_000 }).pid;
+  const folder = (name: string) => {
+    fs.mkdirSync(path.join(dir, name, 'spill'), { recursive: true });
+    fs.writeFileSync(path.join(dir, name, 'v0-x.parquet'), 'copied');
+    return path.join(dir, name);
+  };
+  const abandoned = folder(`join-${host}-${dead}-a1b2c3`);
+  // A live process's (the test runner's parent), another host's, and what is not a join's.
+  const kept = [
+    folder(`join-${host}-${process.ppid}-d4e5f6`),
+    folder(`join-elsewhere-${dead}-g7h8i9`),
+    folder('spill'),
+  ];
+  const v = await view('sweep');
+  await ingestAt(v, records(60, 5, 0, 300), T0 + 300 * MIN);
+  const res = await build('sweep-duckdb', ['sweep:f'], 'DUCKDB');
+  expect(res.data!.buildDataset).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
+  expect(fs.existsSync(abandoned)).toBe(false);
+  for (const k of kept) expect(fs.existsSync(k)).toBe(true);
+  // The join's own folder is gone with it.
+  expect(fs.readdirSync(dir).filter((n) => n.includes(`-${process.pid}-`))).toEqual([]);
+});
 
 describe('history in the open table and in the log', () => {
   beforeAll(async () => {

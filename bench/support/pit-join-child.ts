@@ -11,7 +11,7 @@ import { FIELDS } from './synthetic-history';
 
 /**
  * One point-in-time join of features-pit-scale in a process of its own, so that its peak RSS
- * (the kernel's `ru_maxrss`: every page the process ever held, sampled by nothing) is that
+ * (the kernel's high-water mark of the process's resident memory, sampled by nothing) is that
  * join's alone, with the spine it joins and the columns it returns, and not the harness's.
  * The api is started in the process for the two joins that run in one (the evaluator and the
  * DuckDB engine), as a server building a dataset would be; plain DuckDB needs none.
@@ -73,10 +73,11 @@ function digestOf(columns: readonly FeatureColumn[], rows: number): string {
 }
 
 async function plainDuckDb(job: PitJoinJob, spine: readonly SpineRow[]): Promise<string> {
+  fs.mkdirSync(job.tempDir, { recursive: true });
   const instance = await DuckDBInstance.create(':memory:', {
     memory_limit: `${job.memoryLimitMb}MB`,
     threads: String(job.threads),
-    temp_directory: `${job.tempDir}/asof-spill`,
+    temp_directory: job.tempDir,
   });
   const duck = await instance.connect();
   try {
@@ -112,6 +113,17 @@ async function plainDuckDb(job: PitJoinJob, spine: readonly SpineRow[]): Promise
     duck.closeSync();
     instance.closeSync();
   }
+}
+
+/**
+ * The process's peak RSS: VmHWM, the high-water mark of its memory since it started. Not
+ * `ru_maxrss`, which Linux carries over from the parent at fork and exec, so that a child
+ * of a large harness reports the harness's size.
+ */
+function peakRssMib(): number {
+  const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  if (!hwm) throw new Error('no VmHWM in /proc/self/status');
+  return Number(hwm[1]) / 1024;
 }
 
 function readSpine(file: string): SpineRow[] {
@@ -160,7 +172,7 @@ async function main(): Promise<void> {
     const seconds = Number(process.hrtime.bigint() - t) / 1e9;
     const result: PitJoinResult = {
       seconds,
-      peakRssMib: process.resourceUsage().maxRSS / 1024,
+      peakRssMib: peakRssMib(),
       rssBeforeMib: rssBefore / 2 ** 20,
       digest,
       phases,

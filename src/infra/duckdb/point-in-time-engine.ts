@@ -72,6 +72,8 @@ const SNAPSHOT_ATTEMPTS = 4;
 export class DuckDbPointInTimeEngine implements SqlJoinEngine {
   /** One join at a time per process: the memory limit is then the process's, not a build's. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Whether the folders of dead processes' joins were removed (at the first join). */
+  private swept = false;
 
   constructor(
     private readonly offline: OfflineStore,
@@ -91,7 +93,11 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
   ): Promise<FeatureColumn[]> {
     const { relations } = pointInTimeSql(refs, SqlDialect.DUCKDB);
     fs.mkdirSync(this.opts.tempDir, { recursive: true });
-    const dir = fs.mkdtempSync(path.join(this.opts.tempDir, 'join-'));
+    if (!this.swept) {
+      this.swept = true;
+      sweepAbandoned(this.opts.tempDir);
+    }
+    const dir = fs.mkdtempSync(path.join(this.opts.tempDir, joinDirPrefix(process.pid)));
     const instance = await DuckDBInstance.create(':memory:', {
       memory_limit: `${this.opts.memoryLimitMb}MB`,
       threads: String(this.opts.threads ?? Math.max(1, os.availableParallelism() - 1)),
@@ -219,6 +225,40 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       fs.createWriteStream(file),
     );
     return file;
+  }
+}
+
+/**
+ * A join's folder name starts with its host and process, so that a process that died mid-join
+ * (its copied files and spill left behind) is recognised by the next one on the same host,
+ * while another live process's joins in a shared data directory are left alone.
+ */
+function joinDirPrefix(pid: number): string {
+  return `${hostPrefix()}${pid}-`;
+}
+
+function hostPrefix(): string {
+  return `join-${os.hostname().replace(/[^A-Za-z0-9.-]/g, '_')}-`;
+}
+
+/** Removes the join folders of this host's processes that are no longer running. */
+function sweepAbandoned(tempDir: string): void {
+  const mine = hostPrefix();
+  for (const name of fs.readdirSync(tempDir)) {
+    if (!name.startsWith(mine)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(mine.length))?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(tempDir, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
