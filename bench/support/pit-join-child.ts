@@ -45,7 +45,11 @@ export interface PitJoinResult {
 }
 
 /** The columns' digest: per column, per row, a 0 byte for null or a 1 byte and the double. */
-function digest(columns: number, rows: number, at: (j: number, i: number) => number | null): string {
+function digest(
+  columns: number,
+  rows: number,
+  at: (j: number, i: number) => number | null,
+): string {
   const h = createHash('sha256');
   const buf = Buffer.alloc(9 * 4096);
   for (let j = 0; j < columns; j++) {
