@@ -10,6 +10,7 @@ import {
 } from '../src/domain/features/feature-definition';
 import { type IngestRecord } from '../src/domain/features/validation';
 import { ManualClock } from '../src/domain/shared/clock';
+import { localIdOf } from '../src/schema/node.types';
 import { BuildDatasetDocument, type JoinEngine } from './generated/graphql';
 import { featureSpec } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
@@ -191,6 +192,31 @@ describe('history in the open table and in the log', () => {
     const b = (await build('subset-duckdb', refs, 'DUCKDB')).data!.buildDataset;
     expect(b).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
     expect(b.contentHash).toBe(a.contentHash);
+  });
+
+  it("publishes a DuckDB build's progress, in order, before READY", async () => {
+    const spy = jest.spyOn(app.services.events, 'publish');
+    let id: string;
+    let calls: typeof spy.mock.calls;
+    try {
+      const res = await build('progress-duckdb', ['engines:f', 'engines:f_sum_2h'], 'DUCKDB');
+      expect(res.data!.buildDataset).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
+      id = localIdOf(res.data!.buildDataset.id, 'DatasetSnapshot');
+    } finally {
+      calls = [...spy.mock.calls];
+      spy.mockRestore();
+    }
+    const building = calls
+      .filter(([topic]) => topic === `dataset:${id}`)
+      .map(([, e]) => e as { status: string; progress: number })
+      .filter((e) => e.status === 'BUILDING')
+      .map((e) => e.progress);
+    // One at the end of each phase before the statement (copy, spine, precondition; the tail,
+    // 2 % after the copy, falls under the 5 % step between events); the rows read back come in
+    // one chunk, then READY.
+    expect(building.length).toBeGreaterThanOrEqual(3);
+    expect([...building].sort((x, y) => x - y)).toEqual(building);
+    expect(building.every((f) => f > 0 && f < 1)).toBe(true);
   });
 
   it('runs a build that names no engine on DuckDB from DATASET_DUCKDB_MIN_ROWS rows', async () => {

@@ -349,7 +349,7 @@ export class DatasetService {
     try {
       const columns =
         s.engine === JoinEngine.DUCKDB
-          ? await this.sqlJoin(refs, spine)
+          ? await this.sqlJoin(s, refs, spine)
           : await this.pointInTimeJoin(s, refs, spine);
       if (!mine) return this.settled(s.id);
       const bytes = this.encoder.encode([
@@ -406,12 +406,38 @@ export class DatasetService {
     return done ? { ...s, status, progress, completedAt, ...patch } : null;
   }
 
-  private sqlJoin(refs: ResolvedRef[], spine: SpineRow[]): Promise<FeatureColumn[]> {
+  /**
+   * The join on the SQL engine, its progress published as the evaluator's is: at most about
+   * twenty events, in order (each waits for the one before).
+   */
+  private async sqlJoin(
+    s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
+    refs: ResolvedRef[],
+    spine: SpineRow[],
+  ): Promise<FeatureColumn[]> {
     if (!this.engines.sql)
       throw new Error(
         'this build runs on DuckDB, which this process does not have (DATASET_DUCKDB=off)',
       );
-    return this.engines.sql.join(refs, spine);
+    let published = 0;
+    let chain = Promise.resolve();
+    const columns = await this.engines.sql.join(refs, spine, (fraction) => {
+      if (fraction >= 1 || fraction - published < 0.05) return;
+      published = fraction;
+      chain = chain
+        .then(() =>
+          this.publish(
+            s,
+            DatasetStatus.BUILDING,
+            fraction,
+            Math.round(fraction * s.rowCount),
+            null,
+          ),
+        )
+        .catch(() => undefined); // progress is advisory: a lost event is not a failed build
+    });
+    await chain;
+    return columns;
   }
 
   /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */

@@ -106,7 +106,12 @@ export interface EncodedColumn {
  * column, row i for spine row i, equal value for value to what the evaluator gives.
  */
 export interface SqlJoinEngine {
-  join(refs: readonly ResolvedRef[], spine: readonly SpineRow[]): Promise<FeatureColumn[]>;
+  /** `onProgress` is told the fraction of the join done (0 to 1, never decreasing). */
+  join(
+    refs: readonly ResolvedRef[],
+    spine: readonly SpineRow[],
+    onProgress?: (fraction: number) => void,
+  ): Promise<FeatureColumn[]>;
 }
 
 /** Port: writes columns as a snapshot file (Arrow IPC in infra). Deterministic for equal input. */
