@@ -15,6 +15,7 @@ import { HpoPruning1765050000000 } from './1765050000000-hpo-pruning';
 import { PreviousVersions1765060000000 } from './1765060000000-previous-versions';
 import { OpenTables1765070000000 } from './1765070000000-open-tables';
 import { DatasetEngine1765080000000 } from './1765080000000-dataset-engine';
+import { SegmentRuns1765090000000 } from './1765090000000-segment-runs';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -35,4 +36,5 @@ export const migrations = [
   PreviousVersions1765060000000,
   OpenTables1765070000000,
   DatasetEngine1765080000000,
+  SegmentRuns1765090000000,
 ];

@@ -385,24 +385,38 @@ print(json.dumps({'dtypes': {c: str(t) for c, t in df.dtypes.items()}, 'rows': o
   });
   if (noPandas) console.log(`pandas reader test skipped: ${noPandas}`);
 
-  it('a second compaction replaces the bucket’s file and deletes the old one', async () => {
+  it('a compaction adds a delta beside the bucket’s base, or replaces them with a new base', async () => {
     const before = await offlineTable('opened');
     const target = before.files[0];
     const entity = [...new Set(history.map((h) => h.entityKey))].find(
       (k) => bucketOf(k) === target.bucket,
     ) as string;
-    const more = records(6, 9, 1, 'late').map((r) => ({ ...r, entityKey: entity }));
+    // A few rows: a delta; the base and every other bucket's file stay as they are.
+    const few = records(3, 8, 1, 'few').map((r) => ({ ...r, entityKey: entity }));
+    history.push(...(await ingestAt(version, few, T0 + 590 * MIN)));
+    expect(await app.services.compaction.compact('opened', null)).toMatchObject({
+      rows: 3,
+      segments: 1,
+    });
+    const withDelta = await offlineTable('opened');
+    expect(withDelta.files.filter((f) => f.bucket === target.bucket)).toEqual([
+      target,
+      expect.objectContaining({ bucket: target.bucket, run: 1, rows: 3 }),
+    ]);
+    expect(await duckRows(withDelta.files.map((f) => f.uri))).toEqual(expectedRows(history));
+    // More rows than a quarter of the base: the base and its delta merge into a new base.
+    const more = records(20, 9, 1, 'late').map((r) => ({ ...r, entityKey: entity }));
     history.push(...(await ingestAt(version, more, T0 + 600 * MIN)));
     expect(await app.services.compaction.compact('opened', null)).toMatchObject({
-      rows: 6,
+      rows: 20,
       segments: 1,
     });
     const after = await offlineTable('opened');
-    const replaced = after.files.find((f) => f.bucket === target.bucket)!;
-    expect(replaced.key).not.toBe(target.key);
-    expect(replaced.rows).toBe(target.rows + 6);
-    expect(fs.existsSync(fileURLToPath(target.uri))).toBe(false);
-    expect(fs.existsSync(fileURLToPath(replaced.uri))).toBe(true);
+    const replaced = after.files.filter((f) => f.bucket === target.bucket);
+    expect(replaced).toEqual([expect.objectContaining({ run: 0, rows: target.rows + 23 })]);
+    for (const gone of withDelta.files.filter((f) => f.bucket === target.bucket))
+      expect(fs.existsSync(fileURLToPath(gone.uri))).toBe(false);
+    expect(fs.existsSync(fileURLToPath(replaced[0].uri))).toBe(true);
     // The other buckets' files are untouched.
     expect(after.files.filter((f) => f.bucket !== target.bucket)).toEqual(
       before.files.filter((f) => f.bucket !== target.bucket),

@@ -346,7 +346,7 @@ export class FeatureViewVersionResolver {
 
   @FieldResolver(() => OfflineTableType, {
     description:
-      'The compacted offline history as open Parquet files, one per entity bucket (docs/adr/0033).',
+      'The compacted offline history as open Parquet files: per entity bucket, a base and a few deltas (docs/adr/0033, 0035).',
   })
   async offlineTable(
     @Root() v: FeatureViewVersionType,

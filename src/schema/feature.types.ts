@@ -935,6 +935,12 @@ export class OpenTableFileType {
   @Field(() => Int, { description: 'The entity bucket: FNV-1a of entity_key, mod 16.' })
   bucket!: number;
 
+  @Field(() => Int, {
+    description:
+      'The bucket’s base (0) or one of its deltas (1…, oldest first): a bucket’s history is the union of its files; superseded_ts is within each file.',
+  })
+  run!: number;
+
   @Field({
     description:
       'What a reader opens: a file:// URI for the filesystem artifact store, s3://bucket/key for S3.',
@@ -956,6 +962,7 @@ export class OpenTableFileType {
   static from(f: OpenTableFile): OpenTableFileType {
     return Object.assign(new OpenTableFileType(), {
       bucket: f.bucket,
+      run: f.run,
       uri: f.uri,
       key: f.key,
       rows: f.rows,

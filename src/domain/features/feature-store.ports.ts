@@ -131,16 +131,17 @@ export interface OfflineStore {
    * A version's whole history as one consistent pair, for an engine that reads the open
    * table itself: the Parquet files of the buckets asked for, as of one compaction, and every
    * log row of those buckets appended after that compaction's watermark, in pages (a backlog
-   * compaction has not caught up with is never held whole). `files` is null when a bucket's
-   * segment has no Parquet file (written before open tables; the next compaction of the
-   * bucket writes one). A later compaction may delete these files: read them promptly, and
-   * ask again when one is gone.
+   * compaction has not caught up with is never held whole). A bucket may have several files:
+   * its base (run 0) and deltas (runs 1…, docs/adr/0035); a file's `superseded_ts` is within
+   * its own file. `files` is null when a bucket's segment has no Parquet file (written before
+   * open tables; the next compaction of the bucket writes one). A later compaction may delete
+   * these files: read them promptly, and ask again when one is gone.
    */
   historySnapshot(
     version: FeatureViewVersion,
     buckets: ReadonlySet<number>,
   ): Promise<{
-    files: { bucket: number; key: string; sha256: string }[] | null;
+    files: { bucket: number; run: number; key: string; sha256: string }[] | null;
     tail: AsyncIterable<{ entityKey: string; event: FeatureEvent }[]>;
   }>;
   quarantine(

@@ -2,20 +2,21 @@ import { FeatureType } from './feature-definition';
 
 /**
  * Open tables (docs/adr/0033): the compacted offline history of a view version as Parquet
- * files that pandas, DuckDB, Spark or Trino read without Aether. Each bucket segment is
- * written a second time, as one Parquet file, whenever it is rewritten, and swapped and
- * deleted with it:
+ * files that pandas, DuckDB, Spark or Trino read without Aether. Each segment is written a
+ * second time, as one Parquet file, and swapped and deleted with it:
  *
  *   offline/<versionId>/parquet/bucket=<NN>/<throughSeq>-<unique>.parquet
  *
  * (NN: the bucket, two digits; the Hive-style `bucket=` directory is what engines read as a
- * partition column). The rows are the segment's: every version of every event, sorted by
- * (entity_key, event_ts, known_ts, event_id).
+ * partition column). A bucket holds a base and a few deltas (docs/adr/0035): the bucket's
+ * history is the union of its files. A file's rows are its segment's, sorted by (entity_key,
+ * event_ts, known_ts, event_id); its `superseded_ts` says when a newer version in the same
+ * file became known.
  */
 export const OPEN_TABLE_FORMAT = 'PARQUET';
 
 export const OPEN_TABLE_LAYOUT =
-  'offline/<versionId>/parquet/bucket=<NN>/<throughSeq>-<unique>.parquet (Hive-style bucket=NN: FNV-1a of entity_key mod 16; one file per bucket; every version of every event, sorted by entity_key, event_ts, known_ts, event_id)';
+  "offline/<versionId>/parquet/bucket=<NN>/<throughSeq>-<unique>.parquet (Hive-style bucket=NN: FNV-1a of entity_key mod 16; a base file and a few deltas per bucket, whose union is the bucket's history: every version of every event; each file sorted by entity_key, event_ts, known_ts, event_id; superseded_ts within its own file)";
 
 /** The columns every open table starts with, before one column per source field. */
 export const OPEN_TABLE_KEY_COLUMNS = [
@@ -93,6 +94,8 @@ export function openTableKey(
 
 export interface OpenTableFile {
   bucket: number;
+  /** 0: the bucket's base; 1…: its deltas, oldest first (docs/adr/0035). */
+  run: number;
   key: string;
   /** What a reader opens: `file:///…` for the filesystem artifact store, `s3://bucket/key` for S3. */
   uri: string;

@@ -180,7 +180,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     phase: (name: JoinPhase) => void,
   ): Promise<void> {
     let snapshot: Awaited<ReturnType<OfflineStore['historySnapshot']>> | null = null;
-    const local: string[] = [];
+    const local: { path: string; delta: boolean }[] = [];
     for (let attempt = 1; !snapshot; attempt++) {
       const s = await this.offline.historySnapshot(v, buckets);
       if (!s.files)
@@ -189,7 +189,8 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         );
       try {
         local.length = 0;
-        for (const f of s.files) local.push(await this.copy(f.key, f.sha256, dir, index));
+        for (const f of s.files)
+          local.push({ path: await this.copy(f.key, f.sha256, dir, index), delta: f.run > 0 });
         snapshot = s;
       } catch (e) {
         if (!(e instanceof ArtifactNotFoundError) || attempt >= SNAPSHOT_ATTEMPTS) throw e;
@@ -223,7 +224,9 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       appender.closeSync();
     }
     phase('tail');
-    const files = `read_parquet([${local.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}])`;
+    const read = (list: typeof local) =>
+      `read_parquet([${list.map((f) => `'${f.path.replace(/'/g, "''")}'`).join(', ')}])`;
+    const files = read(local);
     const fromFiles = local.length
       ? `SELECT entity_key, event_id, epoch_ms(event_ts) AS event_ts, epoch_ms(known_ts) AS known_ts${sources
           .map((c, p) => `, ${q(stored[p].name)} AS ${q(c.name)}`)
@@ -232,17 +235,30 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
           UNION ALL `
       : '';
     await duck.run(`CREATE VIEW ${q(relation.name)} AS ${fromFiles}SELECT * FROM ${tail}`);
-    // A file's version with a superseded_ts has a newer one; a tail row may be a new version
-    // of an event in the files.
+    // The candidates for moved events: a base file's version with a superseded_ts has a newer
+    // one; a delta's row (its superseded_ts is its own file's) or a tail row may be a new
+    // version of an event in another file.
     const [entity, id, ts, candidate] = VERSIONS_COLUMNS.map(q);
+    const versions = (list: typeof local, isCandidate: string) =>
+      list.length
+        ? [
+            `SELECT entity_key AS ${entity}, event_id AS ${id}, epoch_ms(event_ts) AS ${ts},
+                    ${isCandidate} AS ${candidate} FROM ${read(list)}`,
+          ]
+        : [];
     await duck.run(
-      `CREATE VIEW ${q(versionsRelation(index))} AS ${
-        local.length
-          ? `SELECT entity_key AS ${entity}, event_id AS ${id}, epoch_ms(event_ts) AS ${ts},
-                    superseded_ts IS NOT NULL AS ${candidate} FROM ${files} UNION ALL `
-          : ''
-      }SELECT entity_key AS ${entity}, event_id AS ${id}, event_ts AS ${ts}, true AS ${candidate}
-         FROM ${tail}`,
+      `CREATE VIEW ${q(versionsRelation(index))} AS ${[
+        ...versions(
+          local.filter((f) => !f.delta),
+          'superseded_ts IS NOT NULL',
+        ),
+        ...versions(
+          local.filter((f) => f.delta),
+          'true',
+        ),
+        `SELECT entity_key AS ${entity}, event_id AS ${id}, event_ts AS ${ts}, true AS ${candidate}
+           FROM ${tail}`,
+      ].join(' UNION ALL ')}`,
     );
   }
 

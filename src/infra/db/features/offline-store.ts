@@ -30,6 +30,7 @@ import {
   bucketOf,
   decodeSegment,
   entityRanges,
+  planRuns,
   SEGMENT_BUCKETS,
   type SegmentRows,
   SegmentSeries,
@@ -212,12 +213,14 @@ export class PostgresOfflineStore implements OfflineStore {
       byBucket.set(b, list);
     }
     type State = typeof state;
-    // Starts reading a bucket's segment; the state it was chosen from goes with it.
+    // Starts reading a bucket's segments (its base and deltas); the state they were chosen
+    // from goes with them.
     const fetch = (bucket: number, st: State) => {
-      const segment = st.segments.find((x) => x.bucket === bucket);
-      const bytes = segment
-        ? this.artifacts.getBytes(segment.artifactKey, segment.sha256)
-        : Promise.resolve(null);
+      const bytes = Promise.all(
+        st.segments
+          .filter((x) => x.bucket === bucket)
+          .map((x) => this.artifacts.getBytes(x.artifactKey, x.sha256)),
+      );
       bytes.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
       return { st, bytes };
     };
@@ -233,10 +236,10 @@ export class PostgresOfflineStore implements OfflineStore {
       let current = next as ReturnType<typeof fetch>;
       // The next bucket's file is read while this one is evaluated.
       next = b + 1 < order.length ? fetch(order[b + 1][0], state) : null;
-      // A compaction may swap this bucket's segment and delete the old file between our
-      // reading the state and the file: then read the new state. Each bucket is read as one
-      // consistent pair: a segment and the log rows after that segment's watermark.
-      let bytes: Uint8Array | null;
+      // A compaction may swap this bucket's segments and delete the old files between our
+      // reading the state and the files: then read the new state. Each bucket is read as one
+      // consistent pair: its segments and the log rows after their watermark.
+      let bytes: Uint8Array[];
       for (let attempt = 0; ; attempt++) {
         try {
           bytes = await current.bytes;
@@ -248,7 +251,7 @@ export class PostgresOfflineStore implements OfflineStore {
         }
       }
       const st = current.st;
-      const rows: SegmentRows | null = bytes ? decodeSegment(schema, bytes) : null;
+      const runs: SegmentRows[] = bytes.map((b) => decodeSegment(schema, b));
       const tail = new Map<string, FeatureEvent[]>();
       if (!pendingAfter.has(st.throughSeq))
         pendingAfter.set(st.throughSeq, this.hasRowsAfter(version.id, st.throughSeq));
@@ -275,28 +278,30 @@ export class PostgresOfflineStore implements OfflineStore {
         );
       }
       const batch: { entityKey: string; events: EventSeries }[] = [];
-      if (rows) {
-        const ranges = entityRanges(rows);
-        const slice = new TimeSlice();
-        for (const entityKey of wanted) {
-          if (slice.due()) await slice.pause();
-          const range = ranges.get(entityKey);
-          if (!range) continue;
-          const series = new SegmentSeries(rows, range[0], range[1]);
-          const newer = tail.get(entityKey);
-          if (!newer) {
-            batch.push({ entityKey, events: series });
-            continue;
-          }
-          tail.delete(entityKey);
-          batch.push({
-            entityKey,
-            events: seriesOf([...series.events(positions), ...newer].sort(compareEvents)),
-          });
+      const ranges = runs.map(entityRanges);
+      const slice = new TimeSlice();
+      for (const entityKey of wanted) {
+        if (slice.due()) await slice.pause();
+        const parts: SegmentSeries[] = [];
+        runs.forEach((rows, r) => {
+          const range = ranges[r].get(entityKey);
+          if (range) parts.push(new SegmentSeries(rows, range[0], range[1]));
+        });
+        const newer = tail.get(entityKey);
+        if (parts.length === 1 && !newer) {
+          // One segment holds every version of the entity's events: read in place.
+          batch.push({ entityKey, events: parts[0] });
+          continue;
         }
+        if (!parts.length && !newer) continue;
+        // Versions in several segments, or in the log too: merged, supersession found anew.
+        batch.push({
+          entityKey,
+          events: seriesOf(
+            [...parts.flatMap((p) => p.events(positions)), ...(newer ?? [])].sort(compareEvents),
+          ),
+        });
       }
-      for (const [entityKey, events] of tail)
-        batch.push({ entityKey, events: seriesOf(events.sort(compareEvents)) });
       yield batch;
     }
   }
@@ -325,13 +330,22 @@ export class PostgresOfflineStore implements OfflineStore {
       const upto = moved === MAX_COMPACTION_ROWS ? after : safe;
       const written: WrittenSegment[] = [];
       try {
-        for (const bucket of builder.buckets()) {
-          const old = state.segments.find((s) => s.bucket === bucket);
-          const { bytes, parquet, rows } = await builder.encode(
-            bucket,
-            old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null,
+        for (const [bucket, added] of builder.buckets()) {
+          // A new delta of the bucket, merged with the segments planRuns picks (ADR 0035).
+          const runs = state.segments.filter((s) => s.bucket === bucket);
+          const plan = planRuns(runs, added);
+          const replaces = runs.filter((r) => plan.replaces.includes(r.run));
+          const old = await Promise.all(
+            replaces.map((r) => this.artifacts.getBytes(r.artifactKey, r.sha256)),
           );
-          written.push(await this.putSegment(version.id, bucket, upto, bytes, parquet, rows));
+          const { bytes, parquet, rows } = await builder.encode(bucket, old);
+          written.push(
+            await this.putSegment(version.id, { bucket, run: plan.run, replaces }, upto, {
+              bytes,
+              parquet,
+              rows,
+            }),
+          );
         }
       } catch (e) {
         await this.deleteWritten(written);
@@ -384,11 +398,15 @@ export class PostgresOfflineStore implements OfflineStore {
         for (let bucket = 0; bucket < SEGMENT_BUCKETS; bucket++) {
           const wanted = byBucket.subarray(start[bucket], start[bucket + 1]);
           if (!wanted.length) continue;
-          const old = state.segments.find((x) => x.bucket === bucket);
-          const oldBytes = old ? await this.artifacts.getBytes(old.artifactKey, old.sha256) : null;
+          // Every segment of the bucket: a backfill writes the bucket's new base.
+          const old = await Promise.all(
+            state.segments
+              .filter((x) => x.bucket === bucket)
+              .map((x) => this.artifacts.getBytes(x.artifactKey, x.sha256)),
+          );
           const done = builder.backfill(
             await bucketRows(rows, wanted, local.fill(-1)),
-            oldBytes,
+            old,
             pending.get(bucket) ?? [],
           );
           done.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
@@ -402,11 +420,13 @@ export class PostgresOfflineStore implements OfflineStore {
           written.push(
             await this.putSegment(
               version.id,
-              job.bucket,
+              {
+                bucket: job.bucket,
+                run: 0,
+                replaces: state.segments.filter((x) => x.bucket === job.bucket),
+              },
               state.throughSeq,
-              got.bytes,
-              got.parquet,
-              got.rows,
+              { bytes: got.bytes, parquet: got.parquet, rows: got.rows },
             ),
           );
           added += got.added;
@@ -434,15 +454,17 @@ export class PostgresOfflineStore implements OfflineStore {
     }
   }
 
-  /** Stores a bucket's new segment and its open-table Parquet file (docs/adr/0033). */
+  /**
+   * Stores a bucket's new segment and its open-table Parquet file (docs/adr/0033), to be
+   * swapped in as run `at.run` for the runs it replaces.
+   */
   private async putSegment(
     versionId: string,
-    bucket: number,
+    at: Pick<WrittenSegment, 'bucket' | 'run' | 'replaces'>,
     throughSeq: number,
-    bytes: Uint8Array,
-    parquet: Uint8Array,
-    rows: number,
+    { bytes, parquet, rows }: { bytes: Uint8Array; parquet: Uint8Array; rows: number },
   ): Promise<WrittenSegment> {
+    const { bucket } = at;
     const unique = randomUUID();
     const ref = await this.artifacts.put(
       `offline/${versionId}/${bucket}-${throughSeq}-${unique}.arrow`,
@@ -453,7 +475,7 @@ export class PostgresOfflineStore implements OfflineStore {
         openTableKey(versionId, bucket, throughSeq, unique),
         parquet,
       );
-      return { bucket, ref, table, rows };
+      return { ...at, ref, table, rows };
     } catch (e) {
       await this.artifacts.delete(ref.key).catch(() => undefined);
       throw e;
@@ -497,17 +519,18 @@ export class PostgresOfflineStore implements OfflineStore {
       if (!claimed.length) return false;
       for (const w of written) {
         await m.query(
-          `INSERT INTO feature_segment (version_id, bucket, artifact_key, sha256, size, row_count,
-                                        parquet_key, parquet_sha256, parquet_size, parquet_rows)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $6)
-           ON CONFLICT (version_id, bucket) DO UPDATE
-             SET artifact_key = EXCLUDED.artifact_key, sha256 = EXCLUDED.sha256,
-                 size = EXCLUDED.size, row_count = EXCLUDED.row_count,
-                 parquet_key = EXCLUDED.parquet_key, parquet_sha256 = EXCLUDED.parquet_sha256,
-                 parquet_size = EXCLUDED.parquet_size, parquet_rows = EXCLUDED.parquet_rows`,
+          'DELETE FROM feature_segment WHERE version_id = $1 AND bucket = $2 AND run = ANY($3)',
+          [versionId, w.bucket, w.replaces.map((r) => r.run)],
+        );
+        await m.query(
+          `INSERT INTO feature_segment (version_id, bucket, run, artifact_key, sha256, size,
+                                        row_count, parquet_key, parquet_sha256, parquet_size,
+                                        parquet_rows)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7)`,
           [
             versionId,
             w.bucket,
+            w.run,
             w.ref.key,
             w.ref.sha256,
             w.ref.size,
@@ -524,10 +547,9 @@ export class PostgresOfflineStore implements OfflineStore {
       await this.deleteWritten(written);
       return false;
     }
-    for (const w of written) {
-      const old = state.segments.find((s) => s.bucket === w.bucket);
-      if (old) await this.artifacts.delete(old.artifactKey).catch(() => undefined);
-      if (old?.parquetKey) await this.artifacts.delete(old.parquetKey).catch(() => undefined);
+    for (const old of written.flatMap((w) => w.replaces)) {
+      await this.artifacts.delete(old.artifactKey).catch(() => undefined);
+      if (old.parquetKey) await this.artifacts.delete(old.parquetKey).catch(() => undefined);
     }
     return true;
   }
@@ -535,14 +557,15 @@ export class PostgresOfflineStore implements OfflineStore {
   async openTables(versionIds: readonly string[]): Promise<OpenTableFiles[]> {
     if (!versionIds.length) return [];
     const rows = (await this.ds.query(
-      `SELECT version_id AS v, bucket, parquet_key AS key, parquet_sha256 AS sha256,
+      `SELECT version_id AS v, bucket, run, parquet_key AS key, parquet_sha256 AS sha256,
               parquet_size::float8 AS size, parquet_rows::float8 AS rows
          FROM feature_segment WHERE version_id = ANY($1::uuid[])
-        ORDER BY version_id, bucket`,
+        ORDER BY version_id, bucket, run`,
       [versionIds],
     )) as {
       v: string;
       bucket: number;
+      run: number;
       key: string | null;
       sha256: string | null;
       size: number | null;
@@ -558,6 +581,7 @@ export class PostgresOfflineStore implements OfflineStore {
           .filter((r) => r.key !== null)
           .map((r) => ({
             bucket: r.bucket,
+            run: r.run,
             key: r.key as string,
             uri: `${base}/${r.key as string}`,
             rows: r.rows ?? 0,
@@ -571,15 +595,13 @@ export class PostgresOfflineStore implements OfflineStore {
   async historySnapshot(
     version: FeatureViewVersion,
     buckets: ReadonlySet<number>,
-  ): Promise<{
-    files: { bucket: number; key: string; sha256: string }[] | null;
-    tail: AsyncIterable<{ entityKey: string; event: FeatureEvent }[]>;
-  }> {
+  ): ReturnType<OfflineStore['historySnapshot']> {
     const st = await this.compactionState(version.id);
     const mine = st.segments.filter((x) => buckets.has(x.bucket));
     const files = mine.every((x) => x.parquetKey && x.parquetSha256)
       ? mine.map((x) => ({
           bucket: x.bucket,
+          run: x.run,
           key: x.parquetKey as string,
           sha256: x.parquetSha256 as string,
         }))
@@ -633,18 +655,21 @@ export class PostgresOfflineStore implements OfflineStore {
     // One statement, so the watermark and the segments come from the same swap.
     const rows = (await this.ds.query(
       `SELECT c.through_seq::float8 AS t, c.compacted_rows::float8 AS n,
-              c.generation::float8 AS g, s.bucket, s.artifact_key AS "artifactKey", s.sha256,
+              c.generation::float8 AS g, s.bucket, s.run, s.row_count::float8 AS rows,
+              s.artifact_key AS "artifactKey", s.sha256,
               s.parquet_key AS "parquetKey", s.parquet_sha256 AS "parquetSha256"
          FROM (SELECT 1) one
          LEFT JOIN feature_compaction c ON c.version_id = $1
          LEFT JOIN feature_segment s ON s.version_id = $1
-        ORDER BY s.bucket`,
+        ORDER BY s.bucket, s.run`,
       [versionId],
     )) as {
       t: number | null;
       n: number | null;
       g: number | null;
       bucket: number | null;
+      run: number;
+      rows: number;
       artifactKey: string;
       sha256: string;
       parquetKey: string | null;
@@ -658,6 +683,8 @@ export class PostgresOfflineStore implements OfflineStore {
         .filter((r) => r.bucket !== null)
         .map((r) => ({
           bucket: r.bucket as number,
+          run: r.run,
+          rows: r.rows,
           artifactKey: r.artifactKey,
           sha256: r.sha256,
           parquetKey: r.parquetKey,
@@ -842,8 +869,11 @@ interface CompactionState {
   compactedRows: number;
   /** Advanced by every swap of segments (compaction or backfill): what a swap compares. */
   generation: number;
+  /** Every segment of every bucket, by bucket then run (0 the base, then deltas oldest first). */
   segments: {
     bucket: number;
+    run: number;
+    rows: number;
     artifactKey: string;
     sha256: string;
     parquetKey: string | null;
@@ -854,6 +884,9 @@ interface CompactionState {
 /** A bucket's new segment and its open-table file, stored, not yet swapped in. */
 interface WrittenSegment {
   bucket: number;
+  /** Its run once swapped in, and the segments it replaces then (their files deleted). */
+  run: number;
+  replaces: CompactionState['segments'];
   ref: ArtifactRef;
   table: ArtifactRef;
   rows: number;

@@ -106,12 +106,12 @@ export const VERDICTS: readonly VersionVerdict[] = [
 
 type Request =
   | { kind: 'add'; rows: LogRow[] }
-  | { kind: 'encode'; id: number; bucket: number; old: Uint8Array | null }
+  | { kind: 'encode'; id: number; bucket: number; old: Uint8Array[] }
   | {
       kind: 'backfill';
       id: number;
       rows: BackfillBucket;
-      old: Uint8Array | null;
+      old: Uint8Array[];
       pending: { entityKey: string; event: FeatureEvent }[];
     };
 type Reply =
@@ -131,7 +131,8 @@ export class SegmentBuilder {
     number,
     { resolve: (r: never) => void; reject: (e: Error) => void }
   >();
-  private readonly touched = new Set<number>();
+  /** New rows per bucket. */
+  private readonly touched = new Map<number, number>();
   private nextId = 0;
   private failure: Error | null = null;
 
@@ -156,38 +157,43 @@ export class SegmentBuilder {
   /** Hands a page of log rows over (copied to the worker; nothing waits). */
   add(rows: LogRow[]): void {
     if (this.failure) throw this.failure;
-    for (const r of rows) this.touched.add(bucketOf(r.k));
+    for (const r of rows) {
+      const b = bucketOf(r.k);
+      this.touched.set(b, (this.touched.get(b) ?? 0) + 1);
+    }
     this.worker.postMessage({ kind: 'add', rows } satisfies Request);
   }
 
-  /** The buckets the rows handed over fall in. */
-  buckets(): number[] {
+  /** The buckets the rows handed over fall in, and how many rows each. */
+  buckets(): [bucket: number, rows: number][] {
     return [...this.touched];
   }
 
   /**
-   * The bucket's new segment: its old one's rows (if any) and the new ones, in order; with
-   * the same rows as an open-table Parquet file (docs/adr/0033).
+   * The bucket's new segment: the rows of the old segments it replaces (none for a new delta
+   * of only the new rows) and the new ones, in order; with the same rows as an open-table
+   * Parquet file (docs/adr/0033).
    */
-  encode(bucket: number, old: Uint8Array | null): Promise<EncodedBucket> {
+  encode(bucket: number, old: Uint8Array[]): Promise<EncodedBucket> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<EncodedBucket>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      // The old segment's bytes are copied (a memcpy): they may share a buffer with others.
+      // The old segments' bytes are copied (a memcpy): they may share a buffer with others.
       this.worker.postMessage({ kind: 'encode', id, bucket, old } satisfies Request);
     });
   }
 
   /**
-   * A backfill's bucket, judged against the stored versions of its events (the bucket's old
-   * segment, whose bytes are copied over, and the log rows after its watermark) and, where any
-   * row is a new version, merged into the old segment's rows and encoded. The rows' typed
-   * arrays are moved to the worker (transferred): `rows` is unusable after the call.
+   * A backfill's bucket, judged against the stored versions of its events (every segment of
+   * the bucket, whose bytes are copied over, and the log rows after its watermark) and, where
+   * any row is a new version, merged with all of the old segments' rows into a new base and
+   * encoded. The rows' typed arrays are moved to the worker (transferred): `rows` is unusable
+   * after the call.
    */
   backfill(
     rows: BackfillBucket,
-    old: Uint8Array | null,
+    old: Uint8Array[],
     pending: { entityKey: string; event: FeatureEvent }[],
   ): Promise<BackfilledBucket> {
     if (this.failure) return Promise.reject(this.failure);
@@ -232,7 +238,7 @@ export function serveSegmentWorker(
   port.on('message', async (m) => {
     if (m.kind === 'backfill') {
       try {
-        const judged = backfillBucket(schema, m.rows, m.old, m.pending);
+        const judged = backfillBucket(schema, m.rows, mergedSegment(schema, m.old), m.pending);
         const done: BackfilledBucket = {
           ...judged,
           parquet: judged.bytes
@@ -268,7 +274,7 @@ export function serveSegmentWorker(
     try {
       const rows = byBucket.get(m.bucket) ?? [];
       byBucket.delete(m.bucket);
-      const kept = m.old ? segmentEvents(schema, m.old, sources.length) : [];
+      const kept = m.old.flatMap((b) => segmentEvents(schema, b, sources.length));
       const sorted = sortBucketRows(kept.length ? [...kept, ...rows] : rows);
       const bytes = encodeSegment(schema, sorted);
       const parquet = await openTableParquet(schema, decodeSegment(schema, bytes));
@@ -280,6 +286,16 @@ export function serveSegmentWorker(
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) });
     }
   });
+}
+
+/** A bucket's segments as one (null for none): merged and encoded again when several. */
+function mergedSegment(schema: FeatureViewSchema, old: Uint8Array[]): Uint8Array | null {
+  if (old.length <= 1) return old[0] ?? null;
+  const positions = eventLayout(schema).sources.length;
+  return encodeSegment(
+    schema,
+    sortBucketRows(old.flatMap((b) => segmentEvents(schema, b, positions))),
+  );
 }
 
 /** A decoded segment's rows as events, in its order. */

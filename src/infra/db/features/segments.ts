@@ -40,8 +40,48 @@ import {
  */
 export const SEGMENT_FORMAT = '2';
 
-/** Entity buckets per view version: each is one segment, rewritten when its entities change. */
+/** Entity buckets per view version: each is a base segment and a few deltas (`planRuns`). */
 export const SEGMENT_BUCKETS = 16;
+
+/**
+ * How a bucket's segments are merged (docs/adr/0035): run 0 is the base, runs 1… are deltas,
+ * oldest first. A compaction writes its rows for the bucket as a new delta, merged with the
+ * newest deltas while it is at least 1/DELTA_FANOUT the size of the one before (so deltas
+ * shrink geometrically from oldest to newest, and a row is rewritten once per level), and into
+ * the base when the deltas would hold more than DELTA_SHARE of the base's rows, or there would
+ * be more than MAX_DELTAS of them.
+ */
+export const DELTA_FANOUT = 4;
+export const DELTA_SHARE = 0.25;
+export const MAX_DELTAS = 6;
+
+/** A stored segment of a bucket, as the merge policy sees it. */
+export interface SegmentRun {
+  run: number;
+  rows: number;
+}
+
+/**
+ * What a compaction writes for a bucket given its runs (any order) and its new rows: the runs
+ * its new segment replaces (merged with the new rows) and the new segment's run number.
+ */
+export function planRuns(
+  runs: readonly SegmentRun[],
+  newRows: number,
+): { replaces: number[]; run: number } {
+  const base = runs.find((r) => r.run === 0);
+  const deltas = runs.filter((r) => r.run > 0).sort((a, b) => a.run - b.run);
+  const deltaRows = deltas.reduce((n, d) => n + d.rows, 0) + newRows;
+  const next = (deltas.length ? deltas[deltas.length - 1].run : 0) + 1;
+  if (!base || deltaRows > DELTA_SHARE * base.rows)
+    return { replaces: runs.map((r) => r.run), run: 0 };
+  let merged = 0;
+  let size = newRows;
+  while (merged < deltas.length && size * DELTA_FANOUT >= deltas[deltas.length - 1 - merged].rows)
+    size += deltas[deltas.length - 1 - merged++].rows;
+  if (deltas.length - merged + 1 > MAX_DELTAS) return { replaces: runs.map((r) => r.run), run: 0 };
+  return { replaces: deltas.slice(deltas.length - merged).map((d) => d.run), run: next };
+}
 
 /** FNV-1a of the entity key: a stable bucket, independent of the database's hash functions. */
 export function bucketOf(entityKey: string): number {
