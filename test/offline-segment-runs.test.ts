@@ -36,7 +36,10 @@ function step(runs: SegmentRun[], rows: number): { runs: SegmentRun[]; written: 
   const written =
     rows + runs.filter((r) => plan.replaces.includes(r.run)).reduce((n, r) => n + r.rows, 0);
   return {
-    runs: [...runs.filter((r) => !plan.replaces.includes(r.run)), { run: plan.run, rows: written }],
+    runs: [
+      ...runs.filter((r) => !plan.replaces.includes(r.run)),
+      { run: plan.run, rows: written, parquetKey: `p${plan.run}` },
+    ],
     written,
   };
 }
@@ -71,9 +74,15 @@ describe('planRuns', () => {
     );
   });
 
+  it('rewrites a base written before open tables at once, so it gets its Parquet file', () => {
+    const base = { run: 0, rows: 1_000_000 };
+    expect(planRuns([{ ...base, parquetKey: 'p0' }], 10)).toEqual({ replaces: [], run: 1 });
+    expect(planRuns([{ ...base, parquetKey: null }], 10)).toEqual({ replaces: [0], run: 0 });
+  });
+
   it('rewrites a streamed history about ten times per row, where whole buckets cost a thousand', () => {
     // A bucket of 1M rows, then 1,000 compactions of 2,000 rows each.
-    let runs: SegmentRun[] = [{ run: 0, rows: 1_000_000 }];
+    let runs: SegmentRun[] = [{ run: 0, rows: 1_000_000, parquetKey: 'p0' }];
     let written = 0;
     let whole = 0;
     let size = 1_000_000;
@@ -152,8 +161,8 @@ async function offlineTable(name: string) {
   return res.featureView!.versions[0].offlineTable;
 }
 
-// Labels over 55 entities (four without history), from before anything was known to after
-// the last round.
+// Labels over 55 entities (it50 to it53 without compacted history), from before anything was
+// known to after the last round.
 const spine = Array.from({ length: 600 }, (_, k) => ({
   entityKey: `it${k % 55}`,
   ts: T0 + (250 + ((k * 7919) % 200)) * MIN,
@@ -254,14 +263,12 @@ describe('compactions that write deltas', () => {
     expect(a.some((row) => row[0] !== null)).toBe(true);
   });
 
-  it('builds the same dataset on DuckDB as on the evaluator over base and deltas', async () => {
-    // The moved event's new version lies in a delta, its old one in the base.
-    const files = (await offlineTable('compacted')).files;
-    expect(files.filter((f) => f.bucket === bucketOf('it54')).length).toBeGreaterThan(1);
-    const build = (engine: JoinEngine) =>
-      gql.ok(BuildDatasetDocument, {
+  /** The spine built into a dataset on each engine: their content hashes. */
+  async function hashes(name: string): Promise<[string | null, string | null]> {
+    const build = async (engine: JoinEngine) => {
+      const { buildDataset } = await gql.ok(BuildDatasetDocument, {
         input: {
-          name: `runs-${engine}`,
+          name: `${name}-${engine}`,
           featureRefs: ['compacted:*'],
           rows: spine.map((r) => ({
             entityKey: r.entityKey,
@@ -272,26 +279,70 @@ describe('compactions that write deltas', () => {
         },
         wait: true,
       });
-    const a = (await build(JoinEngine.EVALUATOR)).buildDataset;
-    const b = (await build(JoinEngine.DUCKDB)).buildDataset;
-    expect(b).toMatchObject({ status: 'READY', engine: 'DUCKDB' });
-    expect(b.contentHash).toBe(a.contentHash);
+      expect(buildDataset).toMatchObject({ status: 'READY', engine });
+      return buildDataset.contentHash ?? null;
+    };
+    return [await build(JoinEngine.EVALUATOR), await build(JoinEngine.DUCKDB)];
+  }
+
+  it('builds the same dataset on DuckDB as on the evaluator over base and deltas', async () => {
+    // The moved event's new version lies in a delta, its old one in the base.
+    const files = (await offlineTable('compacted')).files;
+    expect(files.filter((f) => f.bucket === bucketOf('it54')).length).toBeGreaterThan(1);
+    const [evaluator, duckdb] = await hashes('runs');
+    expect(duckdb).toBe(evaluator);
+  });
+
+  it('reads base, deltas and rows not compacted yet together, on both engines', async () => {
+    clock.set(T0 + 395 * MIN);
+    const pending: IngestRecord[] = [
+      ...records(20, 40, 380, 10),
+      // A correction of a compacted event: its entity has versions in segments and the log.
+      { ...last.records[0], fields: { f: 123.25, s: 'late' } },
+      // An entity whose only history is in the log.
+      { entityKey: 'it53', eventId: 'only-log', eventTs: T0 + 385 * MIN, fields: { f: 4, s: 'o' } },
+    ];
+    for (const v of [compacted, logged]) {
+      const [report] = await app.services.ingestion.ingest([v], pending, 'test');
+      expect(report).toMatchObject({ quarantined: 0, corrections: 1 });
+    }
+    expect(await join('compacted')).toEqual(await join('logged'));
+    const [evaluator, duckdb] = await hashes('pending');
+    expect(duckdb).toBe(evaluator);
   });
 
   it('folds a bucket’s deltas into its base when a backfill rewrites it, judging against them', async () => {
-    const before = await offlineTable('compacted');
-    const withDelta = new Set(before.files.filter((f) => f.run > 0).map((f) => f.bucket));
-    // A row of the last round, in a bucket with a delta, sent again by a backfill file: judged
-    // against the delta, it is a duplicate; and one new event beside it.
-    const again = last.records.find(
-      (r) => withDelta.has(bucketOf(r.entityKey)) && r.fields.f !== null,
-    );
-    if (!again) throw new Error('no row of the last round lies in a bucket with a delta');
+    // A row read from a delta file, sent again by a backfill file: judged against the delta,
+    // it is a duplicate; and one new event beside it.
+    const deltas = (await offlineTable('compacted')).files.filter((f) => f.run > 0);
+    expect(deltas.length).toBeGreaterThan(0);
+    const instance = await DuckDBInstance.create(':memory:');
+    const duck = await instance.connect();
+    let again: {
+      entity_key: string;
+      event_id: string;
+      event_ts: number;
+      known_ts: number;
+      f: number;
+      s: string;
+    };
+    try {
+      const res = await duck.runAndReadAll(
+        `SELECT entity_key, event_id, epoch_ms(event_ts)::double AS event_ts,
+                epoch_ms(known_ts)::double AS known_ts, f, s
+           FROM read_parquet([${deltas.map((f) => `'${fileURLToPath(f.uri)}'`).join(', ')}])
+          WHERE f IS NOT NULL ORDER BY known_ts DESC, entity_key, event_id LIMIT 1`,
+      );
+      again = res.getRowObjectsJS()[0] as typeof again;
+    } finally {
+      duck.closeSync();
+      instance.closeSync();
+    }
     const iso = (t: number) => new Date(t).toISOString();
     const csv = [
       'entity_key,event_id,event_ts,known_at,f,s',
-      `${again.entityKey},${again.eventId},${iso(again.eventTs)},${iso(last.at)},${String(again.fields.f)},${String(again.fields.s)}`,
-      `${again.entityKey},backfilled,${iso(T0 + 5 * MIN)},${iso(T0 + 6 * MIN)},1,b`,
+      `${again.entity_key},${again.event_id},${iso(again.event_ts)},${iso(again.known_ts)},${again.f},${again.s}`,
+      `${again.entity_key},backfilled,${iso(T0 + 5 * MIN)},${iso(T0 + 6 * MIN)},1,b`,
     ].join('\n');
     await app.services.artifacts.put('uploads/fold.csv', Buffer.from(csv));
     const [report] = await app.services.backfill.file(
@@ -301,7 +352,7 @@ describe('compactions that write deltas', () => {
     );
     expect(report).toMatchObject({ accepted: 2, duplicates: 1, quarantined: 0 });
     const after = await offlineTable('compacted');
-    const bucket = bucketOf(again.entityKey);
+    const bucket = bucketOf(again.entity_key);
     expect(after.files.filter((f) => f.bucket === bucket).map((f) => f.run)).toEqual([0]);
     expect(after.files.reduce((n, f) => n + f.rows, 0)).toBe(stored + 1);
     // And the join still equals the log's, with the new event in both.
@@ -310,7 +361,7 @@ describe('compactions that write deltas', () => {
       [await app.services.featureRegistry.resolveRefs(['logged:f']).then((r) => r[0].version)],
       [
         {
-          entityKey: again.entityKey,
+          entityKey: again.entity_key,
           eventId: 'backfilled',
           eventTs: T0 + 5 * MIN,
           knownAt: T0 + 6 * MIN,

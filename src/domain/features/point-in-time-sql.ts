@@ -202,9 +202,10 @@ export const VERSIONS_COLUMNS = ['entity_key', 'event_id', 'event_ts', 'candidat
  * DuckDB: one row when some event's versions do not share one event time, none otherwise. The
  * ASOF form of the join (`pointInTimeSql(…, { asof: true })`) is exact only on a history for
  * which this returns nothing. `relation` has `VERSIONS_COLUMNS`, a row per stored version, and
- * `candidate` true on at least one version of every event that has several: an open table's
- * rows with a `superseded_ts`, and every row of the log's tail (a tail row may be a new
- * version of an event in the files). Only the candidates' events are grouped; the rest is
+ * `candidate` true on at least one version of every event that has several: a base file's
+ * rows with a `superseded_ts`, every row of a delta file (its `superseded_ts` knows only its
+ * own file, docs/adr/0035) and every row of the log's tail (a tail row may be a new version
+ * of an event in the files). Only the candidates' events are grouped; the rest is
  * scanned once for the semi-join, where grouping every event cost a hash table as large as
  * the history.
  */

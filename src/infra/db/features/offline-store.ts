@@ -195,8 +195,9 @@ export class PostgresOfflineStore implements OfflineStore {
   }
 
   /**
-   * Bucket by bucket: the bucket's segment (one artifact read, evaluated in place) merged
-   * with the rows appended since the last compaction, so memory holds one bucket at a time.
+   * Bucket by bucket: the bucket's segments (its base and deltas) and the rows appended since
+   * the last compaction, so memory holds one bucket at a time. An entity in one segment only
+   * is evaluated in place; one with versions in several, or in the log, is merged in objects.
    */
   async *historyByEntity(
     version: FeatureViewVersion,

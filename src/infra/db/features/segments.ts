@@ -29,9 +29,10 @@ import {
 } from '../../../domain/features/point-in-time';
 
 /**
- * Columnar segments of a view version's offline history: one Arrow IPC file per entity
- * bucket, rows (every version of every event) sorted by (entity, eventTs, createdTs, eventId)
- * so an entity's history is one contiguous slice. Numeric and boolean sources are Float64
+ * Columnar segments of a view version's offline history: Arrow IPC files, a base and a few
+ * deltas per entity bucket (`planRuns`), rows (every version of every event) sorted by
+ * (entity, eventTs, createdTs, eventId) so an entity's history in a segment is one contiguous
+ * slice. Numeric and boolean sources are Float64
  * columns (null as NaN: validation admits only finite numbers), others JSON text;
  * `superseded_ts` is when the next version of the row's event became known (Infinity for the
  * newest). Point-in-time reads evaluate straight on these columns (`SegmentSeries`), without
@@ -59,6 +60,8 @@ export const MAX_DELTAS = 6;
 export interface SegmentRun {
   run: number;
   rows: number;
+  /** Its open-table Parquet file; null for a segment written before open tables. */
+  parquetKey: string | null;
 }
 
 /**
@@ -73,7 +76,8 @@ export function planRuns(
   const deltas = runs.filter((r) => r.run > 0).sort((a, b) => a.run - b.run);
   const deltaRows = deltas.reduce((n, d) => n + d.rows, 0) + newRows;
   const next = (deltas.length ? deltas[deltas.length - 1].run : 0) + 1;
-  if (!base || deltaRows > DELTA_SHARE * base.rows)
+  // A segment without its Parquet file (written before open tables) is rewritten at once.
+  if (!base || deltaRows > DELTA_SHARE * base.rows || runs.some((r) => r.parquetKey === null))
     return { replaces: runs.map((r) => r.run), run: 0 };
   let merged = 0;
   let size = newRows;
