@@ -12,7 +12,7 @@ import { type IngestRecord } from '../src/domain/features/validation';
 import { ManualClock } from '../src/domain/shared/clock';
 import { localIdOf } from '../src/schema/node.types';
 import { BuildDatasetDocument, type JoinEngine } from './generated/graphql';
-import { featureSpec } from './support/datasets';
+import { featureSpec, itemView } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -71,17 +71,8 @@ beforeAll(async () => {
 
 afterAll(() => app?.stop());
 
-async function view(name: string, features = FEATURES): Promise<FeatureViewVersion> {
-  const { version } = await app.services.featureRegistry.createView({
-    name,
-    entity: 'item',
-    source: `${name}_src`,
-    ttlSeconds: 2 * 3600,
-    allowedLatenessSeconds: 30 * 24 * 3600,
-    features,
-  });
-  return version;
-}
+const view = (name: string, features = FEATURES) =>
+  itemView(app.services, name, features, 2 * 3600);
 
 /** Deterministic records of every type, with nulls, over 40 entities, events in [from, from + span) minutes. */
 function records(n: number, seed: number, from: number, span: number): IngestRecord[] {

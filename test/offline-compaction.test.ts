@@ -14,7 +14,7 @@ import {
 } from '../src/domain/features/point-in-time';
 import { type IngestRecord } from '../src/domain/features/validation';
 import { CompactFeatureViewDocument, OfflineHistoryDocument } from './generated/graphql';
-import { featureSpec } from './support/datasets';
+import { featureSpec, itemView } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { ManualClock } from '../src/domain/shared/clock';
 import { startTestApp, type TestApp } from './support/test-app';
@@ -51,14 +51,7 @@ beforeAll(async () => {
 afterAll(() => app.stop());
 
 async function view(name: string): Promise<{ version: FeatureViewVersion; refs: ResolvedRef[] }> {
-  const { version } = await app.services.featureRegistry.createView({
-    name,
-    entity: 'item',
-    source: `${name}_src`,
-    ttlSeconds: 30 * 24 * 3600,
-    allowedLatenessSeconds: 30 * 24 * 3600,
-    features: FEATURES,
-  });
+  const version = await itemView(app.services, name, FEATURES, 30 * 24 * 3600);
   const refs = await app.services.featureRegistry.resolveRefs(
     FEATURES.map((f) => `${name}:${f.name}`),
   );

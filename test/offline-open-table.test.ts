@@ -25,7 +25,7 @@ import {
   sortBucketRows,
 } from '../src/infra/db/features/segments';
 import { OfflineTableDocument } from './generated/graphql';
-import { featureSpec } from './support/datasets';
+import { featureSpec, itemView } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -86,17 +86,7 @@ afterAll(async () => {
   await app?.stop();
 });
 
-async function view(name: string): Promise<FeatureViewVersion> {
-  const { version } = await app.services.featureRegistry.createView({
-    name,
-    entity: 'item',
-    source: `${name}_src`,
-    ttlSeconds: 30 * 24 * 3600,
-    allowedLatenessSeconds: 30 * 24 * 3600,
-    features: FEATURES,
-  });
-  return version;
-}
+const view = (name: string) => itemView(app.services, name, FEATURES, 30 * 24 * 3600);
 
 /** Deterministic records of every type, with nulls; `ids` names their events. */
 function records(n: number, seed: number, entities: number, ids = `r${seed}`): IngestRecord[] {

@@ -18,7 +18,7 @@ import {
   type SegmentRun,
 } from '../src/infra/db/features/segments';
 import { BuildDatasetDocument, OfflineTableDocument } from './generated/graphql';
-import { featureSpec } from './support/datasets';
+import { featureSpec, itemView } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
 import { startTestApp, type TestApp } from './support/test-app';
 
@@ -130,17 +130,7 @@ beforeAll(async () => {
 
 afterAll(() => app?.stop());
 
-async function view(name: string): Promise<FeatureViewVersion> {
-  const { version } = await app.services.featureRegistry.createView({
-    name,
-    entity: 'item',
-    source: `${name}_src`,
-    ttlSeconds: 3 * 3600,
-    allowedLatenessSeconds: 30 * 24 * 3600,
-    features: FEATURES,
-  });
-  return version;
-}
+const view = (name: string) => itemView(app.services, name, FEATURES, 3 * 3600);
 
 function records(n: number, seed: number, from: number, span: number): IngestRecord[] {
   let x = seed;

@@ -2,7 +2,11 @@ import { tableFromIPC } from 'apache-arrow';
 import { type Services } from '../../src/app/services';
 import { type ArtifactStore } from '../../src/domain/artifacts/artifact-store';
 import { type DatasetSnapshot } from '../../src/domain/features/dataset';
-import { FeatureType, type FeatureSpec } from '../../src/domain/features/feature-definition';
+import {
+  FeatureType,
+  type FeatureSpec,
+  type FeatureViewVersion,
+} from '../../src/domain/features/feature-definition';
 import { Rng } from '../../src/domain/training/rng';
 
 /** A feature read from the source field of its own name, as is, unless `extra` says otherwise. */
@@ -19,6 +23,27 @@ export const featureSpec = (
   validation: {},
   ...extra,
 });
+
+/**
+ * A view of the entity `item` (which the test file creates) reading the source `<name>_src`,
+ * late events accepted for 30 days: its first version.
+ */
+export async function itemView(
+  services: Pick<Services, 'featureRegistry'>,
+  name: string,
+  features: FeatureSpec[],
+  ttlSeconds: number,
+): Promise<FeatureViewVersion> {
+  const { version } = await services.featureRegistry.createView({
+    name,
+    entity: 'item',
+    source: `${name}_src`,
+    ttlSeconds,
+    allowedLatenessSeconds: 30 * 24 * 3600,
+    features,
+  });
+  return version;
+}
 
 /** Reads a snapshot file back into plain rows, the way a training script would. */
 export async function readSnapshot(
