@@ -406,10 +406,7 @@ export class DatasetService {
     return done ? { ...s, status, progress, completedAt, ...patch } : null;
   }
 
-  /**
-   * The join on the SQL engine, its progress published as the evaluator's is: at most about
-   * twenty events, in order (each waits for the one before).
-   */
+  /** The join on the SQL engine, its progress published as the evaluator's is. */
   private async sqlJoin(
     s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
     refs: ResolvedRef[],
@@ -419,25 +416,37 @@ export class DatasetService {
       throw new Error(
         'this build runs on DuckDB, which this process does not have (DATASET_DUCKDB=off)',
       );
-    let published = 0;
+    const report = this.progressReporter(s);
+    // The engine tells its progress synchronously: the events go out in order, one after the
+    // other, and the build waits for the last (a failed publish fails it, as the evaluator's).
     let chain = Promise.resolve();
     const columns = await this.engines.sql.join(refs, spine, (fraction) => {
-      if (fraction >= 1 || fraction - published < 0.05) return;
-      published = fraction;
-      chain = chain
-        .then(() =>
-          this.publish(
-            s,
-            DatasetStatus.BUILDING,
-            fraction,
-            Math.round(fraction * s.rowCount),
-            null,
-          ),
-        )
-        .catch(() => undefined); // progress is advisory: a lost event is not a failed build
+      chain = chain.then(() => report(fraction));
+      chain.catch(() => undefined); // awaited below
     });
     await chain;
     return columns;
+  }
+
+  /**
+   * Publishes a build's BUILDING progress as it goes: at most about twenty events, each at
+   * least 5 % past the one before; never the end, which READY says.
+   */
+  private progressReporter(
+    s: Pick<DatasetSnapshot, 'id' | 'rowCount'>,
+  ): (fraction: number) => Promise<void> {
+    let last = 0;
+    return async (fraction) => {
+      if (fraction >= 1 || fraction - last < 1 / 20) return;
+      last = fraction;
+      await this.publish(
+        s,
+        DatasetStatus.BUILDING,
+        fraction,
+        Math.round(fraction * s.rowCount),
+        null,
+      );
+    };
   }
 
   /** Column per ref, row per spine row. One pass over each view version's history, entity by entity. */
@@ -451,7 +460,7 @@ export class DatasetService {
     const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
     const totalWork = entityKeys.length * versions.length;
     let done = 0;
-    let lastPublished = 0;
+    const report = this.progressReporter(s);
     for (const v of versions) {
       const sink = new ColumnSink(
         v.schema.features.length,
@@ -475,16 +484,7 @@ export class DatasetService {
           }
         }
         done += batch.length;
-        if (done - lastPublished >= Math.max(1, totalWork / 20)) {
-          lastPublished = done;
-          await this.publish(
-            { id: s.id, rowCount: s.rowCount },
-            DatasetStatus.BUILDING,
-            done / totalWork,
-            Math.round((done / totalWork) * s.rowCount),
-            null,
-          );
-        }
+        await report(done / totalWork);
       }
       // Entities with no history: the empty-history values (count 0, others null).
       for (const key of entityKeys) {
