@@ -1,11 +1,10 @@
 import { columnValue, type FeatureColumn } from '../src/domain/features/dataset';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { FeatureType } from '../src/domain/features/feature-definition';
 import { type FeatureValue } from '../src/domain/features/feature-definition';
 import { readFlights } from '../src/infra/datasets/flights';
 import { median, round, scale, writeResult } from './support/bench';
 import { startBenchPlatform, type BenchPlatform } from './support/platform';
-import { rng } from './support/synthetic-history';
+import { FIELDS, floatFeatures, rng } from './support/synthetic-history';
 
 /**
  * features-pit: a point-in-time join of label rows against feature history, by Aether's
@@ -22,7 +21,6 @@ import { rng } from './support/synthetic-history';
  */
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-01-01T00:00:00Z');
-const FEATURES = 10;
 
 interface Data {
   entities: string[];
@@ -42,7 +40,7 @@ function synthetic(entities: number, rowsPerEntity: number, labels: number): Dat
   let id = 0;
   const values = () =>
     Object.fromEntries(
-      Array.from({ length: FEATURES }, (_, j) => [`f${j}`, Math.round(r() * 1e6) / 1e3]),
+      Array.from({ length: FIELDS }, (_, j) => [`f${j}`, Math.round(r() * 1e6) / 1e3]),
     );
   keys.forEach((k, e) => {
     for (let n = 0; n < rowsPerEntity; n++) {
@@ -88,7 +86,7 @@ async function flightsData(n: number): Promise<Data> {
     while (seen.has(ts)) ts++;
     seen.add(ts);
     const fields = Object.fromEntries(
-      Array.from({ length: FEATURES }, (_, j) => [
+      Array.from({ length: FIELDS }, (_, j) => [
         `f${j}`,
         j === 0 ? f.delayMinutes : f.distanceMiles + j,
       ]),
@@ -138,14 +136,7 @@ async function runOne(
     source: `${name}_src`,
     ttlSeconds: 400 * 86_400,
     allowedLatenessSeconds: 400 * 86_400,
-    features: Array.from({ length: FEATURES }, (_, j) => ({
-      name: `f${j}`,
-      type: FeatureType.FLOAT,
-      source: `f${j}`,
-      transform: { kind: 'IDENTITY' as const },
-      aggregation: null,
-      validation: {},
-    })),
+    features: floatFeatures(),
   });
   const loadStart = Date.now();
   let corrections = 0;
@@ -173,12 +164,12 @@ async function runOne(
   const compactSeconds = (Date.now() - compactStart) / 1000;
 
   const refs = await s.featureRegistry.resolveRefs(
-    Array.from({ length: FEATURES }, (_, j) => `${name}:f${j}`),
+    Array.from({ length: FIELDS }, (_, j) => `${name}:f${j}`),
   );
   // DuckDB, same data, in memory.
   const duck = await (await DuckDBInstance.create(':memory:')).connect();
   await duck.run(
-    `CREATE TABLE feat (entity VARCHAR, event_id VARCHAR, event_ts BIGINT, created_ts BIGINT, ${Array.from({ length: FEATURES }, (_, j) => `f${j} DOUBLE`).join(', ')})`,
+    `CREATE TABLE feat (entity VARCHAR, event_id VARCHAR, event_ts BIGINT, created_ts BIGINT, ${Array.from({ length: FIELDS }, (_, j) => `f${j} DOUBLE`).join(', ')})`,
   );
   await duck.run('CREATE TABLE labels (i INTEGER, entity VARCHAR, ts BIGINT)');
   const fa = await duck.createAppender('feat');
@@ -187,7 +178,7 @@ async function runOne(
     fa.appendVarchar(r.event.eventId);
     fa.appendBigInt(BigInt(r.event.eventTs));
     fa.appendBigInt(BigInt(r.event.createdTs));
-    for (let j = 0; j < FEATURES; j++) fa.appendDouble(r.event.fields[`f${j}`]);
+    for (let j = 0; j < FIELDS; j++) fa.appendDouble(r.event.fields[`f${j}`]);
     fa.endRow();
   }
   fa.closeSync();
@@ -226,13 +217,13 @@ async function runOne(
         SELECT l.i, l.entity, l.ts, e.event_id
         FROM labels l ASOF LEFT JOIN firsts e ON l.entity = e.entity AND l.ts >= e.event_ts
       )
-      SELECT a.i, ${Array.from({ length: FEATURES }, (_, j) => `v.f${j}`).join(', ')}
+      SELECT a.i, ${Array.from({ length: FIELDS }, (_, j) => `v.f${j}`).join(', ')}
       FROM latest a ASOF LEFT JOIN feat v
         ON a.entity = v.entity AND a.event_id = v.event_id AND a.ts >= v.created_ts
       ORDER BY a.i`);
     duckTimes.push(Number(process.hrtime.bigint() - t) / 1e9);
     const rows = res.getRows();
-    duckCols = Array.from({ length: FEATURES }, (_, j) =>
+    duckCols = Array.from({ length: FIELDS }, (_, j) =>
       rows.map((r) => (r[j + 1] as number | null) ?? null),
     );
   }
