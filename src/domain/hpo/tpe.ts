@@ -5,7 +5,7 @@ import { ParamKind, type SearchParam, TrialState } from './study';
 
 /**
  * Tree-structured Parzen Estimator (Bergstra et al. 2011), as Optuna 5's TPESampler with its
- * defaults (ADR 0030). The finished trials are split by their objective: the best `gamma(n)`
+ * defaults but one: 128 candidates from l(x) where Optuna draws 24 (ADR 0030, decision 22). The finished trials are split by their objective: the best `gamma(n)`
  * form l(x), the rest g(x), and trials still running join g (Optuna's constant liar, on by
  * default since Optuna 5). Each is a mixture with one kernel per observation plus a prior
  * kernel over the whole space; a kernel is a product over the parameters of a truncated
@@ -23,7 +23,11 @@ import { ParamKind, type SearchParam, TrialState } from './study';
 export interface TpeOptions {
   /** Finished trials (complete or pruned) sampled at random before the model is used. */
   startupTrials: number;
-  /** Candidates drawn from l(x). */
+  /**
+   * Candidates drawn from l(x). 128, not Optuna's 24: on Hartmann-6 the median regret over
+   * 300 seeds falls by a third, and Branin, Styblinski-Tang, Ackley and Rosenbrock are no
+   * worse (ADR 0030, decision 22). Sampling stays under 2 ms at 100 trials.
+   */
   candidates: number;
   /** How many of n finished trials count as good. */
   gamma: (n: number) => number;
@@ -40,7 +44,7 @@ export interface TpeOptions {
 
 export const TPE_DEFAULTS: TpeOptions = {
   startupTrials: 10,
-  candidates: 24,
+  candidates: 128,
   gamma: (n) => Math.min(Math.ceil(0.1 * n), 25),
   priorWeight: 1,
   multivariate: true,
