@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { type SpineRow } from '../src/domain/features/dataset';
+import { duckDbGroupBytes } from '../src/infra/config/config';
 import { PostgresOfflineStore } from '../src/infra/db/features/offline-store';
 import { bucketOf } from '../src/infra/db/features/segments';
 import { writeParquet } from '../src/infra/datasets/parquet';
@@ -30,10 +31,13 @@ import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support
  * loaded), `ratio_vs_duckdb_<size>` (the engine over plain DuckDB) and
  * `results_identical_<size>`: 1 when the three joins' columns have the same digest, value for
  * value; and the engine's seconds per phase, `engine_<phase>_seconds_<size>` (JoinPhase). Sizes: PIT_SCALE_SIZES (feature rows, default 1M,10M,50M); labels: 1M, 5M from 50M
- * rows. The memory limit of both DuckDB joins: PIT_SCALE_MEMORY_MB (default 2048).
+ * rows. The memory limit of both DuckDB joins: PIT_SCALE_MEMORY_MB (default 2048); the
+ * engine's DATASET_DUCKDB_GROUP_MB: PIT_SCALE_GROUP_MB (default: the engine's, an eighth of
+ * the memory limit), reported as `group_mib`.
  */
 const ENTITIES = 100_000;
 const MEMORY_LIMIT_MB = Number(process.env.PIT_SCALE_MEMORY_MB ?? 2048);
+const GROUP_MB = Number(process.env.PIT_SCALE_GROUP_MB ?? -1);
 const FILE_ROWS = 10_000_000;
 
 function label(n: number): string {
@@ -145,6 +149,7 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
       refs,
       spineFile,
       memoryLimitMb: MEMORY_LIMIT_MB,
+      groupMb: GROUP_MB,
       // As many threads as plain DuckDB takes by default, so the two compare like for like (a
       // server leaves one core to its event loop: DuckDbJoinOptions.threads).
       threads: os.availableParallelism(),
@@ -208,6 +213,7 @@ export async function main(): Promise<void> {
     await p.app.services.featureRegistry.createEntity({ name: 'thing', joinKeys: ['id'] });
     let figures: Record<string, number> = {
       memory_limit_mib: MEMORY_LIMIT_MB,
+      group_mib: duckDbGroupBytes(MEMORY_LIMIT_MB, GROUP_MB) / 2 ** 20,
       engine_threads: os.availableParallelism(),
     };
     // Written after each size: a larger one that fails leaves the smaller ones' figures.

@@ -11,6 +11,7 @@ import {
 import { type IngestRecord } from '../src/domain/features/validation';
 import { ManualClock } from '../src/domain/shared/clock';
 import { localIdOf } from '../src/schema/node.types';
+import { bucketGroups } from '../src/infra/duckdb/point-in-time-engine';
 import { BuildDatasetDocument, type JoinEngine } from './generated/graphql';
 import { featureSpec, itemView } from './support/datasets';
 import { GraphQLTestClient } from './support/graphql-client';
@@ -22,7 +23,8 @@ import { startTestApp, type TestApp } from './support/test-app';
  * table's Parquet files and partly in the log not yet compacted, with corrections, windows of
  * sums and means over doubles whose order shows in their last bits, every value type, and
  * entities without history. A build that names no engine runs on DuckDB from
- * DATASET_DUCKDB_MIN_ROWS rows of history; one DuckDB cannot run says so with a code.
+ * DATASET_DUCKDB_MIN_ROWS rows of history; one DuckDB cannot run says so with a code. The
+ * engine joins every bucket on its own here (DATASET_DUCKDB_GROUP_MB=0).
  */
 const T0 = Date.parse('2026-06-01T00:00:00Z');
 const MIN = 60_000;
@@ -62,6 +64,9 @@ beforeAll(async () => {
       FEATURE_STREAM_CONSUMER: 'off',
       OFFLINE_COMPACTION_INTERVAL_MS: '0',
       DATASET_DUCKDB_MIN_ROWS: '600',
+      // Every bucket joined in a statement of its own: what a history larger than the
+      // memory limit gets (the other DuckDB tests join all buckets in one).
+      DATASET_DUCKDB_GROUP_MB: '0',
     },
     overrides: { clock },
   });
@@ -256,6 +261,21 @@ it.each([
     expect(b.contentHash).toBe(a.contentHash);
   },
 );
+
+it('groups the buckets in order, each group within the budget unless one bucket exceeds it', () => {
+  const files = (bytes: Record<number, number>) => ({
+    files: Object.entries(bytes).map(([b, n]) => ({ bucket: Number(b), bytes: n })),
+  });
+  // Bytes add up over the versions; a bucket without files joins the group it falls in.
+  const histories = [files({ 0: 30, 1: 50, 3: 90, 4: 10 }), files({ 0: 30, 4: 10 })];
+  expect(bucketGroups([0, 1, 2, 3, 4], histories, 100)).toEqual([[0], [1, 2], [3], [4]]);
+  expect(bucketGroups([0, 1, 2, 3, 4], histories, 120)).toEqual([
+    [0, 1, 2],
+    [3, 4],
+  ]);
+  expect(bucketGroups([1, 3], histories, 0)).toEqual([[1], [3]]);
+  expect(bucketGroups([0, 1, 3, 4], histories, 1e9)).toEqual([[0, 1, 3, 4]]);
+});
 
 describe('choosing the engine', () => {
   it('runs a small history on the evaluator when no engine is named', async () => {

@@ -5,6 +5,7 @@ import { startApp } from '../../src/app/app';
 import { columnValue, type FeatureColumn, type SpineRow } from '../../src/domain/features/dataset';
 import { loadConfig } from '../../src/infra/config/config';
 import { PostgresOfflineStore } from '../../src/infra/db/features/offline-store';
+import { duckDbGroupBytes } from '../../src/infra/config/config';
 import { DuckDbPointInTimeEngine } from '../../src/infra/duckdb/point-in-time-engine';
 import { createLogger } from '../../src/infra/observability/logger';
 import { FIELDS } from './synthetic-history';
@@ -26,6 +27,8 @@ export interface PitJoinJob {
   /** JSON `{ entity: string[], ts: number[] }`: the spine, in its order. */
   spineFile: string;
   memoryLimitMb: number;
+  /** The engine's DATASET_DUCKDB_GROUP_MB (-1: its default). */
+  groupMb: number;
   threads: number;
   tempDir: string;
   /** The open table's files (plain DuckDB's input). */
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
         app.services.artifacts,
         {
           memoryLimitMb: job.memoryLimitMb,
+          groupBytes: duckDbGroupBytes(job.memoryLimitMb, job.groupMb),
           tempDir: job.tempDir,
           threads: job.threads,
           onPhase: (name, seconds) => (phases[name] = (phases[name] ?? 0) + seconds),

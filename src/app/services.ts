@@ -107,7 +107,12 @@ export function createServices(deps: {
   processId: string;
   datasetBuildTtlMs: number;
   /** The DuckDB join engine's settings; null: none (every build on the evaluator). */
-  datasetDuckDb?: { minRows: number; memoryLimitMb: number; tempDir: string } | null;
+  datasetDuckDb?: {
+    minRows: number;
+    memoryLimitMb: number;
+    groupBytes: number;
+    tempDir: string;
+  } | null;
 }): Services {
   // Repositories join the ambient transaction of a UnitOfWork (docs/adr/0027).
   const ds = ambientDataSource(deps.db.dataSource);

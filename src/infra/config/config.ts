@@ -10,6 +10,15 @@ import { DEFAULT_BACKGROUND_MAX_WAIT_MS } from '../db/priority-pool';
 const nonEmpty = (v: string | undefined) =>
   v === undefined || v.trim() === '' ? undefined : v.trim();
 
+/**
+ * The Parquet bytes a DuckDB build joins in one statement (DATASET_DUCKDB_GROUP_MB, or -1 for
+ * its default): an eighth of the memory limit, measured in features-pit-scale
+ * (docs/adr/0034) to join without spilling.
+ */
+export function duckDbGroupBytes(memoryLimitMb: number, groupMb = -1): number {
+  return (groupMb >= 0 ? groupMb : memoryLimitMb / 8) * 2 ** 20;
+}
+
 const intIn = (name: string, min: number, max: number, fallback: number) =>
   z
     .string()
@@ -258,6 +267,8 @@ const envSchema = z.object({
     1_048_576,
     Math.min(4096, Math.floor(os.totalmem() / 4 / 2 ** 20)),
   ),
+  // Unset (-1): an eighth of DATASET_DUCKDB_MEMORY_MB; 0: every bucket in a statement of its own.
+  DATASET_DUCKDB_GROUP_MB: intIn('DATASET_DUCKDB_GROUP_MB', 0, 1_048_576, -1),
 });
 
 /** `on` (the default) or `off`. */
@@ -352,7 +363,7 @@ export interface Config {
    * The DuckDB join engine (ADR 0034): builds that name no engine use it from `minRows` rows
    * of history; null (DATASET_DUCKDB=off): every build runs on the evaluator.
    */
-  datasetDuckDb: { minRows: number; memoryLimitMb: number } | null;
+  datasetDuckDb: { minRows: number; memoryLimitMb: number; groupBytes: number } | null;
   /** How often the outbox relay looks for committed events besides when woken by a commit. */
   relayIntervalMs: number;
 }
@@ -410,7 +421,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     relayIntervalMs: e.RELAY_INTERVAL_MS,
     datasetBuildTtlMs: e.DATASET_BUILD_TTL_MS,
     datasetDuckDb: e.DATASET_DUCKDB
-      ? { minRows: e.DATASET_DUCKDB_MIN_ROWS, memoryLimitMb: e.DATASET_DUCKDB_MEMORY_MB }
+      ? {
+          minRows: e.DATASET_DUCKDB_MIN_ROWS,
+          memoryLimitMb: e.DATASET_DUCKDB_MEMORY_MB,
+          groupBytes: duckDbGroupBytes(e.DATASET_DUCKDB_MEMORY_MB, e.DATASET_DUCKDB_GROUP_MB),
+        }
       : null,
   };
 }

@@ -50,6 +50,13 @@ export interface DuckDbJoinOptions {
   tempDir: string;
   /** Told how long each phase of a join took (`JoinPhase`), as each ends. */
   onPhase?: (phase: JoinPhase, seconds: number) => void;
+  /**
+   * The most Parquet bytes one statement reads: the spine's buckets are joined in groups of
+   * at most this much history each (a bucket alone may exceed it). DATASET_DUCKDB_GROUP_MB;
+   * by default an eighth of the memory limit, so that each group's join runs in memory
+   * instead of spilling.
+   */
+  groupBytes: number;
 }
 
 /**
@@ -84,7 +91,9 @@ const SNAPSHOT_ATTEMPTS = 4;
  * through an appender. The files are copied, checksums verified, into a folder of the
  * build's own first, so a compaction that replaces them meanwhile cannot pull them away.
  * DuckDB runs on its own threads, under a memory limit, spilling to disk; the api's event
- * loop only loads the inputs and reads the result back.
+ * loop only loads the inputs and reads the result back. The join of an entity reads only its
+ * own bucket's rows, so the buckets are joined in groups, one statement each, small enough
+ * to run without spilling: the time then grows with the history, not faster (docs/adr/0034).
  */
 export class DuckDbPointInTimeEngine implements SqlJoinEngine {
   /** One join at a time per process: the memory limit is then the process's, not a build's. */
@@ -141,13 +150,15 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       progress(PHASE_DONE[name]);
     };
     try {
-      const buckets = new Set(spine.map((r) => bucketOf(r.entityKey)));
+      const spineBuckets = spine.map((r) => bucketOf(r.entityKey));
+      const buckets = new Set(spineBuckets);
       const versions = [...new Map(refs.map((r) => [r.version.id, r.version])).values()];
+      const histories: BoundHistory[] = [];
       for (const [i, v] of versions.entries()) {
         const relation = relations.find((x) => x.name === historyRelation(v)) as SqlRelation;
-        await this.bindHistory(duck, dir, i, v, relation, buckets, phase);
+        histories.push(await this.bindHistory(duck, dir, i, v, relation, buckets, phase));
       }
-      await loadSpine(duck, spine);
+      await loadSpine(duck, spine, spineBuckets);
       phase('spine');
       // The ASOF form where its precondition holds: no event whose versions moved in time.
       let asof = true;
@@ -156,9 +167,19 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
           asof = false;
       phase('precondition');
       const { sql } = pointInTimeSql(refs, SqlDialect.DUCKDB, { asof });
-      const columns = await readColumns(duck, sql, refs, spine.length, progress);
+      const groups = bucketGroups(
+        [...buckets].sort((a, b) => a - b),
+        histories,
+        this.opts.groupBytes,
+      );
+      const result = new JoinResult(refs, spine.length, progress);
+      for (const group of groups) {
+        await bindGroup(duck, group, histories);
+        for await (const chunk of await duck.stream(sql)) result.read(chunk);
+      }
+      result.end();
       phase('join');
-      return columns;
+      return result.columns;
     } finally {
       duck.closeSync();
       instance.closeSync();
@@ -167,8 +188,9 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
   }
 
   /**
-   * The version's history relation (its open table's files, then the log's tail), and its
-   * versions relation for the ASOF form's precondition (`movedEventsSql`).
+   * The version's files, copied, and its tail table, for the history relation each group
+   * binds (`bindGroup`); and its versions relation over every file and the tail, for the ASOF
+   * form's precondition (`movedEventsSql`).
    */
   private async bindHistory(
     duck: DuckDBConnection,
@@ -178,9 +200,9 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     relation: SqlRelation,
     buckets: ReadonlySet<number>,
     phase: (name: JoinPhase) => void,
-  ): Promise<void> {
+  ): Promise<BoundHistory> {
     let snapshot: Awaited<ReturnType<OfflineStore['historySnapshot']>> | null = null;
-    const local: { path: string; delta: boolean }[] = [];
+    const local: LocalFile[] = [];
     for (let attempt = 1; !snapshot; attempt++) {
       const s = await this.offline.historySnapshot(v, buckets);
       if (!s.files)
@@ -189,8 +211,15 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         );
       try {
         local.length = 0;
-        for (const f of s.files)
-          local.push({ path: await this.copy(f.key, f.sha256, dir, index), delta: f.run > 0 });
+        for (const f of s.files) {
+          const file = await this.copy(f.key, f.sha256, dir, index);
+          local.push({
+            path: file,
+            delta: f.run > 0,
+            bucket: f.bucket,
+            bytes: fs.statSync(file).size,
+          });
+        }
         snapshot = s;
       } catch (e) {
         if (!(e instanceof ArtifactNotFoundError) || attempt >= SNAPSHOT_ATTEMPTS) throw e;
@@ -205,7 +234,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     const q = (n: string) => sqlIdentifier(SqlDialect.DUCKDB, n);
     const tail = `aether_tail_${index}`;
     await duck.run(
-      `CREATE TABLE ${tail} (${relation.columns.map((c) => `${q(c.name)} ${c.type}`).join(', ')})`,
+      `CREATE TABLE ${tail} (${relation.columns.map((c) => `${q(c.name)} ${c.type}`).join(', ')}, ${BUCKET_COLUMN} INTEGER)`,
     );
     const appender = await duck.createAppender(tail);
     try {
@@ -216,6 +245,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
           appender.appendBigInt(BigInt(r.event.eventTs));
           appender.appendBigInt(BigInt(r.event.createdTs));
           sources.forEach((c, p) => appendValue(appender, c.type, r.event.values[p] ?? null));
+          appender.appendInteger(bucketOf(r.entityKey));
           appender.endRow();
         }
         appender.flushSync();
@@ -224,26 +254,19 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       appender.closeSync();
     }
     phase('tail');
-    const read = (list: typeof local) =>
-      `read_parquet([${list.map((f) => `'${f.path.replace(/'/g, "''")}'`).join(', ')}])`;
-    const files = read(local);
-    const fromFiles = local.length
-      ? `SELECT entity_key, event_id, epoch_ms(event_ts) AS event_ts, epoch_ms(known_ts) AS known_ts${sources
-          .map((c, p) => `, ${q(stored[p].name)} AS ${q(c.name)}`)
-          .join('')}
-           FROM ${files}
-          UNION ALL `
-      : '';
-    await duck.run(`CREATE VIEW ${q(relation.name)} AS ${fromFiles}SELECT * FROM ${tail}`);
+    const fileColumns = `entity_key, event_id, epoch_ms(event_ts) AS event_ts, epoch_ms(known_ts) AS known_ts${sources
+      .map((c, p) => `, ${q(stored[p].name)} AS ${q(c.name)}`)
+      .join('')}`;
+    const tailColumns = relation.columns.map((c) => q(c.name)).join(', ');
     // The candidates for moved events: a base file's version with a superseded_ts has a newer
     // one; a delta's row (its superseded_ts is its own file's) or a tail row may be a new
     // version of an event in another file.
     const [entity, id, ts, candidate] = VERSIONS_COLUMNS.map(q);
-    const versions = (list: typeof local, isCandidate: string) =>
+    const versions = (list: LocalFile[], isCandidate: string) =>
       list.length
         ? [
             `SELECT entity_key AS ${entity}, event_id AS ${id}, epoch_ms(event_ts) AS ${ts},
-                    ${isCandidate} AS ${candidate} FROM ${read(list)}`,
+                    ${isCandidate} AS ${candidate} FROM ${readParquet(list)}`,
           ]
         : [];
     await duck.run(
@@ -260,6 +283,13 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
            FROM ${tail}`,
       ].join(' UNION ALL ')}`,
     );
+    return {
+      relation: q(relation.name),
+      files: local,
+      fromFiles: (list) => `SELECT ${fileColumns} FROM ${readParquet(list)}`,
+      fromTail: (group) =>
+        `SELECT ${tailColumns} FROM ${tail} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
+    };
   }
 
   /** The artifact, read through the store (its checksum verified), into the build's folder. */
@@ -270,6 +300,121 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       fs.createWriteStream(file),
     );
     return file;
+  }
+}
+
+/** A file of an open table, copied into the join's folder. */
+interface LocalFile {
+  path: string;
+  /** A delta (run > 0), not a base. */
+  delta: boolean;
+  bucket: number;
+  bytes: number;
+}
+
+/** A view version's inputs, bound as its history relation for one group at a time. */
+interface BoundHistory {
+  /** The history relation's name, quoted. */
+  relation: string;
+  files: LocalFile[];
+  fromFiles: (files: LocalFile[]) => string;
+  fromTail: (buckets: number[]) => string;
+}
+
+/** The spine's and the tail tables' column of each row's bucket. */
+const BUCKET_COLUMN = 'aether_bucket';
+const SPINE_TABLE = 'aether_spine_all';
+
+function readParquet(files: LocalFile[]): string {
+  return `read_parquet([${files.map((f) => `'${f.path.replace(/'/g, "''")}'`).join(', ')}])`;
+}
+
+/**
+ * The spine's buckets in groups, in bucket order, each reading at most `budget` bytes of
+ * Parquet over every version (a bucket that alone reads more is a group of its own).
+ */
+export function bucketGroups(
+  buckets: readonly number[],
+  histories: readonly { files: readonly { bucket: number; bytes: number }[] }[],
+  budget: number,
+): number[][] {
+  const bytes = new Map<number, number>();
+  for (const h of histories)
+    for (const f of h.files) bytes.set(f.bucket, (bytes.get(f.bucket) ?? 0) + f.bytes);
+  const groups: number[][] = [];
+  let size = Infinity;
+  for (const b of buckets) {
+    const n = bytes.get(b) ?? 0;
+    if (size + n > budget || !groups.length) {
+      groups.push([]);
+      size = 0;
+    }
+    groups[groups.length - 1].push(b);
+    size += n;
+  }
+  return groups;
+}
+
+/** Binds the spine and every history relation to the rows of one group of buckets. */
+async function bindGroup(
+  duck: DuckDBConnection,
+  group: number[],
+  histories: readonly BoundHistory[],
+): Promise<void> {
+  const inGroup = new Set(group);
+  await duck.run(
+    `CREATE OR REPLACE VIEW ${SPINE_RELATION} AS SELECT row_id, entity_key, ts, label FROM ${SPINE_TABLE} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
+  );
+  for (const h of histories) {
+    const files = h.files.filter((f) => inGroup.has(f.bucket));
+    await duck.run(
+      `CREATE OR REPLACE VIEW ${h.relation} AS ${[
+        ...(files.length ? [h.fromFiles(files)] : []),
+        h.fromTail(group),
+      ].join(' UNION ALL ')}`,
+    );
+  }
+}
+
+/**
+ * A join's columns, filled from the statements' rows (row_id, entity_key, ts, label, then the
+ * features), each placed by its row_id: the groups return the spine's rows in any order, each
+ * once.
+ */
+class JoinResult {
+  readonly columns: FeatureColumn[];
+  private readonly seen: Uint8Array;
+  private rows = 0;
+
+  constructor(
+    private readonly refs: readonly ResolvedRef[],
+    private readonly size: number,
+    private readonly progress: (fraction: number) => void,
+  ) {
+    this.columns = refs.map((r) => newFeatureColumn(r.type, size));
+    this.seen = new Uint8Array(size);
+  }
+
+  read(chunk: DuckDBDataChunk): void {
+    const n = chunk.rowCount;
+    const ids = chunk.getColumnValues(0).map(Number);
+    for (const id of ids) {
+      if (!(id >= 0 && id < this.size) || this.seen[id])
+        throw new Error(`the join returned spine row ${id} twice or out of range`);
+      this.seen[id] = 1;
+    }
+    for (let k = 0; k < this.refs.length; k++) {
+      const values = chunk.getColumnValues(4 + k);
+      const column = this.columns[k];
+      for (let j = 0; j < n; j++) setColumnValue(column, ids[j], featureValue(values[j]));
+    }
+    this.rows += n;
+    this.progress(READING_FROM + ((1 - READING_FROM) * this.rows) / Math.max(this.size, 1));
+  }
+
+  end(): void {
+    if (this.rows !== this.size)
+      throw new Error(`the join returned ${this.rows} rows for a spine of ${this.size}`);
   }
 }
 
@@ -331,11 +476,15 @@ function appendValue(a: DuckDBAppender, type: string, v: FeatureValue): void {
   throw new Error(`a stored value of type ${typeof v} in a ${type} column`);
 }
 
-async function loadSpine(duck: DuckDBConnection, spine: readonly SpineRow[]): Promise<void> {
+async function loadSpine(
+  duck: DuckDBConnection,
+  spine: readonly SpineRow[],
+  buckets: readonly number[],
+): Promise<void> {
   await duck.run(
-    `CREATE TABLE ${SPINE_RELATION} (row_id BIGINT, entity_key VARCHAR, ts BIGINT, label DOUBLE)`,
+    `CREATE TABLE ${SPINE_TABLE} (row_id BIGINT, entity_key VARCHAR, ts BIGINT, label DOUBLE, ${BUCKET_COLUMN} INTEGER)`,
   );
-  const a = await duck.createAppender(SPINE_RELATION);
+  const a = await duck.createAppender(SPINE_TABLE);
   try {
     spine.forEach((r, i) => {
       a.appendBigInt(BigInt(i));
@@ -343,48 +492,13 @@ async function loadSpine(duck: DuckDBConnection, spine: readonly SpineRow[]): Pr
       a.appendBigInt(BigInt(r.ts));
       if (r.label === null) a.appendNull();
       else a.appendDouble(r.label);
+      a.appendInteger(buckets[i]);
       a.endRow();
     });
     a.flushSync();
   } finally {
     a.closeSync();
   }
-}
-
-/** The statement's feature columns (after row_id, entity_key, ts, label), row i = row_id i. */
-async function readColumns(
-  duck: DuckDBConnection,
-  sql: string,
-  refs: readonly ResolvedRef[],
-  rows: number,
-  progress: (fraction: number) => void,
-): Promise<FeatureColumn[]> {
-  const columns = refs.map((r) => newFeatureColumn(r.type, rows));
-  let row = 0;
-  for await (const chunk of await duck.stream(sql)) {
-    row = readChunk(chunk, columns, refs.length, row);
-    progress(READING_FROM + ((1 - READING_FROM) * row) / Math.max(rows, 1));
-  }
-  if (row !== rows) throw new Error(`the join returned ${row} rows for a spine of ${rows}`);
-  return columns;
-}
-
-/** A chunk of the join's rows into the columns from `row` on; the next row. */
-function readChunk(
-  chunk: DuckDBDataChunk,
-  columns: FeatureColumn[],
-  features: number,
-  row: number,
-): number {
-  const n = chunk.rowCount;
-  const ids = chunk.getColumnValues(0);
-  for (let k = 0; k < features; k++) {
-    const values = chunk.getColumnValues(4 + k);
-    for (let j = 0; j < n; j++) setColumnValue(columns[k], row + j, featureValue(values[j]));
-  }
-  if (n && Number(ids[n - 1]) !== row + n - 1)
-    throw new Error('the join returned rows out of spine order');
-  return row + n;
 }
 
 function featureValue(v: DuckDBValue): FeatureValue {
