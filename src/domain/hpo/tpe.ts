@@ -26,7 +26,7 @@ export interface TpeOptions {
   /**
    * Candidates drawn from l(x). 128, not Optuna's 24: on Hartmann-6 the median regret over
    * 300 seeds falls by a third, and Branin, Styblinski-Tang, Ackley and Rosenbrock are no
-   * worse (ADR 0030, decision 22). Sampling stays under 2 ms at 100 trials.
+   * worse (ADR 0030, decision 22). A 100-trial study samples in 0.09 s (0.04 s at 24).
    */
   candidates: number;
   /** How many of n finished trials count as good. */

@@ -12,8 +12,8 @@ const nonEmpty = (v: string | undefined) =>
 
 /**
  * The Parquet bytes a DuckDB build joins in one statement (DATASET_DUCKDB_GROUP_MB, or -1 for
- * its default): an eighth of the memory limit, measured in features-pit-scale
- * (docs/adr/0034) to join without spilling.
+ * its default): an eighth of the memory limit, chosen from features-pit-scale's peak RSS
+ * (docs/adr/0034), not swept.
  */
 export function duckDbGroupBytes(memoryLimitMb: number, groupMb = -1): number {
   return (groupMb >= 0 ? groupMb : memoryLimitMb / 8) * 2 ** 20;

@@ -67,8 +67,9 @@ export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join';
 
 /**
  * The share of a join done when each phase ends, for its progress: about what the phases
- * took at 10M rows in features-pit-scale. Within the join, the rows read back lead from
- * READING_FROM to 1. The statement itself reports nothing while it runs: DuckDB's own
+ * took at 10M rows in features-pit-scale. Within the join, the spine rows placed so far (one
+ * group's statement after another) lead from the precondition's share to 1. A statement
+ * itself reports nothing while it runs: DuckDB's own
  * estimate (`duckdb_query_progress`, `connection.progress`) stayed at 0 throughout a
  * streamed statement through @duckdb/node-api 1.x, progress bar enabled or not.
  */
@@ -79,7 +80,6 @@ const PHASE_DONE: Record<JoinPhase, number> = {
   precondition: 0.2,
   join: 1,
 };
-const READING_FROM = 0.9;
 
 /** Attempts at a consistent snapshot when a compaction deletes a file as it is copied. */
 const SNAPSHOT_ATTEMPTS = 4;
@@ -92,8 +92,9 @@ const SNAPSHOT_ATTEMPTS = 4;
  * build's own first, so a compaction that replaces them meanwhile cannot pull them away.
  * DuckDB runs on its own threads, under a memory limit, spilling to disk; the api's event
  * loop only loads the inputs and reads the result back. The join of an entity reads only its
- * own bucket's rows, so the buckets are joined in groups, one statement each, small enough
- * to run without spilling: the time then grows with the history, not faster (docs/adr/0034).
+ * own bucket's rows, so the buckets are joined in groups, one statement each, so that each
+ * statement holds a fraction of the history instead of sorting and spilling all of it
+ * (docs/adr/0034).
  */
 export class DuckDbPointInTimeEngine implements SqlJoinEngine {
   /** One join at a time per process: the memory limit is then the process's, not a build's. */
@@ -331,7 +332,8 @@ function readParquet(files: LocalFile[]): string {
 
 /**
  * The spine's buckets in groups, in bucket order, each reading at most `budget` bytes of
- * Parquet over every version (a bucket that alone reads more is a group of its own).
+ * Parquet over every version (a bucket that alone reads more is a group of its own; a budget
+ * of 0 puts every bucket alone).
  */
 export function bucketGroups(
   buckets: readonly number[],
@@ -345,7 +347,7 @@ export function bucketGroups(
   let size = Infinity;
   for (const b of buckets) {
     const n = bytes.get(b) ?? 0;
-    if (size + n > budget || !groups.length) {
+    if (!groups.length || budget <= 0 || size + n > budget) {
       groups.push([]);
       size = 0;
     }
@@ -409,7 +411,8 @@ class JoinResult {
       for (let j = 0; j < n; j++) setColumnValue(column, ids[j], featureValue(values[j]));
     }
     this.rows += n;
-    this.progress(READING_FROM + ((1 - READING_FROM) * this.rows) / Math.max(this.size, 1));
+    const from = PHASE_DONE.precondition;
+    this.progress(from + ((1 - from) * this.rows) / Math.max(this.size, 1));
   }
 
   end(): void {
