@@ -16,7 +16,9 @@ import { startTestApp, type TestApp } from './support/test-app';
  * Trials are runs of the one training queue (ADR 0030): a study never has more than
  * `parallelism` trials queued or running, however many passes run at once (so it cannot
  * flood the queue ahead of other users' jobs); with a real gpu-runner process a study runs
- * its whole budget, each trial's objective read from its run's final metric.
+ * its whole budget, each trial's objective read from its run's final metric; a runner killed
+ * mid-trial loses its lease, and another runner resumes the trial's own run from its
+ * checkpoint: no trial lost, none started twice.
  */
 let app: TestApp;
 let key: string;
@@ -237,3 +239,73 @@ it('runs a study of 30 trials on 4 runners within its budget', async () => {
   // The work was shared out: more than one runner ran trials.
   expect(new Set(runs.map((r) => r.runnerId)).size).toBeGreaterThan(1);
 }, 240_000);
+
+it('loses no trial and runs none twice when a runner is killed mid-trial: another resumes its run', async () => {
+  // Only the runner killed here and the one that takes over.
+  const earlier = runners.splice(0);
+  for (const r of earlier) r.child.kill('SIGKILL');
+  await Promise.all(earlier.map((r) => r.exited));
+  const env = (name: string) => ({
+    RUNNER_NAME: name,
+    GPU_RUNNER_GPUS: '',
+    RUNNER_SLOTS: '1',
+    RUNNER_POLL_MS: '50',
+    RUNNER_LEASE_RENEW_MS: '500',
+    RUNNER_REPORT_MS: '100',
+    RUNNER_HARDWARE_MS: '500',
+    RUNNER_HEARTBEAT_MS: '500',
+  });
+  const killed = startRunner(app.url, key, env('hpo-killed'));
+  runners.push(killed);
+  const s = await app.services.studies.create(
+    {
+      name: 'killed',
+      builtinTrainer: 'mlp',
+      datasetId,
+      // Long enough to be killed after its first checkpoints, well before its end.
+      hyperparameters: { epochs: 200, hiddenUnits: [32, 32], batchSize: 16, seed: 5 },
+      space: [{ name: 'learningRate', kind: ParamKind.FLOAT, low: 0.001, high: 0.01, log: true }],
+      objective: { metric: 'val_loss', direction: Direction.MINIMIZE },
+      sampler: SamplerKind.RANDOM,
+      budget: { trials: 2 },
+      parallelism: 1,
+      seed: 4,
+    },
+    editor,
+  );
+  const first = await until(async () => {
+    const [t] = await app.services.studies.trials(s.id);
+    if (!t?.runId) return undefined;
+    return (await app.services.training.checkpointsOf(t.runId)).length >= 2 ? t : undefined;
+  }, 60_000);
+  killed.child.kill('SIGKILL');
+  await killed.exited;
+  expect((await app.services.training.byIds([first.runId as string]))[0].status).toBe(
+    RunStatus.RUNNING,
+  );
+  runners.push(startRunner(app.url, key, env('hpo-takeover')));
+
+  const done = await until(async () => {
+    const x = await app.services.studies.get(s.id);
+    return x.status === StudyStatus.RUNNING ? undefined : x;
+  }, 180_000);
+  expect(done.status).toBe(StudyStatus.COMPLETED);
+  expect(done.trialsStarted).toBe(2);
+  const trials = await app.services.studies.trials(s.id);
+  expect(trials.map((t) => [t.number, t.state])).toEqual([
+    [0, TrialState.COMPLETE],
+    [1, TrialState.COMPLETE],
+  ]);
+  // The killed trial kept its run, which the other runner resumed from its checkpoint.
+  expect(trials[0].runId).toBe(first.runId);
+  const [run] = await app.services.training.byIds([first.runId as string]);
+  expect(run.status).toBe(RunStatus.SUCCEEDED);
+  expect(run.logTail).toMatch(/resuming from the checkpoint of epoch \d+/);
+  expect(trials[0].value).toBe(run.summary.val_loss);
+  // No run of the study's was started twice: one run per trial.
+  const { items } = await app.services.training.list(
+    { limit: 100, backward: false },
+    { experiment: 'hpo/killed' },
+  );
+  expect(items.map((r) => r.id).sort()).toEqual(trials.map((t) => t.runId).sort());
+}, 300_000);
