@@ -33,7 +33,8 @@ import { asTable, DAY, FIELDS, floatFeatures, history, rng, T0 } from './support
  * value; and the engine's seconds per phase, `engine_<phase>_seconds_<size>` (JoinPhase). Sizes: PIT_SCALE_SIZES (feature rows, default 1M,10M,50M); labels: 1M, 5M from 50M
  * rows. The memory limit of both DuckDB joins: PIT_SCALE_MEMORY_MB (default 2048); the
  * engine's DATASET_DUCKDB_GROUP_MB: PIT_SCALE_GROUP_MB (default: the engine's, an eighth of
- * the memory limit), reported as `group_mib`.
+ * the memory limit), reported as `group_mib`, and the groups each size made,
+ * `engine_groups_<size>`.
  */
 const ENTITIES = 100_000;
 const MEMORY_LIMIT_MB = Number(process.env.PIT_SCALE_MEMORY_MB ?? 2048);
@@ -176,6 +177,7 @@ async function runSize(p: BenchPlatform, rows: number): Promise<Record<string, n
       ...Object.fromEntries(
         Object.entries(engine.phases).map(([k, v]) => [`engine_${k}_seconds_${n}`, round(v, 2)]),
       ),
+      [`engine_groups_${n}`]: engine.groups,
       [`results_identical_${n}`]:
         engine.digest === evaluator.digest && plain.digest === evaluator.digest ? 1 : 0,
     };

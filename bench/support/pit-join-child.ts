@@ -45,6 +45,8 @@ export interface PitJoinResult {
   digest: string;
   /** The DuckDB engine's seconds per phase of the join (JoinPhase). */
   phases: Record<string, number>;
+  /** The DuckDB engine's groups of buckets, one statement each (0 for the other joins). */
+  groups: number;
 }
 
 /** The columns' digest: per column, per row, a 0 byte for null or a 1 byte and the double. */
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
   try {
     const refs = app ? await app.services.featureRegistry.resolveRefs(job.refs) : [];
     const phases: Record<string, number> = {};
+    let groups = 0;
     let join: () => Promise<string>;
     if (!app) join = () => plainDuckDb(job, spine);
     else if (job.join === 'evaluator')
@@ -170,6 +173,7 @@ async function main(): Promise<void> {
           tempDir: job.tempDir,
           threads: job.threads,
           onPhase: (name, seconds) => (phases[name] = (phases[name] ?? 0) + seconds),
+          onGroups: (g) => (groups = g.length),
         },
       );
       join = async () => digestOf(await engine.join(refs, spine), spine.length);
@@ -184,6 +188,7 @@ async function main(): Promise<void> {
       rssBeforeMib: rssBefore / 2 ** 20,
       digest,
       phases,
+      groups,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

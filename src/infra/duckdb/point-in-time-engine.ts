@@ -57,6 +57,8 @@ export interface DuckDbJoinOptions {
    * instead of spilling.
    */
   groupBytes: number;
+  /** Told the groups of buckets a join runs, one statement each, before the first. */
+  onGroups?: (groups: readonly number[][]) => void;
 }
 
 /**
@@ -173,6 +175,7 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         histories,
         this.opts.groupBytes,
       );
+      this.opts.onGroups?.(groups);
       const result = new JoinResult(refs, spine.length, progress);
       for (const group of groups) {
         await bindGroup(duck, group, histories);
