@@ -64,6 +64,19 @@ const study = (name: string, trials: number, parallelism: number) =>
     editor,
   );
 
+/** A runner process with one CPU slot, polling and reporting often. */
+const oneSlotRunner = (name: string): RunnerProcess =>
+  startRunner(app.url, key, {
+    RUNNER_NAME: name,
+    GPU_RUNNER_GPUS: '',
+    RUNNER_SLOTS: '1',
+    RUNNER_POLL_MS: '50',
+    RUNNER_LEASE_RENEW_MS: '500',
+    RUNNER_REPORT_MS: '100',
+    RUNNER_HARDWARE_MS: '500',
+    RUNNER_HEARTBEAT_MS: '500',
+  });
+
 /** Runs of the study's experiment that are waiting or running. */
 async function openRuns(name: string): Promise<number> {
   // One statement, one snapshot: three per-status queries count a run twice when it moves
@@ -174,19 +187,7 @@ it('runs a whole study on a real gpu-runner, never more than parallelism trials 
 it('runs a study of 30 trials on 4 runners within its budget', async () => {
   // The runner of the test above (4 slots) and three more of one slot each.
   if (!runners.length) throw new Error('the whole-study test starts the first runner');
-  for (let i = 1; i <= 3; i++)
-    runners.push(
-      startRunner(app.url, key, {
-        RUNNER_NAME: `hpo-runner-${i}`,
-        GPU_RUNNER_GPUS: '',
-        RUNNER_SLOTS: '1',
-        RUNNER_POLL_MS: '50',
-        RUNNER_LEASE_RENEW_MS: '500',
-        RUNNER_REPORT_MS: '100',
-        RUNNER_HARDWARE_MS: '500',
-        RUNNER_HEARTBEAT_MS: '500',
-      }),
-    );
+  for (let i = 1; i <= 3; i++) runners.push(oneSlotRunner(`hpo-runner-${i}`));
   const budgetSeconds = 600;
   const s = await app.services.studies.create(
     {
@@ -245,17 +246,7 @@ it('loses no trial and runs none twice when a runner is killed mid-trial: anothe
   const earlier = runners.splice(0);
   for (const r of earlier) r.child.kill('SIGKILL');
   await Promise.all(earlier.map((r) => r.exited));
-  const env = (name: string) => ({
-    RUNNER_NAME: name,
-    GPU_RUNNER_GPUS: '',
-    RUNNER_SLOTS: '1',
-    RUNNER_POLL_MS: '50',
-    RUNNER_LEASE_RENEW_MS: '500',
-    RUNNER_REPORT_MS: '100',
-    RUNNER_HARDWARE_MS: '500',
-    RUNNER_HEARTBEAT_MS: '500',
-  });
-  const killed = startRunner(app.url, key, env('hpo-killed'));
+  const killed = oneSlotRunner('hpo-killed');
   runners.push(killed);
   const s = await app.services.studies.create(
     {
@@ -283,7 +274,7 @@ it('loses no trial and runs none twice when a runner is killed mid-trial: anothe
   expect((await app.services.training.byIds([first.runId as string]))[0].status).toBe(
     RunStatus.RUNNING,
   );
-  runners.push(startRunner(app.url, key, env('hpo-takeover')));
+  runners.push(oneSlotRunner('hpo-takeover'));
 
   const done = await until(async () => {
     const x = await app.services.studies.get(s.id);
