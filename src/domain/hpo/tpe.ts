@@ -5,8 +5,9 @@ import { ParamKind, type SearchParam, TrialState } from './study';
 
 /**
  * Tree-structured Parzen Estimator (Bergstra et al. 2011), as Optuna 5's TPESampler with its
- * defaults but one: 128 candidates from l(x) where Optuna draws 24 (ADR 0030, decision 22). The finished trials are split by their objective: the best `gamma(n)`
- * form l(x), the rest g(x), and trials still running join g (Optuna's constant liar, on by
+ * defaults but one: 128 candidates from l(x) where Optuna draws 24 (ADR 0030, decision 22).
+ * The finished trials are split by their objective: the best `gamma(n)` form l(x), the rest
+ * g(x), and trials still running join g (Optuna's constant liar, on by
  * default since Optuna 5). Each is a mixture with one kernel per observation plus a prior
  * kernel over the whole space; a kernel is a product over the parameters of a truncated
  * Gaussian on the parameter's own scale (log for a log scale; an integer's mass over its unit

@@ -52,9 +52,9 @@ export interface DuckDbJoinOptions {
   onPhase?: (phase: JoinPhase, seconds: number) => void;
   /**
    * The most Parquet bytes one statement reads: the spine's buckets are joined in groups of
-   * at most this much history each (a bucket alone may exceed it). DATASET_DUCKDB_GROUP_MB;
-   * by default an eighth of the memory limit, so that each group's join runs in memory
-   * instead of spilling.
+   * at most this much history each (a bucket alone may exceed it), so that a statement sorts
+   * a part of the history, not all of it. DATASET_DUCKDB_GROUP_MB; by default an eighth of
+   * the memory limit (not swept; whether a group spills is not measured).
    */
   groupBytes: number;
   /** Told the groups of buckets a join runs, one statement each, before the first. */
