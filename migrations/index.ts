@@ -16,6 +16,7 @@ import { PreviousVersions1765060000000 } from './1765060000000-previous-versions
 import { OpenTables1765070000000 } from './1765070000000-open-tables';
 import { DatasetEngine1765080000000 } from './1765080000000-dataset-engine';
 import { SegmentRuns1765090000000 } from './1765090000000-segment-runs';
+import { QuarantineOnce1765100000000 } from './1765100000000-quarantine-once';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -37,4 +38,5 @@ export const migrations = [
   OpenTables1765070000000,
   DatasetEngine1765080000000,
   SegmentRuns1765090000000,
+  QuarantineOnce1765100000000,
 ];

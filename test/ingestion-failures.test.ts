@@ -132,3 +132,43 @@ describe('a batch where one store write failed, delivered again', () => {
     ]);
   });
 });
+
+describe('a batch whose quarantine write landed, delivered again', () => {
+  // Late by more than the 60 s allowed, and breaking no other rule: quarantined alone.
+  const late: IngestRecord[] = [
+    { entityKey: 's2', eventId: 'new', eventTs: T0 + 30 * MIN, fields: { v: 1 } },
+    { entityKey: 's2', eventId: 'old', eventTs: T0, fields: { v: 2 } },
+  ];
+  async function waiting(v: FeatureViewVersion): Promise<number> {
+    const rows = (await app.db.dataSource.query(
+      'SELECT count(*)::int AS n FROM feature_quarantine WHERE version_id = $1 AND replayed_at IS NULL',
+      [v.id],
+    )) as { n: number }[];
+    return rows[0].n;
+  }
+
+  it('a consumer that dies before its acknowledgement: the redelivery quarantines nothing twice', async () => {
+    const v = await view('quarantine_once');
+    const online = new RedisOnlineStore(redis, app.redisPrefix);
+    const offline = new PostgresOfflineStore(app.db, app.services.artifacts);
+    const flaky = ingestion(failingOnce(offline, 'quarantine'), online);
+    await flaky.ingest([v], late.slice(0, 1), 'test');
+    await expect(flaky.ingest([v], late.slice(1), 'test')).rejects.toThrow('injected');
+    expect(await waiting(v)).toBe(1);
+
+    const [again] = await flaky.ingest([v], late.slice(1), 'test');
+    expect(again).toMatchObject({ received: 1, accepted: 0, quarantined: 1 });
+    expect(await waiting(v)).toBe(1);
+
+    // Replayed and late again, the record waits once more, as one new row.
+    const [row] = (
+      await app.services.quarantine.list('quarantine_once', false, { limit: 10, backward: false })
+    ).items;
+    const [replayed] = await app.services.quarantine.replay([row.id], false);
+    expect(replayed).toMatchObject({ received: 1, quarantined: 1 });
+    expect(await waiting(v)).toBe(1);
+    await expect(app.services.quarantine.replay([row.id], false)).rejects.toThrow(
+      'already replayed',
+    );
+  });
+});

@@ -144,6 +144,7 @@ export interface OfflineStore {
     files: { bucket: number; run: number; key: string; sha256: string }[] | null;
     tail: AsyncIterable<{ entityKey: string; event: FeatureEvent }[]>;
   }>;
+  /** Idempotent: a record already waiting (same version, source and payload) is not added again. */
   quarantine(
     rows: readonly {
       versionId: string;

@@ -809,7 +809,8 @@ export class PostgresOfflineStore implements OfflineStore {
     if (!rows.length) return;
     await this.ds.query(
       `INSERT INTO feature_quarantine (version_id, source, entity_key, event_id, record, violations)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])`,
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
+       ON CONFLICT (version_id, source, md5(record::text)) WHERE replayed_at IS NULL DO NOTHING`,
       [
         rows.map((r) => r.versionId),
         rows.map((r) => r.source),
