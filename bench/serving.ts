@@ -189,7 +189,7 @@ export async function main(): Promise<void> {
 const HEAVY_FEATURES = 500;
 
 /** The MLP of the issue behind two deployments, batched (64 rows, 500 µs) and not. */
-async function heavyDeployments(
+export async function heavyDeployments(
   s: Services,
   admin: Admin,
 ): Promise<{ batched: string; unbatched: string }> {

@@ -18,6 +18,8 @@ import { startS3, type TestS3 } from './support/s3-server';
  */
 interface Subject {
   store: ArtifactStore;
+  /** Where a filesystem store keeps its objects. */
+  root?: string;
   corrupt(key: string, bytes: Buffer): Promise<void>;
   close(): Promise<void>;
 }
@@ -26,6 +28,7 @@ const fsSubject = async (): Promise<Subject> => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-artifacts-'));
   return {
     store: createArtifactStore({ kind: 'fs', root }),
+    root,
     corrupt: async (key, bytes) => fs.writeFileSync(path.join(root, key), bytes),
     close: async () => fs.rmSync(root, { recursive: true, force: true }),
   };
@@ -167,7 +170,47 @@ describe.each([
     },
   );
 
+  it('saves a verified copy to a local file that outlives the artifact', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-saveto-'));
+    try {
+      const bytes = randomBytes(3 * 1024 * 1024 + 5);
+      const ref = await s.store.put('tables/t1.parquet', bytes);
+      const file = path.join(dir, 't1.parquet');
+      await s.store.saveTo('tables/t1.parquet', file, ref.sha256);
+      await s.store.delete('tables/t1.parquet');
+      expect(fs.readFileSync(file).equals(bytes)).toBe(true);
+
+      await s.store.put('tables/t2.parquet', Buffer.from('the real rows'));
+      await s.corrupt('tables/t2.parquet', Buffer.from('the real rowZ'));
+      const bad = path.join(dir, 't2.parquet');
+      await expect(s.store.saveTo('tables/t2.parquet', bad)).rejects.toMatchObject({
+        reason: 'ARTIFACT_CHECKSUM_MISMATCH',
+      });
+      expect(fs.existsSync(bad)).toBe(false);
+      await expect(s.store.saveTo('tables/none.parquet', bad)).rejects.toThrow(
+        ArtifactNotFoundError,
+      );
+      expect(fs.existsSync(bad)).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('pings', async () => {
     await expect(s.store.ping()).resolves.toBeUndefined();
   });
+});
+
+it('a filesystem store saves by hard link on the same filesystem: nothing written twice', async () => {
+  const s = await fsSubject();
+  try {
+    await s.store.put('tables/t.parquet', randomBytes(1024));
+    const file = path.join(s.root as string, 'copy.parquet');
+    await s.store.saveTo('tables/t.parquet', file);
+    expect(fs.statSync(file).ino).toBe(
+      fs.statSync(path.join(s.root as string, 'tables/t.parquet')).ino,
+    );
+  } finally {
+    await s.close();
+  }
 });

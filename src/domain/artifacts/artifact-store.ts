@@ -24,6 +24,13 @@ export interface ArtifactStore {
   get(key: string, expectedSha256?: string): Promise<AsyncIterable<Uint8Array>>;
   /** Convenience for small artifacts; verified like `get`. */
   getBytes(key: string, expectedSha256?: string): Promise<Uint8Array>;
+  /**
+   * A copy of the artifact at the local path `file` (which must not exist), verified like
+   * `get`: when the call fails, nothing is left at `file`. A store whose objects are files on
+   * the same filesystem gives a hard link, checked by one read, instead of writing the bytes
+   * again; the copy then outlives a later `delete` all the same.
+   */
+  saveTo(key: string, file: string, expectedSha256?: string): Promise<void>;
   stat(key: string): Promise<ArtifactRef | null>;
   delete(key: string): Promise<void>;
   /** Cheap check that the store is reachable and writable, for readiness. */

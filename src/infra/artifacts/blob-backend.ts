@@ -9,5 +9,10 @@ export interface BlobBackend {
   /** null when the object does not exist. */
   read(key: string): Promise<AsyncIterable<Uint8Array> | null>;
   remove(key: string): Promise<void>;
+  /**
+   * A hard link to the object at the local path `file`; false where the backend cannot make
+   * one (no local files, another filesystem). Absent: never.
+   */
+  link?(key: string, file: string): Promise<boolean>;
   ping(): Promise<void>;
 }

@@ -47,6 +47,19 @@ export class FsBlobBackend implements BlobBackend {
     return fs.createReadStream(p, { highWaterMark: 1 << 20 });
   }
 
+  async link(key: string, file: string): Promise<boolean> {
+    try {
+      await fsp.link(this.path(key), file);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Another filesystem, or one without hard links: the caller copies instead.
+      if (code === 'EXDEV' || code === 'EPERM' || code === 'ENOTSUP' || code === 'EMLINK')
+        return false;
+      throw e;
+    }
+  }
+
   async remove(key: string): Promise<void> {
     await fsp.rm(this.path(key), { force: true });
   }

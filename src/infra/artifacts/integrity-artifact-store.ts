@@ -1,4 +1,8 @@
 import { createHash, webcrypto } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   ArtifactIntegrityError,
   ArtifactNotFoundError,
@@ -77,6 +81,29 @@ export class IntegrityArtifactStore implements ArtifactStore {
     return bytes;
   }
 
+  async saveTo(key: string, file: string, expectedSha256?: string): Promise<void> {
+    const { meta, body } = await this.open(key, expectedSha256);
+    try {
+      let linked = false;
+      try {
+        linked = (await this.backend.link?.(key, file)) ?? false;
+      } catch (e) {
+        // Removed since its meta record was read: as if it had not been found.
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ArtifactNotFoundError(key);
+        throw e;
+      }
+      if (linked) {
+        closeQuietly(body);
+        for await (const chunk of verifying(key, fs.createReadStream(file, CHUNK), meta))
+          void chunk;
+      } else await pipeline(Readable.from(verifying(key, body, meta)), fs.createWriteStream(file));
+    } catch (e) {
+      closeQuietly(body);
+      await fsp.rm(file, { force: true });
+      throw e;
+    }
+  }
+
   private async open(
     key: string,
     expectedSha256: string | undefined,
@@ -115,6 +142,13 @@ export class IntegrityArtifactStore implements ArtifactStore {
     for await (const c of body) chunks.push(c);
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Meta;
   }
+}
+
+const CHUNK = { highWaterMark: 1 << 20 };
+
+/** Releases a body that will not be read (a file stream's descriptor). */
+function closeQuietly(body: AsyncIterable<Uint8Array>): void {
+  if (body instanceof Readable) body.destroy();
 }
 
 async function* verifying(

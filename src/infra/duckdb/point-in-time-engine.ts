@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import {
   DOUBLE,
   DuckDBInstance,
@@ -63,9 +61,11 @@ export interface DuckDbJoinOptions {
 
 /**
  * A join's phases, in order: copying the open tables' files, loading the log's tail, loading
- * the spine, checking the ASOF form's precondition, and the join with its result read back.
+ * the spine, checking the ASOF form's precondition, and the join's statements; then the time
+ * its result took to read back into columns (`read`, interleaved with the statements and not
+ * counted in `join`).
  */
-export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join';
+export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join' | 'read';
 
 /**
  * The share of a join done when each phase ends, for its progress: about what the phases
@@ -81,6 +81,7 @@ const PHASE_DONE: Record<JoinPhase, number> = {
   spine: 0.15,
   precondition: 0.2,
   join: 1,
+  read: 1,
 };
 
 /** Attempts at a consistent snapshot when a compaction deletes a file as it is copied. */
@@ -182,7 +183,9 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
         for await (const chunk of await duck.stream(sql)) result.read(chunk);
       }
       result.end();
+      since += BigInt(Math.round(result.seconds * 1e9));
       phase('join');
+      this.opts.onPhase?.('read', result.seconds);
       return result.columns;
     } finally {
       duck.closeSync();
@@ -296,13 +299,14 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
     };
   }
 
-  /** The artifact, read through the store (its checksum verified), into the build's folder. */
+  /**
+   * The artifact, its checksum verified, in the build's folder: a hard link where the store's
+   * files are on the same filesystem (nothing written), a copy otherwise.
+   */
   private async copy(key: string, sha256: string, dir: string, index: number): Promise<string> {
     const file = path.join(dir, `v${index}-${path.basename(key)}`);
-    await pipeline(
-      Readable.from(await this.artifacts.get(key, sha256)),
-      fs.createWriteStream(file),
-    );
+    await fs.promises.rm(file, { force: true });
+    await this.artifacts.saveTo(key, file, sha256);
     return file;
   }
 }
@@ -400,20 +404,29 @@ class JoinResult {
     this.seen = new Uint8Array(size);
   }
 
+  /** Seconds spent reading chunks back into the columns (the api's thread). */
+  seconds = 0;
+
   read(chunk: DuckDBDataChunk): void {
+    const started = process.hrtime.bigint();
     const n = chunk.rowCount;
-    const ids = chunk.getColumnValues(0).map(Number);
-    for (const id of ids) {
+    // Item by item from the vectors: no array of boxed values per column and chunk.
+    const idVector = chunk.getColumnVector(0);
+    const ids = new Int32Array(n);
+    for (let j = 0; j < n; j++) {
+      const id = Number(idVector.getItem(j));
       if (!(id >= 0 && id < this.size) || this.seen[id])
         throw new Error(`the join returned spine row ${id} twice or out of range`);
       this.seen[id] = 1;
+      ids[j] = id;
     }
     for (let k = 0; k < this.refs.length; k++) {
-      const values = chunk.getColumnValues(4 + k);
+      const vector = chunk.getColumnVector(4 + k);
       const column = this.columns[k];
-      for (let j = 0; j < n; j++) setColumnValue(column, ids[j], featureValue(values[j]));
+      for (let j = 0; j < n; j++) setColumnValue(column, ids[j], featureValue(vector.getItem(j)));
     }
     this.rows += n;
+    this.seconds += Number(process.hrtime.bigint() - started) / 1e9;
     const from = PHASE_DONE.precondition;
     this.progress(from + ((1 - from) * this.rows) / Math.max(this.size, 1));
   }
