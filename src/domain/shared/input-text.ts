@@ -31,9 +31,12 @@ const DESCRIBE: Record<TextProblem, string> = {
 
 /** In `u` mode a valid pair reads as one astral code point: only lone halves match. */
 const LONE_SURROGATE = /\p{Cs}/u;
+/** Either problem, in one pass: most strings have neither. */
+const NUL_OR_LONE_SURROGATE = /[\0\p{Cs}]/u;
 
 export function textProblem(s: string): TextProblem | null {
   if (s.length > MAX_TEXT_LENGTH) return 'TOO_LONG';
+  if (!NUL_OR_LONE_SURROGATE.test(s)) return null;
   if (s.includes('\u0000')) return 'NUL_CHARACTER';
   if (LONE_SURROGATE.test(s)) return 'LONE_SURROGATE';
   return null;
@@ -41,25 +44,51 @@ export function textProblem(s: string): TextProblem | null {
 
 /** The first bad string in a value (object keys included), or null. */
 export function findBadText(value: unknown, path: string, depth = 0): BadText | null {
+  const found = search(value, depth);
+  if (!found) return null;
+  // The path is spelled only for what was found: a clean value allocates none.
+  let at = path;
+  for (let i = found.trail.length - 1; i >= 0; i--) {
+    const step = found.trail[i];
+    at = typeof step === 'number' ? `${at}[${step}]` : at ? `${at}.${step}` : step;
+  }
+  return { path: found.key ? `${at} (a key)` : at, problem: found.problem };
+}
+
+/** What `search` found: the steps to it, innermost first, and whether it is a key. */
+interface Found {
+  problem: TextProblem;
+  trail: (string | number)[];
+  key: boolean;
+}
+
+function search(value: unknown, depth: number): Found | null {
   if (typeof value === 'string') {
     const problem = textProblem(value);
-    return problem ? { path, problem } : null;
+    return problem ? { problem, trail: [], key: false } : null;
   }
   if (value === null || typeof value !== 'object') return null;
-  if (depth >= MAX_INPUT_DEPTH) return { path, problem: 'TOO_DEEP' };
+  if (depth >= MAX_INPUT_DEPTH) return { problem: 'TOO_DEEP', trail: [], key: false };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const bad = findBadText(value[i], `${path}[${i}]`, depth + 1);
-      if (bad) return bad;
+      const found = search(value[i], depth + 1);
+      if (found) {
+        found.trail.push(i);
+        return found;
+      }
     }
     return null;
   }
   if (value instanceof Date) return null;
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+  const record = value as Record<string, unknown>;
+  for (const k of Object.keys(record)) {
     const keyProblem = textProblem(k);
-    if (keyProblem) return { path: `${path} (a key)`, problem: keyProblem };
-    const bad = findBadText(v, path ? `${path}.${k}` : k, depth + 1);
-    if (bad) return bad;
+    if (keyProblem) return { problem: keyProblem, trail: [], key: true };
+    const found = search(record[k], depth + 1);
+    if (found) {
+      found.trail.push(k);
+      return found;
+    }
   }
   return null;
 }
