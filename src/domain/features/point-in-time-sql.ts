@@ -233,6 +233,11 @@ export function pointInTimeSql(
      * (the caller checks; corrections keep it); the default form is exact always.
      */
     asof?: boolean;
+    /**
+     * Rows in spine order (the default): a caller that places each row by its row_id itself
+     * (the DuckDB engine) saves the final sort.
+     */
+    ordered?: boolean;
   } = {},
 ): PointInTimeSql {
   const d = DIALECTS[dialect];
@@ -413,8 +418,7 @@ export function pointInTimeSql(
 ${ctes.join(',\n')}
 SELECT s.row_id, s.entity_key, s.ts, s.label${select.map((c) => `,\n       ${c}`).join('')}
   FROM ${d.id(SPINE_RELATION)} s
-${joins.map((j) => `  ${j}`).join('\n')}
- ORDER BY s.row_id
+${joins.map((j) => `  ${j}`).join('\n')}${opts.ordered === false ? '' : '\n ORDER BY s.row_id'}
 `;
   return { sql, relations };
 }

@@ -3,12 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   DOUBLE,
+  DuckDBDataChunk,
   DuckDBInstance,
+  INTEGER,
   DuckDBListValue,
   LIST,
+  VARCHAR,
   type DuckDBAppender,
   type DuckDBConnection,
-  type DuckDBDataChunk,
   type DuckDBValue,
 } from '@duckdb/node-api';
 import { ArtifactNotFoundError } from '../../domain/artifacts/artifact-errors';
@@ -37,7 +39,7 @@ import {
   type SqlRelation,
   VERSIONS_COLUMNS,
 } from '../../domain/features/point-in-time-sql';
-import { bucketOf } from '../db/features/segments';
+import { bucketOf, SEGMENT_BUCKETS as BUCKETS } from '../db/features/segments';
 
 export interface DuckDbJoinOptions {
   /** DuckDB's memory_limit: above it, the join's operators spill to `tempDir`. */
@@ -61,16 +63,16 @@ export interface DuckDbJoinOptions {
 
 /**
  * A join's phases, in order: copying the open tables' files, loading the log's tail, loading
- * the spine, checking the ASOF form's precondition, and the join's statements; then the time
- * its result took to read back into columns (`read`, interleaved with the statements and not
- * counted in `join`).
+ * the spine, and the join's statements, one group after another; then, interleaved with the
+ * statements and not counted in `join`, checking each group's precondition for the ASOF form
+ * (`precondition`) and reading its rows back into columns (`read`).
  */
 export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join' | 'read';
 
 /**
  * The share of a join done when each phase ends, for its progress: about what the phases
  * took at 10M rows in features-pit-scale. Within the join, the spine rows placed so far (one
- * group's statement after another) lead from the precondition's share to 1. A statement
+ * group's statement after another) lead from the spine's share to 1. A statement
  * itself reports nothing while it runs: DuckDB's own
  * estimate (`duckdb_query_progress`, `connection.progress`) stayed at 0 throughout a
  * streamed statement through @duckdb/node-api 1.x, progress bar enabled or not.
@@ -78,8 +80,8 @@ export type JoinPhase = 'copy' | 'tail' | 'spine' | 'precondition' | 'join' | 'r
 const PHASE_DONE: Record<JoinPhase, number> = {
   copy: 0.08,
   tail: 0.1,
-  spine: 0.15,
-  precondition: 0.2,
+  spine: 0.2,
+  precondition: 1,
   join: 1,
   read: 1,
 };
@@ -164,13 +166,13 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       }
       await loadSpine(duck, spine, spineBuckets);
       phase('spine');
-      // The ASOF form where its precondition holds: no event whose versions moved in time.
-      let asof = true;
-      for (let i = 0; i < versions.length && asof; i++)
-        if ((await duck.runAndReadAll(movedEventsSql(versionsRelation(i)))).currentRowCount)
-          asof = false;
-      phase('precondition');
-      const { sql } = pointInTimeSql(refs, SqlDialect.DUCKDB, { asof });
+      // Per group, the ASOF form where its precondition holds there: no event whose versions
+      // moved in time among the group's buckets (one moved event elsewhere does not send every
+      // group to the general form), checked over the group's rows alone.
+      const statements = {
+        asof: pointInTimeSql(refs, SqlDialect.DUCKDB, { asof: true, ordered: false }).sql,
+        general: pointInTimeSql(refs, SqlDialect.DUCKDB, { ordered: false }).sql,
+      };
       const groups = bucketGroups(
         [...buckets].sort((a, b) => a - b),
         histories,
@@ -178,13 +180,22 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
       );
       this.opts.onGroups?.(groups);
       const result = new JoinResult(refs, spine.length, progress);
+      let checking = 0n;
       for (const group of groups) {
         await bindGroup(duck, group, histories);
+        const started = process.hrtime.bigint();
+        let asof = true;
+        for (let i = 0; i < versions.length && asof; i++)
+          if ((await duck.runAndReadAll(movedEventsSql(versionsRelation(i)))).currentRowCount)
+            asof = false;
+        checking += process.hrtime.bigint() - started;
+        const sql = asof ? statements.asof : statements.general;
         for await (const chunk of await duck.stream(sql)) result.read(chunk);
       }
       result.end();
-      since += BigInt(Math.round(result.seconds * 1e9));
+      since += checking + BigInt(Math.round(result.seconds * 1e9));
       phase('join');
+      this.opts.onPhase?.('precondition', Number(checking) / 1e9);
       this.opts.onPhase?.('read', result.seconds);
       return result.columns;
     } finally {
@@ -276,26 +287,25 @@ export class DuckDbPointInTimeEngine implements SqlJoinEngine {
                     ${isCandidate} AS ${candidate} FROM ${readParquet(list)}`,
           ]
         : [];
-    await duck.run(
-      `CREATE VIEW ${q(versionsRelation(index))} AS ${[
-        ...versions(
-          local.filter((f) => !f.delta),
-          'superseded_ts IS NOT NULL',
-        ),
-        ...versions(
-          local.filter((f) => f.delta),
-          'true',
-        ),
-        `SELECT entity_key AS ${entity}, event_id AS ${id}, event_ts AS ${ts}, true AS ${candidate}
-           FROM ${tail}`,
-      ].join(' UNION ALL ')}`,
-    );
     return {
       relation: q(relation.name),
       files: local,
       fromFiles: (list) => `SELECT ${fileColumns} FROM ${readParquet(list)}`,
       fromTail: (group) =>
         `SELECT ${tailColumns} FROM ${tail} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
+      versions: (files, group) =>
+        [
+          ...versions(
+            files.filter((f) => !f.delta),
+            'superseded_ts IS NOT NULL',
+          ),
+          ...versions(
+            files.filter((f) => f.delta),
+            'true',
+          ),
+          `SELECT entity_key AS ${entity}, event_id AS ${id}, event_ts AS ${ts}, true AS ${candidate}
+             FROM ${tail} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
+        ].join(' UNION ALL '),
     };
   }
 
@@ -327,6 +337,8 @@ interface BoundHistory {
   files: LocalFile[];
   fromFiles: (files: LocalFile[]) => string;
   fromTail: (buckets: number[]) => string;
+  /** Its versions relation (VERSIONS_COLUMNS) over these files and these buckets' tail rows. */
+  versions: (files: LocalFile[], buckets: number[]) => string;
 }
 
 /** The spine's and the tail tables' column of each row's bucket. */
@@ -372,15 +384,18 @@ async function bindGroup(
 ): Promise<void> {
   const inGroup = new Set(group);
   await duck.run(
-    `CREATE OR REPLACE VIEW ${SPINE_RELATION} AS SELECT row_id, entity_key, ts, label FROM ${SPINE_TABLE} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
+    `CREATE OR REPLACE VIEW ${SPINE_RELATION} AS SELECT CAST(row_id AS BIGINT) AS row_id, entity_key, CAST(ts AS BIGINT) AS ts, label FROM ${SPINE_TABLE} WHERE ${BUCKET_COLUMN} IN (${group.join(', ')})`,
   );
-  for (const h of histories) {
+  for (const [i, h] of histories.entries()) {
     const files = h.files.filter((f) => inGroup.has(f.bucket));
     await duck.run(
       `CREATE OR REPLACE VIEW ${h.relation} AS ${[
         ...(files.length ? [h.fromFiles(files)] : []),
         h.fromTail(group),
       ].join(' UNION ALL ')}`,
+    );
+    await duck.run(
+      `CREATE OR REPLACE VIEW ${sqlIdentifier(SqlDialect.DUCKDB, versionsRelation(i))} AS ${h.versions(files, group)}`,
     );
   }
 }
@@ -427,7 +442,7 @@ class JoinResult {
     }
     this.rows += n;
     this.seconds += Number(process.hrtime.bigint() - started) / 1e9;
-    const from = PHASE_DONE.precondition;
+    const from = PHASE_DONE.spine;
     this.progress(from + ((1 - from) * this.rows) / Math.max(this.size, 1));
   }
 
@@ -495,30 +510,58 @@ function appendValue(a: DuckDBAppender, type: string, v: FeatureValue): void {
   throw new Error(`a stored value of type ${typeof v} in a ${type} column`);
 }
 
+/**
+ * The spine through an appender, a chunk of rows at a time: each column is filled in the
+ * chunk's vector and copied over once, where a row at a time cost a native call per value.
+ * Row ids and times travel as doubles (exact below 2^53) and are typed by the spine's view.
+ */
 async function loadSpine(
   duck: DuckDBConnection,
   spine: readonly SpineRow[],
   buckets: readonly number[],
 ): Promise<void> {
   await duck.run(
-    `CREATE TABLE ${SPINE_TABLE} (row_id BIGINT, entity_key VARCHAR, ts BIGINT, label DOUBLE, ${BUCKET_COLUMN} INTEGER)`,
+    `CREATE TABLE ${SPINE_TABLE} (row_id DOUBLE, entity_key VARCHAR, ts DOUBLE, label DOUBLE, ${BUCKET_COLUMN} INTEGER)`,
   );
+  // In bucket order, so that a group's scan of the table reads its own buckets' row groups
+  // (DuckDB skips the others by their zone maps) instead of the whole spine each time.
+  const order = byBucket(buckets);
   const a = await duck.createAppender(SPINE_TABLE);
   try {
-    spine.forEach((r, i) => {
-      a.appendBigInt(BigInt(i));
-      a.appendVarchar(r.entityKey);
-      a.appendBigInt(BigInt(r.ts));
-      if (r.label === null) a.appendNull();
-      else a.appendDouble(r.label);
-      a.appendInteger(buckets[i]);
-      a.endRow();
-    });
+    for (let from = 0; from < spine.length; from += SPINE_CHUNK) {
+      const n = Math.min(SPINE_CHUNK, spine.length - from);
+      const chunk = DuckDBDataChunk.create([DOUBLE, VARCHAR, DOUBLE, DOUBLE, INTEGER], n);
+      const [ids, keys, ts, labels, bucket] = [0, 1, 2, 3, 4].map((k) => chunk.getColumnVector(k));
+      for (let j = 0; j < n; j++) {
+        const i = order[from + j];
+        const r = spine[i];
+        ids.setItem(j, i);
+        keys.setItem(j, r.entityKey);
+        ts.setItem(j, r.ts);
+        labels.setItem(j, r.label);
+        bucket.setItem(j, buckets[i]);
+      }
+      for (const v of [ids, keys, ts, labels, bucket]) v.flush();
+      a.appendDataChunk(chunk);
+    }
     a.flushSync();
   } finally {
     a.closeSync();
   }
 }
+
+/** The rows' indexes ordered by bucket, in their order within each (a counting sort). */
+function byBucket(buckets: readonly number[]): Uint32Array {
+  const starts = new Uint32Array(BUCKETS + 1);
+  for (const b of buckets) starts[b + 1]++;
+  for (let b = 0; b < BUCKETS; b++) starts[b + 1] += starts[b];
+  const order = new Uint32Array(buckets.length);
+  buckets.forEach((b, i) => (order[starts[b]++] = i));
+  return order;
+}
+
+/** Rows per chunk of the spine's load: DuckDB's vector size. */
+const SPINE_CHUNK = 2_048;
 
 function featureValue(v: DuckDBValue): FeatureValue {
   if (v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean')
