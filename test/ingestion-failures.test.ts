@@ -67,13 +67,14 @@ const batch: IngestRecord[] = [
   { entityKey: 's1', eventId: 'b', eventTs: T0 + 10 * MIN, fields: { v: 2 } },
 ];
 
-async function offlineCount(v: FeatureViewVersion): Promise<number> {
-  const rows = (await app.db.dataSource.query(
-    'SELECT count(*)::int AS n FROM feature_event WHERE version_id = $1',
-    [v.id],
-  )) as { n: number }[];
+/** `sql` counts rows as `n` for the version given as $1. */
+async function countOf(sql: string, v: FeatureViewVersion): Promise<number> {
+  const rows = (await app.db.dataSource.query(sql, [v.id])) as { n: number }[];
   return rows[0].n;
 }
+
+const offlineCount = (v: FeatureViewVersion) =>
+  countOf('SELECT count(*)::int AS n FROM feature_event WHERE version_id = $1', v);
 
 beforeAll(async () => {
   app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
@@ -139,13 +140,11 @@ describe('a batch whose quarantine write landed, delivered again', () => {
     { entityKey: 's2', eventId: 'new', eventTs: T0 + 30 * MIN, fields: { v: 1 } },
     { entityKey: 's2', eventId: 'old', eventTs: T0, fields: { v: 2 } },
   ];
-  async function waiting(v: FeatureViewVersion): Promise<number> {
-    const rows = (await app.db.dataSource.query(
+  const waiting = (v: FeatureViewVersion) =>
+    countOf(
       'SELECT count(*)::int AS n FROM feature_quarantine WHERE version_id = $1 AND replayed_at IS NULL',
-      [v.id],
-    )) as { n: number }[];
-    return rows[0].n;
-  }
+      v,
+    );
 
   it('a consumer that dies before its acknowledgement: the redelivery quarantines nothing twice', async () => {
     const v = await view('quarantine_once');
