@@ -82,24 +82,30 @@ export class IntegrityArtifactStore implements ArtifactStore {
   }
 
   async saveTo(key: string, file: string, expectedSha256?: string): Promise<void> {
-    const { meta, body } = await this.open(key, expectedSha256);
+    const meta = await this.meta(key, expectedSha256);
     try {
-      let linked = false;
-      try {
-        linked = (await this.backend.link?.(key, file)) ?? false;
-      } catch (e) {
-        // Removed since its meta record was read: as if it had not been found.
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ArtifactNotFoundError(key);
-        throw e;
-      }
-      if (linked) {
-        closeQuietly(body);
+      if (await this.link(key, file)) {
+        // The link is the store's own bytes: read once, to check them.
         for await (const chunk of verifying(key, fs.createReadStream(file, CHUNK), meta))
           void chunk;
-      } else await pipeline(Readable.from(verifying(key, body, meta)), fs.createWriteStream(file));
+        return;
+      }
+      const body = await this.backend.read(key);
+      if (!body) throw new ArtifactNotFoundError(key);
+      await pipeline(Readable.from(verifying(key, body, meta)), fs.createWriteStream(file));
     } catch (e) {
-      closeQuietly(body);
       await fsp.rm(file, { force: true });
+      throw e;
+    }
+  }
+
+  /** A hard link where the backend makes one; false where it cannot. */
+  private async link(key: string, file: string): Promise<boolean> {
+    try {
+      return (await this.backend.link?.(key, file)) ?? false;
+    } catch (e) {
+      // Removed since its meta record was read: as if it had not been found.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ArtifactNotFoundError(key);
       throw e;
     }
   }
@@ -108,6 +114,14 @@ export class IntegrityArtifactStore implements ArtifactStore {
     key: string,
     expectedSha256: string | undefined,
   ): Promise<{ meta: Meta; body: AsyncIterable<Uint8Array> }> {
+    const meta = await this.meta(key, expectedSha256);
+    const body = await this.backend.read(key);
+    if (!body) throw new ArtifactNotFoundError(key);
+    return { meta, body };
+  }
+
+  /** The artifact's meta record, refused when missing or not of the checksum expected. */
+  private async meta(key: string, expectedSha256: string | undefined): Promise<Meta> {
     checkKey(key);
     const meta = await this.readMeta(key);
     if (!meta) throw new ArtifactNotFoundError(key);
@@ -119,9 +133,7 @@ export class IntegrityArtifactStore implements ArtifactStore {
         `recorded sha256 ${meta.sha256}`,
       );
     }
-    const body = await this.backend.read(key);
-    if (!body) throw new ArtifactNotFoundError(key);
-    return { meta, body };
+    return meta;
   }
 
   async delete(key: string): Promise<void> {
@@ -145,11 +157,6 @@ export class IntegrityArtifactStore implements ArtifactStore {
 }
 
 const CHUNK = { highWaterMark: 1 << 20 };
-
-/** Releases a body that will not be read (a file stream's descriptor). */
-function closeQuietly(body: AsyncIterable<Uint8Array>): void {
-  if (body instanceof Readable) body.destroy();
-}
 
 async function* verifying(
   key: string,
