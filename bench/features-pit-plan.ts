@@ -5,7 +5,6 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import {
   AggregationFn,
   FeatureType,
-  type FeatureSpec,
   type FeatureViewVersion,
 } from '../src/domain/features/feature-definition';
 import {
@@ -14,8 +13,10 @@ import {
   SPINE_RELATION,
   SqlDialect,
 } from '../src/domain/features/point-in-time-sql';
+import { featureSpec } from '../test/support/datasets';
 import { distributableShape, planShape } from '../test/support/plan-shape';
 import { round, writeResult } from './support/bench';
+import { DAY, FIELDS, floatFeatures, T0 } from './support/synthetic-history';
 
 /**
  * features-pit-plan: the plan shapes behind the distributed sizing (docs/adr/0032), at the
@@ -31,9 +32,7 @@ import { round, writeResult } from './support/bench';
  * entity). Sizes: PIT_PLAN_ROWS (default 50M) and PIT_PLAN_LABELS (default 5M).
  */
 const ENTITIES = 100_000;
-const FIELDS = 10;
-const T0 = Date.parse('2026-01-01T00:00:00Z');
-const SPAN = 90 * 86_400_000;
+const SPAN = 90 * DAY;
 
 export async function main(): Promise<void> {
   const rows = Number(process.env.PIT_PLAN_ROWS ?? 50_000_000);
@@ -106,18 +105,11 @@ export async function main(): Promise<void> {
 
 /** The scale benchmark's view (ten FLOAT sources, latest values) and three windows over f0. */
 function scaleVersion(): FeatureViewVersion {
-  const spec = (name: string, source: string, extra: Partial<FeatureSpec> = {}): FeatureSpec => ({
-    name,
-    type: FeatureType.FLOAT,
-    source,
-    transform: { kind: 'IDENTITY' },
-    aggregation: null,
-    validation: {},
-    ...extra,
-  });
-  const window = (fn: AggregationFn, days: number) => ({
-    aggregation: { fn, windowSeconds: days * 86_400 },
-  });
+  const window = (name: string, fn: AggregationFn, days: number) =>
+    featureSpec(name, FeatureType.FLOAT, {
+      source: 'f0',
+      aggregation: { fn, windowSeconds: days * 86_400 },
+    });
   return {
     id: 'scale-v1',
     viewId: 'scale',
@@ -132,10 +124,10 @@ function scaleVersion(): FeatureViewVersion {
       ttlSeconds: 400 * 86_400,
       allowedLatenessSeconds: 3600,
       features: [
-        ...Array.from({ length: FIELDS }, (_, f) => spec(`f${f}`, `f${f}`)),
-        spec('f0_sum_7d', 'f0', window(AggregationFn.SUM, 7)),
-        spec('f0_mean_30d', 'f0', window(AggregationFn.MEAN, 30)),
-        spec('f0_count_1d', 'f0', window(AggregationFn.COUNT, 1)),
+        ...floatFeatures(),
+        window('f0_sum_7d', AggregationFn.SUM, 7),
+        window('f0_mean_30d', AggregationFn.MEAN, 30),
+        window('f0_count_1d', AggregationFn.COUNT, 1),
       ],
     },
   };
