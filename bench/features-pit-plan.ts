@@ -46,17 +46,16 @@ export async function main(): Promise<void> {
   try {
     const file = path.join(work, 'history.parquet');
     const started = process.hrtime.bigint();
-    // Event i of entity i % ENTITIES at a pseudo-random time; one in fifty a correction of
-    // the event before it (same id and time, learned a minute later).
+    // Row i holds event ev of entity ev % ENTITIES at a pseudo-random time; one row in fifty
+    // is a correction of the row before it (same entity, id and time, learned a minute later).
     await duck.run(`
       COPY (
-        SELECT 'e' || (i % ${ENTITIES}) AS entity_key,
-               'r' || (CASE WHEN i % 50 = 49 THEN i - 1 ELSE i END) AS event_id,
-               ${T0} + (hash(CASE WHEN i % 50 = 49 THEN i - 1 ELSE i END) % ${SPAN})::BIGINT AS event_ts,
-               ${T0} + (hash(CASE WHEN i % 50 = 49 THEN i - 1 ELSE i END) % ${SPAN})::BIGINT
-                 + CASE WHEN i % 50 = 49 THEN 60000 ELSE 0 END AS known_ts,
+        SELECT 'e' || (ev % ${ENTITIES}) AS entity_key, 'r' || ev AS event_id,
+               ${T0} + (hash(ev) % ${SPAN})::BIGINT AS event_ts,
+               ${T0} + (hash(ev) % ${SPAN})::BIGINT + (CASE WHEN fix THEN 60000 ELSE 0 END) AS known_ts,
                ${Array.from({ length: FIELDS }, (_, f) => `round(random() * 1000, 3) AS f${f}`).join(', ')}
-          FROM range(${rows}) t(i)
+          FROM (SELECT i % 50 = 49 AS fix, CASE WHEN i % 50 = 49 THEN i - 1 ELSE i END AS ev
+                  FROM range(${rows}) t(i))
       ) TO '${file}' (FORMAT PARQUET)`);
     const generateSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const version = scaleVersion();
