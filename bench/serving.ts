@@ -127,19 +127,7 @@ export async function main(): Promise<void> {
       await s.featureRegistry.resolveRefs(table.names),
     );
     const x = Float32Array.from(row.vector, (f) => (typeof f === 'number' ? f : NaN));
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-    });
-    const input = session.inputNames[0];
-    for (let i = 0; i < 200; i++)
-      await session.run({ [input]: new ort.Tensor('float32', x, [1, x.length]) });
-    const t0 = performance.now();
-    const calls = 2_000;
-    for (let i = 0; i < calls; i++)
-      await session.run({ [input]: new ort.Tensor('float32', x, [1, x.length]) });
-    const ortUs = ((performance.now() - t0) * 1_000) / calls;
-    await session.release();
+    const [ortUs] = await ortMicrosPerRow(bytes, x, [1]);
 
     // A model where inference matters: 500 → 256 → 256 → 1, random weights, one entity.
     const heavy = await heavyDeployments(s, admin);
@@ -152,7 +140,11 @@ export async function main(): Promise<void> {
 
     // What batching can save of the heavy model's inference: its session in this process,
     // one row per call against 64 rows per call, µs per row.
-    const heavyOrt = await ortMicrosPerRow(heavy.bytes, [1, 64]);
+    const heavyOrt = await ortMicrosPerRow(
+      heavy.bytes,
+      Float32Array.from({ length: HEAVY_FEATURES }, (_, i) => Math.sin(i)),
+      [1, 64],
+    );
 
     await s.predictionLog.flush();
     const stats = s.predictionLog.stats();
@@ -202,21 +194,28 @@ export async function main(): Promise<void> {
   }
 }
 
-/** A model's onnxruntime session in this process (one intra-op thread): µs per row at each batch size. */
-async function ortMicrosPerRow(bytes: Uint8Array, batches: number[]): Promise<number[]> {
+/**
+ * A model's onnxruntime session in this process (one intra-op thread), fed `row` repeated to
+ * each batch size: µs per row at each.
+ */
+async function ortMicrosPerRow(
+  bytes: Uint8Array,
+  row: Float32Array,
+  batches: number[],
+): Promise<number[]> {
   const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
   try {
     const input = session.inputNames[0];
-    const width = HEAVY_FEATURES;
     const out: number[] = [];
     for (const b of batches) {
-      const x = Float32Array.from({ length: b * width }, (_, i) => Math.sin(i));
-      const run = () => session.run({ [input]: new ort.Tensor('float32', x, [b, width]) });
-      for (let i = 0; i < 50; i++) await run();
-      const calls = Math.max(20, Math.round(2_000 / b));
+      const x = new Float32Array(b * row.length);
+      for (let k = 0; k < b; k++) x.set(row, k * row.length);
+      const run = () => session.run({ [input]: new ort.Tensor('float32', x, [b, row.length]) });
+      for (let i = 0; i < 200; i++) await run();
+      const calls = Math.max(50, Math.round(2_000 / b));
       const t0 = performance.now();
       for (let i = 0; i < calls; i++) await run();
       out.push(((performance.now() - t0) * 1_000) / (calls * b));
