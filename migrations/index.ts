@@ -17,6 +17,7 @@ import { OpenTables1765070000000 } from './1765070000000-open-tables';
 import { DatasetEngine1765080000000 } from './1765080000000-dataset-engine';
 import { SegmentRuns1765090000000 } from './1765090000000-segment-runs';
 import { QuarantineOnce1765100000000 } from './1765100000000-quarantine-once';
+import { StudyError1765110000000 } from './1765110000000-study-error';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -39,4 +40,5 @@ export const migrations = [
   DatasetEngine1765080000000,
   SegmentRuns1765090000000,
   QuarantineOnce1765100000000,
+  StudyError1765110000000,
 ];

@@ -3,6 +3,7 @@ import { FeatureType } from '../src/domain/features/feature-definition';
 import { toGlobalId } from '../src/schema/node.types';
 import { randomSampler } from '../src/domain/hpo/samplers';
 import { Direction, TrialState } from '../src/domain/hpo/study';
+import { DatasetStatus } from '../src/domain/features/dataset';
 import { tpeSample } from '../src/domain/hpo/tpe';
 import { localIdOf } from '../src/schema/node.types';
 import {
@@ -15,6 +16,7 @@ import {
   TellTrialDocument,
 } from './generated/graphql';
 import { GraphQLTestClient } from './support/graphql-client';
+import { until } from './support/runner-process';
 import { startTestApp, type TestApp } from './support/test-app';
 
 /**
@@ -29,7 +31,10 @@ let viewer: GraphQLTestClient;
 let datasetId: string;
 
 beforeAll(async () => {
-  app = await startTestApp(__filename, { env: { FEATURE_STREAM_CONSUMER: 'off' } });
+  // The study pass runs only when a test calls it (studies.advance()).
+  app = await startTestApp(__filename, {
+    env: { FEATURE_STREAM_CONSUMER: 'off', HPO_INTERVAL_MS: '0' },
+  });
   gql = new GraphQLTestClient(app.url, app.adminToken);
   const s = app.services;
   viewer = gql.withToken(
@@ -123,6 +128,101 @@ it('creates a study and reads it back, alone and as a connection', async () => {
   expect(new Set(names).size).toBe(names.length);
   const again = await gql.request(CreateStudyDocument, { input: input({ name: 'readback' }) });
   expect(again.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT', reason: 'STUDY_EXISTS' });
+});
+
+describe('a study that builds its training set first', () => {
+  const spec = (name: string) => ({
+    name,
+    featureRefs: ['clicks@1:n'],
+    rows: [{ entityKey: 'u1', timestamp: new Date(T0).toISOString(), label: 1 }],
+  });
+  const setStatus = (id: string, status: string, error: string | null = null) =>
+    app.db.dataSource.query(`UPDATE dataset_snapshot SET status = $2, error = $3 WHERE id = $1`, [
+      id,
+      status,
+      error,
+    ]);
+  const readyDataset = (studyId: string) =>
+    until(async () => {
+      const { datasetId: id } = await app.services.studies.get(studyId);
+      const d = await app.services.datasets.get(id as string);
+      return d.status === DatasetStatus.READY ? d : undefined;
+    });
+
+  it('starts no trial until the set is READY, then runs its trials on it', async () => {
+    const created = (
+      await gql.ok(CreateStudyDocument, {
+        input: input({ name: 'build-first', datasetId: null, buildDataset: spec('hpo-built') }),
+      })
+    ).createStudy;
+    expect(created).toMatchObject({ status: 'RUNNING', trialsStarted: 0, error: null });
+    expect(['BUILDING', 'READY']).toContain(created.dataset?.status);
+    const id = localIdOf(created.id, 'Study');
+    const d = await readyDataset(id);
+    expect(d.name).toBe('hpo-built');
+    // As while its build is still running (here, or in another process that took it over).
+    await setStatus(d.id, DatasetStatus.BUILDING);
+    await app.services.studies.advance();
+    expect(await app.services.studies.trials(id)).toEqual([]);
+    await setStatus(d.id, DatasetStatus.READY);
+    await app.services.studies.advance();
+    const trials = await app.services.studies.trials(id);
+    expect(trials).toHaveLength(2);
+    const runs = await app.services.training.byIds(trials.map((t) => t.runId as string));
+    expect(runs.map((r) => [r.datasetId, r.status])).toEqual([
+      [d.id, 'QUEUED'],
+      [d.id, 'QUEUED'],
+    ]);
+  });
+
+  it('ends FAILED, saying why, when the set cannot be built', async () => {
+    const created = (
+      await gql.ok(CreateStudyDocument, {
+        input: input({ name: 'build-fails', datasetId: null, buildDataset: spec('hpo-doomed') }),
+      })
+    ).createStudy;
+    const id = localIdOf(created.id, 'Study');
+    const d = await readyDataset(id);
+    await setStatus(d.id, DatasetStatus.FAILED, 'disk full');
+    await app.services.studies.advance();
+    const read = (await viewer.ok(StudyDocument, { id: created.id })).study;
+    expect(read).toMatchObject({
+      status: 'FAILED',
+      trialsStarted: 0,
+      trials: [],
+      dataset: { status: 'FAILED' },
+    });
+    expect(read?.error).toBe('its training set hpo-doomed could not be built: disk full');
+    expect(read?.finishedAt).not.toBeNull();
+    const again = await gql.request(CancelStudyDocument, { id: created.id });
+    expect(again.errors?.[0].extensions).toMatchObject({ reason: 'STUDY_FINISHED' });
+  });
+
+  it('refuses both a dataset and a set to build, or neither, and a taken name before building', async () => {
+    const cases: [Partial<CreateStudyInput>, string][] = [
+      [{ buildDataset: spec('both') }, 'dataset'],
+      [{ datasetId: null }, 'dataset'],
+      [{ builtinTrainer: null, datasetId: null, buildDataset: spec('ask') }, 'trainer'],
+      [{ datasetId: null, buildDataset: { ...spec('bad'), rows: [] } }, ''],
+    ];
+    for (const [over, field] of cases) {
+      const r = await gql.request(CreateStudyDocument, { input: input(over) });
+      expect(r.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+      if (field) expect(r.errors?.[0].extensions?.details).toMatchObject({ field });
+    }
+    const taken = await gql.request(CreateStudyDocument, {
+      input: input({ name: 'build-first', datasetId: null, buildDataset: spec('never-built') }),
+    });
+    expect(taken.errors?.[0].extensions).toMatchObject({
+      code: 'CONFLICT',
+      reason: 'STUDY_EXISTS',
+    });
+    const built: unknown[] = await app.db.dataSource.query(
+      `SELECT name FROM dataset_snapshot WHERE name = ANY($1)`,
+      [['never-built', 'both', 'ask', 'bad']],
+    );
+    expect(built).toEqual([]);
+  });
 });
 
 it('refuses a bad search space with BAD_USER_INPUT naming the parameter, storing nothing', async () => {

@@ -84,6 +84,7 @@ export class StudyResolver {
         {
           ...input,
           datasetId: input.datasetId == null ? null : localIdOf(input.datasetId, 'DatasetSnapshot'),
+          buildDataset: input.buildDataset?.toRequest() ?? null,
           space: input.space.map((p) => ({ ...p })),
           objective: { ...input.objective },
           budget: { ...input.budget },

@@ -16,6 +16,7 @@ import {
 import { type StudyEvent, StudyEventKind } from '../domain/hpo/study-events';
 import { TrainerKind } from '../domain/training/training-run';
 import { Connection } from './connection.types';
+import { BuildDatasetInput } from './feature.types';
 import { Node, toGlobalId } from './node.types';
 import { CommandTrainerInput, TrainerType } from './training.types';
 
@@ -207,6 +208,9 @@ export class StudyType extends Node {
   @Field(() => Date, { nullable: true })
   finishedAt!: Date | null;
 
+  @Field(() => String, { nullable: true, description: 'Why it ended FAILED.' })
+  error!: string | null;
+
   static from(s: Study): StudyType {
     const t = new StudyType();
     t.id = toGlobalId('Study', s.id);
@@ -237,6 +241,7 @@ export class StudyType extends Node {
     t.gpuSecondsUsed = s.gpuSecondsUsed;
     t.createdAt = s.createdAt;
     t.finishedAt = s.finishedAt;
+    t.error = s.error;
     return t;
   }
 }
@@ -476,8 +481,15 @@ export class CreateStudyInput {
   })
   command?: CommandTrainerInput | null;
 
-  @Field(() => ID, { nullable: true, description: 'A READY dataset snapshot (with a trainer).' })
+  @Field(() => ID, { nullable: true, description: 'A READY dataset snapshot (with a trainer)…' })
   datasetId?: string | null;
+
+  @Field(() => BuildDatasetInput, {
+    nullable: true,
+    description:
+      '…or a point-in-time training set to build first: the study starts its trials once it is READY, and ends FAILED if it cannot be built.',
+  })
+  buildDataset?: BuildDatasetInput | null;
 
   @Field(() => GraphQLJSONObject, {
     nullable: true,

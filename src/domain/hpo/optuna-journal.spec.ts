@@ -34,6 +34,7 @@ const study: Study = {
   trialsStarted: 4,
   trialsActive: 0,
   gpuSecondsUsed: 0,
+  error: null,
   createdAt: at,
   finishedAt: null,
 };

@@ -9,13 +9,21 @@ import {
 
 export type NewStudy = Omit<
   Study,
-  'id' | 'status' | 'trialsStarted' | 'trialsActive' | 'gpuSecondsUsed' | 'createdAt' | 'finishedAt'
+  | 'id'
+  | 'status'
+  | 'trialsStarted'
+  | 'trialsActive'
+  | 'gpuSecondsUsed'
+  | 'error'
+  | 'createdAt'
+  | 'finishedAt'
 >;
 
 /** Port: studies and their trials, the state of record. Every transition is compare-and-set. */
 export interface StudyRepository {
   /** Null when a study of that name exists. */
   insert(s: NewStudy): Promise<Study | null>;
+  nameTaken(name: string): Promise<boolean>;
   findByIds(ids: readonly string[]): Promise<Study[]>;
   list(page: PageRequest, filter: { status?: StudyStatus }): Promise<Page<Study>>;
   /** Studies a pass must look at: RUNNING ones, and ended ones that still have open queue trials. */
@@ -81,6 +89,11 @@ export interface StudyRepository {
   /** The trials of each study given, by number. */
   trialsOfStudies(studyIds: readonly string[]): Promise<Map<string, Trial[]>>;
   trialsByIds(ids: readonly string[]): Promise<Trial[]>;
-  /** RUNNING → COMPLETED or CANCELLED; null when it had already ended. */
-  finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null>;
+  /** RUNNING → COMPLETED, CANCELLED or FAILED (with why); null when it had already ended. */
+  finishStudy(
+    id: string,
+    status: StudyStatus,
+    at: Date,
+    error?: string | null,
+  ): Promise<Study | null>;
 }

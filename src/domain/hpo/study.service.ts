@@ -1,7 +1,7 @@
 import { type Principal } from '../auth/api-key';
 import { type EventBus } from '../events/event-bus';
 import { Permission, requirePermission } from '../auth/role';
-import { type DatasetSnapshot, DatasetStatus } from '../features/dataset';
+import { DatasetStatus } from '../features/dataset';
 import { type Clock } from '../shared/clock';
 import {
   ConflictError,
@@ -27,7 +27,11 @@ import {
   type TrainerSpec,
   type TrainingRun,
 } from '../training/training-run';
-import { type SubmitRunInput } from '../training/training.service';
+import {
+  type DatasetBuildRequest,
+  type DatasetLookup,
+  type SubmitRunInput,
+} from '../training/training.service';
 import {
   ashaPlan,
   ashaRungs,
@@ -67,7 +71,9 @@ export interface CreateStudyInput {
   /** A built-in trainer, or a command; neither for an ask-and-tell study. */
   builtinTrainer?: string | null;
   command?: { name: string; argv: string[] } | null;
+  /** A READY snapshot, or (instead) a training set to build before the first trial. */
   datasetId?: string | null;
+  buildDataset?: DatasetBuildRequest | null;
   /** Hyperparameters every trial gets beside the sampled ones. */
   hyperparameters?: Record<string, unknown> | null;
   space: SearchParamInput[];
@@ -101,7 +107,7 @@ export class StudyService {
   constructor(
     private readonly repo: StudyRepository,
     private readonly runs: TrialRuns,
-    private readonly datasets: { byIds(ids: readonly string[]): Promise<DatasetSnapshot[]> },
+    private readonly datasets: DatasetLookup,
     private readonly clock: Clock,
     private readonly events: EventBus,
     /** A trial's or study's change and its event commit together (the outbox). */
@@ -161,9 +167,14 @@ export class StudyService {
   }
 
   /** Ends the study and publishes it, in one transaction; null when it had ended. */
-  private finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null> {
+  private finishStudy(
+    id: string,
+    status: StudyStatus,
+    at: Date,
+    error: string | null = null,
+  ): Promise<Study | null> {
     return this.uow.run(async () => {
-      const done = await this.repo.finishStudy(id, status, at);
+      const done = await this.repo.finishStudy(id, status, at, error);
       if (done) await this.publish(StudyEventKind.STUDY_ENDED, id, null);
       return done;
     });
@@ -260,20 +271,31 @@ export class StudyService {
     const gpuCount = input.gpuCount ?? 0;
     if (!Number.isInteger(gpuCount) || gpuCount < 0 || gpuCount > MAX_GPUS_PER_RUN)
       throw invalid(`gpuCount must be an integer from 0 to ${MAX_GPUS_PER_RUN}`, 'gpuCount');
-    if (trainer === null && (input.datasetId != null || gpuCount > 0 || gpuSeconds !== null))
+    const building = input.buildDataset ?? null;
+    if (
+      trainer === null &&
+      (input.datasetId != null || building !== null || gpuCount > 0 || gpuSeconds !== null)
+    )
       throw invalid(
-        'A study without a trainer is ask-and-tell only: datasetId, gpuCount and budget.gpuSeconds need a trainer',
+        'A study without a trainer is ask-and-tell only: datasetId, buildDataset, gpuCount and budget.gpuSeconds need a trainer',
         'trainer',
       );
-    if (trainer !== null) {
-      if (input.datasetId == null)
-        throw invalid('A study with a trainer needs datasetId', 'datasetId');
-      const [d] = await this.datasets.byIds([input.datasetId]);
+    let datasetId = input.datasetId ?? null;
+    if (trainer !== null && (datasetId === null) === (building === null))
+      throw invalid(
+        'A study with a trainer needs datasetId or buildDataset, one of the two',
+        'dataset',
+      );
+    if (building !== null) {
+      // Everything else is valid: the name is checked before a build starts for it (a study
+      // that loses a race for the name leaves a snapshot nobody tunes, never a half study).
+      if (await this.repo.nameTaken(input.name))
+        throw new ConflictError(HpoErrorCode.STUDY_EXISTS, `A study named ${input.name} exists`);
+      datasetId = (await this.datasets.build(building)).snapshot.id;
+    } else if (datasetId !== null) {
+      const [d] = await this.datasets.byIds([datasetId]);
       if (!d)
-        throw new NotFoundError(
-          HpoErrorCode.INVALID_STUDY,
-          `No dataset snapshot ${input.datasetId}`,
-        );
+        throw new NotFoundError(HpoErrorCode.INVALID_STUDY, `No dataset snapshot ${datasetId}`);
       if (d.status !== DatasetStatus.READY)
         throw new ConflictError(
           HpoErrorCode.INVALID_STUDY,
@@ -284,7 +306,7 @@ export class StudyService {
       name: input.name,
       trainer,
       trainerVersion: version,
-      datasetId: trainer ? (input.datasetId ?? null) : null,
+      datasetId,
       fixed,
       space,
       objective: { metric, direction },
@@ -391,6 +413,10 @@ export class StudyService {
     }
     // An ask-and-tell study has no queue trials: its caller runs every trial it asks for.
     if (study.trainer === null) return null;
+    if (study.trialsStarted === 0) {
+      const waiting = await this.awaitingDataset(study);
+      if (waiting !== false) return waiting;
+    }
     const trials = await this.repo.trialsOf(study.id);
     const open = trials.filter((t) => !t.asked && t.state === TrialState.RUNNING);
     const runs = new Map(
@@ -409,6 +435,22 @@ export class StudyService {
     if (study.pruner.kind === PrunerKind.ASHA) await this.halve(study.id);
     while (await this.startTrial(study));
     return this.completeIfSpent(study.id);
+  }
+
+  /**
+   * Before its first trial, a study that builds its training set waits for it: false once it
+   * is READY; null while it builds; the study, ended FAILED, if the build failed.
+   */
+  private async awaitingDataset(study: Study): Promise<Study | null | false> {
+    const [d] = await this.datasets.byIds([study.datasetId as string]);
+    if (d?.status === DatasetStatus.READY) return false;
+    if (d?.status === DatasetStatus.BUILDING) return null;
+    return this.finishStudy(
+      study.id,
+      StudyStatus.FAILED,
+      this.clock.now(),
+      `its training set ${d?.name ?? study.datasetId} could not be built${d?.error ? `: ${d.error}` : ''}`,
+    );
   }
 
   /**

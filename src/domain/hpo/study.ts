@@ -67,6 +67,8 @@ export enum StudyStatus {
   /** Its budget is spent and every trial has ended. */
   COMPLETED = 'COMPLETED',
   CANCELLED = 'CANCELLED',
+  /** The training set it was to build first could not be built (see `error`). */
+  FAILED = 'FAILED',
 }
 
 export enum TrialState {
@@ -125,6 +127,8 @@ export interface Study {
   trialsActive: number;
   /** Device seconds the ended trials' runs used. */
   gpuSecondsUsed: number;
+  /** Why it ended FAILED. */
+  error: string | null;
   createdAt: Date;
   finishedAt: Date | null;
 }

@@ -39,6 +39,7 @@ interface StudyRow {
   trials_started: number;
   trials_active: number;
   gpu_seconds_used: number;
+  error: string | null;
   created_at: Date;
   finished_at: Date | null;
 }
@@ -95,6 +96,11 @@ export class SqlStudyRepository implements StudyRepository {
       ],
     );
     return rows[0] ? toStudy(rows[0]) : null;
+  }
+
+  async nameTaken(name: string): Promise<boolean> {
+    const rows: unknown[] = await this.ds.query(`SELECT 1 FROM study WHERE name = $1`, [name]);
+    return rows.length > 0;
   }
 
   async findByIds(ids: readonly string[]): Promise<Study[]> {
@@ -314,11 +320,17 @@ export class SqlStudyRepository implements StudyRepository {
     return rows.map(toTrial);
   }
 
-  async finishStudy(id: string, status: StudyStatus, at: Date): Promise<Study | null> {
+  async finishStudy(
+    id: string,
+    status: StudyStatus,
+    at: Date,
+    error: string | null = null,
+  ): Promise<Study | null> {
     const rows = returnedRows<StudyRow>(
       await this.ds.query(
-        `UPDATE study SET status = $2, finished_at = $3 WHERE id = $1 AND status = 'RUNNING' RETURNING *`,
-        [id, status, at],
+        `UPDATE study SET status = $2, finished_at = $3, error = $4
+          WHERE id = $1 AND status = 'RUNNING' RETURNING *`,
+        [id, status, at, error],
       ),
     );
     return rows[0] ? toStudy(rows[0]) : null;
@@ -345,6 +357,7 @@ function toStudy(r: StudyRow): Study {
     trialsStarted: r.trials_started,
     trialsActive: r.trials_active,
     gpuSecondsUsed: r.gpu_seconds_used,
+    error: r.error,
     createdAt: r.created_at,
     finishedAt: r.finished_at,
   };
