@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { Role } from '../src/domain/auth/role';
+import { Permission, Role } from '../src/domain/auth/role';
+import { bestTrial, Direction, ParamKind, SamplerKind } from '../src/domain/hpo/study';
 import { ModelState } from '../src/domain/registry/model';
 import { Rng } from '../src/domain/training/rng';
 import { RunStatus } from '../src/domain/training/training-run';
@@ -20,7 +21,7 @@ import { startTestApp, type TestApp } from './support/test-app';
  * curve grows on the page epoch by epoch while it trains (the trainer ends an epoch only
  * when the test lets it), runs are compared side by side, and a model version is validated
  * and promoted through the gates by clicking, a refused transition showing the server's
- * reason.
+ * reason; a hyperparameter study's trials end on the page one by one with its best value.
  */
 let app: TestApp;
 let browser: Browser;
@@ -182,5 +183,87 @@ it('validates and promotes a version through the gates; a refused move shows why
   await row.locator('button:has-text("v1")').click();
   await page.locator('text=gate MIN_METRIC auc').waitFor();
   await screenshot(page, 'console-models');
+  expect(external).toEqual([]);
+}, 180_000);
+
+it("follows a study's trials live to its best value, opens a trial's run, and cancels a study", async () => {
+  const s = app.services;
+  const editor = { keyId: 'console', name: 'console', role: Role.EDITOR };
+  const study = await s.studies.create(
+    {
+      name: 'console-search',
+      builtinTrainer: 'logistic_regression',
+      datasetId,
+      hyperparameters: { epochs: 3 },
+      space: [{ name: 'learningRate', kind: ParamKind.FLOAT, low: 0.001, high: 0.5, log: true }],
+      objective: { metric: 'val_loss', direction: Direction.MINIMIZE },
+      sampler: SamplerKind.RANDOM,
+      budget: { trials: 3 },
+      seed: 3,
+    },
+    editor,
+  );
+  const id = toGlobalId('Study', study.id);
+  const page = await signIn(
+    context,
+    origin,
+    app.adminToken,
+    `/studies?study=${encodeURIComponent(id)}`,
+  );
+  // Each trial ends on the page as its run does (studyProgress): no reload, no polling.
+  const trial = (n: number, state: string) =>
+    page.locator(`[data-testid=trials-table] tr[data-trial="${n}"][data-state=${state}]`);
+  for (let n = 0; n < 3; n++) await trial(n, 'COMPLETE').waitFor({ timeout: 90_000 });
+  await page.locator('[data-testid=study-chart][data-points="3"]').waitFor();
+  await page.locator('.card-head .badge:text-is("COMPLETED")').waitFor();
+  const best = bestTrial(await s.studies.trials(study.id), Direction.MINIMIZE);
+  expect(await page.locator('[data-testid=best-value]').textContent()).toBe(
+    (best?.value as number).toPrecision(4),
+  );
+  await page.locator(`[data-testid=studies-table] tr[data-study="${id}"]`).waitFor();
+  await screenshot(page, 'console-studies');
+  // The Optuna journal downloads with the tab's key.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('button:has-text("Optuna journal")'),
+  ]);
+  expect(download.suggestedFilename()).toBe('console-search.optuna-journal.log');
+  const lines = fs
+    .readFileSync((await download.path()) as string, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { op_code: number; study_name?: string });
+  expect(lines[0]).toMatchObject({ op_code: 0, study_name: 'console-search' });
+  await trial(0, 'COMPLETE').locator('button').click();
+  await page.waitForURL(/\/runs\?run=/);
+  await page.locator('[data-testid=loss-chart][data-points="3"]').waitFor();
+
+  // A trial that waits on a gate nobody opens, so it is surely running when cancelled.
+  const closed = fs.mkdtempSync(path.join(os.tmpdir(), 'aether-closed-'));
+  fs.chmodSync(closed, 0o755);
+  const long = await s.studies.create(
+    {
+      name: 'console-cancel',
+      command: {
+        name: 'paced',
+        argv: [process.execPath, path.resolve(__dirname, 'fixtures/console/paced-trainer.mjs')],
+      },
+      datasetId,
+      hyperparameters: { gate: closed, epochs: 3 },
+      space: [{ name: 'lr', kind: ParamKind.FLOAT, low: 0.01, high: 1 }],
+      objective: { metric: 'val_loss', direction: Direction.MINIMIZE },
+      sampler: SamplerKind.RANDOM,
+      budget: { trials: 5 },
+    },
+    { ...editor, permissions: [Permission.COMMAND_TRAINERS] },
+  );
+  const longId = toGlobalId('Study', long.id);
+  await page.goto(`${origin}/studies?study=${encodeURIComponent(longId)}`);
+  await trial(0, 'RUNNING').waitFor();
+  await page.click('.card-head button:has-text("Cancel")');
+  await page.locator('.card-head .badge:text-is("CANCELLED")').waitFor();
+  await trial(0, 'CANCELLED').waitFor({ timeout: 30_000 });
+  expect((await s.studies.get(long.id)).status).toBe('CANCELLED');
+  fs.rmSync(closed, { recursive: true, force: true });
   expect(external).toEqual([]);
 }, 180_000);

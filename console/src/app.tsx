@@ -11,6 +11,7 @@ import { ErrorNote, RoleContext } from './ui';
 const PAGES: { path: string; title: string; page: ComponentType }[] = [
   { path: '/lineage', title: 'Lineage', page: lazy(() => import('./pages/lineage-page')) },
   { path: '/runs', title: 'Runs', page: lazy(() => import('./pages/runs-page')) },
+  { path: '/studies', title: 'Studies', page: lazy(() => import('./pages/studies-page')) },
   { path: '/models', title: 'Models', page: lazy(() => import('./pages/models-page')) },
   {
     path: '/deployments',

@@ -10,6 +10,7 @@ const RANK: Record<Role, number> = { RUNNER: 0, VIEWER: 1, EDITOR: 2, ADMIN: 3 }
  */
 export const MUTATION_ROLES = {
   acknowledgeAlert: 'EDITOR',
+  cancelStudy: 'EDITOR',
   cancelTrainingJob: 'EDITOR',
   replayQuarantined: 'EDITOR',
   reviewCanaries: 'ADMIN',
