@@ -161,6 +161,26 @@ it('MEDIAN: a trial worse than the median stops at its next checkpoint and its G
     bestValue: good.value,
   });
   expect(seen.at(-1)).toMatchObject({ kind: 'STUDY_ENDED', status: 'COMPLETED' });
+  // Epochs as the trials report them: each event's epoch newer than the last for its trial,
+  // its value the trial's objective there, and every report before the trial's end.
+  for (const t of trials) {
+    const reports = seen.filter((e) => e.kind === 'TRIAL_REPORTED' && e.trial?.number === t.number);
+    expect(reports.length).toBeGreaterThan(0);
+    const epochsSeen = reports.map((e) => e.trial?.epoch as number);
+    expect(epochsSeen).toEqual([...epochsSeen].sort((x, y) => x - y));
+    expect(new Set(epochsSeen).size).toBe(epochsSeen.length);
+    for (const e of reports)
+      expect(e.trial?.epochValue).toBe(
+        t.intermediateValues.find((v) => v.epoch === e.trial?.epoch)?.value,
+      );
+    const end = seen.findIndex(
+      (e) => e.trial?.number === t.number && ['TRIAL_FINISHED', 'TRIAL_PRUNED'].includes(e.kind),
+    );
+    expect(seen.indexOf(reports.at(-1) as Progress)).toBeLessThan(end);
+  }
+  expect(
+    seen.filter((e) => e.kind === 'TRIAL_REPORTED' && e.trial?.number === 0).at(-1)?.trial,
+  ).toMatchObject({ epoch: epochs, epochValue: good.value });
 });
 
 it('ASHA: a promoted trial resumes from its checkpoint and trains only the epochs of its new rung', async () => {

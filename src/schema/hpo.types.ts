@@ -344,10 +344,20 @@ export class StudyTrialEventType {
 
   @Field(() => Float, { nullable: true })
   value!: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'The newest epoch its runs reported (null before the first).',
+  })
+  epoch!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'The objective at `epoch`.' })
+  epochValue!: number | null;
 }
 
 @ObjectType('StudyProgress', {
-  description: 'A study’s state after a trial started, was pruned or ended, or the study ended.',
+  description:
+    'A study’s state after a trial started, reported epochs, was pruned, paused, promoted or ended, or the study ended.',
 })
 export class StudyProgressType {
   @Field(() => StudyEventKind)

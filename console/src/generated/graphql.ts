@@ -107,6 +107,7 @@ export type StudyEventKind =
   | 'TRIAL_PAUSED'
   | 'TRIAL_PROMOTED'
   | 'TRIAL_PRUNED'
+  | 'TRIAL_REPORTED'
   | 'TRIAL_STARTED';
 
 export type StudyStatus =

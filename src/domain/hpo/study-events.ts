@@ -5,6 +5,8 @@ export enum StudyEventKind {
   /** The state when the subscription began. */
   SNAPSHOT = 'SNAPSHOT',
   TRIAL_STARTED = 'TRIAL_STARTED',
+  /** Its runs reported epochs since the last event: the newest one's objective is `trial.epochValue`. */
+  TRIAL_REPORTED = 'TRIAL_REPORTED',
   TRIAL_PRUNED = 'TRIAL_PRUNED',
   /** ASHA: reached its rung's epochs and waits there to be promoted. */
   TRIAL_PAUSED = 'TRIAL_PAUSED',
@@ -21,7 +23,15 @@ export interface StudyEvent {
   studyId: string;
   status: StudyStatus;
   /** The trial the event is about; null for SNAPSHOT and STUDY_ENDED. */
-  trial: { id: string; number: number; state: TrialState; value: number | null } | null;
+  trial: {
+    id: string;
+    number: number;
+    state: TrialState;
+    value: number | null;
+    /** The newest epoch its runs reported, and the objective there; null before the first. */
+    epoch: number | null;
+    epochValue: number | null;
+  } | null;
   trialsStarted: number;
   trialsRunning: number;
   /** ASHA: waiting at a rung. */
@@ -52,7 +62,14 @@ export function studyEvent(
     studyId: study.id,
     status: study.status,
     trial: trial
-      ? { id: trial.id, number: trial.number, state: trial.state, value: trial.value }
+      ? {
+          id: trial.id,
+          number: trial.number,
+          state: trial.state,
+          value: trial.value,
+          epoch: trial.intermediate.at(-1)?.epoch ?? null,
+          epochValue: trial.intermediate.at(-1)?.value ?? null,
+        }
       : null,
     trialsStarted: trials.length,
     trialsRunning: count(TrialState.RUNNING),

@@ -484,8 +484,12 @@ export class StudyService {
         study.objective.metric,
         [...t.pastRunIds, run.id].map((id) => points.get(id) ?? []),
       );
-      await this.repo.recordIntermediate(t.id, now.intermediate, now.epochsTrained);
       let after: Trial = { ...t, ...now };
+      const reported = (now.intermediate.at(-1)?.epoch ?? 0) > lastEpoch(t);
+      await this.uow.run(async () => {
+        await this.repo.recordIntermediate(t.id, now.intermediate, now.epochsTrained);
+        if (reported) await this.publish(StudyEventKind.TRIAL_REPORTED, study.id, after);
+      });
       const pruner = study.pruner;
       if (
         pruner.kind === PrunerKind.MEDIAN &&
