@@ -27,6 +27,7 @@ import {
   redactRedisUrl,
   startEmbeddedRedis,
 } from '../infra/redis/embedded-redis';
+import { RedisKeyTracker } from '../infra/redis/key-tracker';
 import { RedisRateLimiter } from '../infra/redis/rate-limiter';
 import {
   closeRedis,
@@ -171,9 +172,19 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       return loop;
     };
     const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
+    // Client-side caching of online stamps: one Redis server only (a cluster needs one per node).
+    const tracker =
+      config.onlineClientCache && typeof redisTarget === 'string'
+        ? new RedisKeyTracker(redisTarget, 'aether-online', commandTimeoutMs)
+        : null;
+    if (tracker) {
+      stack.push('online key tracker', () => tracker.close());
+      await tracker.ready(1_000);
+    }
     const services = createServices({
       db,
       redis: data,
+      onlineTracker: tracker,
       redisPrefix: config.redisPrefix,
       events,
       artifacts,

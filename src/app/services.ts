@@ -57,6 +57,7 @@ import { readStreamLag } from '../infra/redis/feature-stream';
 import { RedisRunQueue } from '../infra/redis/run-queue';
 import { RedisKeyEpoch } from '../infra/redis/key-epoch';
 import { SqlTrainingRunRepository } from '../infra/db/training/training-run.repository';
+import { type RedisKeyTracker } from '../infra/redis/key-tracker';
 import { type RedisClient } from '../infra/redis/redis-client';
 
 /** The domain services, wired to their adapters. Resolvers see only this. */
@@ -98,6 +99,8 @@ export interface Services {
 export function createServices(deps: {
   db: Database;
   redis: RedisClient;
+  /** Client-side caching for online reads (null: every read asks Redis for its stamps). */
+  onlineTracker?: RedisKeyTracker | null;
   redisPrefix: string;
   events: EventBus;
   artifacts: ArtifactStore;
@@ -118,7 +121,12 @@ export function createServices(deps: {
   const ds = ambientDataSource(deps.db.dataSource);
   const uow = new SqlUnitOfWork(deps.db.dataSource);
   const offline = new PostgresOfflineStore(deps.db, deps.artifacts);
-  const online = new RedisOnlineStore(deps.redis, deps.redisPrefix);
+  const online = new RedisOnlineStore(
+    deps.redis,
+    deps.redisPrefix,
+    undefined,
+    deps.onlineTracker ?? null,
+  );
   const featureRegistry = new FeatureRegistryService(
     new SqlFeatureRegistryRepository(ds),
     deps.clock,

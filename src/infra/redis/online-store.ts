@@ -5,6 +5,7 @@ import { type OnlineKey, type OnlineStore } from '../../domain/features/feature-
 import { type FeatureValue } from '../../domain/features/feature-definition';
 import { type RetentionPolicy } from '../../domain/features/online-state';
 import { type FeatureEvent } from '../../domain/features/point-in-time';
+import { type RedisKeyTracker } from './key-tracker';
 import { execPerItem, type RedisClient } from './redis-client';
 
 type PackedEvent = [
@@ -17,6 +18,11 @@ type PackedEvent = [
 
 /** Bumped when the packed layout changes; a member in another layout reads as an error. */
 const FORMAT = 1;
+/**
+ * The longest a tracked stamp is trusted without asking: a backstop should the invalidation
+ * connection stop delivering without the process noticing (a half-open socket).
+ */
+export const TRUST_MS = 1_000;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -111,7 +117,12 @@ type Scripted = RedisClient & {
  * Keys are per entity with one hash tag per entity, so they shard across a Redis Cluster.
  */
 export class RedisOnlineStore implements OnlineStore {
-  private readonly decoded = new Map<string, { stamp: string; events: FeatureEvent[] }>();
+  /** By stamp key: the decoded events, the stamp they were read under, and until when that
+   * stamp may be trusted without asking (tracked keys only; 0: ask). */
+  private readonly decoded = new Map<
+    string,
+    { stamp: string; events: FeatureEvent[]; trustedUntil: number }
+  >();
   private readonly redis: Scripted;
 
   constructor(
@@ -119,10 +130,23 @@ export class RedisOnlineStore implements OnlineStore {
     private readonly prefix: string,
     /** Keys whose decoded events are kept (least recently read forgotten first). */
     private readonly cachedKeys = 10_000,
+    /**
+     * Client-side caching: stamps read through it are trusted, without a round trip, until
+     * Redis says they changed (at most TRUST_MS). Without one, every read asks for the stamps.
+     */
+    private readonly tracker: RedisKeyTracker | null = null,
   ) {
     if (!('aetherMergeOnline' in redis))
       redis.defineCommand('aetherMergeOnline', { numberOfKeys: 4, lua: MERGE });
     this.redis = redis as Scripted;
+    tracker?.onInvalidate((keys) => {
+      if (keys === null) for (const e of this.decoded.values()) e.trustedUntil = 0;
+      else
+        for (const k of keys) {
+          const e = this.decoded.get(k);
+          if (e) e.trustedUntil = 0;
+        }
+    });
   }
 
   /** The keys of one (version, entity): one hash tag, so one Redis Cluster slot. */
@@ -142,29 +166,45 @@ export class RedisOnlineStore implements OnlineStore {
    * keys are kept with the stamp they were read under: a read whose stamps all match costs one
    * GET per key and returns the very same arrays, which callers must treat as read-only. A
    * busy entity's window (a thousand events) is then decoded once per write, not per read.
+   * With a tracker, a stamp read through it is trusted until Redis reports a change to it (or
+   * TRUST_MS passed): a read of unchanged keys then costs no round trip at all.
    */
   async readMany(keys: readonly OnlineKey[]): Promise<FeatureEvent[][]> {
     if (keys.length === 0) return [];
     const names = keys.map((k) => this.keys(k));
+    const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
+    const now = Date.now();
+    const ask: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const hit = this.decoded.get(names[i].stamp);
+      if (hit && hit.trustedUntil > now) {
+        this.touch(names[i].stamp, hit);
+        out[i] = hit.events;
+      } else ask.push(i);
+    }
+    if (!ask.length) return out;
+    const stampKeys = ask.map((i) => names[i].stamp);
+    const tracked =
+      this.tracker?.tracking && !(this.redis instanceof Cluster) ? this.tracker : null;
+    const watch = tracked?.watch(stampKeys);
     // One MGET on one server; on a cluster each key's GET goes to its own node.
     const stamps =
       this.redis instanceof Cluster
-        ? (await execPerItem(this.redis, names, (p, n) => p.get(n.stamp))).map(([err, v]) => {
+        ? (await execPerItem(this.redis, stampKeys, (p, k) => p.get(k))).map(([err, v]) => {
             if (err) throw err;
             return v as string | null;
           })
-        : await this.redis.mget(names.map((n) => n.stamp));
-    const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
+        : await (tracked ? tracked.reader : this.redis).mget(stampKeys);
+    const trusted = watch?.settle();
     const missed: number[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      const hit = stamps[i] === null ? undefined : this.decoded.get(names[i].events);
-      if (hit && hit.stamp === stamps[i]) {
-        // Most recently used last: Map order is the eviction order.
-        this.decoded.delete(names[i].events);
-        this.decoded.set(names[i].events, hit);
+    ask.forEach((i, j) => {
+      const hit = stamps[j] === null ? undefined : this.decoded.get(names[i].stamp);
+      if (hit && hit.stamp === stamps[j]) {
+        hit.trustedUntil = trusted?.[j] ? Date.now() + TRUST_MS : 0;
+        this.touch(names[i].stamp, hit);
         out[i] = hit.events;
       } else missed.push(i);
-    }
+    });
     if (!missed.length) return out;
     // The stamp and the events of a key read together (one MULTI per key on a cluster).
     const res = await execPerItem(
@@ -178,7 +218,7 @@ export class RedisOnlineStore implements OnlineStore {
       const [err, members] = res[2 * j + 1];
       if (stampErr || err) throw stampErr ?? err;
       out[i] = (members as Buffer[]).map(unpack);
-      if (typeof stamp === 'string') this.remember(names[i].events, stamp, out[i]);
+      if (typeof stamp === 'string') this.remember(names[i].stamp, stamp, out[i]);
     });
     return out;
   }
@@ -223,17 +263,27 @@ export class RedisOnlineStore implements OnlineStore {
         args.push(ev.eventId, String(ev.eventTs), String(ev.createdTs), pack(ev));
       void (p as unknown as Scripted).aetherMergeOnline(...args);
     });
+    this.tracker?.changedHere(entries.map((e) => this.keys(e).stamp));
     return res.map(([err, changed]) => {
       if (err) throw err;
       return changed as number;
     });
   }
 
+  /** Read through the main connection (not tracked): trusted once a tracked read confirms it. */
   private remember(key: string, stamp: string, events: FeatureEvent[]): void {
-    this.decoded.delete(key);
-    this.decoded.set(key, { stamp, events });
+    this.touch(key, { stamp, events, trustedUntil: 0 });
     if (this.decoded.size > this.cachedKeys)
       this.decoded.delete(this.decoded.keys().next().value as string);
+  }
+
+  /** Most recently used last: Map order is the eviction order. */
+  private touch(
+    key: string,
+    entry: { stamp: string; events: FeatureEvent[]; trustedUntil: number },
+  ): void {
+    this.decoded.delete(key);
+    this.decoded.set(key, entry);
   }
 }
 
