@@ -110,6 +110,25 @@ it('trusts nothing read while a change to it was heard, or across a lost connect
   expect(w.settle()).toEqual([false]);
   expect(tracker.watch([stamp]).settle()).toEqual([true]);
 
+  // A flush (a null payload) makes every key changed, and tracking goes on.
+  await reader.readMany([key]);
+  await reader.readMany([key]);
+  const asked = jest.spyOn(tracker.reader, 'mget');
+  try {
+    (tracker as unknown as { listener: { emit: (...a: unknown[]) => void } }).listener.emit(
+      'messageBuffer',
+      Buffer.from('__redis__:invalidate'),
+      null,
+    );
+    expect(tracker.tracking).toBe(true);
+    await reader.readMany([key]);
+    expect(asked).toHaveBeenCalledTimes(1);
+    await reader.readMany([key]);
+    expect(asked).toHaveBeenCalledTimes(1);
+  } finally {
+    asked.mockRestore();
+  }
+
   // The invalidation connection is cut: everything trusted is withdrawn until tracking is
   // set up again, and reads ask Redis meanwhile.
   await reader.readMany([key]);

@@ -54,7 +54,10 @@ it("runs a confirmed key's query ahead of the check, and sends nothing once the 
     expect(r.status).toBe(401);
     expect(r.body.data).toBeUndefined();
     expect(r.body.errors?.[0].extensions).toMatchObject({ reason: 'REVOKED_KEY' });
-    // It did run: ahead of the check that refused it.
+    // It did run: ahead of the check that refused it. Once refused, the key's verdict is
+    // forgotten: nothing more runs ahead for it.
+    expect(list).toHaveBeenCalledTimes(1);
+    expect((await post(token, LIST)).status).toBe(401);
     expect(list).toHaveBeenCalledTimes(1);
   } finally {
     list.mockRestore();

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { useMutation, useQuery, useSubscription } from 'urql';
 import { LineChart } from '../charts';
 import {
@@ -76,25 +76,41 @@ export default function StudiesPage() {
           {!studies.length && !error && <p className="muted">No studies.</p>}
         </Card>
       </div>
-      {selected && <StudyDetail id={selected} onChange={reload} />}
+      {selected && <StudyDetail key={selected} id={selected} onChange={reload} />}
     </div>
   );
 }
 
 function StudyDetail({ id, onChange }: { id: string; onChange: () => void }) {
   const [{ data, error }, refetch] = useQuery({ query: StudyDetailDocument, variables: { id } });
+  // Only the newest event is kept: its counts are the study's now.
   const [progress] = useSubscription(
     { query: StudyProgressDocument, variables: { study: id } },
-    (acc: Progress[] | undefined, e) => [...(acc ?? []), e.studyProgress],
+    (_acc: Progress | undefined, e) => e.studyProgress,
   );
-  const events = progress.data ?? [];
-  const last = events[events.length - 1];
-  // Each event after the first snapshot changed a trial or the study: read them again.
+  const last = progress.data;
+  // Each event after the first snapshot changed a trial or the study: the study is read again
+  // (at most every 500 ms, as reports come every pass), the list only when a trial or the
+  // study ended or started.
+  const lastRead = useRef(0);
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => {
     if (!last || last.kind === 'SNAPSHOT') return;
-    refetch({ requestPolicy: 'network-only' });
-    onChange();
+    if (last.kind !== 'TRIAL_REPORTED') onChange();
+    if (pending.current) return;
+    const wait = Math.max(0, lastRead.current + 500 - Date.now());
+    pending.current = setTimeout(() => {
+      pending.current = null;
+      lastRead.current = Date.now();
+      refetch({ requestPolicy: 'network-only' });
+    }, wait);
   }, [last, refetch, onChange]);
+  useEffect(
+    () => () => {
+      if (pending.current) clearTimeout(pending.current);
+    },
+    [],
+  );
   const [cancel, doCancel] = useMutation(CancelStudyDocument);
   const mayCancel = useMay('cancelStudy');
   const [journalError, setJournalError] = useState<string | null>(null);
@@ -137,7 +153,8 @@ function StudyDetail({ id, onChange }: { id: string; onChange: () => void }) {
     a.href = url;
     a.download = `${study?.name ?? 'study'}.optuna-journal.log`;
     a.click();
-    URL.revokeObjectURL(url);
+    // Revoked once the browser has taken the download (some cancel it if revoked at once).
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
   };
 
   return (

@@ -92,8 +92,11 @@ export class ApiKeyService {
     }
     if (!secretMatches(parsed.secret, stored.secretHash))
       throw unauthenticated(ApiKeyErrorCode.UNKNOWN_KEY, 'The API key is not valid');
-    if (stored.revokedAt)
+    if (stored.revokedAt) {
+      // Nothing is run ahead for it any more (cachedPrincipal).
+      this.forget(parsed.prefix);
       throw unauthenticated(ApiKeyErrorCode.REVOKED_KEY, 'The API key has been revoked');
+    }
     const principal: Principal = {
       keyId: stored.id,
       name: stored.name,
@@ -113,7 +116,9 @@ export class ApiKeyService {
   cachedPrincipal(token: string | undefined): Principal | null {
     const parsed = token ? parseToken(token) : null;
     const hit = parsed ? this.cache.get(parsed.prefix) : undefined;
-    return hit?.principal && hit.secret === parsed?.secret ? hit.principal : null;
+    return hit?.principal && hit.secret === parsed?.secret && hit.until > this.clock.now().getTime()
+      ? hit.principal
+      : null;
   }
 
   async create(

@@ -413,11 +413,12 @@ export class StudyService {
     }
     // An ask-and-tell study has no queue trials: its caller runs every trial it asks for.
     if (study.trainer === null) return null;
-    if (study.trialsStarted === 0) {
+    const trials = await this.repo.trialsOf(study.id);
+    // Until its first queue trial (asked ones do not count: they need no training set here).
+    if (!trials.some((t) => !t.asked)) {
       const waiting = await this.awaitingDataset(study);
       if (waiting !== false) return waiting;
     }
-    const trials = await this.repo.trialsOf(study.id);
     const open = trials.filter((t) => !t.asked && t.state === TrialState.RUNNING);
     const runs = new Map(
       (await this.runs.byIds(open.flatMap((t) => (t.runId ? [t.runId] : [])))).map((r) => [
@@ -438,8 +439,9 @@ export class StudyService {
   }
 
   /**
-   * Before its first trial, a study that builds its training set waits for it: false once it
-   * is READY; null while it builds; the study, ended FAILED, if the build failed.
+   * Before its first queue trial, a study that builds its training set waits for it: false
+   * once it is READY (a snapshot never leaves READY); null while it builds; the study, ended
+   * FAILED, if the build failed.
    */
   private async awaitingDataset(study: Study): Promise<Study | null | false> {
     const [d] = await this.datasets.byIds([study.datasetId as string]);

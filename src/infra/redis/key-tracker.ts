@@ -1,11 +1,15 @@
 import Redis from 'ioredis';
 
 const CHANNEL = '__redis__:invalidate';
+/** Between two attempts to set tracking up while both connections are up. */
+const RETRY_MS = 500;
 
-/** What a read under watch learned: per key, whether its value may be trusted until changed. */
+/** A read under watch: settle it once its reply is in, or release it if it failed. */
 export interface Watch {
-  /** Call once the read's reply is in: per key, true when no change to it can have been missed. */
+  /** Per key, true when no change to it can have been missed while the read was out. */
   settle(): boolean[];
+  /** The read failed: forget it. */
+  release(): void;
 }
 
 /**
@@ -13,10 +17,10 @@ export interface Watch {
  * through `reader` are remembered by the server, which publishes their names on
  * `__redis__:invalidate` to this tracker's `listener` connection as soon as any client changes
  * them. A caller may then keep what it read and skip the round trip until it hears of a
- * change (ADR 0015). Trust is given only while both connections are up and tracking is set
+ * change (ADR 0036). Trust is given only while both connections are up and tracking is set
  * on the reader's current connection; any error, reconnection or close withdraws all of it
- * (`onInvalidate(null)`), and tracking is set up again once both are back. One Redis server
- * only: a cluster would need a tracker per node, so cluster clients do not track.
+ * (`onInvalidate(null)`), and setting tracking up is retried while both are up. One Redis
+ * server only: a cluster would need a tracker per node, so cluster clients do not track.
  */
 export class RedisKeyTracker {
   /** Reads whose keys are tracked. Its commands time out like the data client's. */
@@ -24,7 +28,10 @@ export class RedisKeyTracker {
   private readonly listener: Redis;
   private live = false;
   private setting: Promise<void> | null = null;
-  /** Bumped whenever everything is withdrawn, so a read that spans one trusts nothing. */
+  /** Asked for again while a set-up was running: run once more when it ends. */
+  private again = false;
+  private retry: NodeJS.Timeout | null = null;
+  /** Bumped whenever every key is to be considered changed: a read spanning one trusts nothing. */
   private era = 0;
   /** Keys of reads in flight, and whether a change to each was heard meanwhile. */
   private readonly inFlight = new Map<string, { reads: number; changed: boolean }>();
@@ -39,13 +46,15 @@ export class RedisKeyTracker {
       retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
       // Subscribed again by `setUp`, after the listener's new client id is known.
       autoResubscribe: false,
+      // A command of a set-up interrupted by a reconnection is not replayed on the new one.
+      autoResendUnfulfilledCommands: false,
     };
     this.reader = new Redis(url, { ...options, connectionName: `${name}-reader` });
     this.listener = new Redis(url, { ...options, connectionName: `${name}-listener` });
     this.listener.on('messageBuffer', (channel: Buffer, keys: unknown) => {
       if (channel.toString() !== CHANNEL) return;
-      // A null payload is a flush (FLUSHALL, FLUSHDB): every key changed.
-      if (!Array.isArray(keys)) return this.withdraw();
+      // A null payload is a flush (FLUSHALL, FLUSHDB): every key changed; tracking goes on.
+      if (!Array.isArray(keys)) return this.changedAll();
       const names = keys.map((k: Buffer) => k.toString());
       for (const k of names) {
         const f = this.inFlight.get(k);
@@ -54,8 +63,8 @@ export class RedisKeyTracker {
       this.listeners.forEach((l) => l(names));
     });
     for (const c of [this.reader, this.listener]) {
-      c.on('error', () => this.withdraw());
-      c.on('close', () => this.withdraw());
+      c.on('error', () => this.down());
+      c.on('close', () => this.down());
       c.on('ready', () => void this.setUp());
     }
   }
@@ -82,7 +91,7 @@ export class RedisKeyTracker {
     this.listeners.forEach((l) => l([...keys]));
   }
 
-  /** Marks a read of `keys` through `reader` as begun; settle it when its reply is in. */
+  /** Marks a read of `keys` through `reader` as begun; settle or release it exactly once. */
   watch(keys: readonly string[]): Watch {
     const era = this.era;
     const wasLive = this.live;
@@ -91,45 +100,66 @@ export class RedisKeyTracker {
       if (f) f.reads++;
       else this.inFlight.set(k, { reads: 1, changed: false });
     }
+    const end = (k: string) => {
+      const f = this.inFlight.get(k) as { reads: number; changed: boolean };
+      if (--f.reads === 0) this.inFlight.delete(k);
+      return f.changed;
+    };
     return {
       settle: () => {
         const ok = wasLive && this.live && era === this.era;
-        return keys.map((k) => {
-          const f = this.inFlight.get(k) as { reads: number; changed: boolean };
-          const trusted = ok && !f.changed;
-          if (--f.reads === 0) this.inFlight.delete(k);
-          return trusted;
-        });
+        return keys.map((k) => !end(k) && ok);
       },
+      release: () => keys.forEach(end),
     };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.withdraw();
+    if (this.retry) clearTimeout(this.retry);
+    this.down();
     this.reader.disconnect();
     this.listener.disconnect();
   }
 
-  private withdraw(): void {
+  /** Every key is to be considered changed (a flush, or tracking lost). */
+  private changedAll(): void {
     this.era++;
-    this.live = false;
     for (const f of this.inFlight.values()) f.changed = true;
     this.listeners.forEach((l) => l(null));
   }
 
+  /** Tracking is lost until set up again. */
+  private down(): void {
+    this.live = false;
+    this.changedAll();
+  }
+
   /** Subscribes the listener and points the reader's tracking at it, once both are up. */
   private setUp(): Promise<void> {
-    if (this.setting) return this.setting;
+    if (this.setting) {
+      this.again = true;
+      return this.setting;
+    }
     if (this.closed || this.reader.status !== 'ready' || this.listener.status !== 'ready')
       return Promise.resolve();
-    this.setting = this.establish().finally(() => (this.setting = null));
+    this.again = false;
+    this.setting = this.establish().finally(() => {
+      this.setting = null;
+      if (this.again) void this.setUp();
+      // Failed with both connections up (a command timed out): try again a little later.
+      else if (!this.live && !this.closed && !this.retry)
+        this.retry = setTimeout(() => {
+          this.retry = null;
+          void this.setUp();
+        }, RETRY_MS).unref();
+    });
     return this.setting;
   }
 
   private async establish(): Promise<void> {
     try {
-      this.withdraw();
+      this.down();
       const era = this.era;
       // A listener that was subscribed (only the reader reconnected) starts over: its id is
       // asked for outside subscribed mode.
@@ -142,7 +172,7 @@ export class RedisKeyTracker {
       if (era === this.era && this.reader.status === 'ready' && this.listener.status === 'ready')
         this.live = true;
     } catch {
-      this.withdraw();
+      this.down();
     }
   }
 

@@ -173,7 +173,7 @@ export class RedisOnlineStore implements OnlineStore {
     if (keys.length === 0) return [];
     const names = keys.map((k) => this.keys(k));
     const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
-    const now = Date.now();
+    const now = performance.now();
     const ask: number[] = [];
     for (let i = 0; i < keys.length; i++) {
       const hit = this.decoded.get(names[i].stamp);
@@ -187,20 +187,26 @@ export class RedisOnlineStore implements OnlineStore {
     const tracked =
       this.tracker?.tracking && !(this.redis instanceof Cluster) ? this.tracker : null;
     const watch = tracked?.watch(stampKeys);
-    // One MGET on one server; on a cluster each key's GET goes to its own node.
-    const stamps =
-      this.redis instanceof Cluster
-        ? (await execPerItem(this.redis, stampKeys, (p, k) => p.get(k))).map(([err, v]) => {
-            if (err) throw err;
-            return v as string | null;
-          })
-        : await (tracked ? tracked.reader : this.redis).mget(stampKeys);
+    let stamps: (string | null)[];
+    try {
+      // One MGET on one server; on a cluster each key's GET goes to its own node.
+      stamps =
+        this.redis instanceof Cluster
+          ? (await execPerItem(this.redis, stampKeys, (p, k) => p.get(k))).map(([err, v]) => {
+              if (err) throw err;
+              return v as string | null;
+            })
+          : await (tracked ? tracked.reader : this.redis).mget(stampKeys);
+    } catch (e) {
+      watch?.release();
+      throw e;
+    }
     const trusted = watch?.settle();
     const missed: number[] = [];
     ask.forEach((i, j) => {
       const hit = stamps[j] === null ? undefined : this.decoded.get(names[i].stamp);
       if (hit && hit.stamp === stamps[j]) {
-        hit.trustedUntil = trusted?.[j] ? Date.now() + TRUST_MS : 0;
+        hit.trustedUntil = trusted?.[j] ? performance.now() + TRUST_MS : 0;
         this.touch(names[i].stamp, hit);
         out[i] = hit.events;
       } else missed.push(i);
@@ -247,7 +253,8 @@ export class RedisOnlineStore implements OnlineStore {
   ): Promise<number[]> {
     if (!entries.length) return [];
     // One script per entity, pipelined: each is atomic on its own keys, and no two entities
-    // need to change together.
+    // need to change together. Trust in the keys ends whether or not the scripts answered
+    // (they may have run).
     const res = await execPerItem(this.redis, entries, (p, e) => {
       const k = this.keys(e);
       const args: (string | number | Buffer)[] = [
@@ -262,8 +269,7 @@ export class RedisOnlineStore implements OnlineStore {
       for (const ev of e.events)
         args.push(ev.eventId, String(ev.eventTs), String(ev.createdTs), pack(ev));
       void (p as unknown as Scripted).aetherMergeOnline(...args);
-    });
-    this.tracker?.changedHere(entries.map((e) => this.keys(e).stamp));
+    }).finally(() => this.tracker?.changedHere(entries.map((e) => this.keys(e).stamp)));
     return res.map(([err, changed]) => {
       if (err) throw err;
       return changed as number;
