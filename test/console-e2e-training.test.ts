@@ -74,16 +74,19 @@ afterAll(async () => {
   fs.rmSync(gateDir, { recursive: true, force: true });
 });
 
+/** A trainer that ends epoch n only once `<gate>/epoch-<n>` exists. */
+const PACED = {
+  name: 'paced',
+  argv: [process.execPath, path.resolve(__dirname, 'fixtures/console/paced-trainer.mjs')],
+};
+
 const points = (page: Page) =>
   page.locator('[data-testid=loss-chart]').getAttribute('data-points').then(Number);
 
 it("watches a run's loss curve grow while it trains", async () => {
   const run = await app.services.training.submit({
     experiment: 'delay',
-    command: {
-      name: 'paced',
-      argv: [process.execPath, path.resolve(__dirname, 'fixtures/console/paced-trainer.mjs')],
-    },
+    command: PACED,
     datasetId,
     hyperparameters: { gate: gateDir, epochs: 6 },
   });
@@ -244,10 +247,7 @@ it("follows a study's trials live to its best value, opens a trial's run, and ca
   const long = await s.studies.create(
     {
       name: 'console-cancel',
-      command: {
-        name: 'paced',
-        argv: [process.execPath, path.resolve(__dirname, 'fixtures/console/paced-trainer.mjs')],
-      },
+      command: PACED,
       datasetId,
       hyperparameters: { gate: closed, epochs: 3 },
       space: [{ name: 'lr', kind: ParamKind.FLOAT, low: 0.01, high: 1 }],

@@ -7,6 +7,7 @@ import {
   type RedisClient,
 } from '../src/infra/redis/redis-client';
 import { deleteRedisPrefix, isolationName, testRedisTarget } from './support/isolation';
+import { event, ids, noTrim } from './support/online-events';
 
 /**
  * The online store keeps decoded events of recently read keys, keyed by a stamp every write
@@ -17,16 +18,8 @@ const prefix = `${isolationName(__filename)}:`;
 let redis: RedisClient;
 
 const key = { versionId: 'v1', entityKey: 'ORD' };
-const event = (id: string, eventTs: number, v: number): FeatureEvent => ({
-  eventId: id,
-  eventTs,
-  createdTs: eventTs,
-  values: [v],
-});
-const ids = (events: FeatureEvent[]) => events.map((e) => e.eventId).sort();
 /** A 1 s window, trimmed on every update: the retention the tests below reason about. */
 const window1s = { windowMs: 1_000, trimStepMs: 0 };
-const noTrim = { windowMs: 1e12, trimStepMs: 1e12 };
 
 beforeAll(() => {
   redis = createRedisClient(testRedisTarget(), 'online-store-cache-test');

@@ -3,6 +3,7 @@ import { RedisKeyTracker } from '../src/infra/redis/key-tracker';
 import { RedisOnlineStore, TRUST_MS } from '../src/infra/redis/online-store';
 import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
 import { deleteRedisPrefix, isolationName, testRedisUrl } from './support/isolation';
+import { event, ids, noTrim } from './support/online-events';
 
 /**
  * Client-side caching of online stamps (ADR 0015): a store with a tracker reads an unchanged
@@ -13,14 +14,13 @@ const prefix = `${isolationName(__filename)}:`;
 let redis: RedisClient;
 let tracker: RedisKeyTracker;
 
-const noTrim = { windowMs: 1e12, trimStepMs: 1e12 };
-const event = (id: string, eventTs: number, v: number): FeatureEvent => ({
-  eventId: id,
-  eventTs,
-  createdTs: eventTs,
-  values: [v],
-});
-const ids = (events: FeatureEvent[]) => events.map((e) => e.eventId).sort();
+/** Delivers an invalidation message to the tracker as Redis would (null: a flush). */
+const invalidate = (keys: string[] | null) =>
+  (tracker as unknown as { listener: { emit: (...a: unknown[]) => void } }).listener.emit(
+    'messageBuffer',
+    Buffer.from('__redis__:invalidate'),
+    keys && keys.map((k) => Buffer.from(k)),
+  );
 
 beforeAll(async () => {
   redis = createRedisClient(testRedisUrl(), 'online-tracking-test');
@@ -33,6 +33,18 @@ afterAll(async () => {
   await deleteRedisPrefix(testRedisUrl(), prefix);
   await closeRedis(redis);
 });
+
+/** A reader (tracked) and a writer over `key`, the key written once and its stamp trusted. */
+async function trusted(key: { versionId: string; entityKey: string }) {
+  const reader = new RedisOnlineStore(redis, prefix, 100, tracker);
+  const writer = new RedisOnlineStore(redis, prefix);
+  await writer.merge(noTrim, [{ ...key, events: [event('a', 1, 1)] }]);
+  // A miss reads the events on the main connection; the next read's MGET, tracked, confirms
+  // the stamp.
+  await reader.readMany([key]);
+  await reader.readMany([key]);
+  return { reader, writer };
+}
 
 /** Reads until `ok` holds, for at most `ms`; the reads it took. */
 async function readUntil(
@@ -96,17 +108,11 @@ it('sees every change a writer makes, read after read, while writes and reads in
 
 it('trusts nothing read while a change to it was heard, or across a lost connection', async () => {
   const key = { versionId: 'v3', entityKey: 'k' };
-  const reader = new RedisOnlineStore(redis, prefix, 100, tracker);
-  const writer = new RedisOnlineStore(redis, prefix);
-  await writer.merge(noTrim, [{ ...key, events: [event('a', 1, 1)] }]);
+  const { reader, writer } = await trusted(key);
   const stamp = reader.keys(key).stamp;
   // A change heard between a read's request and its reply leaves its value untrusted.
   const w = tracker.watch([stamp]);
-  (tracker as unknown as { listener: { emit: (...a: unknown[]) => void } }).listener.emit(
-    'messageBuffer',
-    Buffer.from('__redis__:invalidate'),
-    [Buffer.from(stamp)],
-  );
+  invalidate([stamp]);
   expect(w.settle()).toEqual([false]);
   expect(tracker.watch([stamp]).settle()).toEqual([true]);
 
@@ -115,11 +121,7 @@ it('trusts nothing read while a change to it was heard, or across a lost connect
   await reader.readMany([key]);
   const asked = jest.spyOn(tracker.reader, 'mget');
   try {
-    (tracker as unknown as { listener: { emit: (...a: unknown[]) => void } }).listener.emit(
-      'messageBuffer',
-      Buffer.from('__redis__:invalidate'),
-      null,
-    );
+    invalidate(null);
     expect(tracker.tracking).toBe(true);
     await reader.readMany([key]);
     expect(asked).toHaveBeenCalledTimes(1);
@@ -152,11 +154,7 @@ it('trusts nothing read while a change to it was heard, or across a lost connect
 
 it('asks again once a stamp has been trusted for TRUST_MS', async () => {
   const key = { versionId: 'v4', entityKey: 'k' };
-  const reader = new RedisOnlineStore(redis, prefix, 100, tracker);
-  const writer = new RedisOnlineStore(redis, prefix);
-  await writer.merge(noTrim, [{ ...key, events: [event('a', 1, 1)] }]);
-  await reader.readMany([key]);
-  await reader.readMany([key]);
+  const { reader } = await trusted(key);
   const mget = jest.spyOn(tracker.reader, 'mget');
   try {
     await reader.readMany([key]);
