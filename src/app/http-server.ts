@@ -141,9 +141,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
    * two. The early take counts only if the confirmed key is the same one and the route
    * admits it; otherwise the budget is taken again for the key that was confirmed.
    */
-  const admit = async (route: Access, header: string | undefined): Promise<Principal> => {
+  const admit = async (
+    route: Access,
+    header: string | undefined,
+    likely = o.services.apiKeys.cachedPrincipal(bearer(header)),
+  ): Promise<Principal> => {
     const token = bearer(header);
-    const likely = o.services.apiKeys.cachedPrincipal(token);
     const early = likely && grants(route, likely) ? o.rateLimiter.take(likely.keyId) : null;
     const principal = await o.services.apiKeys.authenticate(token);
     if (route.kind === 'role' && !grants(route, principal))
@@ -197,16 +200,18 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     // guarantee unchanged. Not for mutations (their effects cannot be taken back), nor for a
     // key refused its budget in the last second (a flood must not buy executions).
     const authorization = headers.get('authorization');
-    const likely =
-      wantsLandingPage || method !== 'POST'
-        ? null
-        : o.services.apiKeys.cachedPrincipal(bearer(authorization));
+    const likely = o.services.apiKeys.cachedPrincipal(bearer(authorization));
     const early =
-      likely && grants(access.graphql, likely) && !recentlyRefused(likely.keyId) ? likely : null;
+      method === 'POST' &&
+      likely &&
+      grants(access.graphql, likely) &&
+      !recentlyRefused(likely.keyId)
+        ? likely
+        : null;
     let principal: Principal | undefined;
     let confirming: Promise<Principal> | null = null;
     if (!wantsLandingPage) {
-      const admitted = admit(access.graphql, authorization);
+      const admitted = admit(access.graphql, authorization, likely);
       if (early) {
         confirming = admitted;
         admitted.catch(() => undefined);

@@ -124,6 +124,7 @@ export class RedisOnlineStore implements OnlineStore {
     { stamp: string; events: FeatureEvent[]; trustedUntil: number }
   >();
   private readonly redis: Scripted;
+  private readonly tracker: RedisKeyTracker | null;
 
   constructor(
     redis: RedisClient,
@@ -134,12 +135,14 @@ export class RedisOnlineStore implements OnlineStore {
      * Client-side caching: stamps read through it are trusted, without a round trip, until
      * Redis says they changed (at most TRUST_MS). Without one, every read asks for the stamps.
      */
-    private readonly tracker: RedisKeyTracker | null = null,
+    tracker: RedisKeyTracker | null = null,
   ) {
+    // A cluster's keys live on many nodes; one tracker follows one server.
+    this.tracker = redis instanceof Cluster ? null : tracker;
     if (!('aetherMergeOnline' in redis))
       redis.defineCommand('aetherMergeOnline', { numberOfKeys: 4, lua: MERGE });
     this.redis = redis as Scripted;
-    tracker?.onInvalidate((keys) => {
+    this.tracker?.onInvalidate((keys) => {
       if (keys === null) for (const e of this.decoded.values()) e.trustedUntil = 0;
       else
         for (const k of keys) {
@@ -184,8 +187,7 @@ export class RedisOnlineStore implements OnlineStore {
     }
     if (!ask.length) return out;
     const stampKeys = ask.map((i) => names[i].stamp);
-    const tracked =
-      this.tracker?.tracking && !(this.redis instanceof Cluster) ? this.tracker : null;
+    const tracked = this.tracker?.tracking ? this.tracker : null;
     const watch = tracked?.watch(stampKeys);
     let stamps: (string | null)[];
     try {
