@@ -172,19 +172,20 @@ export async function startApp(config: Config, overrides: AppOverrides = {}): Pr
       return loop;
     };
     const artifacts = overrides.artifacts ?? createArtifactStore(config.artifacts);
-    // Client-side caching of online stamps: one Redis server only (a cluster needs one per node).
+    // Client-side caching of online stamps and the key epoch: one Redis server only (a cluster
+    // would need a tracker per node).
     const tracker =
-      config.onlineClientCache && typeof redisTarget === 'string'
-        ? new RedisKeyTracker(redisTarget, 'aether-online', commandTimeoutMs)
+      config.redisClientCache && typeof redisTarget === 'string'
+        ? new RedisKeyTracker(redisTarget, 'aether-tracked', commandTimeoutMs)
         : null;
     if (tracker) {
-      stack.push('online key tracker', () => tracker.close());
+      stack.push('redis key tracker', () => tracker.close());
       await tracker.ready(1_000);
     }
     const services = createServices({
       db,
       redis: data,
-      onlineTracker: tracker,
+      keyTracker: tracker,
       redisPrefix: config.redisPrefix,
       events,
       artifacts,

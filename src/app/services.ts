@@ -99,8 +99,8 @@ export interface Services {
 export function createServices(deps: {
   db: Database;
   redis: RedisClient;
-  /** Client-side caching for online reads (null: every read asks Redis for its stamps). */
-  onlineTracker?: RedisKeyTracker | null;
+  /** Client-side caching of online stamps and the key epoch (null: every read asks Redis). */
+  keyTracker?: RedisKeyTracker | null;
   redisPrefix: string;
   events: EventBus;
   artifacts: ArtifactStore;
@@ -125,7 +125,7 @@ export function createServices(deps: {
     deps.redis,
     deps.redisPrefix,
     undefined,
-    deps.onlineTracker ?? null,
+    deps.keyTracker ?? null,
   );
   const featureRegistry = new FeatureRegistryService(
     new SqlFeatureRegistryRepository(ds),
@@ -272,7 +272,7 @@ export function createServices(deps: {
   });
   const apiKeys = new ApiKeyService(
     new TypeOrmApiKeyRepository(ds),
-    new RedisKeyEpoch(deps.redis, deps.redisPrefix),
+    new RedisKeyEpoch(deps.redis, deps.redisPrefix, deps.keyTracker ?? null),
     deps.events,
     deps.clock,
     uow,

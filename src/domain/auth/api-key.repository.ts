@@ -43,7 +43,11 @@ export interface ApiKeyRepository {
 export interface KeyEpoch {
   /** The current token; a Redis that lost it gets a fresh one (every cache misses once). */
   read(): Promise<string>;
-  bump(): Promise<void>;
+  /**
+   * Replaces the token. With `waitOut`, resolves only once no process can still use the old
+   * one (a process may use a token it read for a bounded time without asking again).
+   */
+  bump(waitOut: boolean): Promise<void>;
   /** Called when the shared store was unreachable or reconnected: trust nothing cached. */
   onDisruption(listener: () => void): void;
 }

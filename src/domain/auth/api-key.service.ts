@@ -147,8 +147,9 @@ export class ApiKeyService {
       await this.publish(ApiKeyEventKind.CREATED, k.id, actor);
       return k;
     });
-    // A key's prefix may have been cached as unknown by a process probing it before.
-    await this.changed();
+    // A key's prefix may have been cached as unknown by a process probing it before. Not
+    // waited out: refusing a new key for a moment is no breach (see KeyEpoch.bump).
+    await this.changed(false);
     return { key, token: issued.token };
   }
 
@@ -259,15 +260,15 @@ export class ApiKeyService {
    * change stands (it is in the database, and every process that cannot read the epoch
    * verifies keys against the database), and the bump is retried until it lands.
    */
-  private async changed(): Promise<void> {
+  private async changed(waitOut = true): Promise<void> {
     try {
-      await this.epoch.bump();
+      await this.epoch.bump(waitOut);
       if (this.bumpRetry) clearTimeout(this.bumpRetry);
       this.bumpRetry = null;
     } catch {
       this.bumpRetry ??= setTimeout(() => {
         this.bumpRetry = null;
-        void this.changed();
+        void this.changed(false);
       }, BUMP_RETRY_MS);
       this.bumpRetry.unref?.();
     }

@@ -259,7 +259,7 @@ const envSchema = z.object({
     DEFAULT_BACKGROUND_MAX_WAIT_MS,
   ),
   FEATURE_STREAM_CONSUMER: onOff('FEATURE_STREAM_CONSUMER'),
-  ONLINE_CLIENT_CACHE: onOff('ONLINE_CLIENT_CACHE'),
+  REDIS_CLIENT_CACHE: onOff('REDIS_CLIENT_CACHE'),
   DATASET_DUCKDB: onOff('DATASET_DUCKDB'),
   DATASET_DUCKDB_MIN_ROWS: intIn('DATASET_DUCKDB_MIN_ROWS', 0, 1e12, 20_000_000),
   DATASET_DUCKDB_MEMORY_MB: intIn(
@@ -320,7 +320,7 @@ export interface Config {
   /** Whether this process consumes the feature source streams (see docs/adr/0008). */
   featureStreamConsumer: boolean;
   /** Online reads trust tracked stamps until Redis reports a change (one server only). */
-  onlineClientCache: boolean;
+  redisClientCache: boolean;
   /** Unacknowledged stream entries idle this long are claimed from their (dead) consumer. */
   featureStreamClaimIdleMs: number;
   /** How often due offline compactions run in this process; 0: never (another process does). */
@@ -403,7 +403,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryComplexity: e.MAX_QUERY_COMPLEXITY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
-    onlineClientCache: e.ONLINE_CLIENT_CACHE,
+    redisClientCache: e.REDIS_CLIENT_CACHE,
     featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
     offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
     trainingLeaseMs: e.TRAINING_LEASE_MS,

@@ -1,40 +1,109 @@
 import { randomBytes } from 'node:crypto';
 import { type RedisClient } from './redis-client';
+import { type RedisKeyTracker } from './key-tracker';
 import { type KeyEpoch } from '../../domain/auth/api-key.repository';
+
+/**
+ * How long a process may use an epoch it read through a tracker without asking again, counted
+ * from the moment the read was sent. Every process must agree on it: `bump` waits it out.
+ */
+export const EPOCH_TRUST_MS = 500;
+/** What `bump` waits beyond EPOCH_TRUST_MS: timer lateness and clock rates between hosts. */
+const BUMP_MARGIN_MS = 25;
 
 /**
  * The key epoch in Redis: one string every api process reads before it trusts a cached
  * verdict on an API key. A Redis that lost the value (restarted empty) is given a fresh
  * random one, which matches no cached verdict. Any connection error or reconnection is a
  * disruption: what was cached while the epoch could not be watched is dropped.
+ *
+ * With a tracker (ADR 0036, decision 3), an epoch read through it is used without a round trip
+ * until Redis reports a change to it, for at most EPOCH_TRUST_MS from when it was asked for,
+ * and asked for again in the background once half of that has passed. `bump(true)` resolves
+ * only after EPOCH_TRUST_MS more: by then no process can still use the epoch it replaced, whether
+ * or not Redis's message reached it, so a change is still honoured everywhere from the moment
+ * the changing call returns (ADR 0017).
  */
 export class RedisKeyEpoch implements KeyEpoch {
   private readonly key: string;
   private readonly listeners: (() => void)[] = [];
+  /** The epoch read through the tracker, and until when (performance.now()) it may be used. */
+  private held: { value: string; until: number } | null = null;
+  private refreshing: Promise<{ value: string; sent: number }> | null = null;
 
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
+    private readonly tracker: RedisKeyTracker | null = null,
   ) {
     this.key = `${prefix}auth:epoch`;
     const disrupted = () => this.listeners.forEach((l) => l());
     redis.on('error', disrupted);
     redis.on('ready', disrupted);
+    tracker?.onInvalidate((keys) => {
+      if (keys === null || keys.includes(this.key)) this.held = null;
+    });
   }
 
-  async read(): Promise<string> {
-    const v = await this.redis.get(this.key);
-    if (v !== null) return v;
-    await this.redis.set(this.key, fresh(), 'NX');
-    return (await this.redis.get(this.key)) ?? '';
+  read(): Promise<string> {
+    const held = this.held;
+    if (held && this.tracker?.tracking) {
+      const left = held.until - performance.now();
+      if (left > 0) {
+        if (left < EPOCH_TRUST_MS / 2) void this.refresh().catch(() => undefined);
+        return Promise.resolve(held.value);
+      }
+    }
+    return this.tracker?.tracking ? this.readTracked() : this.fetch(this.redis);
   }
 
-  async bump(): Promise<void> {
-    await this.redis.set(this.key, fresh());
+  async bump(waitOut: boolean): Promise<void> {
+    try {
+      await this.redis.set(this.key, fresh());
+    } finally {
+      this.tracker?.changedHere([this.key]);
+    }
+    if (waitOut) await new Promise((r) => setTimeout(r, EPOCH_TRUST_MS + BUMP_MARGIN_MS));
   }
 
   onDisruption(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Joins the read in flight, unless it was sent too long ago to be used now (it may have been
+   * sent before a change whose `bump` has returned since): then reads again.
+   */
+  private async readTracked(): Promise<string> {
+    const { value, sent } = await this.refresh();
+    if (performance.now() - sent < EPOCH_TRUST_MS) return value;
+    return this.fetch(this.redis);
+  }
+
+  /** One read through the tracker at a time; what it returns is held if no change was heard. */
+  private refresh(): Promise<{ value: string; sent: number }> {
+    const tracker = this.tracker as RedisKeyTracker;
+    this.refreshing ??= (async () => {
+      const sent = performance.now();
+      const watch = tracker.watch([this.key]);
+      let value: string;
+      try {
+        value = await this.fetch(tracker.reader);
+      } catch (e) {
+        watch.release();
+        throw e;
+      }
+      if (watch.settle()[0]) this.held = { value, until: sent + EPOCH_TRUST_MS };
+      return { value, sent };
+    })().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async fetch(via: RedisClient): Promise<string> {
+    const v = await via.get(this.key);
+    if (v !== null) return v;
+    await this.redis.set(this.key, fresh(), 'NX');
+    return (await via.get(this.key)) ?? '';
   }
 }
 
