@@ -28,6 +28,15 @@ describe('loadConfig', () => {
     });
   });
 
+  it('honours ONLINE_CLIENT_CACHE, the former name of REDIS_CLIENT_CACHE, when the new one is not set', () => {
+    expect(loadConfig({}).redisClientCache).toBe(true);
+    expect(loadConfig({ ONLINE_CLIENT_CACHE: 'off' }).redisClientCache).toBe(false);
+    expect(loadConfig({ REDIS_CLIENT_CACHE: 'off' }).redisClientCache).toBe(false);
+    expect(
+      loadConfig({ ONLINE_CLIENT_CACHE: 'off', REDIS_CLIENT_CACHE: 'on' }).redisClientCache,
+    ).toBe(true);
+  });
+
   it.each([
     [{ PORT: '70000' }, 'PORT must be an integer from 0 to 65535 (got "70000")'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV must be development, production or test (got "staging")'],

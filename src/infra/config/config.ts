@@ -260,6 +260,8 @@ const envSchema = z.object({
   ),
   FEATURE_STREAM_CONSUMER: onOff('FEATURE_STREAM_CONSUMER'),
   REDIS_CLIENT_CACHE: onOff('REDIS_CLIENT_CACHE'),
+  /** Its former name (before it covered the key epoch), still honoured when it is not set. */
+  ONLINE_CLIENT_CACHE: onOff('ONLINE_CLIENT_CACHE'),
   DATASET_DUCKDB: onOff('DATASET_DUCKDB'),
   DATASET_DUCKDB_MIN_ROWS: intIn('DATASET_DUCKDB_MIN_ROWS', 0, 1e12, 20_000_000),
   DATASET_DUCKDB_MEMORY_MB: intIn(
@@ -403,7 +405,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryComplexity: e.MAX_QUERY_COMPLEXITY,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     featureStreamConsumer: e.FEATURE_STREAM_CONSUMER,
-    redisClientCache: e.REDIS_CLIENT_CACHE,
+    redisClientCache: env.REDIS_CLIENT_CACHE?.trim() ? e.REDIS_CLIENT_CACHE : e.ONLINE_CLIENT_CACHE,
     featureStreamClaimIdleMs: e.FEATURE_STREAM_CLAIM_IDLE_MS,
     offlineCompactionIntervalMs: e.OFFLINE_COMPACTION_INTERVAL_MS,
     trainingLeaseMs: e.TRAINING_LEASE_MS,

@@ -10,6 +10,13 @@ import { type KeyEpoch } from '../../domain/auth/api-key.repository';
 export const EPOCH_TRUST_MS = 500;
 /** What `bump` waits beyond EPOCH_TRUST_MS: timer lateness and clock rates between hosts. */
 const BUMP_MARGIN_MS = 25;
+/** A read through the tracker out longer than this is not waited for (the reader may hang). */
+const JOIN_MS = 20;
+
+interface Refresh {
+  sent: number;
+  read: Promise<{ value: string; sent: number; unchanged: boolean }>;
+}
 
 /**
  * The key epoch in Redis: one string every api process reads before it trusts a cached
@@ -27,9 +34,12 @@ const BUMP_MARGIN_MS = 25;
 export class RedisKeyEpoch implements KeyEpoch {
   private readonly key: string;
   private readonly listeners: (() => void)[] = [];
-  /** The epoch read through the tracker, and until when (performance.now()) it may be used. */
-  private held: { value: string; until: number } | null = null;
-  private refreshing: Promise<{ value: string; sent: number }> | null = null;
+  /**
+   * The epoch read through the tracker, and until when it may be used: on the monotonic clock,
+   * and on the wall clock too, which keeps running while the host is suspended.
+   */
+  private held: { value: string; until: number; wallFrom: number; wallUntil: number } | null = null;
+  private refreshing: Refresh | null = null;
 
   constructor(
     private readonly redis: RedisClient,
@@ -49,8 +59,9 @@ export class RedisKeyEpoch implements KeyEpoch {
     const held = this.held;
     if (held && this.tracker?.tracking) {
       const left = held.until - performance.now();
-      if (left > 0) {
-        if (left < EPOCH_TRUST_MS / 2) void this.refresh().catch(() => undefined);
+      const wall = Date.now();
+      if (left > 0 && wall < held.wallUntil && wall >= held.wallFrom) {
+        if (left < EPOCH_TRUST_MS / 2) void this.refresh().read.catch(() => undefined);
         return Promise.resolve(held.value);
       }
     }
@@ -62,8 +73,9 @@ export class RedisKeyEpoch implements KeyEpoch {
       await this.redis.set(this.key, fresh());
     } finally {
       this.tracker?.changedHere([this.key]);
+      // Also when the write failed: it may have landed with its reply lost.
+      if (waitOut) await new Promise((r) => setTimeout(r, EPOCH_TRUST_MS + BUMP_MARGIN_MS));
     }
-    if (waitOut) await new Promise((r) => setTimeout(r, EPOCH_TRUST_MS + BUMP_MARGIN_MS));
   }
 
   onDisruption(listener: () => void): void {
@@ -71,20 +83,25 @@ export class RedisKeyEpoch implements KeyEpoch {
   }
 
   /**
-   * Joins the read in flight, unless it was sent too long ago to be used now (it may have been
-   * sent before a change whose `bump` has returned since): then reads again.
+   * Joins the read in flight if it was sent a moment ago, and uses its answer if no change was
+   * heard while it was out and it is still recent enough (it may have been sent before a
+   * change whose `bump` has returned since); otherwise reads on the main connection.
    */
   private async readTracked(): Promise<string> {
-    const { value, sent } = await this.refresh();
-    if (performance.now() - sent < EPOCH_TRUST_MS) return value;
+    const inFlight = this.refreshing;
+    if (inFlight && performance.now() - inFlight.sent > JOIN_MS) return this.fetch(this.redis);
+    const { value, sent, unchanged } = await this.refresh().read;
+    if (unchanged && performance.now() - sent < EPOCH_TRUST_MS) return value;
     return this.fetch(this.redis);
   }
 
   /** One read through the tracker at a time; what it returns is held if no change was heard. */
-  private refresh(): Promise<{ value: string; sent: number }> {
+  private refresh(): Refresh {
     const tracker = this.tracker as RedisKeyTracker;
-    this.refreshing ??= (async () => {
-      const sent = performance.now();
+    if (this.refreshing) return this.refreshing;
+    const sent = performance.now();
+    const wallSent = Date.now();
+    const read = (async () => {
       const watch = tracker.watch([this.key]);
       let value: string;
       try {
@@ -93,9 +110,17 @@ export class RedisKeyEpoch implements KeyEpoch {
         watch.release();
         throw e;
       }
-      if (watch.settle()[0]) this.held = { value, until: sent + EPOCH_TRUST_MS };
-      return { value, sent };
+      const unchanged = watch.settle()[0];
+      if (unchanged)
+        this.held = {
+          value,
+          until: sent + EPOCH_TRUST_MS,
+          wallFrom: wallSent,
+          wallUntil: wallSent + EPOCH_TRUST_MS,
+        };
+      return { value, sent, unchanged };
     })().finally(() => (this.refreshing = null));
+    this.refreshing = { sent, read };
     return this.refreshing;
   }
 
