@@ -1,6 +1,7 @@
 /**
  * @jest-environment ./test/support/onnx-environment.cjs
  */
+import { randomUUID } from 'node:crypto';
 import { ModelState, type ModelVersion } from '../src/domain/registry/model';
 import { ServingRole } from '../src/domain/serving/deployment';
 import { toGlobalId } from '../src/schema/node.types';
@@ -319,4 +320,57 @@ it('splits keys over A/B arms by weight, each key staying on its arm, and refuse
   await gql.ok(SetAbTestDocument, { endpoint: 'risk', arms: [] });
   const [after] = await app.services.serving.predict('risk', 'ab-0', ['u1'], null);
   expect(after.role).not.toBe(ServingRole.ARM);
+});
+
+it('logs what each prediction was given and answered, exactly, whatever its text or score', async () => {
+  const [p] = await app.services.serving.predict(
+    'risk',
+    'log-exact',
+    [],
+    [{ [F[0]]: 0.25, [F[1]]: -1.5 }],
+  );
+  await app.services.predictionLog.flush();
+  const read = async (id: string) =>
+    (
+      (await app.db.dataSource.query(
+        `SELECT deployment_id, model_version_id, role, request_key, entity_key, inputs, score, latency_us, created_at FROM prediction_log WHERE id = $1`,
+        [id],
+      )) as Record<string, unknown>[]
+    )[0];
+  const logged = await read(p.id);
+  expect(logged).toMatchObject({
+    model_version_id: p.version.id,
+    role: p.role,
+    request_key: 'log-exact',
+    entity_key: null,
+    score: p.score,
+  });
+  expect(logged.inputs).toEqual([0.25, -1.5]);
+  expect(Math.abs((logged.created_at as Date).getTime() - Date.now())).toBeLessThan(60_000);
+
+  // Text that array literals and JSON both escape, a score that is not a number.
+  const odd = {
+    id: randomUUID(),
+    deploymentId: logged.deployment_id as string,
+    versionId: p.version.id,
+    role: ServingRole.PRODUCTION,
+    requestKey: 'q"u\\o\'te {a,b} ✓ \n end',
+    entityKey: 'NULL',
+    inputs: [null, 1e-7, -0, 3.5e38],
+    score: Number.NaN,
+    latencyUs: 12,
+    at: new Date(T0),
+  };
+  await app.services.predictionLog.append([odd]);
+  await app.services.predictionLog.flush();
+  const back = await read(odd.id);
+  expect(back).toMatchObject({
+    request_key: odd.requestKey,
+    entity_key: 'NULL',
+    inputs: [null, 1e-7, 0, 3.5e38],
+    latency_us: 12,
+  });
+  expect(back.score).toBeNaN();
+  expect((back.created_at as Date).getTime()).toBe(T0);
+  expect(app.services.predictionLog.stats()).toMatchObject({ lost: 0, deadLettered: 0 });
 });
