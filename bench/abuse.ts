@@ -1,6 +1,14 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ATTACKS } from '../test/support/query-attacks';
-import { type LoadResult, median, round, runLoad, scale, writeResult } from './support/bench';
+import {
+  healthzLoad,
+  type LoadResult,
+  median,
+  round,
+  runLoad,
+  scale,
+  writeResult,
+} from './support/bench';
 import { startBenchPlatform } from './support/platform';
 
 /**
@@ -59,17 +67,7 @@ export async function main(): Promise<void> {
   try {
     const base = p.app.url.replace('/graphql', '');
     const headers = { authorization: `Bearer ${p.adminToken}` };
-    const healthz = () =>
-      runLoad({
-        mode: 'http',
-        method: 'GET',
-        url: `${base}/healthz`,
-        headers: {},
-        body: '',
-        concurrency: 4,
-        seconds,
-        warmupSeconds: 1,
-      });
+    const healthz = () => healthzLoad(base, 4, seconds);
     const idle: LoadResult[] = [];
     const busy: LoadResult[] = [];
     let attackRequests = 0;

@@ -10,7 +10,15 @@ import { FeatureType } from '../src/domain/features/feature-definition';
 import { Rng } from '../src/domain/training/rng';
 import { buildFlightsSets } from '../scripts/flights-training-set';
 import { registerKnownModel } from '../test/support/trained-model';
-import { median, round, runLoad, scale, writeResult, type LoadResult } from './support/bench';
+import {
+  healthzLoad,
+  median,
+  round,
+  runLoad,
+  scale,
+  writeResult,
+  type LoadResult,
+} from './support/bench';
 import { startBenchPlatform } from './support/platform';
 
 /**
@@ -90,17 +98,7 @@ export async function main(): Promise<void> {
       await f(),
       await f(),
     ];
-    const healthz = () =>
-      runLoad({
-        mode: 'http',
-        method: 'GET',
-        url: `${base}/healthz`,
-        headers: {},
-        body: '',
-        concurrency: 32,
-        seconds,
-        warmupSeconds: 1,
-      });
+    const healthz = () => healthzLoad(base, 32, seconds);
     const c1 = await thrice(() => graph('batched', 1));
     // At c32 each prediction path and its floor run in turn, round after round, and each
     // ratio is the median of the rounds' ratios: a machine whose speed drifts during the run

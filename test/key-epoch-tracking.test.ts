@@ -50,6 +50,29 @@ function slowNextGet(tracker: RedisKeyTracker, ms: number): void {
 
 afterEach(() => jest.restoreAllMocks());
 
+/** A process reading through `tracker` and one without, over one epoch; its value now. */
+async function pair(name: string, tracker: RedisKeyTracker) {
+  const reader = new RedisKeyEpoch(redis, `${prefix}${name}:`, tracker);
+  const writer = new RedisKeyEpoch(redis, `${prefix}${name}:`);
+  return { reader, writer, before: await writer.read() };
+}
+
+/**
+ * The reader starts a read that Redis answers at once but that reaches it `ms` later, and the
+ * writer then changes the epoch, waiting it out. Resolves to the slow read.
+ */
+async function slowReadAcrossBump(
+  p: { reader: RedisKeyEpoch; writer: RedisKeyEpoch },
+  tracker: RedisKeyTracker,
+  ms: number,
+): Promise<Promise<string>> {
+  slowNextGet(tracker, ms);
+  const slow = p.reader.read();
+  await sleep(10);
+  await p.writer.bump(true);
+  return slow;
+}
+
 it('reads an unchanged epoch without a round trip, refreshing it in the background', async () => {
   const tracker = await newTracker();
   // Set by a process without a tracker: no change is reported while this one reads.
@@ -66,9 +89,7 @@ it('reads an unchanged epoch without a round trip, refreshing it in the backgrou
 });
 
 it("hears another process's change at once, long before its trust would run out", async () => {
-  const reader = new RedisKeyEpoch(redis, `${prefix}b:`, await newTracker());
-  const writer = new RedisKeyEpoch(redis, `${prefix}b:`);
-  const before = await writer.read();
+  const { reader, writer, before } = await pair('b', await newTracker());
   await reader.read();
   await reader.read();
   await writer.bump(false);
@@ -94,13 +115,9 @@ it("waits out the trust, so a process that missed Redis's message refuses the ol
 
 it('counts the trust from when a read was sent, not from when its answer arrived', async () => {
   const tracker = await deafTracker();
-  const reader = new RedisKeyEpoch(redis, `${prefix}d:`, tracker);
-  const writer = new RedisKeyEpoch(redis, `${prefix}d:`);
-  const before = await writer.read();
-  slowNextGet(tracker, 300);
-  const slow = reader.read();
-  await sleep(10);
-  await writer.bump(true);
+  const p = await pair('d', tracker);
+  const slow = await slowReadAcrossBump(p, tracker, 300);
+  const { reader, before } = p;
   // The slow read arrived (holding the old epoch, no change heard) while bump waited.
   expect(await slow).toBe(before);
   expect(await reader.read()).not.toBe(before);
@@ -108,13 +125,9 @@ it('counts the trust from when a read was sent, not from when its answer arrived
 
 it('does not wait for, nor use, a read sent before a change that has been waited out since', async () => {
   const tracker = await deafTracker();
-  const reader = new RedisKeyEpoch(redis, `${prefix}e:`, tracker);
-  const writer = new RedisKeyEpoch(redis, `${prefix}e:`);
-  const before = await writer.read();
-  slowNextGet(tracker, EPOCH_TRUST_MS + 300);
-  const slow = reader.read();
-  await sleep(10);
-  await writer.bump(true);
+  const p = await pair('e', tracker);
+  const slow = await slowReadAcrossBump(p, tracker, EPOCH_TRUST_MS + 300);
+  const { reader, before } = p;
   const t0 = performance.now();
   expect(await reader.read()).not.toBe(before);
   expect(performance.now() - t0).toBeLessThan(200);
@@ -124,9 +137,7 @@ it('does not wait for, nor use, a read sent before a change that has been waited
 
 it('does not hand a joining caller what a read returned after a change was heard', async () => {
   const tracker = await newTracker();
-  const reader = new RedisKeyEpoch(redis, `${prefix}f:`, tracker);
-  const writer = new RedisKeyEpoch(redis, `${prefix}f:`);
-  const before = await writer.read();
+  const { reader, writer, before } = await pair('f', tracker);
   slowNextGet(tracker, 200);
   const slow = reader.read();
   await writer.bump(false);

@@ -134,3 +134,21 @@ export function runLoad(spec: LoadSpec, niceness = 0): Promise<LoadResult> {
     );
   });
 }
+
+/** GETs of `<base>/healthz`, the floor of the HTTP path, from the load client. */
+export function healthzLoad(
+  base: string,
+  concurrency: number,
+  seconds: number,
+): Promise<LoadResult> {
+  return runLoad({
+    mode: 'http',
+    method: 'GET',
+    url: `${base}/healthz`,
+    headers: {},
+    body: '',
+    concurrency,
+    seconds,
+    warmupSeconds: 1,
+  });
+}
