@@ -170,17 +170,15 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     taken: Promise<RateDecision> | null = null,
   ): Promise<void> => {
     const d = await (taken ?? o.rateLimiter.take(principal.keyId));
-    if (!d.allowed) {
-      if (refusedAt.size >= 10_000) refusedAt.clear();
-      refusedAt.set(principal.keyId, Date.now());
-    }
-    if (!d.allowed)
-      throw new DomainError(
-        ErrorCategory.RATE_LIMITED,
-        ApiKeyErrorCode.RATE_LIMITED,
-        `This API key is over its request rate; retry in ${Math.ceil(d.retryAfterMs / 1000)} s`,
-        { retryAfterMs: d.retryAfterMs },
-      );
+    if (d.allowed) return;
+    if (refusedAt.size >= 10_000) refusedAt.clear();
+    refusedAt.set(principal.keyId, Date.now());
+    throw new DomainError(
+      ErrorCategory.RATE_LIMITED,
+      ApiKeyErrorCode.RATE_LIMITED,
+      `This API key is over its request rate; retry in ${Math.ceil(d.retryAfterMs / 1000)} s`,
+      { retryAfterMs: d.retryAfterMs },
+    );
   };
 
   const handleGraphQL = async (req: IncomingMessage, res: ServerResponse): Promise<number> => {
