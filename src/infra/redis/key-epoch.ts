@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type RedisClient } from './redis-client';
-import { type RedisKeyTracker } from './key-tracker';
+import { holds, type RedisKeyTracker, type Trust } from './key-tracker';
 import { type KeyEpoch } from '../../domain/auth/api-key.repository';
 
 /**
@@ -15,7 +15,8 @@ const JOIN_MS = 20;
 
 interface Refresh {
   sent: number;
-  read: Promise<{ value: string; sent: number; unchanged: boolean }>;
+  /** What it returned, and how long that may be used (null: a change was heard meanwhile). */
+  read: Promise<{ value: string; trust: Trust | null }>;
 }
 
 /**
@@ -34,11 +35,8 @@ interface Refresh {
 export class RedisKeyEpoch implements KeyEpoch {
   private readonly key: string;
   private readonly listeners: (() => void)[] = [];
-  /**
-   * The epoch read through the tracker, and until when it may be used: on the monotonic clock,
-   * and on the wall clock too, which keeps running while the host is suspended.
-   */
-  private held: { value: string; until: number; wallFrom: number; wallUntil: number } | null = null;
+  /** The epoch read through the tracker, and how long it may be used. */
+  private held: { value: string; trust: Trust } | null = null;
   private refreshing: Refresh | null = null;
 
   constructor(
@@ -57,13 +55,10 @@ export class RedisKeyEpoch implements KeyEpoch {
 
   read(): Promise<string> {
     const held = this.held;
-    if (held && this.tracker?.tracking) {
-      const left = held.until - performance.now();
-      const wall = Date.now();
-      if (left > 0 && wall < held.wallUntil && wall >= held.wallFrom) {
-        if (left < EPOCH_TRUST_MS / 2) void this.refresh().read.catch(() => undefined);
-        return Promise.resolve(held.value);
-      }
+    if (held && this.tracker?.tracking && holds(held.trust)) {
+      if (held.trust.until - performance.now() < EPOCH_TRUST_MS / 2)
+        void this.refresh().read.catch(() => undefined);
+      return Promise.resolve(held.value);
     }
     return this.tracker?.tracking ? this.readTracked() : this.fetch(this.redis);
   }
@@ -90,9 +85,8 @@ export class RedisKeyEpoch implements KeyEpoch {
   private async readTracked(): Promise<string> {
     const inFlight = this.refreshing;
     if (inFlight && performance.now() - inFlight.sent > JOIN_MS) return this.fetch(this.redis);
-    const { value, sent, unchanged } = await this.refresh().read;
-    if (unchanged && performance.now() - sent < EPOCH_TRUST_MS) return value;
-    return this.fetch(this.redis);
+    const { value, trust } = await this.refresh().read;
+    return holds(trust) ? value : this.fetch(this.redis);
   }
 
   /** One read through the tracker at a time; what it returns is held if no change was heard. */
@@ -100,9 +94,8 @@ export class RedisKeyEpoch implements KeyEpoch {
     const tracker = this.tracker as RedisKeyTracker;
     if (this.refreshing) return this.refreshing;
     const sent = performance.now();
-    const wallSent = Date.now();
     const read = (async () => {
-      const watch = tracker.watch([this.key]);
+      const watch = tracker.watch([this.key], EPOCH_TRUST_MS);
       let value: string;
       try {
         value = await this.fetch(tracker.reader);
@@ -110,15 +103,9 @@ export class RedisKeyEpoch implements KeyEpoch {
         watch.release();
         throw e;
       }
-      const unchanged = watch.settle()[0];
-      if (unchanged)
-        this.held = {
-          value,
-          until: sent + EPOCH_TRUST_MS,
-          wallFrom: wallSent,
-          wallUntil: wallSent + EPOCH_TRUST_MS,
-        };
-      return { value, sent, unchanged };
+      const [trust] = watch.settle();
+      if (trust) this.held = { value, trust };
+      return { value, trust };
     })().finally(() => (this.refreshing = null));
     this.refreshing = { sent, read };
     return this.refreshing;

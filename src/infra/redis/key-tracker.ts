@@ -4,10 +4,31 @@ const CHANNEL = '__redis__:invalidate';
 /** Between two attempts to set tracking up while both connections are up. */
 const RETRY_MS = 500;
 
+/**
+ * Until when what a read returned may be used without asking again, counted from when the
+ * read was sent: on the monotonic clock, and on the wall clock too, which keeps running while
+ * a host is suspended (the monotonic clock stops then).
+ */
+export interface Trust {
+  until: number;
+  wallFrom: number;
+  wallUntil: number;
+}
+
+/** Whether `trust` still holds now. */
+export function holds(trust: Trust | null): boolean {
+  if (!trust || performance.now() >= trust.until) return false;
+  const wall = Date.now();
+  return wall < trust.wallUntil && wall >= trust.wallFrom;
+}
+
 /** A read under watch: settle it once its reply is in, or release it if it failed. */
 export interface Watch {
-  /** Per key, true when no change to it can have been missed while the read was out. */
-  settle(): boolean[];
+  /**
+   * Per key, how long what the read returned may be used without asking again; null when a
+   * change to it may have been missed while the read was out.
+   */
+  settle(): (Trust | null)[];
   /** The read failed: forget it. */
   release(): void;
 }
@@ -91,8 +112,13 @@ export class RedisKeyTracker {
     this.listeners.forEach((l) => l([...keys]));
   }
 
-  /** Marks a read of `keys` through `reader` as begun; settle or release it exactly once. */
-  watch(keys: readonly string[]): Watch {
+  /**
+   * Marks a read of `keys` through `reader` as begun, to be trusted for at most `trustMs` from
+   * now; settle or release it exactly once.
+   */
+  watch(keys: readonly string[], trustMs: number): Watch {
+    const sent = performance.now();
+    const wallSent = Date.now();
     const era = this.era;
     const wasLive = this.live;
     for (const k of keys) {
@@ -108,7 +134,8 @@ export class RedisKeyTracker {
     return {
       settle: () => {
         const ok = wasLive && this.live && era === this.era;
-        return keys.map((k) => !end(k) && ok);
+        const trust = { until: sent + trustMs, wallFrom: wallSent, wallUntil: wallSent + trustMs };
+        return keys.map((k) => (!end(k) && ok ? trust : null));
       },
       release: () => keys.forEach(end),
     };

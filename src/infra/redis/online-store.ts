@@ -5,7 +5,7 @@ import { type OnlineKey, type OnlineStore } from '../../domain/features/feature-
 import { type FeatureValue } from '../../domain/features/feature-definition';
 import { type RetentionPolicy } from '../../domain/features/online-state';
 import { type FeatureEvent } from '../../domain/features/point-in-time';
-import { type RedisKeyTracker } from './key-tracker';
+import { holds, type RedisKeyTracker, type Trust } from './key-tracker';
 import { execPerItem, type RedisClient } from './redis-client';
 
 type PackedEvent = [
@@ -23,6 +23,12 @@ const FORMAT = 1;
  * connection stop delivering without the process noticing (a half-open socket).
  */
 export const TRUST_MS = 1_000;
+
+interface Decoded {
+  stamp: string;
+  events: FeatureEvent[];
+  trust: Trust | null;
+}
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -117,12 +123,9 @@ type Scripted = RedisClient & {
  * Keys are per entity with one hash tag per entity, so they shard across a Redis Cluster.
  */
 export class RedisOnlineStore implements OnlineStore {
-  /** By stamp key: the decoded events, the stamp they were read under, and until when that
-   * stamp may be trusted without asking (tracked keys only; 0: ask). */
-  private readonly decoded = new Map<
-    string,
-    { stamp: string; events: FeatureEvent[]; trustedUntil: number }
-  >();
+  /** By stamp key: the decoded events, the stamp they were read under, and how long that
+   * stamp may be trusted without asking (tracked keys only; null: ask). */
+  private readonly decoded = new Map<string, Decoded>();
   private readonly redis: Scripted;
   private readonly tracker: RedisKeyTracker | null;
 
@@ -143,11 +146,11 @@ export class RedisOnlineStore implements OnlineStore {
       redis.defineCommand('aetherMergeOnline', { numberOfKeys: 4, lua: MERGE });
     this.redis = redis as Scripted;
     this.tracker?.onInvalidate((keys) => {
-      if (keys === null) for (const e of this.decoded.values()) e.trustedUntil = 0;
+      if (keys === null) for (const e of this.decoded.values()) e.trust = null;
       else
         for (const k of keys) {
           const e = this.decoded.get(k);
-          if (e) e.trustedUntil = 0;
+          if (e) e.trust = null;
         }
     });
   }
@@ -176,11 +179,10 @@ export class RedisOnlineStore implements OnlineStore {
     if (keys.length === 0) return [];
     const names = keys.map((k) => this.keys(k));
     const out: FeatureEvent[][] = new Array<FeatureEvent[]>(keys.length);
-    const now = performance.now();
     const ask: number[] = [];
     for (let i = 0; i < keys.length; i++) {
       const hit = this.decoded.get(names[i].stamp);
-      if (hit && hit.trustedUntil > now) {
+      if (hit && holds(hit.trust)) {
         this.touch(names[i].stamp, hit);
         out[i] = hit.events;
       } else ask.push(i);
@@ -188,7 +190,7 @@ export class RedisOnlineStore implements OnlineStore {
     if (!ask.length) return out;
     const stampKeys = ask.map((i) => names[i].stamp);
     const tracked = this.tracker?.tracking ? this.tracker : null;
-    const watch = tracked?.watch(stampKeys);
+    const watch = tracked?.watch(stampKeys, TRUST_MS);
     let stamps: (string | null)[];
     try {
       // One MGET on one server; on a cluster each key's GET goes to its own node.
@@ -208,7 +210,7 @@ export class RedisOnlineStore implements OnlineStore {
     ask.forEach((i, j) => {
       const hit = stamps[j] === null ? undefined : this.decoded.get(names[i].stamp);
       if (hit && hit.stamp === stamps[j]) {
-        hit.trustedUntil = trusted?.[j] ? performance.now() + TRUST_MS : 0;
+        hit.trust = trusted?.[j] ?? null;
         this.touch(names[i].stamp, hit);
         out[i] = hit.events;
       } else missed.push(i);
@@ -280,16 +282,13 @@ export class RedisOnlineStore implements OnlineStore {
 
   /** Read through the main connection (not tracked): trusted once a tracked read confirms it. */
   private remember(key: string, stamp: string, events: FeatureEvent[]): void {
-    this.touch(key, { stamp, events, trustedUntil: 0 });
+    this.touch(key, { stamp, events, trust: null });
     if (this.decoded.size > this.cachedKeys)
       this.decoded.delete(this.decoded.keys().next().value as string);
   }
 
   /** Most recently used last: Map order is the eviction order. */
-  private touch(
-    key: string,
-    entry: { stamp: string; events: FeatureEvent[]; trustedUntil: number },
-  ): void {
+  private touch(key: string, entry: Decoded): void {
     this.decoded.delete(key);
     this.decoded.set(key, entry);
   }
