@@ -18,6 +18,7 @@ import { DatasetEngine1765080000000 } from './1765080000000-dataset-engine';
 import { SegmentRuns1765090000000 } from './1765090000000-segment-runs';
 import { QuarantineOnce1765100000000 } from './1765100000000-quarantine-once';
 import { StudyError1765110000000 } from './1765110000000-study-error';
+import { PredictionInputs1765120000000 } from './1765120000000-prediction-inputs';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -41,4 +42,5 @@ export const migrations = [
   SegmentRuns1765090000000,
   QuarantineOnce1765100000000,
   StudyError1765110000000,
+  PredictionInputs1765120000000,
 ];

@@ -57,6 +57,46 @@ it('runs on PostgreSQL and on PGlite and yields the same schema', async () => {
   expect(onPglite).toEqual(onPostgres);
 });
 
+it('keeps the logged inputs when the prediction log changes their type, both ways, on both', async () => {
+  const at = migrations.findIndex((m) => new m().name === 'PredictionInputs1765120000000');
+  const back = async (db: Database) => {
+    for (let i = at; i < migrations.length; i++)
+      await db.dataSource.undoLastMigration({ transaction: 'each' });
+  };
+  const id = '00000000-0000-4000-8000-000000000001';
+  const read = async (db: Database, column: string) =>
+    (
+      (await db.dataSource.query(`SELECT ${column} AS x FROM prediction_log WHERE id = $1`, [
+        id,
+      ])) as { x: unknown }[]
+    )[0].x;
+  for (const db of [postgres, pglite]) {
+    await back(db);
+    // A row as the jsonb log held it (its deployment and version need not exist here).
+    await db.dataSource.transaction(async (m) => {
+      await m.query(`SET LOCAL session_replication_role = replica`);
+      await m.query(
+        `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, inputs, score, latency_us, created_at)
+         VALUES ($1, $1, $1, 'PRODUCTION', 'k', $2, 0.5, 1, now())`,
+        [id, JSON.stringify([0.25, null, -1.5, 1e-7, 3.5e38, 1e-50])],
+      );
+    });
+    await db.migrate();
+    expect(await read(db, 'prediction_inputs(inputs)')).toEqual([
+      0.25,
+      null,
+      -1.5,
+      Math.fround(1e-7),
+      Infinity,
+      0,
+    ]);
+    await back(db);
+    expect(await read(db, 'inputs')).toEqual([0.25, null, -1.5, Math.fround(1e-7), 'Infinity', 0]);
+    await db.migrate();
+    await db.dataSource.query(`DELETE FROM prediction_log WHERE id = $1`, [id]);
+  }
+});
+
 it('reverts cleanly on both', async () => {
   for (const db of [postgres, pglite]) {
     for (let i = 0; i < migrations.length; i++)

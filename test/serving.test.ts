@@ -333,7 +333,7 @@ it('logs what each prediction was given and answered, exactly, whatever its text
   const read = async (id: string) =>
     (
       (await app.db.dataSource.query(
-        `SELECT deployment_id, model_version_id, role, request_key, entity_key, inputs, score, latency_us, created_at FROM prediction_log WHERE id = $1`,
+        `SELECT deployment_id, model_version_id, role, request_key, entity_key, prediction_inputs(inputs) AS inputs, score, latency_us, created_at FROM prediction_log WHERE id = $1`,
         [id],
       )) as Record<string, unknown>[]
     )[0];
@@ -356,7 +356,7 @@ it('logs what each prediction was given and answered, exactly, whatever its text
     role: ServingRole.PRODUCTION,
     requestKey: 'q"u\\o\'te {a,b} ✓ \n end',
     entityKey: 'NULL',
-    inputs: [null, 1e-7, -0, 3.5e38],
+    inputs: Float32Array.of(Number.NaN, 1e-7, -0, 3.5e38, -1e-45, 3.4028234663852886e38),
     score: Number.NaN,
     latencyUs: 12,
     at: new Date(T0),
@@ -367,7 +367,8 @@ it('logs what each prediction was given and answered, exactly, whatever its text
   expect(back).toMatchObject({
     request_key: odd.requestKey,
     entity_key: 'NULL',
-    inputs: [null, 1e-7, 0, 3.5e38],
+    // Exactly the float32 values the model was given (3.5e38 is past float32: Infinity).
+    inputs: [null, Math.fround(1e-7), -0, Infinity, -1.401298464324817e-45, 3.4028234663852886e38],
     latency_us: 12,
   });
   expect(back.score).toBeNaN();

@@ -253,7 +253,7 @@ export class ModelVersionType extends Node {
     t.allowedTransitions = TRANSITIONS[v.state].filter((s) => s !== ModelState.VALIDATED);
     t.artifact = ArtifactType.from(v.artifact);
     t.datasetHash = v.datasetHash;
-    t.featureRefs = v.featureRefs;
+    t.featureRefs = [...v.featureRefs];
     t.hyperparameters = v.hyperparameters;
     t.metrics = v.metrics;
     t.gitCommit = v.gitCommit;

@@ -82,7 +82,7 @@ it('dead-letters a poison row with an alert and writes every other prediction', 
     versionId: fx.version.id,
     role: ServingRole.PRODUCTION,
     entityKey: 'e1',
-    inputs: [1, 2],
+    inputs: Float32Array.of(1, Number.NaN),
     score: 0.5,
     latencyUs: 10,
     at: new Date(),
@@ -106,6 +106,8 @@ it('dead-letters a poison row with an alert and writes every other prediction', 
   ).edges;
   expect(letters).toHaveLength(1);
   expect(letters[0].node.payload).toContain('poison\\\\u0000');
+  // The letter keeps the row's inputs as numbers (null: no value), not as a typed array.
+  expect(letters[0].node.payload).toContain('"inputs":[1,null]');
   const alerts = await gql(
     fx.app.url,
     '{ alerts(open: true, first: 20) { edges { node { kind summary } } } }',

@@ -53,6 +53,12 @@ export class FeatureRegistryService {
     { at: number; versions: Promise<FeatureViewVersion[]> }
   >();
   private readonly resolvedCache = new Map<string, { at: number; refs: Promise<ResolvedRef[]> }>();
+  /**
+   * The cache key of each frozen ref list seen (a model version's inputs): joining and
+   * hashing a 500-feature list costs tens of µs a request, looking up the same string once
+   * built costs nothing. Only frozen lists: a list that can change cannot stand for its key.
+   */
+  private readonly keyOf = new WeakMap<readonly string[], string>();
 
   constructor(
     private readonly repo: FeatureRegistryRepository,
@@ -259,7 +265,11 @@ export class FeatureRegistryService {
 
   /** Resolves refs like `airport_delays@2:mean_delay_6h` (no @version: the latest live version). */
   resolveRefs(refs: readonly string[]): Promise<ResolvedRef[]> {
-    const key = refs.join('\n');
+    let key = this.keyOf.get(refs);
+    if (key === undefined) {
+      key = refs.join('\n');
+      if (Object.isFrozen(refs)) this.keyOf.set(refs, key);
+    }
     const now = Date.now();
     const hit = this.resolvedCache.get(key);
     if (hit && now - hit.at < RESOLUTION_TTL_MS) return hit.refs;

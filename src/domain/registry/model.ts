@@ -47,7 +47,7 @@ export interface ModelSignature {
   inputs: TensorSignature[];
   outputs: TensorSignature[];
   /** Feature refs in input column order, from the model's `aether.features` metadata. */
-  features: string[] | null;
+  features: readonly string[] | null;
 }
 
 export interface Model {
@@ -69,7 +69,7 @@ export interface ModelVersion {
   artifact: ArtifactRef;
   datasetId: string | null;
   datasetHash: string | null;
-  featureRefs: string[];
+  featureRefs: readonly string[];
   featureViewVersionIds: string[];
   hyperparameters: Record<string, unknown>;
   metrics: Record<string, number>;
@@ -81,7 +81,7 @@ export interface ModelVersion {
 }
 
 /** The feature refs a version reads, in its input order (from its signature when recorded). */
-export function inputFeatures(v: Pick<ModelVersion, 'signature' | 'featureRefs'>): string[] {
+export function inputFeatures(v: Pick<ModelVersion, 'signature' | 'featureRefs'>): readonly string[] {
   return v.signature.features ?? v.featureRefs;
 }
 

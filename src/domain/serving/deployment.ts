@@ -79,7 +79,8 @@ export interface PredictionRecord {
   role: ServingRole;
   requestKey: string;
   entityKey: string | null;
-  inputs: (number | null)[];
+  /** The row the model was given, as it was given (float32; NaN where a feature had no value). */
+  inputs: Float32Array;
   score: number;
   latencyUs: number;
   at: Date;

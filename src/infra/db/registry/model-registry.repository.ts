@@ -375,13 +375,18 @@ function toVersion(r: VersionRow): ModelVersion {
     artifact: r.artifact,
     datasetId: r.dataset_id,
     datasetHash: r.dataset_hash,
-    featureRefs: r.feature_refs,
+    // Frozen: a version's feature lists never change, and a frozen list is resolved by
+    // identity on the serving path (FeatureRegistryService.resolveRefs).
+    featureRefs: Object.freeze(r.feature_refs),
     featureViewVersionIds: r.fvv_ids ?? [],
     hyperparameters: r.hyperparameters,
     metrics: r.metrics,
     gitCommit: r.git_commit,
     trainer: r.trainer,
-    signature: r.signature,
+    signature: {
+      ...r.signature,
+      features: r.signature.features && Object.freeze(r.signature.features),
+    },
     createdAt: r.created_at,
     stateChangedAt: r.state_changed_at,
   };

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { type DataSource } from 'typeorm';
 import {
   type PredictionLog,
@@ -9,6 +10,7 @@ import { returnedRows } from '../returned-rows';
 import { isPoisonError } from '../storable-text';
 
 const FLUSH_ROWS = 1_000;
+const LITTLE_ENDIAN = os.endianness() === 'LE';
 const FLUSH_MS = 100;
 /** Past this many buffered rows, `append` waits for the writer (back-pressure). */
 const MAX_BUFFERED = 100_000;
@@ -152,7 +154,8 @@ export class SqlPredictionLog implements PredictionLog {
         );
       }
       const error = e instanceof Error ? e.message : String(e);
-      await this.deadLetters.put([{ source: 'prediction_log', error, payload: rows[0] }]);
+      const payload = { ...rows[0], inputs: readInputs(packInputs(rows[0].inputs)) };
+      await this.deadLetters.put([{ source: 'prediction_log', error, payload }]);
       this.counts.deadLettered++;
       for (const l of this.deadListeners) l(rows, error);
       return 0;
@@ -162,7 +165,7 @@ export class SqlPredictionLog implements PredictionLog {
   private async write(rows: PredictionRecord[]): Promise<void> {
     await this.ds.query(
       `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, entity_key, inputs, score, latency_us, created_at)
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::float8[], $9::int[], $10::timestamptz[])
+       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::float8[], $9::int[], $10::timestamptz[])
        ON CONFLICT (id) DO NOTHING`,
       [
         rows.map((r) => r.id),
@@ -171,11 +174,31 @@ export class SqlPredictionLog implements PredictionLog {
         rows.map((r) => r.role),
         rows.map((r) => r.requestKey),
         rows.map((r) => r.entityKey),
-        rows.map((r) => JSON.stringify(r.inputs)),
+        rows.map((r) => packInputs(r.inputs)),
         rows.map((r) => r.score),
         rows.map((r) => r.latencyUs),
         rows.map((r) => r.at),
       ],
     );
   }
+}
+
+/**
+ * A row's inputs as the log stores them (ADR 0037): float32, big-endian as PostgreSQL's
+ * `float4send` writes them, so `prediction_inputs(inputs)` reads them in SQL. A copy and a
+ * byte swap: a 500-feature row costs about a µs, where its JSON text cost tens.
+ */
+export function packInputs(x: Float32Array): Buffer {
+  const b = Buffer.from(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  return LITTLE_ENDIAN ? b.swap32() : b;
+}
+
+/** Stored inputs back as numbers: null where the model was given NaN (no value). */
+export function readInputs(b: Buffer): (number | null)[] {
+  const out = new Array<number | null>(b.length >> 2);
+  for (let i = 0; i < out.length; i++) {
+    const x = b.readFloatBE(i * 4);
+    out[i] = Number.isNaN(x) ? null : x;
+  }
+  return out;
 }

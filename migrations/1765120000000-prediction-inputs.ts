@@ -1,0 +1,49 @@
+import { type MigrationInterface, type QueryRunner } from 'typeorm';
+
+/**
+ * The prediction log keeps each row's inputs as the model was given them: float32 values,
+ * big-endian (as `float4send` writes them), NaN where a feature had no value (ADR 0037). A
+ * 500-feature row was a 10 KB jsonb document that PostgreSQL parsed into numerics on every
+ * write; it is now 2,000 bytes. `prediction_inputs(inputs)` reads them back in SQL as a
+ * float8[] (exact; NULL for NaN).
+ */
+export class PredictionInputs1765120000000 implements MigrationInterface {
+  name = 'PredictionInputs1765120000000';
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`
+      CREATE FUNCTION prediction_inputs(b bytea) RETURNS float8[]
+      LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+        SELECT coalesce(array_agg(CASE
+            WHEN e = 255 THEN CASE WHEN m = 0 THEN sgn * 'Infinity'::float8 END
+            WHEN e = 0 THEN sgn * m::float8 * 2::float8 ^ -149
+            ELSE sgn * (m + 8388608)::float8 * 2::float8 ^ (e - 150) END ORDER BY i), '{}')
+        FROM (SELECT i, (1 - 2 * ((w >> 31) & 1))::float8 AS sgn, (w >> 23) & 255 AS e, w & 8388607 AS m
+              FROM (SELECT i, (get_byte(b, 4 * i)::bigint << 24) | (get_byte(b, 4 * i + 1) << 16)
+                             | (get_byte(b, 4 * i + 2) << 8) | get_byte(b, 4 * i + 3) AS w
+                    FROM generate_series(0, length(b) / 4 - 1) AS i) AS words) AS parts
+      $$`);
+    // ALTER … USING takes no subquery: the conversion is a function for the while.
+    await q.query(`
+      CREATE FUNCTION prediction_inputs_pack(j jsonb) RETURNS bytea
+      LANGUAGE sql IMMUTABLE STRICT AS $$
+        SELECT coalesce(string_agg(float4send(CASE
+            WHEN jsonb_typeof(v) <> 'number' THEN 'NaN'::float4
+            WHEN abs(v::text::float8) >= 3.4028235677973366e38 THEN (sign(v::text::float8) * 'Infinity'::float8)::float4
+            WHEN abs(v::text::float8) < 7.006492321624085e-46 THEN 0::float4
+            ELSE v::text::float8::float4 END), ''::bytea ORDER BY i), ''::bytea)
+        FROM jsonb_array_elements(j) WITH ORDINALITY AS t(v, i)
+      $$`);
+    await q.query(
+      `ALTER TABLE prediction_log ALTER COLUMN inputs TYPE bytea USING prediction_inputs_pack(inputs)`,
+    );
+    await q.query(`DROP FUNCTION prediction_inputs_pack(jsonb)`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(
+      `ALTER TABLE prediction_log ALTER COLUMN inputs TYPE jsonb USING to_jsonb(prediction_inputs(inputs))`,
+    );
+    await q.query(`DROP FUNCTION prediction_inputs(bytea)`);
+  }
+}
