@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type Database, openDatabase } from '../src/infra/db/data-source';
+import { randomUUID } from 'node:crypto';
+import { type DataSource } from 'typeorm';
+import { ServingRole } from '../src/domain/serving/deployment';
+import { SqlPredictionLog } from '../src/infra/db/serving/prediction-log';
 import { migrations } from '../migrations';
 import { dropSchema, isolationName, testDatabaseUrl } from './support/isolation';
 
@@ -94,6 +98,51 @@ it('keeps the logged inputs when the prediction log changes their type, both way
     expect(await read(db, 'inputs')).toEqual([0.25, null, -1.5, Math.fround(1e-7), 'Infinity', 0]);
     await db.migrate();
     await db.dataSource.query(`DELETE FROM prediction_log WHERE id = $1`, [id]);
+  }
+});
+
+it('writes the prediction log in one statement, inputs in binary, the same on both', async () => {
+  const deadLetters = { put: () => Promise.reject(new Error('no row is poison here')) };
+  const row = (inputs: Float32Array, requestKey: string) => ({
+    id: randomUUID(),
+    deploymentId: randomUUID(),
+    versionId: randomUUID(),
+    role: ServingRole.PRODUCTION,
+    requestKey,
+    entityKey: null,
+    inputs,
+    score: 0.5,
+    latencyUs: 1,
+    at: new Date(),
+  });
+  // Rows of different widths, an empty one, and a view on the middle of a larger buffer.
+  const wide = Float32Array.from({ length: 600 }, (_, i) => Math.sin(i));
+  const rows = [
+    row(Float32Array.of(0.25, Number.NaN, -1.5), 'a'),
+    row(new Float32Array(0), 'b'),
+    row(wide.subarray(100, 600), 'c'),
+  ];
+  for (const db of [postgres, pglite]) {
+    const got = await db.dataSource.transaction(async (m) => {
+      // The rows' deployment and version need not exist here.
+      await m.query(`SET LOCAL session_replication_role = replica`);
+      const log = new SqlPredictionLog(m as unknown as DataSource, deadLetters as never);
+      await log.append(rows);
+      await log.close();
+      expect(log.stats()).toMatchObject({ written: 3, deadLettered: 0 });
+      return (await m.query(
+        `SELECT request_key AS k, prediction_inputs(inputs) AS x FROM prediction_log WHERE id = ANY($1) ORDER BY request_key`,
+        [rows.map((r) => r.id)],
+      )) as { k: string; x: (number | null)[] }[];
+    });
+    expect(got).toEqual([
+      { k: 'a', x: [0.25, null, -1.5] },
+      { k: 'b', x: [] },
+      { k: 'c', x: Array.from(wide.subarray(100, 600)) },
+    ]);
+    await db.dataSource.query(`DELETE FROM prediction_log WHERE id = ANY($1)`, [
+      rows.map((r) => r.id),
+    ]);
   }
 });
 

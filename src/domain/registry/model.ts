@@ -81,7 +81,9 @@ export interface ModelVersion {
 }
 
 /** The feature refs a version reads, in its input order (from its signature when recorded). */
-export function inputFeatures(v: Pick<ModelVersion, 'signature' | 'featureRefs'>): readonly string[] {
+export function inputFeatures(
+  v: Pick<ModelVersion, 'signature' | 'featureRefs'>,
+): readonly string[] {
   return v.signature.features ?? v.featureRefs;
 }
 
