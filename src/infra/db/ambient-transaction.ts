@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   type DataSource,
   type EntityManager,
@@ -6,6 +5,7 @@ import {
   type ObjectLiteral,
 } from 'typeorm';
 import { type UnitOfWork } from '../../domain/shared/unit-of-work';
+import { currentContext, runWithContext } from './async-context';
 
 /**
  * Transactions that reach every repository without being passed around. Inside
@@ -14,33 +14,29 @@ import { type UnitOfWork } from '../../domain/shared/unit-of-work';
  * there: a domain service can make a change and record its event in the outbox in one
  * transaction (docs/adr/0027) without knowing what a transaction is made of.
  */
-const ambient = new AsyncLocalStorage<EntityManager>();
-
 export function currentManager(): EntityManager | undefined {
-  return ambient.getStore();
+  return currentContext()?.manager;
 }
 
 export class SqlUnitOfWork implements UnitOfWork {
   constructor(private readonly ds: DataSource) {}
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (ambient.getStore()) return fn();
+    if (currentManager()) return fn();
     const after: (() => void)[] = [];
     const result = await this.ds.transaction((m) =>
-      ambient.run(m, () => afterCommit.run(after, fn)),
+      runWithContext({ manager: m, afterCommit: after }, fn),
     );
     // Committed: work that must not see (or join) the finished transaction runs outside it.
-    ambient.exit(() => after.forEach((f) => f()));
+    runWithContext({ manager: undefined, afterCommit: undefined }, () => after.forEach((f) => f()));
     return result;
   }
 }
 
-const afterCommit = new AsyncLocalStorage<(() => void)[]>();
-
 /** Runs `f` once the ambient transaction commits (at once when there is none). */
 export function onCommit(f: () => void): void {
-  const list = afterCommit.getStore();
-  if (list && ambient.getStore()) list.push(f);
+  const c = currentContext();
+  if (c?.afterCommit && c.manager) c.afterCommit.push(f);
   else f();
 }
 
@@ -55,20 +51,20 @@ export function ambientDataSource(ds: DataSource): DataSource {
       switch (prop) {
         case 'query':
           return (sql: string, params?: unknown[]) =>
-            (ambient.getStore() ?? target).query(sql, params);
+            (currentManager() ?? target).query(sql, params);
         case 'transaction':
           return <T>(fn: (m: EntityManager) => Promise<T>): Promise<T> => {
-            const m = ambient.getStore();
+            const m = currentManager();
             if (m) return fn(m);
-            return target.transaction((tm) => ambient.run(tm, () => fn(tm)));
+            return target.transaction((tm) => runWithContext({ manager: tm }, () => fn(tm)));
           };
         case 'manager':
-          return ambient.getStore() ?? target.manager;
+          return currentManager() ?? target.manager;
         case 'getRepository':
           return <E extends ObjectLiteral>(entity: EntityTarget<E>) =>
             new Proxy(target.getRepository(entity), {
               get(repo, p) {
-                const current = ambient.getStore()?.getRepository(entity) ?? repo;
+                const current = currentManager()?.getRepository(entity) ?? repo;
                 const v = Reflect.get(current, p, current) as unknown;
                 return typeof v === 'function'
                   ? (v as (...a: unknown[]) => unknown).bind(current)

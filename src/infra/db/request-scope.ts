@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { currentContext, type RequestScope, runWithContext } from './async-context';
 
 /**
  * The request a piece of work is done for, carried through AsyncLocalStorage so resolvers,
@@ -13,18 +13,11 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  *   (`aether_graphql_db_statements`); the process-wide `aether_db_queries_total` also counts
  *   pollers and relays, so it cannot say that.
  */
-interface RequestScope {
-  statements: number;
-  open: boolean;
-}
-
-const scope = new AsyncLocalStorage<RequestScope>();
-
 /** Runs `fn` as (part of) a request: a fresh count, and priority until `fn` settles. */
 export async function inRequest<T>(fn: () => Promise<T>): Promise<T> {
   const s: RequestScope = { statements: 0, open: true };
   try {
-    return await scope.run(s, fn);
+    return await runWithContext({ request: s }, fn);
   } finally {
     s.open = false;
   }
@@ -32,16 +25,16 @@ export async function inRequest<T>(fn: () => Promise<T>): Promise<T> {
 
 /** Whether the current work is a request still being answered. */
 export function inOpenRequest(): boolean {
-  return scope.getStore()?.open === true;
+  return currentContext()?.request?.open === true;
 }
 
 /** Called for every statement sent; a no-op outside a request. */
 export function noteStatement(): void {
-  const s = scope.getStore();
+  const s = currentContext()?.request;
   if (s) s.statements++;
 }
 
 /** Statements sent so far in the current request, or undefined outside one. */
 export function statementsSoFar(): number | undefined {
-  return scope.getStore()?.statements;
+  return currentContext()?.request?.statements;
 }
