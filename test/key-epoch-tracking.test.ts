@@ -1,3 +1,4 @@
+import { inRequest } from '../src/infra/db/request-scope';
 import { RedisKeyEpoch, EPOCH_TRUST_MS } from '../src/infra/redis/key-epoch';
 import { RedisKeyTracker } from '../src/infra/redis/key-tracker';
 import { closeRedis, createRedisClient, type RedisClient } from '../src/infra/redis/redis-client';
@@ -158,6 +159,23 @@ it('waits out the trust even when the write of the new epoch failed (it may have
   const t0 = performance.now();
   await expect(writer.bump(true)).rejects.toThrow('the reply was lost');
   expect(performance.now() - t0).toBeGreaterThanOrEqual(EPOCH_TRUST_MS);
+});
+
+it("holds a request's answer instead, once for all the changes it makes", async () => {
+  const p = await pair('held', await deafTracker());
+  await p.reader.read();
+  const started = performance.now();
+  let inside = 0;
+  await inRequest(async () => {
+    for (let i = 0; i < 3; i++) await p.writer.bump(true);
+    inside = performance.now() - started;
+  });
+  const answered = performance.now() - started;
+  expect(inside).toBeLessThan(EPOCH_TRUST_MS / 2);
+  expect(answered).toBeGreaterThanOrEqual(EPOCH_TRUST_MS);
+  expect(answered).toBeLessThan(2 * EPOCH_TRUST_MS);
+  // Once answered, the process that heard nothing no longer uses the replaced epoch.
+  expect(await p.reader.read()).toBe(await p.writer.read());
 });
 
 it('reads Redis every time without a tracker, or while its tracker is down', async () => {

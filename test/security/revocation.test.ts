@@ -116,6 +116,23 @@ it('refuses a revoked key on the very next HTTP request to another process, with
   });
 });
 
+it('revokes many keys in one document with one wait, each refused on another process once answered', async () => {
+  const keys = await Promise.all([0, 1, 2, 3].map(() => newKey('VIEWER')));
+  for (const k of keys) expect((await gql(b.url, k.token, '{ viewer { role } }')).status).toBe(200);
+  const started = performance.now();
+  const r = await gql(
+    a.url,
+    a.adminToken,
+    `mutation { ${keys.map((k, i) => `r${i}: revokeApiKey(id: "${k.id}") { id }`).join(' ')} }`,
+  );
+  const took = performance.now() - started;
+  expect(r.body.errors).toBeUndefined();
+  // The answer waited out the trust once (500 ms), not once per key.
+  expect(took).toBeGreaterThanOrEqual(500);
+  expect(took).toBeLessThan(1_500);
+  for (const k of keys) expect((await gql(b.url, k.token, '{ viewer { role } }')).status).toBe(401);
+});
+
 it('closes the open socket of a revoked key on another process with 4403, ending its subscription, and runs nothing more on it', async () => {
   const k = await newKey('ADMIN');
   const s = socketTo(b.url, k.token);

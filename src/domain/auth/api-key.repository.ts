@@ -44,8 +44,10 @@ export interface KeyEpoch {
   /** The current token; a Redis that lost it gets a fresh one (every cache misses once). */
   read(): Promise<string>;
   /**
-   * Replaces the token. With `waitOut`, resolves only once no process can still use the old
-   * one (a process may use a token it read for a bounded time without asking again).
+   * Replaces the token. With `waitOut`, no one learns the change is done before no process
+   * can still use the old one (a process may use a token it read for a bounded time without
+   * asking again): it resolves only then, or, while a request is being answered, holds that
+   * answer until then.
    */
   bump(waitOut: boolean): Promise<void>;
   /** Called when the shared store was unreachable or reconnected: trust nothing cached. */

@@ -5,6 +5,8 @@ import { type EntityManager } from 'typeorm';
 export interface RequestScope {
   statements: number;
   open: boolean;
+  /** `performance.now()` before which the answer must not be sent (0: none). */
+  answerAfter: number;
 }
 
 /**

@@ -15,12 +15,27 @@ import { currentContext, type RequestScope, runWithContext } from './async-conte
  */
 /** Runs `fn` as (part of) a request: a fresh count, and priority until `fn` settles. */
 export async function inRequest<T>(fn: () => Promise<T>): Promise<T> {
-  const s: RequestScope = { statements: 0, open: true };
+  const s: RequestScope = { statements: 0, open: true, answerAfter: 0 };
   try {
     return await runWithContext({ request: s }, fn);
   } finally {
+    const wait = s.answerAfter - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
     s.open = false;
   }
+}
+
+/**
+ * Holds the answer of the request being served until `performance.now()` reaches `at`;
+ * false outside an open request, where the caller must wait itself. A change that is only
+ * honoured everywhere some time after it is made (a key revoked: ADR 0036) waits once per
+ * request this way, however many such changes one GraphQL document makes.
+ */
+export function holdAnswerUntil(at: number): boolean {
+  const s = currentContext()?.request;
+  if (!s?.open) return false;
+  s.answerAfter = Math.max(s.answerAfter, at);
+  return true;
 }
 
 /** Whether the current work is a request still being answered. */

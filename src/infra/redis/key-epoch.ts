@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type RedisClient } from './redis-client';
 import { holds, type RedisKeyTracker, type Trust } from './key-tracker';
 import { type KeyEpoch } from '../../domain/auth/api-key.repository';
+import { holdAnswerUntil } from '../db/request-scope';
 
 /**
  * How long a process may use an epoch it read through a tracker without asking again, counted
@@ -30,7 +31,8 @@ interface Refresh {
  * and asked for again in the background once half of that has passed. `bump(true)` resolves
  * only after EPOCH_TRUST_MS more: by then no process can still use the epoch it replaced, whether
  * or not Redis's message reached it, so a change is still honoured everywhere from the moment
- * the changing call returns (ADR 0017).
+ * the changing call returns (ADR 0017). Inside a request (`inRequest`), the wait is the
+ * request's: its answer is held until then, so a document revoking many keys waits once.
  */
 export class RedisKeyEpoch implements KeyEpoch {
   private readonly key: string;
@@ -68,8 +70,11 @@ export class RedisKeyEpoch implements KeyEpoch {
       await this.redis.set(this.key, fresh());
     } finally {
       this.tracker?.changedHere([this.key]);
-      // Also when the write failed: it may have landed with its reply lost.
-      if (waitOut) await new Promise((r) => setTimeout(r, EPOCH_TRUST_MS + BUMP_MARGIN_MS));
+      // Also when the write failed: it may have landed with its reply lost. Within a request,
+      // its answer waits instead (once for all the changes it makes).
+      const until = performance.now() + EPOCH_TRUST_MS + BUMP_MARGIN_MS;
+      if (waitOut && !holdAnswerUntil(until))
+        await new Promise((r) => setTimeout(r, until - performance.now()));
     }
   }
 
