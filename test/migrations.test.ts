@@ -61,43 +61,49 @@ it('runs on PostgreSQL and on PGlite and yields the same schema', async () => {
   expect(onPglite).toEqual(onPostgres);
 });
 
-it('keeps the logged inputs when the prediction log changes their type, both ways, on both', async () => {
+it("keeps the logged inputs when the prediction log changes their type, both ways, and packs a previous release's rows, on both", async () => {
   const at = migrations.findIndex((m) => new m().name === 'PredictionInputs1765120000000');
   const back = async (db: Database) => {
     for (let i = at; i < migrations.length; i++)
       await db.dataSource.undoLastMigration({ transaction: 'each' });
   };
-  const id = '00000000-0000-4000-8000-000000000001';
-  const read = async (db: Database, column: string) =>
+  const [id, late] = [
+    '00000000-0000-4000-8000-000000000001',
+    '00000000-0000-4000-8000-000000000002',
+  ];
+  const read = async (db: Database, column: string, which = id) =>
     (
       (await db.dataSource.query(`SELECT ${column} AS x FROM prediction_log WHERE id = $1`, [
-        id,
+        which,
       ])) as { x: unknown }[]
     )[0].x;
-  for (const db of [postgres, pglite]) {
-    await back(db);
-    // A row as the jsonb log held it (its deployment and version need not exist here).
-    await db.dataSource.transaction(async (m) => {
+  /** A row as the previous release writes it: inputs as jsonb (deployment and version need not exist). */
+  const writeAsBefore = (db: Database, rowId: string, inputs: unknown[]) =>
+    db.dataSource.transaction(async (m) => {
       await m.query(`SET LOCAL session_replication_role = replica`);
       await m.query(
         `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, inputs, score, latency_us, created_at)
          VALUES ($1, $1, $1, 'PRODUCTION', 'k', $2, 0.5, 1, now())`,
-        [id, JSON.stringify([0.25, null, -1.5, 1e-7, 3.5e38, 1e-50])],
+        [rowId, JSON.stringify(inputs)],
       );
     });
-    await db.migrate();
-    expect(await read(db, 'prediction_inputs(inputs)')).toEqual([
-      0.25,
-      null,
-      -1.5,
-      Math.fround(1e-7),
-      Infinity,
-      0,
-    ]);
+  const given = [0.25, null, -1.5, 1e-7, 3.5e38, 1e-50, 7.006492321624085e-46];
+  const asFloat32 = [0.25, null, -1.5, Math.fround(1e-7), Infinity, 0, 0];
+  for (const db of [postgres, pglite]) {
     await back(db);
-    expect(await read(db, 'inputs')).toEqual([0.25, null, -1.5, Math.fround(1e-7), 'Infinity', 0]);
+    await writeAsBefore(db, id, given);
     await db.migrate();
-    await db.dataSource.query(`DELETE FROM prediction_log WHERE id = $1`, [id]);
+    expect(await read(db, 'prediction_inputs(inputs_f32)')).toEqual(asFloat32);
+    expect(await read(db, 'inputs')).toBeNull();
+    // A process of the previous release, still running during the upgrade, writes jsonb.
+    await writeAsBefore(db, late, [1, null]);
+    expect(await read(db, 'prediction_inputs(inputs_f32)', late)).toEqual([1, null]);
+    await back(db);
+    // JSON has no infinities: back as null, like a missing value.
+    expect(await read(db, 'inputs')).toEqual([0.25, null, -1.5, Math.fround(1e-7), null, 0, 0]);
+    expect(await read(db, 'inputs', late)).toEqual([1, null]);
+    await db.migrate();
+    await db.dataSource.query(`DELETE FROM prediction_log WHERE id = ANY($1)`, [[id, late]]);
   }
 });
 
@@ -131,7 +137,7 @@ it('writes the prediction log in one statement, inputs in binary, the same on bo
       await log.close();
       expect(log.stats()).toMatchObject({ written: 3, deadLettered: 0 });
       return (await m.query(
-        `SELECT request_key AS k, prediction_inputs(inputs) AS x FROM prediction_log WHERE id = ANY($1) ORDER BY request_key`,
+        `SELECT request_key AS k, prediction_inputs(inputs_f32) AS x FROM prediction_log WHERE id = ANY($1) ORDER BY request_key`,
         [rows.map((r) => r.id)],
       )) as { k: string; x: (number | null)[] }[];
     });

@@ -333,7 +333,7 @@ it('logs what each prediction was given and answered, exactly, whatever its text
   const read = async (id: string) =>
     (
       (await app.db.dataSource.query(
-        `SELECT deployment_id, model_version_id, role, request_key, entity_key, prediction_inputs(inputs) AS inputs, score, latency_us, created_at FROM prediction_log WHERE id = $1`,
+        `SELECT deployment_id, model_version_id, role, request_key, entity_key, prediction_inputs(inputs_f32) AS inputs, score, latency_us, created_at FROM prediction_log WHERE id = $1`,
         [id],
       )) as Record<string, unknown>[]
     )[0];

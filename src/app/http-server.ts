@@ -242,11 +242,13 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     }
     // Tallied from here: authentication above is the route's, not the operation's.
     const run = (who: Principal | undefined) =>
-      inRequest(() =>
-        apollo.executeHTTPGraphQLRequest({
-          httpGraphQLRequest: { method, headers, search: url.search, body },
-          context: async () => contextFor(who as Principal, true),
-        }),
+      inRequest(
+        () =>
+          apollo.executeHTTPGraphQLRequest({
+            httpGraphQLRequest: { method, headers, search: url.search, body },
+            context: async () => contextFor(who as Principal, true),
+          }),
+        true,
       );
     let response: Awaited<ReturnType<typeof run>>;
     if (early && confirming && doc && isQuery(doc, body)) {
@@ -385,7 +387,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     {
       schema,
       // A query or mutation over the socket is a request like one over HTTP (request-scope.ts).
-      execute: (args) => inRequest(async () => execute(args)),
+      execute: (args) => inRequest(async () => execute(args), true),
       onConnect: async (ctx) => {
         const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
         const token = bearer(typeof raw === 'string' ? raw : undefined);

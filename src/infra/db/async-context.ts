@@ -5,6 +5,8 @@ import { type EntityManager } from 'typeorm';
 export interface RequestScope {
   statements: number;
   open: boolean;
+  /** Whether the answer is sent after the scope ends, so it can be held (`holdAnswerUntil`). */
+  holdsAnswer: boolean;
   /** `performance.now()` before which the answer must not be sent (0: none). */
   answerAfter: number;
 }

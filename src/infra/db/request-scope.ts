@@ -13,27 +13,36 @@ import { currentContext, type RequestScope, runWithContext } from './async-conte
  *   (`aether_graphql_db_statements`); the process-wide `aether_db_queries_total` also counts
  *   pollers and relays, so it cannot say that.
  */
-/** Runs `fn` as (part of) a request: a fresh count, and priority until `fn` settles. */
-export async function inRequest<T>(fn: () => Promise<T>): Promise<T> {
-  const s: RequestScope = { statements: 0, open: true, answerAfter: 0 };
+
+/**
+ * Runs `fn` as (part of) a request: a fresh count, and priority until `fn` settles. With
+ * `holdsAnswer`, the caller sends the answer only after this returns (GraphQL over HTTP or a
+ * socket), so a change made inside may hold it (`holdAnswerUntil`); a handler that writes its
+ * own response inside `fn` must not say so.
+ */
+export async function inRequest<T>(fn: () => Promise<T>, holdsAnswer = false): Promise<T> {
+  const s: RequestScope = { statements: 0, open: true, holdsAnswer, answerAfter: 0 };
   try {
     return await runWithContext({ request: s }, fn);
   } finally {
+    // Closed before the hold: what the request left running is background work from here,
+    // and a change it makes now waits in place (the hold is already measured).
+    s.open = false;
     const wait = s.answerAfter - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, Math.ceil(wait)));
-    s.open = false;
   }
 }
 
 /**
  * Holds the answer of the request being served until `performance.now()` reaches `at`;
- * false outside an open request, where the caller must wait itself. A change that is only
- * honoured everywhere some time after it is made (a key revoked: ADR 0036) waits once per
- * request this way, however many such changes one GraphQL document makes.
+ * false outside an open request whose answer can be held, where the caller must wait
+ * itself. A change that is only honoured everywhere some time after it is made (a key
+ * revoked: ADR 0036) waits once per request this way, however many such changes one GraphQL
+ * document makes.
  */
 export function holdAnswerUntil(at: number): boolean {
   const s = currentContext()?.request;
-  if (!s?.open) return false;
+  if (!s?.open || !s.holdsAnswer) return false;
   s.answerAfter = Math.max(s.answerAfter, at);
   return true;
 }

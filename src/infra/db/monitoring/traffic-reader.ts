@@ -23,7 +23,7 @@ export class SqlTrafficReader implements TrafficReader {
   ): Promise<(number | null)[][]> {
     await this.flush();
     const rows: { inputs: Buffer }[] = await this.ds.query(
-      `SELECT inputs FROM prediction_log
+      `SELECT inputs_f32 AS inputs FROM prediction_log
        WHERE model_version_id = $2 AND deployment_id = $1 AND role <> 'SHADOW'
          AND created_at >= $3 AND created_at < $4
        ORDER BY created_at DESC LIMIT $5`,

@@ -171,7 +171,7 @@ export class SqlPredictionLog implements PredictionLog {
   private async write(rows: PredictionRecord[]): Promise<void> {
     const { bytes, offsets, lengths } = packInputs(rows.map((r) => r.inputs));
     await this.ds.query(
-      `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, entity_key, inputs, score, latency_us, created_at)
+      `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, entity_key, inputs_f32, score, latency_us, created_at)
        SELECT id, deployment_id, model_version_id, role, request_key, entity_key,
               substring($7::bytea FROM o + 1 FOR n), score, latency_us, created_at
        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $8::float8[], $9::int[], $10::timestamptz[], $11::int[], $12::int[])
@@ -197,7 +197,7 @@ export class SqlPredictionLog implements PredictionLog {
 
 /**
  * Rows' inputs as the log stores them (ADR 0037): float32, big-endian as PostgreSQL's
- * `float4send` writes them, so `prediction_inputs(inputs)` reads them in SQL; all rows in
+ * `float4send` writes them, so `prediction_inputs(inputs_f32)` reads them in SQL; all rows in
  * one buffer, each at its offset. Copies and one byte swap: about a µs a 500-feature row.
  */
 export function packInputs(rows: readonly Float32Array[]): {
