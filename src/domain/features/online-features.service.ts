@@ -1,11 +1,16 @@
 import { type Clock } from '../shared/clock';
 import { InvalidInputError } from '../shared/domain-error';
-import { type FeatureValue, MAX_ENTITY_KEY_LENGTH } from './feature-definition';
+import {
+  type FeatureValue,
+  type FeatureViewSchema,
+  MAX_ENTITY_KEY_LENGTH,
+} from './feature-definition';
 import { FeatureErrorCode } from './feature-errors';
 import { type FeatureRegistryService, type ResolvedRef } from './feature-registry.service';
 import { type OnlineStore } from './feature-store.ports';
 import {
   compareEvents,
+  type EvaluatedView,
   evaluateView,
   type EventSeries,
   type FeatureEvent,
@@ -92,9 +97,7 @@ export class OnlineFeatureService {
     const t = this.clock.now().getTime();
     return entityKeys.map((entityKey, ei) => {
       const evaluated = versions.map((v, vi) =>
-        evaluateView(v.schema, canonicalSeries(stored[ei * versions.length + vi]), t, {
-          nullWhenStale: false,
-        }),
+        evaluateOnline(v.schema, canonicalSeries(stored[ei * versions.length + vi]), t),
       );
       return {
         entityKey,
@@ -123,6 +126,65 @@ function canonicalSeries(events: FeatureEvent[]): EventSeries {
   let s = series.get(events);
   if (!s) series.set(events, (s = seriesOf([...events].sort(compareEvents))));
   return s;
+}
+
+/**
+ * The last online evaluation of each series, and the times it holds for: from the `t` it was
+ * made at until the next time anything it read can change — an event's time, a version
+ * becoming known or being superseded, or the TTL passing its newest event. Views with
+ * windowed aggregates (whose windows slide with t) are evaluated every time.
+ */
+const evaluations = new WeakMap<
+  EventSeries,
+  { schema: FeatureViewSchema; from: number; until: number; view: EvaluatedView }
+>();
+const sliding = new WeakMap<FeatureViewSchema, boolean>();
+
+/**
+ * `evaluateView` as online reads use it (stale values kept and reported), reusing the
+ * series' last evaluation while it still holds: a 500-feature view read again and again is
+ * not evaluated again until something it depends on changes. The result is frozen: callers
+ * share it.
+ */
+export function evaluateOnline(
+  schema: FeatureViewSchema,
+  events: EventSeries,
+  t: number,
+): EvaluatedView {
+  let windows = sliding.get(schema);
+  if (windows === undefined)
+    sliding.set(schema, (windows = schema.features.some((f) => f.aggregation)));
+  if (windows) return evaluateView(schema, events, t, { nullWhenStale: false });
+  const hit = evaluations.get(events);
+  if (hit && hit.schema === schema && t >= hit.from && t < hit.until) return hit.view;
+  const view = evaluateView(schema, events, t, { nullWhenStale: false });
+  Object.freeze(view.values);
+  Object.freeze(view);
+  evaluations.set(events, { schema, from: t, until: holdsUntil(schema, events, t, view), view });
+  return view;
+}
+
+/** The first time after `t` at which an evaluation at `t` may differ (see `evaluateView`). */
+function holdsUntil(
+  schema: FeatureViewSchema,
+  events: EventSeries,
+  t: number,
+  view: EvaluatedView,
+): number {
+  let until = Infinity;
+  const next = (b: number) => {
+    if (b > t && b < until) until = b;
+  };
+  // A version is superseded when another becomes known: known times cover both.
+  for (let i = 0; i < events.length; i++) {
+    next(events.eventTs(i));
+    next(events.createdTs(i));
+  }
+  // Stale once t - asOf exceeds the TTL: recomputed from the last moment it is not (at
+  // once when that moment is t itself).
+  if (view.asOf !== null && !view.stale)
+    until = Math.min(until, Math.max(t, view.asOf + schema.ttlSeconds * 1_000));
+  return until;
 }
 
 interface ReadPlan {
