@@ -174,7 +174,7 @@ export class ModelSignatureType {
   outputs!: TensorSignatureType[];
 
   @Field(() => [String], { nullable: true, description: 'Feature refs of the input columns.' })
-  features!: string[] | null;
+  features!: readonly string[] | null;
 }
 
 @ObjectType('ModelTrainer')
@@ -216,7 +216,7 @@ export class ModelVersionType extends Node {
   datasetHash!: string | null;
 
   @Field(() => [String])
-  featureRefs!: string[];
+  featureRefs!: readonly string[];
 
   @Field(() => GraphQLJSONObject)
   hyperparameters!: Record<string, unknown>;
@@ -253,7 +253,7 @@ export class ModelVersionType extends Node {
     t.allowedTransitions = TRANSITIONS[v.state].filter((s) => s !== ModelState.VALIDATED);
     t.artifact = ArtifactType.from(v.artifact);
     t.datasetHash = v.datasetHash;
-    t.featureRefs = [...v.featureRefs];
+    t.featureRefs = v.featureRefs;
     t.hyperparameters = v.hyperparameters;
     t.metrics = v.metrics;
     t.gitCommit = v.gitCommit;
