@@ -81,7 +81,7 @@ export class DatasetService {
 
   async build(input: {
     name: string;
-    featureRefs: string[];
+    featureRefs: readonly string[];
     spine?: SpineRow[];
     spineFile?: TableFile;
     /** The same key twice is one snapshot (a workflow step retried after a crash). */
@@ -100,7 +100,7 @@ export class DatasetService {
 
   private async buildFrom(input: {
     name: string;
-    featureRefs: string[];
+    featureRefs: readonly string[];
     spine: SpineRow[];
     idempotencyKey?: string | null;
     engine?: JoinEngine | null;

@@ -68,7 +68,7 @@ export interface RetrainingDeps {
   datasets: {
     build(input: {
       name: string;
-      featureRefs: string[];
+      featureRefs: readonly string[];
       spine: SpineRow[];
       idempotencyKey: string;
     }): Promise<{
@@ -264,7 +264,7 @@ export class RetrainingService {
           1,
           Math.min(spine.length - 1, Math.round(spine.length * (1 - r.policy.holdoutShare))),
         );
-        const refs = [...inputFeatures(champion)];
+        const refs = inputFeatures(champion);
         const name = `${champion.modelName}-retrain-${to.toISOString().replace(/[:.]/g, '-')}`;
         const train = await this.d.datasets.build({
           name,
