@@ -19,6 +19,7 @@ import { SegmentRuns1765090000000 } from './1765090000000-segment-runs';
 import { QuarantineOnce1765100000000 } from './1765100000000-quarantine-once';
 import { StudyError1765110000000 } from './1765110000000-study-error';
 import { PredictionInputs1765120000000 } from './1765120000000-prediction-inputs';
+import { PredictionLogStatementChecks1765130000000 } from './1765130000000-prediction-log-statement-checks';
 
 /** Every migration, in order. Listed explicitly so compiled and test builds agree. */
 export const migrations = [
@@ -43,4 +44,5 @@ export const migrations = [
   QuarantineOnce1765100000000,
   StudyError1765110000000,
   PredictionInputs1765120000000,
+  PredictionLogStatementChecks1765130000000,
 ];

@@ -375,3 +375,51 @@ it('logs what each prediction was given and answered, exactly, whatever its text
   expect((back.created_at as Date).getTime()).toBe(T0);
   expect(app.services.predictionLog.stats()).toMatchObject({ lost: 0, deadLettered: 0 });
 });
+
+it('refuses a logged prediction naming a version that does not exist, and a logged version’s deletion, as foreign keys would', async () => {
+  const [p] = await app.services.serving.predict(
+    'risk',
+    'log-refs',
+    [],
+    [{ [F[0]]: 0.5, [F[1]]: 0.5 }],
+  );
+  await app.services.predictionLog.flush();
+  const [{ deployment_id: deploymentId }] = (await app.db.dataSource.query(
+    `SELECT deployment_id FROM prediction_log WHERE id = $1`,
+    [p.id],
+  )) as { deployment_id: string }[];
+  // The references are checked once per INSERT (ADR 0038); a batch with one bad row is split
+  // until the row is found, as with any poison row, and the rest is written.
+  const row = (versionId: string) => ({
+    id: randomUUID(),
+    deploymentId,
+    versionId,
+    role: ServingRole.PRODUCTION,
+    requestKey: 'log-refs',
+    entityKey: null,
+    inputs: Float32Array.of(0.5, 0.5),
+    score: 0.5,
+    latencyUs: 1,
+    at: new Date(),
+  });
+  const good = [row(p.version.id), row(p.version.id)];
+  const orphan = row(randomUUID());
+  await app.services.predictionLog.append([good[0], orphan, good[1]]);
+  await app.services.predictionLog.flush();
+  expect(app.services.predictionLog.stats()).toMatchObject({ lost: 0, deadLettered: 1 });
+  const written = (await app.db.dataSource.query(
+    `SELECT id FROM prediction_log WHERE id = ANY($1) ORDER BY id`,
+    [[...good, orphan].map((r) => r.id)],
+  )) as { id: string }[];
+  expect(written.map((r) => r.id)).toEqual(good.map((r) => r.id).sort());
+  for (const [table, id] of [
+    ['model_version', p.version.id],
+    ['deployment', deploymentId],
+  ])
+    await expect(
+      app.db.dataSource.query(`DELETE FROM ${table} WHERE id = $1`, [id]),
+    ).rejects.toMatchObject({
+      driverError: { code: '23503' },
+      message: /named by the prediction log/,
+    });
+});

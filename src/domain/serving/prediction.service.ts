@@ -2,6 +2,7 @@ import { type FeatureRegistryService } from '../features/feature-registry.servic
 import { type OnlineFeatureService } from '../features/online-features.service';
 import { inputFeatures, type ModelVersion } from '../registry/model';
 import { type Clock } from '../shared/clock';
+import { timeOrderedId } from '../shared/time-ordered-id';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import {
   type Deployment,
@@ -131,7 +132,7 @@ export class PredictionService {
     const latencyUs = Math.round((performance.now() - started) * 1_000);
     this.outcome(r.deployment, serving, role, true, latencyUs / 1_000);
     const predictions: Prediction[] = scores.map((score, i) => ({
-      id: globalThis.crypto.randomUUID(),
+      id: timeOrderedId(t0.getTime()),
       entityKey: input.keys[i],
       score,
       version,
@@ -198,7 +199,7 @@ export class PredictionService {
               d.id,
               requestKey,
               {
-                id: globalThis.crypto.randomUUID(),
+                id: timeOrderedId(at.getTime()),
                 entityKey: input.keys[i],
                 score,
                 version: v,

@@ -166,15 +166,17 @@ export class SqlPredictionLog implements PredictionLog {
    * One INSERT for the batch. The inputs travel as one binary parameter (every row's bytes
    * one after another, cut apart by offset and length in SQL): an array of bytea would be
    * sent as hex text that PostgreSQL parses back, four times the database's CPU on a
-   * 500-feature row (bench/results/serving.json).
+   * 500-feature row (bench/results/serving.json). Times travel as ms since 1970, exact (below
+   * 2^53 µs), instead of dates the driver formats as text and PostgreSQL parses (ADR 0038).
    */
   private async write(rows: PredictionRecord[]): Promise<void> {
     const { bytes, offsets, lengths } = packInputs(rows.map((r) => r.inputs));
     await this.ds.query(
       `INSERT INTO prediction_log (id, deployment_id, model_version_id, role, request_key, entity_key, inputs_f32, score, latency_us, created_at)
        SELECT id, deployment_id, model_version_id, role, request_key, entity_key,
-              substring($7::bytea FROM o + 1 FOR n), score, latency_us, created_at
-       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $8::float8[], $9::int[], $10::timestamptz[], $11::int[], $12::int[])
+              substring($7::bytea FROM o + 1 FOR n), score, latency_us,
+              timestamptz 'epoch' + created_at * interval '1 millisecond'
+       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $8::float8[], $9::int[], $10::float8[], $11::int[], $12::int[])
          AS t(id, deployment_id, model_version_id, role, request_key, entity_key, score, latency_us, created_at, o, n)
        ON CONFLICT (id) DO NOTHING`,
       [
@@ -187,7 +189,7 @@ export class SqlPredictionLog implements PredictionLog {
         bytes,
         rows.map((r) => r.score),
         rows.map((r) => r.latencyUs),
-        rows.map((r) => r.at),
+        rows.map((r) => r.at.getTime()),
         offsets,
         lengths,
       ],
