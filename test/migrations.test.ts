@@ -37,7 +37,13 @@ async function describeSchema(db: Database, schemaName: string): Promise<unknown
        FROM pg_indexes WHERE schemaname = $1 ORDER BY tablename, indexname`,
     [schemaName],
   );
-  return [columns, indexes];
+  const triggers = await db.dataSource.query(
+    `SELECT c.relname, t.tgname, t.tgtype, t.tgenabled FROM pg_trigger t
+       JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY 1, 2`,
+    [schemaName],
+  );
+  return [columns, indexes, triggers];
 }
 
 it('runs on PostgreSQL and on PGlite and yields the same schema', async () => {
@@ -58,6 +64,7 @@ it('runs on PostgreSQL and on PGlite and yields the same schema', async () => {
   const onPostgres = await describeSchema(postgres, schema);
   const onPglite = await describeSchema(pglite, 'public');
   expect((onPostgres[0] as unknown[]).length).toBeGreaterThan(10);
+  expect((onPostgres[2] as unknown[]).length).toBeGreaterThan(5);
   expect(onPglite).toEqual(onPostgres);
 });
 

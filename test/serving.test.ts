@@ -412,14 +412,29 @@ it('refuses a logged prediction naming a version that does not exist, and a logg
     [[...good, orphan].map((r) => r.id)],
   )) as { id: string }[];
   expect(written.map((r) => r.id)).toEqual(good.map((r) => r.id).sort());
+  // Whatever else a foreign key refused is refused too, with its code.
+  const refused = (sql: string, params: unknown[], message: RegExp) =>
+    expect(app.db.dataSource.query(sql, params)).rejects.toMatchObject({
+      driverError: { code: '23503' },
+      message,
+    });
   for (const [table, id] of [
     ['model_version', p.version.id],
     ['deployment', deploymentId],
-  ])
-    await expect(
-      app.db.dataSource.query(`DELETE FROM ${table} WHERE id = $1`, [id]),
-    ).rejects.toMatchObject({
-      driverError: { code: '23503' },
-      message: /named by the prediction log/,
-    });
+  ]) {
+    await refused(`DELETE FROM ${table} WHERE id = $1`, [id], /named by the prediction log/);
+    await refused(
+      `UPDATE ${table} SET id = $2 WHERE id = $1`,
+      [id, randomUUID()],
+      /named by the prediction log/,
+    );
+    await refused(`TRUNCATE ${table} CASCADE`, [], /named by the prediction log/);
+  }
+  await refused(
+    `UPDATE prediction_log SET model_version_id = $2 WHERE id = $1`,
+    [p.id, orphan.versionId],
+    /model version .* does not exist/,
+  );
+  // A label is an update too: it is not checked, and goes through.
+  await app.db.dataSource.query(`UPDATE prediction_log SET label = 1 WHERE id = $1`, [p.id]);
 });

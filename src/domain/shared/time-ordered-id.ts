@@ -6,11 +6,12 @@ let next = pool.length;
  * A UUID version 7 (RFC 9562): the 48-bit Unix time in ms, then 74 random bits. Rows keyed by
  * it arrive in key order, so a table's primary key index grows at its right edge instead of
  * touching a random page per row (ADR 0038). Random bits come from the platform's CSPRNG, a
- * pool at a time.
+ * pool at a time. Never throws: a prediction already scored always gets its id.
  */
-export function timeOrderedId(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0 || ms >= 2 ** 48)
-    throw new RangeError(`timeOrderedId: ${ms} is not a time in ms since 1970 below 2^48`);
+export function timeOrderedId(at: number): string {
+  // A clock outside what 48 bits hold (before 1970, past the year 10889, not a number) still
+  // gets an id: its time is clamped, its random bits keep it unique.
+  const ms = Number.isFinite(at) ? Math.min(Math.max(Math.floor(at), 0), 2 ** 48 - 1) : 0;
   if (next + 10 > pool.length) {
     globalThis.crypto.getRandomValues(pool);
     next = 0;
