@@ -26,23 +26,21 @@ export class PredictionLogStatementChecks1765130000000 implements MigrationInter
     await q.query(`
       CREATE FUNCTION prediction_log_check_references(deployments uuid[], versions uuid[])
       RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
-      DECLARE n int; missing text;
+      DECLARE found_deployments int; found_versions int; missing text;
       BEGIN
         PERFORM 1 FROM deployment WHERE id = ANY (deployments) FOR KEY SHARE;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n < cardinality(deployments) THEN
-          SELECT string_agg(d::text, ', ') INTO missing FROM unnest(deployments) AS d
-          WHERE NOT EXISTS (SELECT 1 FROM deployment WHERE id = d);
-          RAISE foreign_key_violation USING
-            MESSAGE = format('prediction_log names deployment %s, which does not exist', missing);
-        END IF;
+        GET DIAGNOSTICS found_deployments = ROW_COUNT;
         PERFORM 1 FROM model_version WHERE id = ANY (versions) FOR KEY SHARE;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n < cardinality(versions) THEN
-          SELECT string_agg(v::text, ', ') INTO missing FROM unnest(versions) AS v
-          WHERE NOT EXISTS (SELECT 1 FROM model_version WHERE id = v);
+        GET DIAGNOSTICS found_versions = ROW_COUNT;
+        IF found_deployments < cardinality(deployments) OR found_versions < cardinality(versions) THEN
+          SELECT string_agg(what, ' and ') INTO missing FROM (
+            SELECT 'deployment ' || d AS what FROM unnest(deployments) AS d
+            WHERE NOT EXISTS (SELECT 1 FROM deployment WHERE id = d)
+            UNION ALL
+            SELECT 'model version ' || v FROM unnest(versions) AS v
+            WHERE NOT EXISTS (SELECT 1 FROM model_version WHERE id = v)) AS gone;
           RAISE foreign_key_violation USING
-            MESSAGE = format('prediction_log names model version %s, which does not exist', missing);
+            MESSAGE = format('prediction_log names %s, which does not exist', missing);
         END IF;
       END $$`);
     await q.query(`
