@@ -288,6 +288,14 @@ it('gives each of many concurrent callers its own row (micro-batched), and joins
   expect(byKey.recordFeedback).toBe(1);
   const none = await gql.request(RecordFeedbackDocument, { requestKey: 'nobody', label: 0 });
   expect(none.errors?.[0].extensions).toMatchObject({ code: 'NOT_FOUND' });
+  // An id that is not a UUID names no prediction either: not a database error.
+  for (const predictionId of ['not-a-uuid', "' OR 1=1 --", 'x'.repeat(200)]) {
+    const bad = await gql.request(RecordFeedbackDocument, { predictionId, label: 0 });
+    expect(bad.errors?.[0].extensions).toMatchObject({
+      code: 'NOT_FOUND',
+      reason: 'PREDICTION_NOT_FOUND',
+    });
+  }
 });
 
 it('splits keys over A/B arms by weight, each key staying on its arm, and refuses an arm that does not serve', async () => {
