@@ -2,7 +2,8 @@ import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
 import { Role, roleSatisfies } from '../domain/auth/role';
 import { ApiKeyType } from '../schema/api-key.types';
 import { InvalidInputError } from '../domain/shared/domain-error';
-import { fromGlobalId, GlobalIdErrorCode, Node, UUID_RE } from '../schema/node.types';
+import { UUID_RE } from '../domain/shared/uuid';
+import { fromGlobalId, GlobalIdErrorCode, Node } from '../schema/node.types';
 import { MonitorKind } from '../domain/monitoring/monitor';
 import {
   AlertType,

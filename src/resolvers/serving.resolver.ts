@@ -15,9 +15,8 @@ import {
   Root,
   Subscription,
 } from 'type-graphql';
-import { type DeploymentEvent, ServingErrorCode } from '../domain/serving/deployment';
-import { NotFoundError } from '../domain/shared/domain-error';
-import { AFTER_DESCRIPTION, localIdOf, toGlobalId, UUID_RE } from '../schema/node.types';
+import { type DeploymentEvent } from '../domain/serving/deployment';
+import { AFTER_DESCRIPTION, localIdOf, toGlobalId } from '../schema/node.types';
 import { Role } from '../domain/auth/role';
 import { toPageRequest } from '../domain/shared/pagination';
 import { ConnectionArgs } from '../schema/connection-args';
@@ -171,13 +170,6 @@ export class DeploymentResolver {
     @Arg('label', () => Float) label: number,
     @Ctx() ctx: GraphQLContext,
   ): Promise<number> {
-    // A prediction's id is a UUID: any other string names no prediction, and is answered so
-    // instead of reaching the log's uuid column as a database error.
-    if (predictionId != null && !UUID_RE.test(predictionId))
-      throw new NotFoundError(
-        ServingErrorCode.PREDICTION_NOT_FOUND,
-        `${JSON.stringify(predictionId.slice(0, 64))} is not a prediction id`,
-      );
     return ctx.services.serving.recordFeedback({ predictionId, requestKey }, label);
   }
 

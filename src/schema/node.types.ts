@@ -1,5 +1,6 @@
 import { Field, ID, InterfaceType } from 'type-graphql';
 import { InvalidInputError } from '../domain/shared/domain-error';
+import { UUID_RE } from '../domain/shared/uuid';
 
 /** Relay's Node: every object with an identity is reachable through `node(id:)`. */
 @InterfaceType({ description: 'An object with a globally unique, opaque ID.' })
@@ -24,8 +25,6 @@ export function fromGlobalId(id: string): { type: string; localId: string } | nu
   if (i <= 0 || i === text.length - 1) return null;
   return { type: text.slice(0, i), localId: text.slice(i + 1) };
 }
-
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Decodes an ID that must name an object of `type`; anything else is BAD_USER_INPUT. */
 export function localIdOf(id: string, type: string): string {

@@ -3,6 +3,7 @@ import { type OnlineFeatureService } from '../features/online-features.service';
 import { inputFeatures, type ModelVersion } from '../registry/model';
 import { type Clock } from '../shared/clock';
 import { timeOrderedId } from '../shared/time-ordered-id';
+import { UUID_RE } from '../shared/uuid';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/domain-error';
 import {
   type Deployment,
@@ -162,6 +163,13 @@ export class PredictionService {
       throw new InvalidInputError(
         ServingErrorCode.INVALID_FEATURES,
         'label must be a finite number',
+      );
+    // A prediction's id is a UUID: any other string names no prediction, and is answered so
+    // instead of reaching the log's uuid column as a database error.
+    if (by.predictionId != null && !UUID_RE.test(by.predictionId))
+      throw new NotFoundError(
+        ServingErrorCode.PREDICTION_NOT_FOUND,
+        `${JSON.stringify(by.predictionId.slice(0, 64))} is not a prediction id`,
       );
     await this.log.flush();
     const n = await this.log.recordFeedback(
